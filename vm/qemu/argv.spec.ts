@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { buildQemuArgv, deviceSignature, qemuOptValue, shellQuote, type VmSpec } from './argv.ts';
+
+const spec: VmSpec = {
+  name: 'dev',
+  qemuBinary: 'qemu-system-x86_64',
+  accel: 'tcg',
+  memoryMiB: 512,
+  cpus: 1,
+  kernel: '/img/vmlinuz',
+  initrd: '/img/initrd.img',
+  cmdline: 'root=/dev/vda rw console=ttyS0',
+  disk: '/data/sprites/dev/disk.qcow2',
+  sshPort: 40022,
+  forwards: [{ hostPort: 40080, guestPort: 8080 }],
+  qmpSocket: '/run/a.qmp',
+  agentSocket: '/run/a.qga',
+  envSocket: '/run/a.env',
+  serialSocket: '/run/a.serial',
+  serialLog: '/data/sprites/dev/serial.log',
+  pidFile: '/data/sprites/dev/qemu.pid',
+};
+
+const after = (argv: string[], flag: string) => argv.filter((_, i) => argv[i - 1] === flag);
+
+describe('buildQemuArgv', () => {
+  it('builds a q35 TCG machine with a bounded translation cache and no default devices', () => {
+    const argv = buildQemuArgv(spec);
+    expect(argv[0]).toBe('qemu-system-x86_64');
+    expect(after(argv, '-machine')).toEqual(['q35']);
+    expect(after(argv, '-accel')).toEqual(['tcg,tb-size=64']);
+    expect(after(argv, '-cpu')).toEqual(['max']);
+    expect(argv).toContain('-nodefaults');
+    expect(argv).toContain('-no-user-config');
+    expect(argv).toContain('-no-shutdown');
+    expect(after(argv, '-m')).toEqual(['512']);
+  });
+
+  it('uses the host CPU under KVM and HVF', () => {
+    for (const accel of ['kvm', 'hvf'] as const) {
+      const argv = buildQemuArgv({ ...spec, accel });
+      expect(after(argv, '-accel')).toEqual([accel]);
+      expect(after(argv, '-cpu')).toEqual(['host']);
+    }
+  });
+
+  it('names block nodes (snapshot jobs need them) and binds forwards to loopback only', () => {
+    const argv = buildQemuArgv(spec);
+    expect(after(argv, '-blockdev')).toEqual([
+      'driver=file,filename=/data/sprites/dev/disk.qcow2,node-name=file0,discard=unmap',
+      'driver=qcow2,file=file0,node-name=disk0,discard=unmap',
+    ]);
+    const [netdev] = after(argv, '-netdev');
+    expect(netdev).toContain('hostfwd=tcp:127.0.0.1:40022-10.0.2.15:22');
+    expect(netdev).toContain('hostfwd=tcp:127.0.0.1:40080-10.0.2.15:8080');
+    expect(netdev).not.toMatch(/hostfwd=tcp::|0\.0\.0\.0/);
+  });
+
+  it('exposes the guest agent and spritely-env ports and a logged serial console', () => {
+    const devices = after(buildQemuArgv(spec), '-device');
+    expect(devices.some((d) => d.includes('name=org.qemu.guest_agent.0'))).toBe(true);
+    expect(devices.some((d) => d.includes('name=org.spritely.env.0'))).toBe(true);
+    const chardevs = after(buildQemuArgv(spec), '-chardev');
+    expect(chardevs.find((c) => c.startsWith('socket,id=ser0'))).toContain('logfile=/data/sprites/dev/serial.log');
+  });
+
+  it('restores from a state file through a quoted exec: URI', () => {
+    const argv = buildQemuArgv({ ...spec, incomingStateFile: "/img/it's gold.state" });
+    expect(after(argv, '-incoming')).toEqual([`exec:cat '/img/it'\\''s gold.state'`]);
+    expect(buildQemuArgv(spec)).not.toContain('-incoming');
+  });
+
+  it('escapes commas in paths', () => {
+    expect(qemuOptValue('/a,b')).toBe('/a,,b');
+    const argv = buildQemuArgv({ ...spec, disk: '/x,y/disk.qcow2' });
+    expect(after(argv, '-blockdev')[0]).toContain('filename=/x,,y/disk.qcow2,');
+    expect(shellQuote('a b')).toBe("'a b'");
+  });
+});
+
+describe('deviceSignature', () => {
+  it('ignores per-VM paths, ports and names', () => {
+    const other = { ...spec, name: 'other', disk: '/elsewhere.qcow2', sshPort: 1234, forwards: [], qmpSocket: '/x' };
+    expect(deviceSignature(other, '7.2.22')).toBe(deviceSignature(spec, '7.2.22'));
+  });
+  it('changes with anything the RAM state depends on', () => {
+    const base = deviceSignature(spec, '7.2.22');
+    expect(deviceSignature(spec, '8.0.0')).not.toBe(base);
+    expect(deviceSignature({ ...spec, memoryMiB: 1024 }, '7.2.22')).not.toBe(base);
+    expect(deviceSignature({ ...spec, cpus: 2 }, '7.2.22')).not.toBe(base);
+    expect(deviceSignature({ ...spec, accel: 'kvm' }, '7.2.22')).not.toBe(base);
+  });
+});

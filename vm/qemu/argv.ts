@@ -1,0 +1,132 @@
+/**
+ * Builds the QEMU command line for a sprite. Pure, so it is exhaustively tested: the device set
+ * must be byte-for-byte the same for the VM that saved a RAM state and every VM that restores it
+ * (QEMU matches device state by id and bus path), which `deviceSignature` captures.
+ */
+import crypto from 'node:crypto';
+
+export type Accel = 'kvm' | 'hvf' | 'tcg';
+
+export interface PortForward {
+  hostPort: number;
+  guestPort: number;
+}
+
+export interface VmSpec {
+  name: string;
+  qemuBinary: string;
+  accel: Accel;
+  memoryMiB: number;
+  cpus: number;
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+  disk: string;
+  sshPort: number;
+  forwards: PortForward[];
+  qmpSocket: string;
+  agentSocket: string;
+  envSocket: string;
+  serialSocket: string;
+  serialLog: string;
+  pidFile: string;
+  /** Restore RAM + device state from this file instead of booting. */
+  incomingStateFile?: string;
+}
+
+/** Guest side of QEMU user networking; the image configures this address statically. */
+export const GUEST_IP = '10.0.2.15';
+/** Every sprite keeps the golden MAC: each has its own slirp, and a new MAC would move the address. */
+export const GUEST_MAC = '52:54:00:12:34:56';
+export const GUEST_AGENT_PORT = 'org.qemu.guest_agent.0';
+export const SPRITELY_ENV_PORT = 'org.spritely.env.0';
+/** Bounds TCG's translation cache (MiB); the default grows RSS by hundreds of MiB. */
+export const TCG_TB_SIZE_MIB = 64;
+
+/** QEMU's option syntax uses ',' as separator; a literal comma is written ',,'. */
+export function qemuOptValue(value: string): string {
+  return value.replaceAll(',', ',,');
+}
+
+export function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
+export function accelArgs(accel: Accel): string[] {
+  switch (accel) {
+    case 'kvm':
+      return ['-accel', 'kvm', '-cpu', 'host'];
+    case 'hvf':
+      return ['-accel', 'hvf', '-cpu', 'host'];
+    case 'tcg':
+      return ['-accel', `tcg,tb-size=${TCG_TB_SIZE_MIB}`, '-cpu', 'max'];
+  }
+}
+
+export function buildQemuArgv(spec: VmSpec): string[] {
+  const o = qemuOptValue;
+  const forwards = [{ hostPort: spec.sshPort, guestPort: 22 }, ...spec.forwards]
+    .map((f) => `,hostfwd=tcp:127.0.0.1:${f.hostPort}-${GUEST_IP}:${f.guestPort}`)
+    .join('');
+  const argv = [
+    spec.qemuBinary,
+    '-name', `spritely-${spec.name}`,
+    '-machine', 'q35',
+    ...accelArgs(spec.accel),
+    '-m', String(spec.memoryMiB),
+    '-smp', String(spec.cpus),
+    '-nodefaults', '-no-user-config', '-display', 'none',
+    // A guest poweroff leaves QEMU alive in "shutdown" state, so a stop is told apart from a crash.
+    '-no-shutdown',
+    '-kernel', spec.kernel,
+    '-initrd', spec.initrd,
+    '-append', spec.cmdline,
+    '-blockdev', `driver=file,filename=${o(spec.disk)},node-name=file0,discard=unmap`,
+    '-blockdev', 'driver=qcow2,file=file0,node-name=disk0,discard=unmap',
+    '-device', 'virtio-blk-pci,drive=disk0,id=vda',
+    '-netdev', `user,id=n0,net=10.0.2.0/24${forwards}`,
+    '-device', `virtio-net-pci,netdev=n0,mac=${GUEST_MAC},id=nic0`,
+    '-device', 'virtio-serial-pci,id=vser0',
+    '-chardev', `socket,id=qga0,path=${o(spec.agentSocket)},server=on,wait=off`,
+    '-device', `virtserialport,bus=vser0.0,chardev=qga0,name=${GUEST_AGENT_PORT},id=qgaport`,
+    '-chardev', `socket,id=env0,path=${o(spec.envSocket)},server=on,wait=off`,
+    '-device', `virtserialport,bus=vser0.0,chardev=env0,name=${SPRITELY_ENV_PORT},id=envport`,
+    '-chardev', `socket,id=ser0,path=${o(spec.serialSocket)},server=on,wait=off,logfile=${o(spec.serialLog)},logappend=on`,
+    '-serial', 'chardev:ser0',
+    '-device', 'virtio-rng-pci,id=rng0',
+    // A new generation id on every restore makes Linux (>= 5.18) reseed its RNG.
+    '-device', 'vmgenid,guid=auto,id=vmgenid0',
+    '-qmp', `unix:${o(spec.qmpSocket)},server=on,wait=off`,
+    '-pidfile', spec.pidFile,
+  ];
+  if (spec.incomingStateFile) argv.push('-incoming', `exec:cat ${shellQuote(spec.incomingStateFile)}`);
+  return argv;
+}
+
+/**
+ * What a saved RAM state depends on: the argv with every per-VM path and port blanked, plus the
+ * QEMU version. Two specs with the same signature can exchange RAM states.
+ */
+export function deviceSignature(spec: VmSpec, qemuVersion: string): string {
+  const normalized: VmSpec = {
+    ...spec,
+    name: 'X',
+    kernel: 'KERNEL',
+    initrd: 'INITRD',
+    disk: 'DISK',
+    sshPort: 1,
+    forwards: [],
+    qmpSocket: 'S',
+    agentSocket: 'S',
+    envSocket: 'S',
+    serialSocket: 'S',
+    serialLog: 'L',
+    pidFile: 'P',
+    incomingStateFile: undefined,
+  };
+  return crypto
+    .createHash('sha256')
+    .update(JSON.stringify({ qemuVersion, argv: buildQemuArgv(normalized) }))
+    .digest('hex')
+    .slice(0, 16);
+}

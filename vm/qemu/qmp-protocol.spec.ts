@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { QmpError, QmpProtocol } from './qmp-protocol.ts';
+
+describe('QmpProtocol', () => {
+  it('numbers commands and resolves by id, across split chunks', async () => {
+    const p = new QmpProtocol();
+    const a = p.command('query-status');
+    const b = p.command('stop', {});
+    expect(JSON.parse(a.line)).toEqual({ execute: 'query-status', id: 'c1' });
+    expect(JSON.parse(b.line)).toEqual({ execute: 'stop', id: 'c2' });
+    const reply = '{"return": {"status": "running", "running": true}, "id": "c1"}\n{"return": {}, "id": "c2"}\n';
+    expect(p.receive(reply.slice(0, 17))).toEqual([]);
+    expect(p.receive(reply.slice(17))).toEqual([]);
+    await expect(a.reply).resolves.toEqual({ status: 'running', running: true });
+    await expect(b.reply).resolves.toEqual({});
+    expect(p.pendingCount).toBe(0);
+  });
+
+  it('passes events and the greeting through, interleaved with replies', async () => {
+    const p = new QmpProtocol();
+    const c = p.command('cont');
+    const out = p.receive(
+      '{"QMP": {"version": {"qemu": {"major": 7}}, "capabilities": []}}\n' +
+        '{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "RESUME"}\n' +
+        '{"return": {}, "id": "c1"}\n',
+    );
+    expect(out).toEqual([
+      { kind: 'greeting', version: { qemu: { major: 7 } } },
+      { kind: 'event', event: { event: 'RESUME', timestamp: { seconds: 1, microseconds: 2 } } },
+    ]);
+    await expect(c.reply).resolves.toEqual({});
+  });
+
+  it('rejects with the QMP error class and description', async () => {
+    const p = new QmpProtocol();
+    const c = p.command('loadvm');
+    p.receive('{"error": {"class": "GenericError", "desc": "Snapshot v9 does not exist"}, "id": "c1"}\n');
+    const err = await c.reply.catch((e) => e);
+    expect(err).toBeInstanceOf(QmpError);
+    expect(err.desc).toBe('Snapshot v9 does not exist');
+    expect(err.message).toContain('loadvm');
+  });
+
+  it('reports garbage and unmatched replies instead of throwing', () => {
+    const p = new QmpProtocol();
+    const out = p.receive('not json\n{"return": {}, "id": "zzz"}\n\n');
+    expect(out.map((o) => o.kind)).toEqual(['garbage', 'garbage']);
+  });
+
+  it('fails every pending command when the connection dies', async () => {
+    const p = new QmpProtocol();
+    const a = p.command('query-status');
+    const b = p.command('query-migrate');
+    p.failAll(new Error('socket closed'));
+    await expect(a.reply).rejects.toThrow('socket closed');
+    await expect(b.reply).rejects.toThrow('socket closed');
+  });
+});

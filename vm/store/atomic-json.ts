@@ -1,0 +1,19 @@
+/**
+ * Small JSON files written so a crash or a full disk never leaves a torn one: write a temp file,
+ * fsync, rename over the old (write-file-atomic does exactly that).
+ */
+import fs from 'node:fs';
+import writeFileAtomic from 'write-file-atomic';
+
+export async function writeJsonAtomic(file: string, value: unknown, mode = 0o600): Promise<void> {
+  await writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n', { mode, fsync: true });
+}
+
+export function readJson<T = unknown>(file: string): T | null {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new Error(`${file} is unreadable or not JSON: ${(err as Error).message}`);
+  }
+}

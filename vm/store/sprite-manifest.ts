@@ -1,0 +1,62 @@
+/**
+ * What a sprite is on disk: its manifest (the durable facts) and its runtime file (facts about the
+ * QEMU process of the moment: pid, ports, sockets). Both are validated on read, so a hand-edited
+ * or torn file becomes a clear error instead of a strange state.
+ */
+import { z } from 'zod';
+import { readJson, writeJsonAtomic } from './atomic-json.ts';
+
+export const ManifestSchema = z.object({
+  version: z.literal(1),
+  name: z.string(),
+  image: z.string(),
+  createdAt: z.string(),
+  memoryMiB: z.number().int(),
+  cpus: z.number().int(),
+  diskGiB: z.number().int(),
+  hostKeyPub: z.string(),
+  /** Last known power state; a `running` sprite whose QEMU is gone is `crashed`. */
+  status: z.enum(['creating', 'running', 'stopped', 'crashed']),
+  lastError: z.string().nullable().default(null),
+  /** Whether the filesystem was already grown to the disk's size. */
+  fsGrown: z.boolean().default(false),
+});
+export type Manifest = z.infer<typeof ManifestSchema>;
+
+export const RuntimeSchema = z.object({
+  pid: z.number().int(),
+  sshPort: z.number().int(),
+  startedAt: z.string(),
+  accel: z.enum(['kvm', 'hvf', 'tcg']),
+  qmpSocket: z.string(),
+  agentSocket: z.string(),
+  serialSocket: z.string(),
+  envSocket: z.string(),
+});
+export type Runtime = z.infer<typeof RuntimeSchema>;
+
+export function readManifest(file: string): Manifest | null {
+  const raw = readJson(file);
+  if (raw === null) return null;
+  const parsed = ManifestSchema.safeParse(raw);
+  if (!parsed.success) throw new Error(`${file} is not a valid sprite manifest: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}
+
+export async function writeManifest(file: string, m: Manifest): Promise<void> {
+  await writeJsonAtomic(file, ManifestSchema.parse(m));
+}
+
+export function readRuntime(file: string): Runtime | null {
+  try {
+    const raw = readJson(file);
+    const parsed = RuntimeSchema.safeParse(raw);
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function writeRuntime(file: string, r: Runtime): Promise<void> {
+  await writeJsonAtomic(file, RuntimeSchema.parse(r));
+}
