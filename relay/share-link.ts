@@ -1,0 +1,57 @@
+/**
+ * Share links: `?spritely_share=<payload>.<signature>` grants access to one sprite host until an
+ * expiry. The daemon signs with an Ed25519 private key that never leaves it and publishes the public
+ * key; the relay verifies, then swaps the link for an HttpOnly cookie holding the same signed token
+ * (so the relay keeps no session state and a relay restart logs nobody out). Rotating the key revokes
+ * every link signed with the old one.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { z } from 'zod';
+
+const payloadSchema = z.object({ v: z.literal(1), h: z.string(), exp: z.number().int() });
+
+export type ShareCheck =
+  | { ok: true; expiresAt: number }
+  | { ok: false; reason: 'malformed' | 'bad-signature' | 'wrong-host' | 'expired' };
+
+export function generateShareKey(): string {
+  return generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+}
+
+/** The public half of a PKCS#8 PEM Ed25519 key as the 43-char base64url string the relay stores. */
+export function sharePublicKey(privateKeyPem: string): string {
+  const jwk = createPublicKey(createPrivateKey(privateKeyPem)).export({ format: 'jwk' });
+  if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new Error('share key must be an Ed25519 key');
+  return jwk.x;
+}
+
+export function importSharePublicKey(x: string): KeyObject {
+  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
+}
+
+/** Signs a share token for the host label `label` (e.g. `dev-k3x9ab`) valid until `expiresAt` (ms). */
+export function signShareToken(privateKey: KeyObject | string, label: string, expiresAt: number): string {
+  const key = typeof privateKey === 'string' ? createPrivateKey(privateKey) : privateKey;
+  const payload = Buffer.from(JSON.stringify({ v: 1, h: label, exp: Math.floor(expiresAt) })).toString('base64url');
+  const signature = sign(null, Buffer.from(payload), key).toString('base64url');
+  return `${payload}.${signature}`;
+}
+
+export function verifyShareToken(token: string, publicKey: KeyObject, label: string, now: number): ShareCheck {
+  if (token.length > 1024) return { ok: false, reason: 'malformed' };
+  const dot = token.indexOf('.');
+  if (dot <= 0 || token.indexOf('.', dot + 1) !== -1) return { ok: false, reason: 'malformed' };
+  const payloadPart = token.slice(0, dot);
+  const signature = Buffer.from(token.slice(dot + 1), 'base64url');
+  if (signature.length !== 64) return { ok: false, reason: 'malformed' };
+  if (!verify(null, Buffer.from(payloadPart), publicKey, signature)) return { ok: false, reason: 'bad-signature' };
+  let payload: z.infer<typeof payloadSchema>;
+  try {
+    payload = payloadSchema.parse(JSON.parse(Buffer.from(payloadPart, 'base64url').toString('utf8')));
+  } catch {
+    return { ok: false, reason: 'malformed' };
+  }
+  if (payload.h !== label) return { ok: false, reason: 'wrong-host' };
+  if (payload.exp <= now) return { ok: false, reason: 'expired' };
+  return { ok: true, expiresAt: payload.exp };
+}
