@@ -48,7 +48,7 @@ describe('buildQemuArgv', () => {
     const argv = buildQemuArgv(spec);
     expect(after(argv, '-blockdev')).toEqual([
       'driver=file,filename=/data/sprites/dev/disk.qcow2,node-name=file0,discard=unmap',
-      'driver=qcow2,file=file0,node-name=disk0,discard=unmap',
+      'driver=qcow2,file=file0,node-name=disk0,discard=unmap,detect-zeroes=unmap',
     ]);
     const [netdev] = after(argv, '-netdev');
     expect(netdev).toContain('hostfwd=tcp:127.0.0.1:40022-10.0.2.15:22');

@@ -82,7 +82,7 @@ export function buildQemuArgv(spec: VmSpec): string[] {
     '-initrd', spec.initrd,
     '-append', spec.cmdline,
     '-blockdev', `driver=file,filename=${o(spec.disk)},node-name=file0,discard=unmap`,
-    '-blockdev', 'driver=qcow2,file=file0,node-name=disk0,discard=unmap',
+    '-blockdev', 'driver=qcow2,file=file0,node-name=disk0,discard=unmap,detect-zeroes=unmap',
     '-device', 'virtio-blk-pci,drive=disk0,id=vda',
     '-netdev', `user,id=n0,net=10.0.2.0/24${forwards}`,
     '-device', `virtio-net-pci,netdev=n0,mac=${GUEST_MAC},id=nic0`,

@@ -35,7 +35,7 @@ describe('QmpProtocol', () => {
     const p = new QmpProtocol();
     const c = p.command('loadvm');
     p.receive('{"error": {"class": "GenericError", "desc": "Snapshot v9 does not exist"}, "id": "c1"}\n');
-    const err = await c.reply.catch((e) => e);
+    const err = (await c.reply.catch((e) => e)) as QmpError;
     expect(err).toBeInstanceOf(QmpError);
     expect(err.desc).toBe('Snapshot v9 does not exist');
     expect(err.message).toContain('loadvm');

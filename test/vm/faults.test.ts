@@ -1,0 +1,112 @@
+/**
+ * What happens when things go wrong: a daemon killed -9 (QEMU lives on and is re-attached), a
+ * QEMU killed -9 (crashed, then start boots it from disk), and bad input of every kind (clear
+ * errors, nothing on disk changes).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { daemonLog, qemuPidsOf, snapshotTree, startDaemon, waitFor, type TestDaemon } from './harness.ts';
+
+let d: TestDaemon;
+
+beforeAll(async () => {
+  d = await startDaemon();
+  await d.api.call('sprites.create', { name: 'victim' }, { timeoutMs: 300_000 });
+});
+
+afterAll(async () => {
+  await d?.cleanup();
+});
+
+const exec = (name: string, argv: string[]) => d.api.call('sprites.exec', { name, argv }, { timeoutMs: 120_000 });
+
+describe('faults', () => {
+  it('a daemon killed with -9 leaves the sprite running; a new daemon re-attaches and exec works', async () => {
+    await exec('victim', ['sh', '-c', 'echo before > /dev/shm/mark']);
+    const pidBefore = (await d.api.call('sprites.get', { name: 'victim' })).pid;
+    d.kill9();
+    await waitFor('the daemon to die', () => d.proc.exitCode !== null || d.proc.signalCode !== null, 10_000);
+    expect(qemuPidsOf(d.home)).toContain(pidBefore);
+    await d.restart();
+    const s = await d.api.call('sprites.get', { name: 'victim' });
+    expect(s).toMatchObject({ state: 'running', pid: pidBefore });
+    const r = await exec('victim', ['cat', '/dev/shm/mark']);
+    expect(r.stdout, daemonLog(d)).toBe('before\n');
+  });
+
+  it('a QEMU killed with -9 shows as crashed, and start boots it again from its disk', async () => {
+    await exec('victim', ['sh', '-c', 'echo on-disk > /root/persist; sync']);
+    const { pid } = await d.api.call('sprites.get', { name: 'victim' });
+    process.kill(pid!, 'SIGKILL');
+    const crashed = await waitFor('crashed', async () => {
+      const s = await d.api.call('sprites.get', { name: 'victim' });
+      return s.state === 'crashed' ? s : null;
+    }, 20_000);
+    expect(crashed.lastError).toMatch(/exited unexpectedly/);
+    expect((await d.cli(['list'])).stdout).toMatch(/victim\s+crashed/);
+    const started = await d.api.call('sprites.start', { name: 'victim' }, { timeoutMs: 300_000 });
+    expect(started.sprite.state).toBe('running');
+    expect((await exec('victim', ['cat', '/root/persist'])).stdout).toBe('on-disk\n');
+  });
+
+  it('bad names, duplicates, unknown sprites and malformed payloads get clear errors and change nothing', async () => {
+    const before = snapshotTree(path.join(d.home, 'sprites'));
+    for (const bad of ['Dev', '-x', 'a_b', 'a'.repeat(64), '../../etc', 'x.y']) {
+      const r = await d.cli(['create', bad]);
+      expect(r.code, bad).toBe(2);
+      expect(r.stderr, bad).toMatch(/Invalid sprite name/);
+    }
+    const dup = await d.cli(['create', 'victim']);
+    expect(dup.code).toBe(1);
+    expect(dup.stderr).toContain('already exists');
+    for (const args of [['exec', 'ghost', '--', 'true'], ['start', 'ghost'], ['stop', 'ghost'], ['destroy', 'ghost', '--force'], ['console', 'ghost']]) {
+      const r = await d.cli(args);
+      expect(r.code, args.join(' ')).not.toBe(0);
+      expect(r.stderr, args.join(' ')).toContain('No sprite named "ghost"');
+    }
+    const raw = async (method: string, p: string, body?: string) => {
+      const r = await d.api.request(method, p, body);
+      return { status: r.status, body: JSON.parse(r.text) };
+    };
+    const cases: [string, string, string | undefined, number, RegExp][] = [
+      ['POST', '/v1/sprites', '{not json', 400, /not valid JSON/],
+      ['POST', '/v1/sprites', '[]', 400, /JSON object/],
+      ['POST', '/v1/sprites', '{"name": 42}', 400, /name/],
+      ['POST', '/v1/sprites', '{"name": "ok", "memoryMiB": "lots"}', 400, /memoryMiB/],
+      ['POST', '/v1/sprites', '{"name": "ok", "evil": true}', 400, /evil|Unrecognized/i],
+      ['POST', '/v1/sprites', '{"name": "ok", "memoryMiB": -5}', 400, /memoryMiB/],
+      ['POST', '/v1/sprites', JSON.stringify({ name: 'x'.repeat(100000) }), 400, /name/],
+      ['GET', '/v1/sprites/..%2F..%2Fetc', undefined, 400, /Invalid sprite name/],
+      ['GET', '/v1/sprites/ghost', undefined, 404, /No sprite named/],
+      ['DELETE', '/v1/sprites', undefined, 405, /not allowed/],
+      ['GET', '/v1/nope', undefined, 404, /No such API endpoint/],
+      ['POST', '/v1/sprites/victim/exec', '{"argv": []}', 400, /argv/],
+      ['POST', '/v1/sprites/victim/stop', '{"force": "yes"}', 400, /force/],
+    ];
+    for (const [m, p, body, status, re] of cases) {
+      const r = await raw(m, p, body);
+      expect(r.status, `${m} ${p} ${body}`).toBe(status);
+      expect(r.body.error.message, `${m} ${p}`).toMatch(re);
+    }
+    const huge = await d.api.request('POST', '/v1/sprites', 'x'.repeat(17 * 1024 * 1024)).catch((e) => ({ status: -1, text: String(e) }));
+    expect(huge.status).toBe(413);
+    const foreign = await d.api.request('GET', '/v1/sprites', undefined, undefined, { Origin: 'https://evil.example' });
+    expect(foreign.status).toBe(403);
+    expect(snapshotTree(path.join(d.home, 'sprites'))).toEqual(before);
+    expect((await d.api.call('sprites.get', { name: 'victim' })).state).toBe('running');
+  });
+
+  it('two CLIs racing on one name never corrupt it: one wins, the other gets a clear error', async () => {
+    const [a, b] = await Promise.all([d.cli(['create', 'race', '--json']), d.cli(['create', 'race', '--json'])]);
+    const codes = [a.code, b.code].sort();
+    expect(codes).toEqual([0, 1]);
+    expect((a.code ? a : b).stderr).toMatch(/already exists|busy/);
+    const [s1, s2] = await Promise.all([d.cli(['stop', 'race', '--force']), d.cli(['exec', 'race', '--', 'true'])]);
+    expect(s1.code).toBe(0);
+    expect([0, 1]).toContain(s2.code);
+    const manifest = JSON.parse(fs.readFileSync(path.join(d.home, 'sprites/race/sprite.json'), 'utf8'));
+    expect(manifest.status).toBe('stopped');
+    await d.api.call('sprites.destroy', { name: 'race' });
+  });
+});

@@ -1,0 +1,184 @@
+/**
+ * Test harness for real-VM tests: a real daemon process on a temporary data dir that shares one
+ * cached image + golden state (built once by global-setup, keyed by the recipe), the real CLI,
+ * and cleanup that ends only the processes this test started (the daemon by pid, and QEMUs whose
+ * command line names this test's data dir).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ApiClient } from '../../vm/api/client.ts';
+import { layout, type Layout } from '../../vm/paths.ts';
+
+export const ROOT = path.resolve(import.meta.dirname, '../..');
+export const BIN = path.join(ROOT, 'bin/spritely.js');
+
+export function testImagesDir(): string {
+  return process.env.SPRITELY_TEST_IMAGES ?? path.join(os.homedir(), '.cache/spritely-test/images');
+}
+
+export interface TestDaemon {
+  home: string;
+  layout: Layout;
+  api: ApiClient;
+  env: NodeJS.ProcessEnv;
+  proc: ChildProcess;
+  pid: number;
+  /** Runs the real CLI against this daemon. */
+  cli(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<{ code: number; stdout: string; stderr: string }>;
+  restart(): Promise<void>;
+  kill9(): void;
+  cleanup(): Promise<void>;
+}
+
+export function makeHome(): string {
+  // Short, so QEMU socket paths stay under the unix limit.
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'spr-'));
+}
+
+export async function startDaemon(home = makeHome(), extraEnv: NodeJS.ProcessEnv = {}): Promise<TestDaemon> {
+  const env: NodeJS.ProcessEnv = { ...process.env, SPRITELY_HOME: home, SPRITELY_IMAGES_DIR: testImagesDir(), ...extraEnv };
+  const l = layout(home);
+  const api = new ApiClient(l.apiSocket);
+  const d: TestDaemon = {
+    home,
+    layout: l,
+    api,
+    env,
+    proc: null as unknown as ChildProcess,
+    pid: 0,
+    cli: (args, opts = {}) => runCli(args, env, opts),
+    restart: async () => {
+      await spawnDaemon(d);
+    },
+    kill9: () => {
+      try {
+        process.kill(d.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    },
+    cleanup: async () => {
+      if (d.proc.exitCode === null && d.proc.signalCode === null) {
+        d.proc.kill('SIGTERM');
+        await new Promise((r) => {
+          const t = setTimeout(r, 5000);
+          d.proc.once('exit', () => {
+            clearTimeout(t);
+            r(null);
+          });
+        });
+      }
+      killQemusOf(home);
+      fs.rmSync(home, { recursive: true, force: true });
+      fs.rmSync(l.runDir, { recursive: true, force: true });
+    },
+  };
+  await spawnDaemon(d);
+  return d;
+}
+
+async function spawnDaemon(d: TestDaemon): Promise<void> {
+  fs.mkdirSync(d.home, { recursive: true });
+  const log = fs.openSync(path.join(d.home, 'daemon-test.log'), 'a');
+  const proc = spawn(process.execPath, [BIN, 'daemon', 'run'], { env: d.env, stdio: ['ignore', log, log] });
+  fs.closeSync(log);
+  d.proc = proc;
+  d.pid = proc.pid!;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`daemon exited: ${daemonLog(d)}`);
+    try {
+      await d.api.call('daemon.info', {}, { timeoutMs: 2000 });
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`daemon did not come up: ${daemonLog(d)}`);
+}
+
+export function daemonLog(d: { home: string }): string {
+  try {
+    return fs.readFileSync(path.join(d.home, 'daemon-test.log'), 'utf8').split('\n').slice(-30).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv, opts: { input?: string; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (c) => (stdout += c));
+    p.stderr.on('data', (c) => (stderr += c));
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`spritely ${args.join(' ')} timed out; stderr: ${stderr}`));
+    }, opts.timeoutMs ?? 240_000);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    p.stdin.end(opts.input ?? '');
+  });
+}
+
+/** QEMU processes whose command line mentions `home` (only this test's VMs). */
+export function qemuPidsOf(home: string): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmd.startsWith('qemu-system') && cmd.includes(home)) pids.push(Number(entry));
+    } catch {
+      /* raced */
+    }
+  }
+  return pids;
+}
+
+export function killQemusOf(home: string): void {
+  for (const pid of qemuPidsOf(home)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 60_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v as T;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+/** Every file under `dir` with its size and mtime: a fingerprint to prove nothing changed. */
+export function snapshotTree(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) {
+        const st = fs.statSync(p);
+        out[path.relative(dir, p)] = `${st.size}:${st.mtimeMs}`;
+      }
+    }
+  };
+  if (fs.existsSync(dir)) walk(dir);
+  return out;
+}

@@ -1,0 +1,254 @@
+/**
+ * The daemon's API, declared once. Each method names its HTTP route and the zod schemas of its
+ * input and output; the server validates with them, the Node client and the renderer take their
+ * types from them, and docs/api.md describes them. Streams (events, exec, terminals) are
+ * WebSockets whose message shapes are declared here too.
+ */
+import { z } from 'zod';
+import { SPRITE_NAME_PATTERN } from '../names.ts';
+
+export const API_VERSION = 'v1';
+
+export const SpriteName = z.string().regex(SPRITE_NAME_PATTERN, 'a sprite name uses a-z, 0-9 and "-", 1-63 characters, not starting or ending with "-"');
+
+export const SpriteState = z.enum(['running', 'sleeping', 'stopped', 'crashed']);
+
+export const Sprite = z.object({
+  name: z.string(),
+  state: SpriteState,
+  operation: z.string().nullable(),
+  image: z.string(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  uptimeSeconds: z.number().nullable(),
+  memoryMiB: z.number(),
+  cpus: z.number(),
+  diskGiB: z.number(),
+  accel: z.string().nullable(),
+  pid: z.number().nullable(),
+  sshPort: z.number().nullable(),
+  lastError: z.string().nullable(),
+});
+export type Sprite = z.infer<typeof Sprite>;
+
+export const Timings = z.object({ totalMs: z.number() }).catchall(z.number());
+
+export const Image = z.object({
+  id: z.string(),
+  createdAt: z.string(),
+  sizeBytes: z.number(),
+  diskVirtualBytes: z.number(),
+  default: z.boolean(),
+});
+
+export const ApiError = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() }),
+});
+
+const Empty = z.object({}).strict();
+const NameParam = z.object({ name: SpriteName }).strict();
+
+export interface MethodDef<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> {
+  http: 'GET' | 'POST' | 'DELETE';
+  /** Path with `:name` placeholders filled from the input. */
+  path: string;
+  input: I;
+  output: O;
+  summary: string;
+}
+
+function method<I extends z.ZodType, O extends z.ZodType>(def: MethodDef<I, O>): MethodDef<I, O> {
+  return def;
+}
+
+export const methods = {
+  'daemon.info': method({
+    http: 'GET',
+    path: '/v1/info',
+    input: Empty,
+    output: z.object({
+      version: z.string(),
+      pid: z.number(),
+      home: z.string(),
+      accel: z.object({ accel: z.string(), reason: z.string() }).nullable(),
+      qemuVersion: z.string().nullable(),
+    }),
+    summary: 'Daemon version, pid, data dir, chosen accelerator.',
+  }),
+  'daemon.doctor': method({
+    http: 'GET',
+    path: '/v1/doctor',
+    input: Empty,
+    output: z.object({ checks: z.array(z.object({ name: z.string(), ok: z.boolean(), detail: z.string() })) }),
+    summary: 'Checks QEMU, qemu-img, the accelerator, free disk and the data dir.',
+  }),
+  'daemon.shutdown': method({
+    http: 'POST',
+    path: '/v1/shutdown',
+    input: z.object({ leaveRunning: z.boolean().optional() }).strict(),
+    output: z.object({ ok: z.literal(true) }),
+    summary: 'Stops the daemon. Sprites keep running (QEMU outlives the daemon).',
+  }),
+  'images.list': method({ http: 'GET', path: '/v1/images', input: Empty, output: z.array(Image), summary: 'Built images.' }),
+  'images.build': method({
+    http: 'POST',
+    path: '/v1/images/build',
+    input: z.object({ force: z.boolean().optional() }).strict(),
+    output: Image,
+    summary: 'Builds the default image (progress as `image.progress` events).',
+  }),
+  'sprites.list': method({ http: 'GET', path: '/v1/sprites', input: Empty, output: z.array(Sprite), summary: 'Every sprite.' }),
+  'sprites.get': method({ http: 'GET', path: '/v1/sprites/:name', input: NameParam, output: Sprite, summary: 'One sprite.' }),
+  'sprites.create': method({
+    http: 'POST',
+    path: '/v1/sprites',
+    input: z
+      .object({
+        name: SpriteName,
+        image: z.string().max(200).optional(),
+        memoryMiB: z.number().int().min(128).max(65536).optional(),
+        cpus: z.number().int().min(1).max(64).optional(),
+        diskGiB: z.number().int().min(100).max(16384).optional(),
+      })
+      .strict(),
+    output: z.object({ sprite: Sprite, timings: Timings }),
+    summary: 'Creates a sprite by restoring the golden state (builds the image first if needed).',
+  }),
+  'sprites.start': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/start',
+    input: NameParam,
+    output: z.object({ sprite: Sprite, timings: Timings }),
+    summary: 'Boots a stopped or crashed sprite from its disk.',
+  }),
+  'sprites.stop': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/stop',
+    input: z.object({ name: SpriteName, force: z.boolean().optional() }).strict(),
+    output: Sprite,
+    summary: 'Powers a sprite off (guest shutdown; `force` syncs and ends QEMU at once).',
+  }),
+  'sprites.destroy': method({
+    http: 'DELETE',
+    path: '/v1/sprites/:name',
+    input: NameParam,
+    output: z.object({ ok: z.literal(true) }),
+    summary: 'Removes a sprite and everything of it.',
+  }),
+  'sprites.exec': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/exec',
+    input: z
+      .object({
+        name: SpriteName,
+        argv: z.array(z.string().max(65536)).min(1).max(4096),
+        stdin: z.string().max(8 * 1024 * 1024).optional(),
+        cwd: z.string().max(4096).optional(),
+        env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().max(65536)).optional(),
+        timeoutMs: z.number().int().min(1).max(24 * 3600 * 1000).optional(),
+        maxOutputBytes: z.number().int().min(0).max(64 * 1024 * 1024).optional(),
+      })
+      .strict(),
+    output: z.object({
+      exitCode: z.number().nullable(),
+      signal: z.string().nullable(),
+      stdout: z.string(),
+      stderr: z.string(),
+      truncated: z.boolean(),
+      timedOut: z.boolean(),
+      durationMs: z.number(),
+    }),
+    summary: 'Runs a command to completion and returns its output (UTF-8; see the exec stream for bytes).',
+  }),
+} as const;
+
+export type Methods = typeof methods;
+export type MethodName = keyof Methods;
+export type MethodInput<M extends MethodName> = z.input<Methods[M]['input']>;
+export type MethodOutput<M extends MethodName> = z.infer<Methods[M]['output']>;
+
+// ------------------------------------------------------------------ events (WS /v1/events)
+
+export const DaemonEvent = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('sprite.changed'), sprite: Sprite }),
+  z.object({ type: z.literal('sprite.removed'), name: z.string() }),
+  z.object({ type: z.literal('image.progress'), image: z.string(), phase: z.string(), message: z.string(), fraction: z.number().optional() }),
+  z.object({ type: z.literal('hello'), sprites: z.array(Sprite) }),
+]);
+export type DaemonEvent = z.infer<typeof DaemonEvent>;
+
+// ------------------------------------------------------------------ streams
+
+/**
+ * Terminal: WS /v1/sprites/:name/terminal?cols=&rows=&session=
+ * Binary frames carry bytes (server→client: output; client→server: input). Text frames are JSON.
+ */
+export const TerminalClientMessage = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('resize'), cols: z.number(), rows: z.number() }),
+  /** The client has parsed this many more output bytes (credit-based flow control). */
+  z.object({ type: z.literal('ack'), bytes: z.number().int().min(0) }),
+  /** Ends the session (the shell is hung up), instead of just detaching. */
+  z.object({ type: z.literal('close') }),
+]);
+export const TerminalServerMessage = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('session'), session: z.string(), replayed: z.number() }),
+  z.object({ type: z.literal('exit'), code: z.number().nullable(), signal: z.string().nullable() }),
+  z.object({ type: z.literal('error'), code: z.string(), message: z.string() }),
+]);
+
+/**
+ * Exec: WS /v1/sprites/:name/exec. The client's first text frame is `start`. Binary frames from the
+ * server are prefixed with one byte: 1 = stdout, 2 = stderr; from the client, bytes are stdin.
+ */
+export const ExecClientMessage = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('start'),
+    argv: z.array(z.string()).min(1),
+    cwd: z.string().optional(),
+    env: z.record(z.string(), z.string()).optional(),
+    tty: z.boolean().optional(),
+    cols: z.number().optional(),
+    rows: z.number().optional(),
+    stdin: z.boolean().optional(),
+  }),
+  z.object({ type: z.literal('eof') }),
+  z.object({ type: z.literal('resize'), cols: z.number(), rows: z.number() }),
+  z.object({ type: z.literal('ack'), bytes: z.number().int().min(0) }),
+  z.object({ type: z.literal('signal'), signal: z.string().regex(/^[A-Z]+$/) }),
+]);
+export const ExecServerMessage = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('started') }),
+  z.object({ type: z.literal('exit'), code: z.number().nullable(), signal: z.string().nullable() }),
+  z.object({ type: z.literal('error'), code: z.string(), message: z.string() }),
+]);
+
+export const STREAM_STDOUT = 1;
+export const STREAM_STDERR = 2;
+
+/** Fills `:name`-style placeholders of a method path from its input; returns path and the rest. */
+export function routeFor(def: MethodDef, input: Record<string, unknown>): { path: string; rest: Record<string, unknown> } {
+  const rest = { ...input };
+  const path = def.path.replace(/:([a-zA-Z]+)/g, (_, key: string) => {
+    const v = rest[key];
+    delete rest[key];
+    return encodeURIComponent(String(v));
+  });
+  return { path, rest };
+}
+
+/** Matches a request path against a method's path; returns the captured params or null. */
+export function matchRoute(def: MethodDef, path: string): Record<string, string> | null {
+  const names: string[] = [];
+  const re = new RegExp('^' + def.path.replace(/:([a-zA-Z]+)/g, (_, k: string) => (names.push(k), '([^/]+)')) + '$');
+  const m = re.exec(path);
+  if (!m) return null;
+  const params: Record<string, string> = {};
+  names.forEach((n, i) => {
+    try {
+      params[n] = decodeURIComponent(m[i + 1]);
+    } catch {
+      params[n] = m[i + 1];
+    }
+  });
+  return params;
+}

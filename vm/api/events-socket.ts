@@ -1,0 +1,23 @@
+/** WS /v1/events: a `hello` with every sprite, then every change as it happens (no polling). */
+import type { WebSocket } from 'ws';
+import type { Engine } from '../engine/engine.ts';
+import type { DaemonEvent } from './contract.ts';
+
+export function handleEventsSocket(ws: WebSocket, engine: Engine): void {
+  const send = (e: DaemonEvent) => {
+    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(e));
+  };
+  const onSprite = (sprite: any) => send({ type: 'sprite.changed', sprite });
+  const onRemoved = (name: string) => send({ type: 'sprite.removed', name });
+  const onProgress = (p: any) => send({ type: 'image.progress', ...p });
+  engine.on('sprite', onSprite);
+  engine.on('removed', onRemoved);
+  engine.on('imageProgress', onProgress);
+  ws.on('close', () => {
+    engine.off('sprite', onSprite);
+    engine.off('removed', onRemoved);
+    engine.off('imageProgress', onProgress);
+  });
+  ws.on('error', () => {});
+  send({ type: 'hello', sprites: engine.list() });
+}

@@ -1,0 +1,106 @@
+/**
+ * WS /v1/sprites/:name/exec: one command, streamed. stdout/stderr go out as binary frames tagged
+ * with a stream byte, stdin comes in as binary frames, the exit status closes the exchange.
+ * Output is credit-flow-controlled: the SSH channel is paused while the client is behind.
+ */
+import type { ClientChannel } from 'ssh2';
+import type { RawData, WebSocket } from 'ws';
+import type { Engine } from '../engine/engine.ts';
+import { toSpritelyError } from '../errors.ts';
+import { EXEC_HIGH_WATER, EXEC_LOW_WATER, FlowGate } from '../terminals/flow-control.ts';
+import { clampSize } from '../terminals/terminal-manager.ts';
+import { ExecClientMessage, STREAM_STDERR, STREAM_STDOUT } from './contract.ts';
+import { parseInput } from './server.ts';
+
+export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): void {
+  let channel: ClientChannel | null = null;
+  let starting = false;
+  const pending: Buffer[] = [];
+  const fail = (err: unknown) => {
+    const e = toSpritelyError(err);
+    if (ws.readyState === ws.OPEN) {
+      ws.send(JSON.stringify({ type: 'error', code: e.code, message: e.message }));
+      ws.close(1011, e.code);
+    }
+    channel?.close();
+  };
+  const startTimer = setTimeout(() => fail(new Error('no start message within 30 s')), 30_000);
+  ws.on('error', () => {});
+  ws.on('close', () => {
+    clearTimeout(startTimer);
+    channel?.close();
+  });
+  ws.on('message', async (raw: RawData, isBinary: boolean) => {
+    const data = Buffer.isBuffer(raw) ? raw : Buffer.from(raw as ArrayBuffer);
+    if (isBinary) {
+      if (channel) channel.write(data);
+      else pending.push(data);
+      return;
+    }
+    let msg;
+    try {
+      msg = parseInput(ExecClientMessage, JSON.parse(data.toString('utf8')));
+    } catch (err) {
+      return fail(err);
+    }
+    if (msg.type === 'start') {
+      if (starting || channel) return fail(new Error('exec already started'));
+      starting = true;
+      clearTimeout(startTimer);
+      try {
+        const link = engine.ssh(name);
+        const size = clampSize(msg.cols, msg.rows);
+        const ch = await link.exec(msg.argv, { cwd: msg.cwd, env: msg.env, pty: msg.tty ? { term: 'xterm-256color', ...size, width: 0, height: 0 } : false });
+        channel = ch;
+        wire(ws, ch);
+        for (const d of pending.splice(0)) ch.write(d);
+        if (msg.stdin === false) ch.end();
+        ws.send(JSON.stringify({ type: 'started' }));
+      } catch (err) {
+        fail(err);
+      }
+      return;
+    }
+    if (!channel) return fail(new Error(`"${msg.type}" before "start"`));
+    if (msg.type === 'eof') channel.end();
+    else if (msg.type === 'resize') {
+      const s = clampSize(msg.cols, msg.rows);
+      channel.setWindow(s.rows, s.cols, 0, 0);
+    } else if (msg.type === 'ack') gate.get(ws)?.acked(ws, msg.bytes);
+    else if (msg.type === 'signal') channel.signal(msg.signal);
+  });
+}
+
+const gate = new WeakMap<WebSocket, FlowGate>();
+
+function wire(ws: WebSocket, ch: ClientChannel): void {
+  const g = new FlowGate(
+    EXEC_HIGH_WATER,
+    EXEC_LOW_WATER,
+    () => {
+      ch.pause();
+      ch.stderr.pause();
+    },
+    () => {
+      ch.resume();
+      ch.stderr.resume();
+    },
+  );
+  g.add(ws);
+  gate.set(ws, g);
+  const forward = (tag: number) => (d: Buffer) => {
+    if (ws.readyState !== ws.OPEN) return;
+    ws.send(Buffer.concat([Buffer.from([tag]), d]));
+    g.sent(ws, d.length);
+  };
+  ch.on('data', forward(STREAM_STDOUT));
+  ch.stderr.on('data', forward(STREAM_STDERR));
+  let exit: { code: number | null; signal: string | null } = { code: null, signal: null };
+  ch.on('exit', (code: number | null, signal?: string) => (exit = { code: code ?? null, signal: signal ?? null }));
+  ch.on('close', () => {
+    if (ws.readyState === ws.OPEN) {
+      ws.send(JSON.stringify({ type: 'exit', ...exit }));
+      ws.close(1000);
+    }
+  });
+}

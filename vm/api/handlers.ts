@@ -1,0 +1,154 @@
+/**
+ * What each API method does: a thin mapping from the contract onto the engine. Inputs arrive
+ * already validated by the contract's schemas.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import { promisify } from 'node:util';
+import type { Engine } from '../engine/engine.ts';
+import { SpritelyError } from '../errors.ts';
+import type { MethodInput, MethodName, MethodOutput } from './contract.ts';
+
+const execFileP = promisify(execFile);
+
+export type Handlers = { [M in MethodName]: (input: MethodInput<M>) => Promise<MethodOutput<M>> };
+
+export const DEFAULT_EXEC_OUTPUT_CAP = 8 * 1024 * 1024;
+
+export function createHandlers(engine: Engine, opts: { version: string; onShutdown?: (leaveRunning: boolean) => void }): Handlers {
+  const imageView = (img: { id: string; createdAt: string; sizeBytes: number; diskVirtualBytes: number }) => ({
+    id: img.id,
+    createdAt: img.createdAt,
+    sizeBytes: img.sizeBytes,
+    diskVirtualBytes: img.diskVirtualBytes,
+    default: img.id === engine.images.defaultImageId(),
+  });
+  return {
+    'daemon.info': async () => ({
+      version: opts.version,
+      pid: process.pid,
+      home: engine.layout.home,
+      accel: engine.knownAccelerator ? { accel: engine.knownAccelerator.accel, reason: engine.knownAccelerator.reason } : null,
+      qemuVersion: await engine.qemuVersion().catch(() => null),
+    }),
+    'daemon.doctor': async () => ({ checks: await doctor(engine) }),
+    'daemon.shutdown': async (input) => {
+      setImmediate(() => opts.onShutdown?.(input.leaveRunning ?? true));
+      return { ok: true as const };
+    },
+    'images.list': async () => engine.images.list().map(imageView),
+    'images.build': async (input) => imageView(await engine.ensureImage(undefined, { force: input.force })),
+    'sprites.list': async () => engine.list(),
+    'sprites.get': async ({ name }) => engine.get(name),
+    'sprites.create': async (input) => engine.create(input),
+    'sprites.start': async ({ name }) => engine.start(name),
+    'sprites.stop': async ({ name, force }) => engine.stop(name, { force }),
+    'sprites.destroy': async ({ name }) => {
+      await engine.destroy(name);
+      return { ok: true as const };
+    },
+    'sprites.exec': async (input) => execBuffered(engine, input),
+  };
+}
+
+async function execBuffered(engine: Engine, input: MethodInput<'sprites.exec'>): Promise<MethodOutput<'sprites.exec'>> {
+  const t0 = Date.now();
+  const channel = await engine.ssh(input.name).exec(input.argv, { cwd: input.cwd, env: input.env });
+  const cap = input.maxOutputBytes ?? DEFAULT_EXEC_OUTPUT_CAP;
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  let outSize = 0;
+  let errSize = 0;
+  let truncated = false;
+  let timedOut = false;
+  channel.on('data', (d: Buffer) => {
+    if (outSize + d.length > cap) truncated = true;
+    const keep = d.subarray(0, Math.max(0, cap - outSize));
+    out.push(keep);
+    outSize += keep.length;
+  });
+  channel.stderr.on('data', (d: Buffer) => {
+    if (errSize + d.length > cap) truncated = true;
+    const keep = d.subarray(0, Math.max(0, cap - errSize));
+    err.push(keep);
+    errSize += keep.length;
+  });
+  if (input.stdin !== undefined) channel.end(input.stdin);
+  else channel.end();
+  let exitCode: number | null = null;
+  let signal: string | null = null;
+  channel.on('exit', (code: number | null, sig?: string) => {
+    exitCode = code ?? null;
+    signal = sig ?? null;
+  });
+  const timer = input.timeoutMs
+    ? setTimeout(() => {
+        timedOut = true;
+        channel.signal('KILL');
+        channel.close();
+      }, input.timeoutMs)
+    : null;
+  await new Promise<void>((resolve) => channel.on('close', () => resolve()));
+  if (timer) clearTimeout(timer);
+  return {
+    exitCode,
+    signal,
+    stdout: Buffer.concat(out).toString('utf8'),
+    stderr: Buffer.concat(err).toString('utf8'),
+    truncated,
+    timedOut,
+    durationMs: Date.now() - t0,
+  };
+}
+
+async function doctor(engine: Engine): Promise<{ name: string; ok: boolean; detail: string }[]> {
+  const checks: { name: string; ok: boolean; detail: string }[] = [];
+  const check = async (name: string, fn: () => Promise<string>) => {
+    try {
+      checks.push({ name, ok: true, detail: await fn() });
+    } catch (err) {
+      checks.push({ name, ok: false, detail: err instanceof SpritelyError ? err.message : (err as Error).message });
+    }
+  };
+  await check('qemu', async () => {
+    const v = await engine.qemuVersion();
+    const [maj, min] = v.split('.').map(Number);
+    if (maj < 7 || (maj === 7 && min < 2)) throw new Error(`QEMU ${v} is too old; 7.2 or newer is needed`);
+    return `${engine.qemuBinary} ${v}`;
+  });
+  await check('qemu-img', async () => (await execFileP('qemu-img', ['--version'])).stdout.split('\n')[0]);
+  await check('image', async () => {
+    const img = engine.images.get(engine.images.defaultImageId());
+    if (!img) throw new Error(`the default image ${engine.images.defaultImageId()} is not built yet (spritely image build; create also builds it)`);
+    return `${img.id} (${(img.sizeBytes / 2 ** 20).toFixed(0)} MiB)`;
+  });
+  await check('accelerator', async () => {
+    const img = engine.images.get(engine.images.defaultImageId());
+    if (!img) {
+      const kvm = fs.existsSync('/dev/kvm') ? '/dev/kvm exists; a canary boot decides once the image exists' : 'no /dev/kvm: software emulation (TCG)';
+      return kvm;
+    }
+    const a = await engine.accelerator(img);
+    return `${a.accel}: ${a.reason}`;
+  });
+  await check('image builder', async () => {
+    const { stdout } = await execFileP('mmdebstrap', ['--version']).catch(() => {
+      throw new Error('mmdebstrap is missing (sudo apt-get install mmdebstrap); needed only to build images');
+    });
+    return stdout.trim();
+  });
+  await check('data dir', async () => {
+    const st = fs.statSync(engine.layout.home);
+    if ((st.mode & 0o077) !== 0) throw new Error(`${engine.layout.home} is readable by others (mode ${(st.mode & 0o777).toString(8)}); run chmod 700`);
+    fs.accessSync(engine.layout.home, fs.constants.W_OK);
+    return `${engine.layout.home} (owner-only)`;
+  });
+  await check('free disk', async () => {
+    const s = fs.statfsSync(engine.layout.home);
+    const free = s.bavail * s.bsize;
+    const gib = free / 2 ** 30;
+    if (gib < 2) throw new Error(`only ${gib.toFixed(1)} GiB free in ${engine.layout.home}; sprites and checkpoints need room`);
+    return `${gib.toFixed(1)} GiB free`;
+  });
+  return checks;
+}

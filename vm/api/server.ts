@@ -1,0 +1,243 @@
+/**
+ * The daemon's HTTP + WebSocket server. It listens on a unix socket that only the owner can open
+ * (0600 in a 0700 dir) and, optionally, on a 127.0.0.1 port that requires the token from a 0600
+ * file. Requests a web page could send are refused unless their Origin and Host are ours (no
+ * cross-site requests, no DNS rebinding). Every input is validated with the contract's schemas;
+ * every failure is `{error: {code, message}}` with a status that matches.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type net from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { z } from 'zod';
+import { SpritelyError, toSpritelyError } from '../errors.ts';
+import type { Engine } from '../engine/engine.ts';
+import { spriteNameProblem } from '../names.ts';
+import { TerminalManager } from '../terminals/terminal-manager.ts';
+import { matchRoute, methods, type MethodName } from './contract.ts';
+import { handleEventsSocket } from './events-socket.ts';
+import { handleExecSocket } from './exec-socket.ts';
+import { createHandlers, type Handlers } from './handlers.ts';
+import { handleTerminalSocket } from './terminal-socket.ts';
+
+export const MAX_BODY_BYTES = 16 * 1024 * 1024;
+
+export interface ApiServerOptions {
+  engine: Engine;
+  version: string;
+  /** Token required on the TCP listener (Authorization: Bearer, or the `spritely_token` cookie). */
+  token?: string;
+  /** Extra origins allowed to call (e.g. the UI's own origin). */
+  allowedOrigins?: string[];
+  onShutdown?: (leaveRunning: boolean) => void;
+}
+
+type Transport = 'unix' | 'tcp';
+
+export class ApiServer {
+  readonly terminals = new TerminalManager();
+  private handlers: Handlers;
+  private wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
+  private servers: http.Server[] = [];
+  private tcpPort: number | null = null;
+
+  constructor(private readonly opts: ApiServerOptions) {
+    this.handlers = createHandlers(opts.engine, { version: opts.version, onShutdown: opts.onShutdown });
+  }
+
+  async listenUnix(socketPath: string): Promise<void> {
+    fs.rmSync(socketPath, { force: true });
+    const server = this.makeServer('unix');
+    const oldMask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socketPath, () => resolve());
+      });
+    } finally {
+      process.umask(oldMask);
+    }
+    fs.chmodSync(socketPath, 0o600);
+  }
+
+  async listenTcp(port: number): Promise<number> {
+    if (!this.opts.token) throw new Error('a TCP listener needs a token');
+    const server = this.makeServer('tcp');
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+    this.tcpPort = (server.address() as net.AddressInfo).port;
+    return this.tcpPort;
+  }
+
+  private makeServer(transport: Transport): http.Server {
+    const server = http.createServer({ maxHeaderSize: 32 * 1024, requestTimeout: 0, headersTimeout: 20_000 }, (req, res) => {
+      this.onRequest(transport, req, res).catch((err) => sendError(res, toSpritelyError(err)));
+    });
+    server.on('upgrade', (req, socket, head) => this.onUpgrade(transport, req, socket as net.Socket, head));
+    server.on('clientError', (_err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    });
+    this.servers.push(server);
+    return server;
+  }
+
+  /** Refuses what a browser page or another local user could send without being us. */
+  private checkAccess(transport: Transport, req: http.IncomingMessage): void {
+    const origin = req.headers.origin;
+    if (origin !== undefined && !this.originAllowed(origin)) {
+      throw new SpritelyError('permission_denied', `Requests from origin ${origin} are not allowed.`);
+    }
+    if (transport === 'tcp') {
+      const host = req.headers.host ?? '';
+      const okHosts = [`127.0.0.1:${this.tcpPort}`, `localhost:${this.tcpPort}`, `[::1]:${this.tcpPort}`];
+      if (!okHosts.includes(host)) throw new SpritelyError('permission_denied', `Host "${host}" is not this daemon (possible DNS rebinding).`);
+      if (!this.tokenMatches(req)) throw new SpritelyError('unauthenticated', 'A valid API token is required (see the api-token file in the data dir).');
+    }
+  }
+
+  private originAllowed(origin: string): boolean {
+    if (this.opts.allowedOrigins?.includes(origin)) return true;
+    if (this.tcpPort && (origin === `http://127.0.0.1:${this.tcpPort}` || origin === `http://localhost:${this.tcpPort}`)) return true;
+    return false;
+  }
+
+  private tokenMatches(req: http.IncomingMessage): boolean {
+    const token = this.opts.token!;
+    const auth = req.headers.authorization;
+    const fromHeader = auth?.startsWith('Bearer ') ? auth.slice(7) : null;
+    const fromCookie = /(?:^|;\s*)spritely_token=([^;]+)/.exec(req.headers.cookie ?? '')?.[1] ?? null;
+    const given = fromHeader ?? fromCookie;
+    if (!given) return false;
+    const a = Buffer.from(given);
+    const b = Buffer.from(token);
+    return a.length === b.length && crypto.timingSafeEqual(a, b);
+  }
+
+  private async onRequest(transport: Transport, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    this.checkAccess(transport, req);
+    const url = new URL(req.url ?? '/', 'http://daemon');
+    let allowed: string[] = [];
+    for (const [name, def] of Object.entries(methods) as [MethodName, (typeof methods)[MethodName]][]) {
+      const params = matchRoute(def, url.pathname);
+      if (!params) continue;
+      allowed.push(def.http);
+      if (def.http !== req.method) continue;
+      if (params.name !== undefined) {
+        const problem = spriteNameProblem(params.name);
+        if (problem) throw new SpritelyError('invalid_argument', `Invalid sprite name: ${problem}.`);
+      }
+      const body = def.http === 'POST' ? await readJsonBody(req) : {};
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new SpritelyError('invalid_argument', 'The request body must be a JSON object.');
+      const input = parseInput(def.input, { ...(body as object), ...params });
+      const output = await (this.handlers[name] as (i: unknown) => Promise<unknown>)(input);
+      sendJson(res, 200, output);
+      return;
+    }
+    allowed = [...new Set(allowed)];
+    if (allowed.length) {
+      res.setHeader('Allow', allowed.join(', '));
+      throw new SpritelyError('method_not_allowed', `${req.method} is not allowed on ${url.pathname} (use ${allowed.join(' or ')}).`);
+    }
+    throw new SpritelyError('not_found', `No such API endpoint: ${req.method} ${url.pathname}. See docs/api.md.`);
+  }
+
+  private onUpgrade(transport: Transport, req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+    socket.on('error', () => {});
+    try {
+      this.checkAccess(transport, req);
+    } catch (err) {
+      const e = toSpritelyError(err);
+      socket.end(`HTTP/1.1 ${e.httpStatus} ${http.STATUS_CODES[e.httpStatus]}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${JSON.stringify({ error: e.toJSON() })}`);
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://daemon');
+    const route = routeStream(url.pathname);
+    if (!route) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      const engine = this.opts.engine;
+      if (route.kind === 'events') handleEventsSocket(ws, engine);
+      else if (route.kind === 'exec') handleExecSocket(ws, engine, route.name);
+      else handleTerminalSocket(ws, engine, this.terminals, route.name, url.searchParams);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.terminals.closeAll();
+    for (const c of this.wss.clients) c.terminate();
+    await Promise.all(
+      this.servers.map(
+        (s) =>
+          new Promise<void>((r) => {
+            s.close(() => r());
+            s.closeAllConnections?.();
+          }),
+      ),
+    );
+  }
+}
+
+type StreamRoute = { kind: 'events' } | { kind: 'exec' | 'terminal'; name: string };
+
+function routeStream(pathname: string): StreamRoute | null {
+  if (pathname === '/v1/events') return { kind: 'events' };
+  const m = /^\/v1\/sprites\/([^/]+)\/(exec|terminal)$/.exec(pathname);
+  if (!m) return null;
+  let name: string;
+  try {
+    name = decodeURIComponent(m[1]);
+  } catch {
+    return null;
+  }
+  return { kind: m[2] as 'exec' | 'terminal', name };
+}
+
+export function parseInput<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const msg = r.error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`)
+    .join('; ');
+  throw new SpritelyError('invalid_argument', `Invalid request: ${msg}.`);
+}
+
+async function readJsonBody(req: http.IncomingMessage): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) throw new SpritelyError('payload_too_large', `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) {
+      req.destroy();
+      throw new SpritelyError('payload_too_large', `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  if (!size) return {};
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (err) {
+    throw new SpritelyError('invalid_argument', `The request body is not valid JSON (${(err as Error).message}).`);
+  }
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+  res.end(text);
+}
+
+function sendError(res: http.ServerResponse, err: SpritelyError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendJson(res, err.httpStatus, { error: err.toJSON() });
+}

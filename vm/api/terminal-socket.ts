@@ -1,0 +1,68 @@
+/**
+ * WS /v1/sprites/:name/terminal[?session=ID&cols=&rows=]: opens a new shell session, or attaches
+ * to an existing one (replaying what was missed). Closing the socket only detaches; a `close`
+ * message hangs the shell up.
+ */
+import type { RawData, WebSocket } from 'ws';
+import type { Engine } from '../engine/engine.ts';
+import { toSpritelyError } from '../errors.ts';
+import type { TerminalClient, TerminalManager, TerminalSession } from '../terminals/terminal-manager.ts';
+import { TerminalClientMessage } from './contract.ts';
+import { parseInput } from './server.ts';
+
+export async function handleTerminalSocket(ws: WebSocket, engine: Engine, terminals: TerminalManager, name: string, query: URLSearchParams): Promise<void> {
+  ws.on('error', () => {});
+  let session: TerminalSession;
+  const early: { data: Buffer; isBinary: boolean }[] = [];
+  const buffer = (raw: RawData, isBinary: boolean) => early.push({ data: toBuffer(raw), isBinary });
+  ws.on('message', buffer);
+  try {
+    const id = query.get('session');
+    session = id ? terminals.get(id, name) : await terminals.open(name, engine.ssh(name), { cols: query.get('cols'), rows: query.get('rows') });
+  } catch (err) {
+    const e = toSpritelyError(err);
+    ws.send(JSON.stringify({ type: 'error', code: e.code, message: e.message }));
+    ws.close(1011, e.code);
+    return;
+  }
+  ws.off('message', buffer);
+  const client: TerminalClient = {
+    send: (data) => {
+      if (ws.readyState === ws.OPEN) ws.send(data);
+    },
+    exited: (code, signal) => {
+      if (ws.readyState !== ws.OPEN) return;
+      ws.send(JSON.stringify({ type: 'exit', code, signal }));
+      ws.close(1000);
+    },
+  };
+  if (!session.isOpen) {
+    ws.send(JSON.stringify({ type: 'exit', code: null, signal: null }));
+    ws.close(1000);
+    return;
+  }
+  ws.send(JSON.stringify({ type: 'session', session: session.id, replayed: 0 }));
+  session.attach(client);
+  const onMessage = (raw: RawData, isBinary: boolean) => {
+    const data = toBuffer(raw);
+    if (isBinary) return session.write(data);
+    try {
+      const msg = parseInput(TerminalClientMessage, JSON.parse(data.toString('utf8')));
+      if (msg.type === 'resize') session.resize(msg.cols, msg.rows);
+      else if (msg.type === 'ack') session.ack(client, msg.bytes);
+      else if (msg.type === 'close') session.close();
+    } catch (err) {
+      const e = toSpritelyError(err);
+      ws.send(JSON.stringify({ type: 'error', code: e.code, message: e.message }));
+    }
+  };
+  for (const m of early) onMessage(m.data, m.isBinary);
+  ws.on('message', onMessage);
+  ws.on('close', () => session.detach(client));
+}
+
+function toBuffer(raw: RawData): Buffer {
+  if (Buffer.isBuffer(raw)) return raw;
+  if (Array.isArray(raw)) return Buffer.concat(raw);
+  return Buffer.from(raw as ArrayBuffer);
+}

@@ -1,0 +1,228 @@
+/**
+ * `spritely`: the command line. Every command is a client of the daemon's API (started in the
+ * background when needed); nothing here touches a VM directly. Errors print as one sentence and a
+ * non-zero exit; `--json` prints one JSON document for machines.
+ */
+import { Command, Option } from 'commander';
+import { SpritelyError } from '../errors.ts';
+import { assertSpriteName } from '../names.ts';
+import { layout } from '../paths.ts';
+import { VERSION } from '../version.ts';
+import { runConsole, runExec } from './streams.ts';
+import { confirm, formatAge, formatTable, withProgress } from './ui.ts';
+import { ensureDaemon } from '../daemon/autostart.ts';
+import { ApiClient } from '../api/client.ts';
+
+const program = new Command();
+program.name('spritely').description('Local disposable computers: real Linux VMs that start in about a second.').version(VERSION, '-v, --version');
+program.showHelpAfterError('(add --help for usage)');
+
+const client = () => ensureDaemon(layout());
+
+function print(json: boolean, value: unknown, human: () => string): void {
+  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : human() + '\n');
+}
+
+function nameArg(name: string): string {
+  assertSpriteName(name);
+  return name;
+}
+
+const image = program.command('image').description('Build and list guest images');
+image
+  .command('build')
+  .description('Build the default image from Debian packages (and nothing if it exists)')
+  .option('--force', 'rebuild even if it exists')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const api = await client();
+    const img = await withProgress(api, !opts.json, () => api.call('images.build', { force: opts.force }, {}));
+    print(opts.json, img, () => `image ${img.id} ready (${(img.sizeBytes / 2 ** 20).toFixed(0)} MiB)`);
+  });
+image
+  .command('list')
+  .description('List built images')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const imgs = await (await client()).call('images.list');
+    print(opts.json, imgs, () => formatTable(['ID', 'DEFAULT', 'SIZE', 'CREATED'], imgs.map((i) => [i.id, i.default ? 'yes' : '', `${(i.sizeBytes / 2 ** 20).toFixed(0)} MiB`, formatAge(i.createdAt)])));
+  });
+
+program
+  .command('create')
+  .description('Create a sprite and start it (builds the image on first use)')
+  .argument('<name>', 'a DNS label: a-z, 0-9 and "-"')
+  .option('--image <id>', 'image to use (default: the default image)')
+  .addOption(new Option('--memory <MiB>', 'guest RAM in MiB').argParser(intArg))
+  .addOption(new Option('--cpus <n>', 'virtual CPUs').argParser(intArg))
+  .addOption(new Option('--disk <GiB>', 'disk size in GiB (sparse)').argParser(intArg))
+  .option('--json', 'print JSON')
+  .action(async (name, opts) => {
+    nameArg(name);
+    const api = await client();
+    const r = await withProgress(api, !opts.json, () => api.call('sprites.create', { name, image: opts.image, memoryMiB: opts.memory, cpus: opts.cpus, diskGiB: opts.disk }));
+    print(opts.json, { name: r.sprite.name, state: r.sprite.state, timings: r.timings, sprite: r.sprite }, () => {
+      const t = r.timings;
+      const detail = t.runningMs !== undefined ? ` (running after ${fmtMs(t.runningMs)}${t.goldenMs > 1000 ? `, golden state built in ${fmtMs(t.goldenMs)}` : ''}${t.imageMs > 1000 ? `, image ${fmtMs(t.imageMs)}` : ''})` : '';
+      return `created ${name} in ${fmtMs(t.totalMs)}${detail} [${r.sprite.accel}]`;
+    });
+  });
+
+program
+  .command('list')
+  .alias('ls')
+  .description('List sprites')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const sprites = await (await client()).call('sprites.list');
+    print(opts.json, sprites, () =>
+      sprites.length
+        ? formatTable(
+            ['NAME', 'STATE', 'IMAGE', 'CREATED', 'UPTIME'],
+            sprites.map((s) => [s.name, s.operation ? `${s.state} (${s.operation})` : s.state, s.image, formatAge(s.createdAt), s.uptimeSeconds === null ? '-' : formatDuration(s.uptimeSeconds)]),
+          )
+        : 'no sprites yet: spritely create NAME',
+    );
+  });
+
+program
+  .command('exec')
+  .description('Run a command in a sprite; output streams, the exit code passes through')
+  .argument('<name>')
+  .argument('<command...>', 'the command (put -- before it)')
+  .option('-t, --tty', 'allocate a terminal')
+  .option('-w, --workdir <dir>', 'working directory in the sprite')
+  .option('-e, --env <KEY=VALUE...>', 'environment variables')
+  .action(async (name, command: string[], opts) => {
+    nameArg(name);
+    const env: Record<string, string> = {};
+    for (const kv of opts.env ?? []) {
+      const at = kv.indexOf('=');
+      if (at < 1) throw new SpritelyError('invalid_argument', `--env takes KEY=VALUE (got ${JSON.stringify(kv)})`);
+      env[kv.slice(0, at)] = kv.slice(at + 1);
+    }
+    process.exitCode = await runExec(await client(), name, command, { tty: !!opts.tty, cwd: opts.workdir, env });
+  });
+
+program
+  .command('console')
+  .description('Open an interactive root shell in a sprite (Ctrl-D leaves)')
+  .argument('<name>')
+  .action(async (name) => {
+    nameArg(name);
+    process.exitCode = await runConsole(await client(), name);
+  });
+
+program
+  .command('start')
+  .description('Start a stopped or crashed sprite')
+  .argument('<name>')
+  .option('--json', 'print JSON')
+  .action(async (name, opts) => {
+    nameArg(name);
+    const r = await (await client()).call('sprites.start', { name });
+    print(opts.json, r, () => `started ${name} in ${fmtMs(r.timings.totalMs)}`);
+  });
+
+program
+  .command('stop')
+  .description('Power a sprite off (its disk stays)')
+  .argument('<name>')
+  .option('--force', 'do not wait for the guest to shut down (sync and end QEMU)')
+  .option('--json', 'print JSON')
+  .action(async (name, opts) => {
+    nameArg(name);
+    const s = await (await client()).call('sprites.stop', { name, force: opts.force });
+    print(opts.json, s, () => `stopped ${name}`);
+  });
+
+program
+  .command('destroy')
+  .alias('rm')
+  .description('Destroy a sprite and everything of it (asks unless --force)')
+  .argument('<name>')
+  .option('-f, --force', 'do not ask')
+  .action(async (name, opts) => {
+    nameArg(name);
+    const api = await client();
+    await api.call('sprites.get', { name });
+    if (!opts.force && !(await confirm(`Destroy sprite "${name}" and its disk? Type the name to confirm: `, name))) {
+      throw new SpritelyError('failed_precondition', 'Not destroyed.');
+    }
+    await api.call('sprites.destroy', { name });
+    process.stdout.write(`destroyed ${name}\n`);
+  });
+
+program
+  .command('doctor')
+  .description('Check QEMU, the accelerator, disk space and the data dir')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const api = await client();
+    const [d, info] = await Promise.all([api.call('daemon.doctor'), api.call('daemon.info')]);
+    print(opts.json, { ...d, info }, () => d.checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(14)} ${c.detail}`).join('\n') + `\n     data dir       ${info.home}`);
+    if (d.checks.some((c) => !c.ok)) process.exitCode = 1;
+  });
+
+const daemon = program.command('daemon').description('The background daemon that owns every sprite');
+daemon
+  .command('run')
+  .description('Run the daemon in the foreground')
+  .action(async () => {
+    const { runDaemon } = await import('../daemon/daemon.ts');
+    await runDaemon();
+  });
+daemon
+  .command('start')
+  .description('Start the daemon in the background if it is not running')
+  .action(async () => {
+    const info = await (await client()).call('daemon.info');
+    process.stdout.write(`daemon running (pid ${info.pid}), data in ${info.home}\n`);
+  });
+daemon
+  .command('status')
+  .description('Is the daemon running?')
+  .action(async () => {
+    const api = new ApiClient(layout().apiSocket);
+    try {
+      const info = await api.call('daemon.info');
+      process.stdout.write(`running (pid ${info.pid}, version ${info.version}); accelerator ${info.accel ? `${info.accel.accel}: ${info.accel.reason}` : 'not chosen yet'}\n`);
+    } catch {
+      process.stdout.write('not running\n');
+      process.exitCode = 3;
+    }
+  });
+daemon
+  .command('stop')
+  .description('Stop the daemon (sprites keep running)')
+  .action(async () => {
+    const api = new ApiClient(layout().apiSocket);
+    try {
+      await api.call('daemon.shutdown', { leaveRunning: true });
+      process.stdout.write('daemon stopped\n');
+    } catch {
+      process.stdout.write('daemon was not running\n');
+    }
+  });
+
+function intArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new SpritelyError('invalid_argument', `expected a whole number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function fmtMs(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(2)} s`;
+}
+
+function formatDuration(s: number): string {
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const msg = err instanceof SpritelyError ? err.message : (err as Error)?.message ?? String(err);
+  process.stderr.write(`spritely: ${msg}\n`);
+  process.exitCode = err instanceof SpritelyError && err.code === 'invalid_argument' ? 2 : 1;
+});

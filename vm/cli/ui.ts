@@ -1,0 +1,55 @@
+/** Small pieces of terminal output for the CLI: tables, ages, confirmations, build progress. */
+import readline from 'node:readline';
+import type { ApiClient } from '../api/client.ts';
+import { DaemonEvent } from '../api/contract.ts';
+
+export function formatTable(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]))).join('  ');
+  return [line(head), ...rows.map(line)].join('\n');
+}
+
+export function formatAge(iso: string, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}
+
+export async function confirm(question: string, expected: string): Promise<boolean> {
+  if (!process.stdin.isTTY) return false;
+  const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+  const answer = await new Promise<string>((r) => rl.question(question, r));
+  rl.close();
+  return answer.trim() === expected;
+}
+
+/** Runs `fn` while printing the daemon's image-build progress to stderr. */
+export async function withProgress<T>(api: ApiClient, show: boolean, fn: () => Promise<T>): Promise<T> {
+  if (!show) return fn();
+  const ws = api.socket('/v1/events');
+  let last = '';
+  ws.on('message', (raw) => {
+    try {
+      const e = DaemonEvent.parse(JSON.parse(raw.toString()));
+      if (e.type !== 'image.progress') return;
+      const text = `${e.phase}: ${e.message}${e.fraction !== undefined ? ` (${Math.round(e.fraction * 100)}%)` : ''}`;
+      if (text === last) return;
+      last = text;
+      process.stderr.write(`  ${text}\n`);
+    } catch {
+      /* ignore */
+    }
+  });
+  ws.on('error', () => {});
+  await new Promise<void>((r) => {
+    ws.once('open', () => r());
+    ws.once('error', () => r());
+  });
+  try {
+    return await fn();
+  } finally {
+    ws.close();
+  }
+}

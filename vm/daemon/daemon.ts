@@ -1,0 +1,121 @@
+/**
+ * `spritely daemon run`: the one process that owns every sprite. It takes the data dir's pid lock
+ * (one daemon per data dir), re-attaches to running QEMUs, serves the API on the owner-only unix
+ * socket (plus an optional token-guarded loopback port), and on SIGTERM/SIGINT lets go of its VMs
+ * without stopping them: QEMU outlives the daemon.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { ApiServer } from '../api/server.ts';
+import { Engine } from '../engine/engine.ts';
+import { ensureLayout, layout as makeLayout, type Layout } from '../paths.ts';
+import { VERSION } from '../version.ts';
+
+export interface DaemonHandle {
+  engine: Engine;
+  api: ApiServer;
+  tcpPort: number | null;
+  stop(opts?: { leaveRunning?: boolean }): Promise<void>;
+}
+
+function log(msg: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+}
+
+/** Takes the pid lock; a stale one (its process gone or not a daemon) is replaced. */
+export function takePidLock(file: string): void {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(fs.readFileSync(file, 'utf8').trim());
+      if (pid && pid !== process.pid && isDaemon(pid)) throw new Error(`a spritely daemon is already running for this data dir (pid ${pid})`);
+      fs.rmSync(file, { force: true });
+    }
+  }
+  throw new Error(`could not take the daemon lock ${file}`);
+}
+
+function isDaemon(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('daemon');
+  } catch {
+    return process.platform !== 'linux';
+  }
+}
+
+export function apiToken(l: Layout): string {
+  try {
+    const t = fs.readFileSync(l.apiTokenFile, 'utf8').trim();
+    if (t.length >= 32) return t;
+  } catch {
+    /* make one */
+  }
+  const token = crypto.randomBytes(32).toString('base64url');
+  fs.writeFileSync(l.apiTokenFile, token + '\n', { mode: 0o600 });
+  return token;
+}
+
+export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = {}): Promise<DaemonHandle> {
+  const l = opts.layout ?? makeLayout();
+  ensureLayout(l);
+  takePidLock(l.daemonPidFile);
+  const engine = new Engine(l);
+  engine.on('log', log);
+  let handle!: DaemonHandle;
+  try {
+    await engine.init();
+    const token = apiToken(l);
+    const api = new ApiServer({ engine, version: VERSION, token, onShutdown: (leaveRunning) => void handle.stop({ leaveRunning }).then(() => process.exit(0)) });
+    await api.listenUnix(l.apiSocket);
+    let tcpPort: number | null = null;
+    const wantPort = opts.tcpPort ?? (process.env.SPRITELY_API_PORT ? Number(process.env.SPRITELY_API_PORT) : undefined);
+    if (wantPort !== undefined) {
+      tcpPort = await api.listenTcp(wantPort);
+      fs.writeFileSync(l.apiPortFile, `${tcpPort}\n`, { mode: 0o600 });
+    }
+    let stopping: Promise<void> | null = null;
+    handle = {
+      engine,
+      api,
+      tcpPort,
+      stop: () => {
+        stopping ??= (async () => {
+          await api.close();
+          engine.detachAll();
+          fs.rmSync(l.apiSocket, { force: true });
+          fs.rmSync(l.apiPortFile, { force: true });
+          fs.rmSync(l.daemonPidFile, { force: true });
+        })();
+        return stopping;
+      },
+    };
+    log(`spritely daemon ${VERSION} (pid ${process.pid}) serving ${l.apiSocket}${tcpPort ? ` and 127.0.0.1:${tcpPort}` : ''}; data in ${l.home}`);
+    return handle;
+  } catch (err) {
+    engine.detachAll();
+    fs.rmSync(l.daemonPidFile, { force: true });
+    throw err;
+  }
+}
+
+/** Entry point of `spritely daemon run`: serve until a signal, then let go of the VMs and exit. */
+export async function runDaemon(): Promise<void> {
+  const handle = await startDaemon();
+  const onSignal = (sig: string) => {
+    log(`${sig}: stopping the daemon; sprites keep running`);
+    handle.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+}

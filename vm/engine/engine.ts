@@ -1,0 +1,551 @@
+/**
+ * The engine: the one owner of sprites. It creates them by restoring a golden state, starts and
+ * stops their QEMU processes, keeps one SSH link per running sprite, re-attaches to QEMUs that
+ * outlived a daemon, and notices the ones that died. Every change to a sprite runs under that
+ * sprite's lock and ends in an atomically written manifest; every change is announced as an event
+ * (the API, the UI and the CLI are only clients of this class).
+ */
+import { execFile } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import { promisify } from 'node:util';
+import { SpritelyError, toSpritelyError } from '../errors.ts';
+import { ensureGolden, type GoldenRequest } from '../images/golden.ts';
+import { ImageStore, type ImageProgress, type ImageRecord } from '../images/image-store.ts';
+import { assertSpriteName } from '../names.ts';
+import { freeLoopbackPort } from '../net/free-port.ts';
+import { type Layout, ensureLayout, spritePaths } from '../paths.ts';
+import { chooseAccelerator, type AccelChoice } from '../qemu/accel.ts';
+import type { VmSpec } from '../qemu/argv.ts';
+import { qemuVersion, tailOfLog } from '../qemu/qemu-process.ts';
+import { QemuVm } from '../qemu/qemu-vm.ts';
+import type { GuestAgent } from '../qemu/guest-agent.ts';
+import { type KeyPair, ensureClientKey, generateEd25519 } from '../ssh/keys.ts';
+import { SshLink } from '../ssh/ssh-link.ts';
+import { SpriteLocks } from '../store/sprite-lock.ts';
+import { type Manifest, readManifest, readRuntime, writeManifest, writeRuntime, type Runtime } from '../store/sprite-manifest.ts';
+import { APPLY_IDENTITY, identityPayload, newMachineId } from './identity.ts';
+
+const execFileP = promisify(execFile);
+const GiB = 1024 ** 3;
+
+export type SpriteState = 'running' | 'sleeping' | 'stopped' | 'crashed';
+
+export interface SpriteView {
+  name: string;
+  state: SpriteState;
+  /** What the engine is doing to it right now (creating, starting, stopping, …), or null. */
+  operation: string | null;
+  image: string;
+  createdAt: string;
+  startedAt: string | null;
+  uptimeSeconds: number | null;
+  memoryMiB: number;
+  cpus: number;
+  diskGiB: number;
+  accel: string | null;
+  pid: number | null;
+  sshPort: number | null;
+  lastError: string | null;
+}
+
+export interface CreateRequest {
+  name: string;
+  image?: string;
+  memoryMiB?: number;
+  cpus?: number;
+  diskGiB?: number;
+}
+
+export interface Timings {
+  totalMs: number;
+  [phase: string]: number;
+}
+
+export const DEFAULTS = { memoryMiB: 512, cpus: 1, diskGiB: 100 } as const;
+
+export interface EngineEvents {
+  sprite: [SpriteView];
+  removed: [string];
+  imageProgress: [ImageProgress];
+  log: [string];
+}
+
+export class Engine extends EventEmitter<EngineEvents> {
+  readonly locks = new SpriteLocks();
+  readonly images: ImageStore;
+  private manifests = new Map<string, Manifest>();
+  private runtimes = new Map<string, Runtime>();
+  private vms = new Map<string, QemuVm>();
+  private links = new Map<string, SshLink>();
+  private accelChoice: AccelChoice | null = null;
+  private qemuVer: string | null = null;
+  private clientKey!: KeyPair;
+  readonly qemuBinary: string;
+
+  constructor(readonly layout: Layout, opts: { qemuBinary?: string } = {}) {
+    super();
+    this.qemuBinary = opts.qemuBinary ?? process.env.SPRITELY_QEMU ?? (process.arch === 'arm64' ? 'qemu-system-aarch64' : 'qemu-system-x86_64');
+    this.images = new ImageStore(layout.imagesDir, (m) => this.log(m));
+  }
+
+  log(msg: string): void {
+    this.emit('log', msg);
+  }
+
+  /** Loads every sprite from disk and re-attaches to the QEMUs that are still running. */
+  async init(): Promise<void> {
+    ensureLayout(this.layout);
+    this.clientKey = ensureClientKey(this.layout.keysDir);
+    for (const name of fs.readdirSync(this.layout.spritesDir)) {
+      if (name.startsWith('.')) continue;
+      try {
+        await this.reconcile(name);
+      } catch (err) {
+        this.log(`sprite ${name}: could not be loaded: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private async reconcile(name: string): Promise<void> {
+    const p = spritePaths(this.layout, name);
+    const m = readManifest(p.manifest);
+    if (!m) return;
+    const rt = readRuntime(p.runtime);
+    if (m.status === 'creating') {
+      // A create that never finished promised nothing to anyone: remove what it left.
+      if (rt) (await QemuVm.attach(rt).catch(() => null))?.kill();
+      fs.rmSync(p.dir, { recursive: true, force: true });
+      this.log(`sprite ${name}: removed an unfinished create`);
+      return;
+    }
+    this.manifests.set(name, m);
+    if (m.status !== 'running') return;
+    const vm = rt ? await QemuVm.attach(rt).catch(() => null) : null;
+    if (!vm || !rt) {
+      await this.markCrashed(name, 'QEMU is no longer running (it was killed or the host restarted)');
+      return;
+    }
+    const status = await vm.status().catch(() => 'unknown');
+    if (status === 'shutdown') {
+      await vm.quit();
+      await this.saveManifest({ ...m, status: 'stopped' });
+      return;
+    }
+    if (status === 'paused' || status === 'postmigrate') await vm.resume().catch(() => {});
+    this.runtimes.set(name, rt);
+    this.adopt(name, vm, rt, m);
+    this.log(`sprite ${name}: re-attached to QEMU pid ${vm.pid}`);
+  }
+
+  // ---------------------------------------------------------------- views
+
+  list(): SpriteView[] {
+    return [...this.manifests.keys()].sort().map((n) => this.view(n));
+  }
+
+  get(name: string): SpriteView {
+    assertSpriteName(name);
+    if (!this.manifests.has(name)) throw notFound(name);
+    return this.view(name);
+  }
+
+  private view(name: string): SpriteView {
+    const m = this.manifests.get(name)!;
+    const rt = this.runtimes.get(name);
+    const running = m.status === 'running' && this.vms.has(name);
+    const state: SpriteState = m.status === 'running' ? (running ? 'running' : 'crashed') : m.status === 'creating' ? 'stopped' : m.status;
+    const startedAt = running && rt ? rt.startedAt : null;
+    return {
+      name,
+      state,
+      operation: this.locks.operation(name),
+      image: m.image,
+      createdAt: m.createdAt,
+      startedAt,
+      uptimeSeconds: startedAt ? Math.round((Date.now() - Date.parse(startedAt)) / 1000) : null,
+      memoryMiB: m.memoryMiB,
+      cpus: m.cpus,
+      diskGiB: m.diskGiB,
+      accel: running && rt ? rt.accel : null,
+      pid: running && rt ? rt.pid : null,
+      sshPort: running && rt ? rt.sshPort : null,
+      lastError: m.lastError,
+    };
+  }
+
+  private announce(name: string): void {
+    if (this.manifests.has(name)) this.emit('sprite', this.view(name));
+  }
+
+  // ---------------------------------------------------------------- machine facts
+
+  async qemuVersion(): Promise<string> {
+    if (!this.qemuVer) {
+      try {
+        this.qemuVer = await qemuVersion(this.qemuBinary);
+      } catch (err) {
+        throw new SpritelyError('failed_precondition', `QEMU is not installed or does not run (${this.qemuBinary}): ${(err as Error).message}. On Debian/Ubuntu: sudo apt-get install qemu-system-x86 qemu-utils`);
+      }
+    }
+    return this.qemuVer;
+  }
+
+  async accelerator(image: ImageRecord): Promise<AccelChoice> {
+    if (!this.accelChoice) {
+      this.accelChoice = await chooseAccelerator({
+        qemuBinary: this.qemuBinary,
+        qemuVersion: await this.qemuVersion(),
+        kernel: image.kernel,
+        cacheFile: this.layout.accelCacheFile,
+        log: (m) => this.log(m),
+      });
+    }
+    return this.accelChoice;
+  }
+
+  get knownAccelerator(): AccelChoice | null {
+    return this.accelChoice;
+  }
+
+  async ensureImage(id?: string, opts: { force?: boolean } = {}): Promise<ImageRecord> {
+    return this.images.ensure(id, (p) => this.emit('imageProgress', p), opts);
+  }
+
+  private async goldenRequest(image: ImageRecord, m: Pick<Manifest, 'memoryMiB' | 'cpus'>): Promise<GoldenRequest> {
+    const accel = await this.accelerator(image);
+    return {
+      imageId: image.id,
+      imageDir: image.dir,
+      baseDisk: image.baseDisk,
+      kernel: image.kernel,
+      initrd: image.initrd,
+      cmdline: image.kernelCmdline,
+      diskVirtualBytes: DEFAULTS.diskGiB * GiB,
+      machine: { qemuBinary: this.qemuBinary, accel: accel.accel, memoryMiB: m.memoryMiB, cpus: m.cpus },
+      qemuVersion: await this.qemuVersion(),
+      runDir: this.layout.runDir,
+      log: (msg) => this.log(msg),
+      onProgress: (p) => this.emit('imageProgress', { image: image.id, ...p }),
+    };
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async create(req: CreateRequest): Promise<{ sprite: SpriteView; timings: Timings }> {
+    const name = req.name;
+    assertSpriteName(name);
+    const memoryMiB = intInRange('memoryMiB', req.memoryMiB ?? DEFAULTS.memoryMiB, 128, 65536);
+    const cpus = intInRange('cpus', req.cpus ?? DEFAULTS.cpus, 1, 64);
+    // Sprites share the golden disk, whose filesystem already spans the default size (sparse).
+    const diskGiB = intInRange('diskGiB', req.diskGiB ?? DEFAULTS.diskGiB, DEFAULTS.diskGiB, 16384);
+    const p = spritePaths(this.layout, name);
+    if (this.manifests.has(name) || fs.existsSync(p.dir)) throw new SpritelyError('already_exists', `A sprite named "${name}" already exists.`);
+    return this.locks.run(name, 'creating', async () => {
+      const t0 = Date.now();
+      const timings: Record<string, number> = {};
+      const lap = (key: string, since: number) => (timings[key] = Date.now() - since);
+      try {
+        fs.mkdirSync(p.dir, { mode: 0o700 });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new SpritelyError('already_exists', `A sprite named "${name}" already exists.`);
+        throw toSpritelyError(err);
+      }
+      const hostKey = generateEd25519(`root@${name}`);
+      let m: Manifest = {
+        version: 1,
+        name,
+        image: req.image ?? this.images.defaultImageId(),
+        createdAt: new Date().toISOString(),
+        memoryMiB,
+        cpus,
+        diskGiB,
+        hostKeyPub: hostKey.publicKey,
+        status: 'creating',
+        lastError: null,
+        fsGrown: false,
+      };
+      let vm: QemuVm | null = null;
+      try {
+        await this.saveManifest(m);
+        let t = Date.now();
+        const image = await this.ensureImage(req.image);
+        lap('imageMs', t);
+        t = Date.now();
+        const golden = await ensureGolden(await this.goldenRequest(image, m));
+        lap('goldenMs', t);
+        t = Date.now();
+        await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', 'lazy_refcounts=on', '-b', golden.disk, '-F', 'qcow2', p.disk, String(golden.diskVirtualBytes)]);
+        lap('overlayMs', t);
+        t = Date.now();
+        vm = await this.launch(name, m, image, golden.stateFile);
+        lap('launchMs', t);
+        t = Date.now();
+        await vm.waitRunning(60_000);
+        lap('restoreMs', t);
+        timings.runningMs = Date.now() - t0;
+        t = Date.now();
+        const agent = await vm.agent(30_000);
+        await agent.setTime();
+        lap('agentMs', t);
+        t = Date.now();
+        const applied = await agent.exec(APPLY_IDENTITY, [], {
+          stdin: identityPayload({
+            hostname: name,
+            machineId: newMachineId(),
+            hostKey: hostKey.privateKey,
+            hostKeyPub: hostKey.publicKey,
+            authorizedKeys: this.clientKey.publicKey,
+          }),
+          timeoutMs: 60_000,
+        });
+        if (applied.exitCode !== 0) throw new Error(`the guest refused its identity (exit ${applied.exitCode}): ${applied.stderr.toString().trim()}`);
+        lap('identityMs', t);
+        if (diskGiB * GiB > golden.diskVirtualBytes) {
+          t = Date.now();
+          await this.growDisk(vm, agent, diskGiB * GiB);
+          lap('resizeMs', t);
+        }
+        m = { ...m, status: 'running', fsGrown: true };
+        await this.saveManifest(m);
+        this.links.get(name)?.ready(60_000).catch(() => {});
+      } catch (err) {
+        vm?.kill();
+        this.dropRuntime(name);
+        this.manifests.delete(name);
+        fs.rmSync(p.dir, { recursive: true, force: true });
+        this.emit('removed', name);
+        const e = toSpritelyError(err);
+        throw new SpritelyError(e.code, `Could not create "${name}": ${e.message}`);
+      }
+      timings.totalMs = Date.now() - t0;
+      this.log(`sprite ${name}: created in ${timings.totalMs} ms (${JSON.stringify(timings)})`);
+      return { sprite: this.view(name), timings: timings as Timings };
+    });
+  }
+
+  /** Starts QEMU for a sprite (booting, or restoring `incoming`) and takes ownership of it. */
+  private async launch(name: string, m: Manifest, image: ImageRecord, incoming?: string): Promise<QemuVm> {
+    const p = spritePaths(this.layout, name);
+    const accel = await this.accelerator(image);
+    const spec: VmSpec = {
+      name,
+      qemuBinary: this.qemuBinary,
+      accel: accel.accel,
+      memoryMiB: m.memoryMiB,
+      cpus: m.cpus,
+      kernel: image.kernel,
+      initrd: image.initrd,
+      cmdline: image.kernelCmdline,
+      disk: p.disk,
+      sshPort: await freeLoopbackPort(),
+      forwards: [],
+      qmpSocket: p.qmpSocket,
+      agentSocket: p.agentSocket,
+      envSocket: p.envSocket,
+      serialSocket: p.serialSocket,
+      serialLog: p.serialLog,
+      pidFile: p.pidFile,
+      incomingStateFile: incoming,
+    };
+    const vm = await QemuVm.launch(spec, p.qemuLog);
+    const rt: Runtime = {
+      pid: vm.pid,
+      sshPort: spec.sshPort,
+      startedAt: new Date().toISOString(),
+      accel: accel.accel,
+      qmpSocket: p.qmpSocket,
+      agentSocket: p.agentSocket,
+      serialSocket: p.serialSocket,
+      envSocket: p.envSocket,
+    };
+    await writeRuntime(p.runtime, rt);
+    this.runtimes.set(name, rt);
+    this.adopt(name, vm, rt, m);
+    return vm;
+  }
+
+  /** Watches a QEMU we own: a guest poweroff becomes `stopped`, an unexpected exit `crashed`. */
+  private adopt(name: string, vm: QemuVm, rt: Runtime, m: Manifest): void {
+    this.vms.set(name, vm);
+    this.links.get(name)?.close();
+    this.links.set(name, new SshLink({ name, port: rt.sshPort, privateKey: this.clientKey.privateKey, hostKeyPub: m.hostKeyPub, log: (x) => this.log(x) }));
+    vm.qmp.on('event', (e) => {
+      if (e.event === 'SHUTDOWN' && (e.data as any)?.guest && this.vms.get(name) === vm && !this.locks.operation(name)) {
+        this.log(`sprite ${name}: the guest powered off`);
+        this.locks.run(name, 'stopping', () => this.finishStop(name, vm)).catch((err) => this.log(`sprite ${name}: ${err.message}`));
+      }
+    });
+    vm.on('exit', (reason) => {
+      if (this.vms.get(name) !== vm) return;
+      this.dropRuntime(name);
+      if (reason === 'crash') {
+        this.markCrashed(name, `QEMU exited unexpectedly: ${tailOfLog(spritePaths(this.layout, name).qemuLog, 3)}`).catch(() => {});
+      } else this.announce(name);
+    });
+  }
+
+  private dropRuntime(name: string): void {
+    this.vms.delete(name);
+    this.runtimes.delete(name);
+    this.links.get(name)?.close();
+    this.links.delete(name);
+  }
+
+  private async markCrashed(name: string, why: string): Promise<void> {
+    const m = this.manifests.get(name);
+    if (!m) return;
+    this.log(`sprite ${name}: crashed: ${why}`);
+    await this.saveManifest({ ...m, status: 'crashed', lastError: why });
+  }
+
+  async start(name: string): Promise<{ sprite: SpriteView; timings: Timings }> {
+    this.get(name);
+    return this.locks.run(name, 'starting', async (): Promise<{ sprite: SpriteView; timings: Timings }> => {
+      const t0 = Date.now();
+      let m = this.mustManifest(name);
+      if (m.status === 'running' && this.vms.has(name)) return { sprite: this.view(name), timings: { totalMs: 0 } };
+      const image = this.images.get(m.image);
+      if (!image) throw new SpritelyError('failed_precondition', `The image "${m.image}" of sprite "${name}" is missing from ${this.layout.imagesDir}.`);
+      const p = spritePaths(this.layout, name);
+      if (!fs.existsSync(p.disk)) throw new SpritelyError('failed_precondition', `The disk of sprite "${name}" is missing (${p.disk}).`);
+      const vm = await this.launch(name, m, image);
+      try {
+        const agent = await vm.agent((await this.accelerator(image)).accel === 'tcg' ? 240_000 : 90_000);
+        await agent.setTime();
+        if (!m.fsGrown) {
+          await agent.exec('/sbin/resize2fs', ['/dev/vda'], { timeoutMs: 120_000 });
+        }
+      } catch (err) {
+        vm.kill();
+        this.dropRuntime(name);
+        throw new SpritelyError('internal', `Sprite "${name}" did not come up: ${(err as Error).message}. Its serial log is ${p.serialLog}.`);
+      }
+      m = { ...m, status: 'running', lastError: null, fsGrown: true };
+      await this.saveManifest(m);
+      this.links.get(name)?.ready(60_000).catch(() => {});
+      return { sprite: this.view(name), timings: { bootMs: Date.now() - t0, totalMs: Date.now() - t0 } };
+    });
+  }
+
+  async stop(name: string, opts: { force?: boolean; timeoutMs?: number } = {}): Promise<SpriteView> {
+    this.get(name);
+    return this.locks.run(name, 'stopping', async () => {
+      const vm = this.vms.get(name);
+      if (!vm) {
+        const m = this.mustManifest(name);
+        if (m.status !== 'stopped') await this.saveManifest({ ...m, status: 'stopped' });
+        return this.view(name);
+      }
+      if (!opts.force) {
+        const off = vm.qmp.waitForEvent((e) => e.event === 'SHUTDOWN', opts.timeoutMs ?? 90_000);
+        off.catch(() => {});
+        try {
+          const agent = await vm.agent(5000);
+          agent.fire('guest-shutdown', { mode: 'powerdown' });
+        } catch {
+          await vm.qmp.execute('system_powerdown').catch(() => {});
+        }
+        try {
+          await off;
+        } catch {
+          this.log(`sprite ${name}: the guest did not power off in time; syncing and stopping it`);
+          await this.syncGuest(vm);
+        }
+      } else {
+        await this.syncGuest(vm);
+      }
+      await this.finishStop(name, vm);
+      return this.view(name);
+    });
+  }
+
+  /** Grows the virtual disk to `bytes` and the guest's filesystem with it (online). */
+  private async growDisk(vm: QemuVm, agent: GuestAgent, bytes: number): Promise<void> {
+    await vm.resizeDisk('disk0', bytes);
+    const r = await agent.exec(APPLY_IDENTITY, [], { stdin: `resize ${Buffer.from(`/dev/vda ${bytes}`).toString('base64')}\n`, timeoutMs: 120_000 });
+    if (r.exitCode !== 0) throw new Error(`growing the filesystem failed: ${r.stderr.toString().trim()}`);
+  }
+
+  private async syncGuest(vm: QemuVm): Promise<void> {
+    try {
+      const agent = await vm.agent(3000);
+      await agent.exec('/bin/sync', [], { timeoutMs: 10_000 });
+    } catch {
+      /* best effort: QEMU still flushes its own caches on quit */
+    }
+  }
+
+  private async finishStop(name: string, vm: QemuVm): Promise<void> {
+    await vm.quit();
+    this.dropRuntime(name);
+    fs.rmSync(spritePaths(this.layout, name).runtime, { force: true });
+    const m = this.manifests.get(name);
+    if (m) await this.saveManifest({ ...m, status: 'stopped', lastError: null });
+  }
+
+  async destroy(name: string): Promise<void> {
+    this.get(name);
+    await this.locks.run(name, 'destroying', async () => {
+      const vm = this.vms.get(name);
+      if (vm) {
+        vm.kill();
+        await vm.qmp.closed;
+      }
+      this.dropRuntime(name);
+      const p = spritePaths(this.layout, name);
+      fs.rmSync(p.dir, { recursive: true, force: true });
+      for (const s of [p.qmpSocket, p.agentSocket, p.envSocket, p.serialSocket]) fs.rmSync(s, { force: true });
+      this.manifests.delete(name);
+      this.emit('removed', name);
+    });
+  }
+
+  /** The SSH link of a running sprite (terminals and exec ride on it). */
+  ssh(name: string): SshLink {
+    const v = this.get(name);
+    const link = this.links.get(name);
+    if (v.state !== 'running' || !link) {
+      throw new SpritelyError('failed_precondition', `Sprite "${name}" is ${v.state}; start it first (spritely start ${name}).`);
+    }
+    return link;
+  }
+
+  vm(name: string): QemuVm | undefined {
+    return this.vms.get(name);
+  }
+
+  /** Lets go of every QEMU (they keep running) and closes SSH links: the daemon is exiting. */
+  detachAll(): void {
+    for (const [name, vm] of this.vms) {
+      vm.detach();
+      this.links.get(name)?.close();
+    }
+    this.vms.clear();
+    this.links.clear();
+  }
+
+  private mustManifest(name: string): Manifest {
+    const m = this.manifests.get(name);
+    if (!m) throw notFound(name);
+    return m;
+  }
+
+  private async saveManifest(m: Manifest): Promise<void> {
+    const p = spritePaths(this.layout, m.name);
+    await writeManifest(p.manifest, m);
+    this.manifests.set(m.name, m);
+    this.announce(m.name);
+  }
+}
+
+function notFound(name: string): SpritelyError {
+  return new SpritelyError('not_found', `No sprite named "${name}". \`spritely list\` shows your sprites.`);
+}
+
+function intInRange(field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new SpritelyError('invalid_argument', `${field} must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)}).`);
+  }
+  return value;
+}
