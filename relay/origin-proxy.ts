@@ -43,6 +43,7 @@ function answerHeaders(status: number, headers: http.IncomingHttpHeaders): Outgo
 export function proxyRequest(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, target: OriginTarget, agent: http.Agent): void {
   const method = headers[':method'] ?? 'GET';
   const request = http.request({ host: target.host, port: target.port, method, path: headers[':path'], headers: originHeaders(headers), agent });
+  request.setNoDelay(true);
   let done = false;
   request.on('response', (response) => {
     if (stream.destroyed || stream.closed) {

@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -184,4 +185,20 @@ export function waitForStatus(client: TunnelClient, status: TunnelStatus, timeou
 /** The public URL as the relay (on its test port) serves it. */
 export function publicUrl(client: TunnelClient, name: string, pathAndQuery = '/'): string {
   return `${client.urlFor(name)}${pathAndQuery}`;
+}
+
+/** Sends raw bytes over TLS to the relay (for requests undici would rewrite); resolves with all it got back. */
+export function rawTls(port: number, servername: string, ca: string, payload: string, options: { keepOpenMs?: number } = {}): Promise<{ text: string; closedAfterMs: number }> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const socket = tls.connect({ host: '127.0.0.1', port, servername, ca }, () => socket.write(payload));
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+    });
+    socket.on('error', reject);
+    socket.on('close', () => resolve({ text, closedAfterMs: Date.now() - started }));
+    if (options.keepOpenMs !== undefined) setTimeout(() => socket.end(), options.keepOpenMs);
+  });
 }
