@@ -7,6 +7,7 @@
 import http from 'node:http';
 import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { endToEndHeaders } from './forward-headers.ts';
+import { pipeH2 } from './h2-pipe.ts';
 import { ERROR_HEADER, UPGRADE_STATUS_HEADER, type TunnelError } from './tunnel-protocol.ts';
 
 export interface OriginTarget {
@@ -74,7 +75,7 @@ export function proxyRequest(stream: ServerHttp2Stream, headers: IncomingHttpHea
   stream.on('close', () => {
     if (!done) request.destroy();
   });
-  stream.pipe(request);
+  pipeH2(stream, request);
 }
 
 /** Forwards an extended CONNECT as an HTTP/1.1 upgrade to the app and splices the two. */
@@ -95,7 +96,7 @@ export function proxyUpgrade(stream: ServerHttp2Stream, headers: IncomingHttpHea
     stream.respond(answer);
     if (head.length > 0) stream.write(head);
     socket.pipe(stream);
-    stream.pipe(socket);
+    pipeH2(stream, socket);
     stream.on('close', () => socket.destroy());
   });
   request.on('response', (response) => {

@@ -13,6 +13,7 @@ import { bearerToken } from './access-token.ts';
 import { relayPage, type RelayErrorCode, type RelayPage } from './error-pages.ts';
 import { clientIp, endToEndHeaders, forwardedHeaders, publicScheme } from './forward-headers.ts';
 import type { Log } from './log.ts';
+import { pipeH2 } from './h2-pipe.ts';
 import { parsePublicHost, type HostRoute } from './host-routing.ts';
 import { DEFAULT_LIMITS, type RelayLimits } from './relay-config.ts';
 import { RelayTunnel } from './relay-tunnel.ts';
@@ -253,12 +254,11 @@ class RelayServer implements Relay {
       res.writeHead(Number(headers[':status']), out);
       // Streamed answers (SSE, chunked) go out at once; sized ones ride with their first body bytes.
       if (out['content-length'] === undefined) res.flushHeaders();
-      stream.pipe(res);
+      pipeH2(stream, res);
     });
     stream.on('error', () => undefined);
     stream.on('close', () => {
       if (!answered) fail('tunnel-error');
-      else if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && !res.writableFinished) res.destroy();
     });
     res.on('close', () => {
       if (!res.writableFinished && !stream.destroyed) stream.close(CANCEL);
@@ -396,7 +396,7 @@ class RelayServer implements Relay {
         if (head.length > 0) stream.write(head);
         socket.pipe(stream);
       }
-      stream.pipe(socket);
+      pipeH2(stream, socket);
     });
     stream.on('close', () => {
       if (!answered) fail('tunnel-error');
