@@ -4,6 +4,7 @@
  * errors, nothing on disk changes).
  */
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { daemonLog, qemuPidsOf, snapshotTree, startDaemon, waitFor, type TestDaemon } from './harness.ts';
@@ -95,6 +96,37 @@ describe('faults', () => {
     expect(foreign.status).toBe(403);
     expect(snapshotTree(path.join(d.home, 'sprites'))).toEqual(before);
     expect((await d.api.call('sprites.get', { name: 'victim' })).state).toBe('running');
+  });
+
+  it('the loopback port lets in only the token or a UI session, from our own origin and host', async () => {
+    const port = Number(fs.readFileSync(path.join(d.home, 'api-port'), 'utf8'));
+    const token = fs.readFileSync(path.join(d.home, 'api-token'), 'utf8').trim();
+    expect(fs.statSync(path.join(d.home, 'api-token')).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(d.layout.apiSocket).mode & 0o777).toBe(0o600);
+    const base = `http://127.0.0.1:${port}`;
+    const get = (p: string, headers: Record<string, string> = {}) => fetch(base + p, { headers, redirect: 'manual' });
+    expect((await get('/v1/sprites')).status).toBe(401);
+    expect((await get('/v1/sprites', { Authorization: 'Bearer wrong' })).status).toBe(401);
+    expect((await get('/v1/sprites', { Authorization: `Bearer ${token}` })).status).toBe(200);
+    expect((await get('/v1/sprites', { Authorization: `Bearer ${token}`, Origin: 'https://evil.example' })).status).toBe(403);
+    expect((await get('/', {})).status).toBe(401);
+    expect((await get('/ui/login?code=made-up')).status).toBe(401);
+    const { url } = await d.api.call('ui.loginUrl');
+    const login = await fetch(url, { redirect: 'manual' });
+    expect(login.status).toBe(302);
+    const cookie = login.headers.get('set-cookie')!;
+    expect(cookie).toMatch(/HttpOnly; SameSite=Strict/);
+    const session = cookie.split(';')[0];
+    expect((await get('/v1/sprites', { Cookie: session, Origin: base })).status).toBe(200);
+    expect((await get('/v1/sprites', { Cookie: session, Origin: 'http://evil.example' })).status).toBe(403);
+    expect((await fetch(url, { redirect: 'manual' })).status).toBe(401);
+    // DNS rebinding: a name that resolves to 127.0.0.1 but is not ours.
+    const rebound = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path: '/v1/sprites', headers: { Host: `evil.example:${port}`, Cookie: session } }, (res) => resolve(res.statusCode!));
+      req.on('error', reject);
+      req.end();
+    });
+    expect(rebound).toBe(403);
   });
 
   it('two CLIs racing on one name never corrupt it: one wins, the other gets a clear error', async () => {

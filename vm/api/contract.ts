@@ -89,6 +89,13 @@ export const methods = {
     output: z.object({ ok: z.literal(true) }),
     summary: 'Stops the daemon. Sprites keep running (QEMU outlives the daemon).',
   }),
+  'ui.loginUrl': method({
+    http: 'POST',
+    path: '/v1/ui/login-url',
+    input: Empty,
+    output: z.object({ url: z.string() }),
+    summary: 'A one-time URL that logs a browser into the UI (sets an HttpOnly session cookie).',
+  }),
   'images.list': method({ http: 'GET', path: '/v1/images', input: Empty, output: z.array(Image), summary: 'Built images.' }),
   'images.build': method({
     http: 'POST',

@@ -15,7 +15,7 @@ export type Handlers = { [M in MethodName]: (input: MethodInput<M>) => Promise<M
 
 export const DEFAULT_EXEC_OUTPUT_CAP = 8 * 1024 * 1024;
 
-export function createHandlers(engine: Engine, opts: { version: string; onShutdown?: (leaveRunning: boolean) => void }): Handlers {
+export function createHandlers(engine: Engine, opts: { version: string; onShutdown?: (leaveRunning: boolean) => void; loginUrl: () => string }): Handlers {
   const imageView = (img: { id: string; createdAt: string; sizeBytes: number; diskVirtualBytes: number }) => ({
     id: img.id,
     createdAt: img.createdAt,
@@ -36,6 +36,7 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
       setImmediate(() => opts.onShutdown?.(input.leaveRunning ?? true));
       return { ok: true as const };
     },
+    'ui.loginUrl': async () => ({ url: opts.loginUrl() }),
     'images.list': async () => engine.images.list().map(imageView),
     'images.build': async (input) => imageView(await engine.ensureImage(undefined, { force: input.force })),
     'sprites.list': async () => engine.list(),

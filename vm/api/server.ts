@@ -20,14 +20,19 @@ import { handleEventsSocket } from './events-socket.ts';
 import { handleExecSocket } from './exec-socket.ts';
 import { createHandlers, type Handlers } from './handlers.ts';
 import { handleTerminalSocket } from './terminal-socket.ts';
+import { serveStatic, UiAuth, uiCsp } from './ui-auth.ts';
 
 export const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
 export interface ApiServerOptions {
   engine: Engine;
   version: string;
-  /** Token required on the TCP listener (Authorization: Bearer, or the `spritely_token` cookie). */
+  /** Token required on the TCP listener (Authorization: Bearer) unless a UI session cookie is shown. */
   token?: string;
+  /** Where browser sessions are remembered (hashes only). */
+  uiSessionsFile?: string;
+  /** The built renderer, served on the TCP listener to logged-in browsers. */
+  uiRoot?: string;
   /** Extra origins allowed to call (e.g. the UI's own origin). */
   allowedOrigins?: string[];
   onShutdown?: (leaveRunning: boolean) => void;
@@ -41,9 +46,16 @@ export class ApiServer {
   private wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
   private servers: http.Server[] = [];
   private tcpPort: number | null = null;
+  readonly uiAuth: UiAuth | null;
 
   constructor(private readonly opts: ApiServerOptions) {
-    this.handlers = createHandlers(opts.engine, { version: opts.version, onShutdown: opts.onShutdown });
+    this.uiAuth = opts.uiSessionsFile ? new UiAuth(opts.uiSessionsFile) : null;
+    this.handlers = createHandlers(opts.engine, { version: opts.version, onShutdown: opts.onShutdown, loginUrl: () => this.loginUrl() });
+  }
+
+  loginUrl(): string {
+    if (!this.tcpPort || !this.uiAuth) throw new SpritelyError('unavailable', 'The daemon has no loopback port for the UI (it was started without one).');
+    return `http://127.0.0.1:${this.tcpPort}/ui/login?code=${this.uiAuth.mintCode()}`;
   }
 
   async listenUnix(socketPath: string): Promise<void> {
@@ -85,16 +97,19 @@ export class ApiServer {
   }
 
   /** Refuses what a browser page or another local user could send without being us. */
-  private checkAccess(transport: Transport, req: http.IncomingMessage): void {
+  private checkAccess(transport: Transport, req: http.IncomingMessage, opts: { anonymous?: boolean } = {}): void {
     const origin = req.headers.origin;
     if (origin !== undefined && !this.originAllowed(origin)) {
       throw new SpritelyError('permission_denied', `Requests from origin ${origin} are not allowed.`);
     }
     if (transport === 'tcp') {
       const host = req.headers.host ?? '';
-      const okHosts = [`127.0.0.1:${this.tcpPort}`, `localhost:${this.tcpPort}`, `[::1]:${this.tcpPort}`];
+      const okHosts = [`127.0.0.1:${this.tcpPort}`, `localhost:${this.tcpPort}`];
       if (!okHosts.includes(host)) throw new SpritelyError('permission_denied', `Host "${host}" is not this daemon (possible DNS rebinding).`);
-      if (!this.tokenMatches(req)) throw new SpritelyError('unauthenticated', 'A valid API token is required (see the api-token file in the data dir).');
+      if (opts.anonymous) return;
+      if (!this.tokenMatches(req) && !this.uiAuth?.hasSession(req)) {
+        throw new SpritelyError('unauthenticated', 'Not logged in: open the UI with `spritely ui`, or send the token from the api-token file as a Bearer token.');
+      }
     }
   }
 
@@ -107,9 +122,7 @@ export class ApiServer {
   private tokenMatches(req: http.IncomingMessage): boolean {
     const token = this.opts.token!;
     const auth = req.headers.authorization;
-    const fromHeader = auth?.startsWith('Bearer ') ? auth.slice(7) : null;
-    const fromCookie = /(?:^|;\s*)spritely_token=([^;]+)/.exec(req.headers.cookie ?? '')?.[1] ?? null;
-    const given = fromHeader ?? fromCookie;
+    const given = auth?.startsWith('Bearer ') ? auth.slice(7) : null;
     if (!given) return false;
     const a = Buffer.from(given);
     const b = Buffer.from(token);
@@ -117,8 +130,9 @@ export class ApiServer {
   }
 
   private async onRequest(transport: Transport, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    this.checkAccess(transport, req);
     const url = new URL(req.url ?? '/', 'http://daemon');
+    if (transport === 'tcp' && !url.pathname.startsWith('/v1/')) return this.onUiRequest(req, res, url);
+    this.checkAccess(transport, req);
     let allowed: string[] = [];
     for (const [name, def] of Object.entries(methods) as [MethodName, (typeof methods)[MethodName]][]) {
       const params = matchRoute(def, url.pathname);
@@ -142,6 +156,29 @@ export class ApiServer {
       throw new SpritelyError('method_not_allowed', `${req.method} is not allowed on ${url.pathname} (use ${allowed.join(' or ')}).`);
     }
     throw new SpritelyError('not_found', `No such API endpoint: ${req.method} ${url.pathname}. See docs/api.md.`);
+  }
+
+  /** The browser UI: `/ui/login?code=` turns a one-time code into a session; the rest is static. */
+  private onUiRequest(req: http.IncomingMessage, res: http.ServerResponse, url: URL): void {
+    if (url.pathname === '/ui/login') {
+      this.checkAccess('tcp', req, { anonymous: true });
+      const token = this.uiAuth?.redeem(url.searchParams.get('code') ?? '') ?? null;
+      if (!token) return sendPage(res, 401, 'This login link is used up or expired. Run `spritely ui` for a new one.');
+      res.writeHead(302, { Location: '/', 'Set-Cookie': this.uiAuth!.sessionCookie(token), 'Cache-Control': 'no-store' });
+      res.end();
+      return;
+    }
+    try {
+      this.checkAccess('tcp', req);
+    } catch (err) {
+      const e = toSpritelyError(err);
+      return sendPage(res, e.httpStatus, e.message);
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendPage(res, 405, 'Method not allowed.');
+    const root = this.opts.uiRoot;
+    if (root && serveStatic(root, url.pathname, res, uiCsp(this.tcpPort!))) return;
+    if (root && !url.pathname.includes('.') && serveStatic(root, '/index.html', res, uiCsp(this.tcpPort!))) return;
+    sendPage(res, 404, root ? 'Not found.' : 'The UI is not built (npm run build:renderer).');
   }
 
   private onUpgrade(transport: Transport, req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
@@ -232,6 +269,13 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
   const text = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
   res.end(text);
+}
+
+function sendPage(res: http.ServerResponse, status: number, message: string): void {
+  const esc = message.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+  const html = `<!doctype html><meta charset="utf-8"><title>Spritely</title><body style="font:16px system-ui;margin:4em auto;max-width:40em"><h1>Spritely</h1><p>${esc}</p>`;
+  res.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'", 'X-Frame-Options': 'DENY' });
+  res.end(html);
 }
 
 function sendError(res: http.ServerResponse, err: SpritelyError): void {

@@ -6,10 +6,14 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ApiServer } from '../api/server.ts';
 import { Engine } from '../engine/engine.ts';
 import { ensureLayout, layout as makeLayout, type Layout } from '../paths.ts';
 import { VERSION } from '../version.ts';
+
+const UI_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/renderer');
 
 export interface DaemonHandle {
   engine: Engine;
@@ -73,14 +77,16 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
   try {
     await engine.init();
     const token = apiToken(l);
-    const api = new ApiServer({ engine, version: VERSION, token, onShutdown: (leaveRunning) => void handle.stop({ leaveRunning }).then(() => process.exit(0)) });
+    const api = new ApiServer({
+      engine,
+      version: VERSION,
+      token,
+      uiSessionsFile: path.join(l.home, 'ui-sessions.json'),
+      uiRoot: UI_ROOT,
+      onShutdown: (leaveRunning) => void handle.stop({ leaveRunning }).then(() => process.exit(0)),
+    });
     await api.listenUnix(l.apiSocket);
-    let tcpPort: number | null = null;
-    const wantPort = opts.tcpPort ?? (process.env.SPRITELY_API_PORT ? Number(process.env.SPRITELY_API_PORT) : undefined);
-    if (wantPort !== undefined) {
-      tcpPort = await api.listenTcp(wantPort);
-      fs.writeFileSync(l.apiPortFile, `${tcpPort}\n`, { mode: 0o600 });
-    }
+    const tcpPort = await listenLoopback(api, l, opts.tcpPort);
     let stopping: Promise<void> | null = null;
     handle = {
       engine,
@@ -91,7 +97,6 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
           await api.close();
           engine.detachAll();
           fs.rmSync(l.apiSocket, { force: true });
-          fs.rmSync(l.apiPortFile, { force: true });
           fs.rmSync(l.daemonPidFile, { force: true });
         })();
         return stopping;
@@ -104,6 +109,26 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
     fs.rmSync(l.daemonPidFile, { force: true });
     throw err;
   }
+}
+
+/**
+ * The loopback port for the browser UI: SPRITELY_API_PORT if set, else the port used last time
+ * (so an open window reconnects after a daemon restart), else any free one.
+ */
+async function listenLoopback(api: ApiServer, l: Layout, wanted?: number): Promise<number> {
+  const fromEnv = process.env.SPRITELY_API_PORT ? Number(process.env.SPRITELY_API_PORT) : undefined;
+  let previous: number | undefined;
+  try {
+    previous = Number(fs.readFileSync(l.apiPortFile, 'utf8').trim()) || undefined;
+  } catch {
+    /* first run */
+  }
+  const port = wanted ?? fromEnv;
+  let bound: number;
+  if (port !== undefined) bound = await api.listenTcp(port);
+  else bound = await api.listenTcp(previous ?? 0).catch(() => api.listenTcp(0));
+  fs.writeFileSync(l.apiPortFile, `${bound}\n`, { mode: 0o600 });
+  return bound;
 }
 
 /** Entry point of `spritely daemon run`: serve until a signal, then let go of the VMs and exit. */
