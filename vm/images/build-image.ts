@@ -193,6 +193,7 @@ export function mmdebstrapArgs(recipe: Recipe, target: string, asRoot: boolean, 
     // a real machine-id (per build; apply-identity sets each sprite's) keeps the golden boot from
     // being a systemd "first boot" (presets, transient id bind-mounted over /etc/machine-id)
     `printf '%s\\n' ${machineId} > "$1/etc/machine-id"`,
+    'chmod 0444 "$1/etc/machine-id"',
     'ln -sf /etc/machine-id "$1/var/lib/dbus/machine-id"',
   ];
   const mirror = process.env.SPRITELY_DEBIAN_MIRROR;

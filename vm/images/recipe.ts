@@ -51,8 +51,9 @@ export const DEFAULT_RECIPE: Recipe = {
     'zstd',
   ],
   guestDir: path.join(repoRoot, 'resources/guest'),
-  enableUnits: ['systemd-networkd.service', 'ssh.service'],
-  disableUnits: ['getty@tty1.service'],
+  enableUnits: ['systemd-networkd.service', 'spritely-sshd.socket'],
+  // ssh.service: replaced by the per-connection spritely-sshd.socket (see its comment)
+  disableUnits: ['getty@tty1.service', 'ssh.service'],
   maskUnits: [
     'apt-daily.timer', 'apt-daily-upgrade.timer', 'dpkg-db-backup.timer', 'e2scrub_all.timer',
     'e2scrub_reap.service', 'fstrim.timer', 'systemd-networkd-wait-online.service',
