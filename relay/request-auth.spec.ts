@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { hashAccessToken } from './access-token.ts';
+import { decideAccess, shareCookie, takeShareParam, type AccessPolicy, type AccessRequest } from './request-auth.ts';
+import { generateShareKey, importSharePublicKey, sharePublicKey, signShareToken } from './share-link.ts';
+
+const key = generateShareKey();
+const now = 1_700_000_000_000;
+const policy: AccessPolicy = {
+  auth: 'sprite',
+  accessTokenHashes: new Set([hashAccessToken('sat_good')]),
+  shareKey: importSharePublicKey(sharePublicKey(key)),
+  label: 'dev-k3x9ab',
+};
+const request = (overrides: Partial<AccessRequest> = {}): AccessRequest => ({
+  url: '/',
+  authorization: undefined,
+  cookie: undefined,
+  secure: true,
+  canRedirect: true,
+  now,
+  ...overrides,
+});
+const share = (expiresAt = now + 60_000, label = 'dev-k3x9ab') => signShareToken(key, label, expiresAt);
+
+describe('decideAccess', () => {
+  it('lets everything through in public mode, untouched', () => {
+    const decision = decideAccess({ ...policy, auth: 'public' }, request({ authorization: 'Bearer x', cookie: 'spritely_share=x', url: '/?a=1' }));
+    expect(decision).toEqual({ kind: 'allow', forwardAuthorization: true, cookie: 'spritely_share=x', url: '/?a=1' });
+  });
+  it('denies a request without credential', () => {
+    expect(decideAccess(policy, request())).toMatchObject({ kind: 'deny', reason: expect.stringMatching(/private/) });
+  });
+  it('allows a good bearer token and keeps it from the sprite', () => {
+    expect(decideAccess(policy, request({ authorization: 'Bearer sat_good', cookie: 'a=1; spritely_share=zzz' }))).toEqual({
+      kind: 'allow',
+      forwardAuthorization: false,
+      cookie: 'a=1',
+      url: '/',
+    });
+  });
+  it('denies a bad bearer token', () => {
+    expect(decideAccess(policy, request({ authorization: 'Bearer sat_bad' }))).toMatchObject({ kind: 'deny', reason: expect.stringMatching(/not valid/) });
+  });
+  it('redirects a valid share link to the same URL without it, setting the cookie', () => {
+    const token = share();
+    const decision = decideAccess(policy, request({ url: `/page?x=1&spritely_share=${token}&y=2` }));
+    expect(decision).toEqual({ kind: 'redirect', location: '/page?x=1&y=2', setCookie: shareCookie(token, now + 60_000, now, true) });
+  });
+  it('accepts a valid share link in place when it cannot redirect (WebSocket)', () => {
+    expect(decideAccess(policy, request({ url: `/ws?spritely_share=${share()}`, canRedirect: false }))).toMatchObject({ kind: 'allow', url: '/ws' });
+  });
+  it('denies expired, foreign and garbage share links', () => {
+    expect(decideAccess(policy, request({ url: `/?spritely_share=${share(now - 1)}` }))).toMatchObject({ kind: 'deny', reason: expect.stringMatching(/expired/) });
+    expect(decideAccess(policy, request({ url: `/?spritely_share=${share(now + 1000, 'api-k3x9ab')}` }))).toMatchObject({ kind: 'deny' });
+    expect(decideAccess(policy, request({ url: '/?spritely_share=garbage' }))).toMatchObject({ kind: 'deny' });
+  });
+  it('denies share links when the sprite published no key', () => {
+    expect(decideAccess({ ...policy, shareKey: null }, request({ url: `/?spritely_share=${share()}` }))).toMatchObject({ kind: 'deny' });
+  });
+  it('allows a valid cookie and strips it; denies an expired one', () => {
+    const cookie = `theme=dark; spritely_share=${share()}`;
+    expect(decideAccess(policy, request({ cookie }))).toEqual({ kind: 'allow', forwardAuthorization: true, cookie: 'theme=dark', url: '/' });
+    expect(decideAccess(policy, request({ cookie: `spritely_share=${share(now - 1)}` }))).toMatchObject({ kind: 'deny', reason: expect.stringMatching(/expired/) });
+  });
+  it('passes an app Authorization header through when a cookie authorised the request', () => {
+    expect(decideAccess(policy, request({ cookie: `spritely_share=${share()}`, authorization: 'Basic YXBwOnB3' }))).toMatchObject({ kind: 'allow', forwardAuthorization: true });
+  });
+});
+
+describe('takeShareParam', () => {
+  it.each([
+    ['/', null, '/'],
+    ['/a?b=1', null, '/a?b=1'],
+    ['/a?spritely_share=T', 'T', '/a'],
+    ['/a?b=1&spritely_share=T', 'T', '/a?b=1'],
+    ['/a?spritely_shareX=1', null, '/a?spritely_shareX=1'],
+  ])('%s', (url, share, rest) => expect(takeShareParam(url)).toEqual({ share, rest }));
+});
+
+describe('shareCookie', () => {
+  it('is host-only, HttpOnly, Lax and expires with the link', () => {
+    expect(shareCookie('T', now + 90_500, now, true)).toBe(`spritely_share=T; Path=/; Expires=${new Date(now + 90_500).toUTCString()}; Max-Age=90; HttpOnly; SameSite=Lax; Secure`);
+    expect(shareCookie('T', now + 1000, now, false)).not.toContain('Secure');
+  });
+});
