@@ -1,0 +1,411 @@
+/**
+ * The UI's state. Every change is a pure function `(state, …) → state` exported here and tested
+ * without React; the zustand store is a thin wrapper that applies them, plus a few actions that
+ * call the daemon and turn its answers (and its errors, in its own words) into transitions.
+ * The daemon owns the truth about sprites: the list only ever comes from its events.
+ */
+import { createStore, type StoreApi } from 'zustand/vanilla';
+import type { ConnectionState, DaemonEvent, MethodInput, Sprite, Transport } from './transport.ts';
+
+export interface Tab {
+  id: string;
+  sprite: string;
+  /** The daemon's terminal session id once known; used to re-attach after a reload. */
+  session: string | null;
+  title: string;
+}
+
+export interface Toast {
+  id: number;
+  message: string;
+  kind: 'error' | 'info';
+}
+
+export interface ImageProgress {
+  image: string;
+  phase: string;
+  message: string;
+  fraction?: number;
+}
+
+export type ThemeChoice = 'system' | 'light' | 'dark';
+
+export interface UiState {
+  connection: ConnectionState;
+  connectionDetail: string | null;
+  /** False until the first `hello`: the list is unknown, not empty. */
+  loaded: boolean;
+  sprites: Record<string, Sprite>;
+  selected: string | null;
+  tabs: Tab[];
+  /** Active tab per sprite. */
+  activeTab: Record<string, string>;
+  /** Actions this window has in flight per sprite (the daemon's `operation` covers other clients). */
+  pending: Record<string, string>;
+  imageProgress: ImageProgress | null;
+  toasts: Toast[];
+  nextToastId: number;
+  theme: ThemeChoice;
+}
+
+export const initialState: UiState = {
+  connection: 'connecting',
+  connectionDetail: null,
+  loaded: false,
+  sprites: {},
+  selected: null,
+  tabs: [],
+  activeTab: {},
+  pending: {},
+  imageProgress: null,
+  toasts: [],
+  nextToastId: 1,
+  theme: 'system',
+};
+
+// ------------------------------------------------------------------ pure transitions
+
+export function spriteNames(s: UiState): string[] {
+  return Object.keys(s.sprites).sort();
+}
+
+function withoutSpriteTabs(s: UiState, name: string): Pick<UiState, 'tabs' | 'activeTab'> {
+  const activeTab = { ...s.activeTab };
+  delete activeTab[name];
+  return { tabs: s.tabs.filter((t) => t.sprite !== name), activeTab };
+}
+
+function omit<T>(rec: Record<string, T>, key: string): Record<string, T> {
+  if (!(key in rec)) return rec;
+  const out = { ...rec };
+  delete out[key];
+  return out;
+}
+
+export function applyEvent(s: UiState, e: DaemonEvent): UiState {
+  switch (e.type) {
+    case 'hello': {
+      const sprites: Record<string, Sprite> = {};
+      for (const sp of e.sprites) sprites[sp.name] = sp;
+      let next: UiState = { ...s, sprites, loaded: true };
+      // Sprites that went away while we were not listening take their tabs with them.
+      for (const t of s.tabs) if (!sprites[t.sprite]) next = { ...next, ...withoutSpriteTabs(next, t.sprite) };
+      for (const name of Object.keys(next.pending)) if (!sprites[name] && next.pending[name] !== 'create') next = { ...next, pending: omit(next.pending, name) };
+      if (next.selected && !sprites[next.selected] && !next.pending[next.selected]) next = { ...next, selected: spriteNames(next)[0] ?? null };
+      if (!next.selected) next = { ...next, selected: spriteNames(next)[0] ?? null };
+      return next;
+    }
+    case 'sprite.changed': {
+      const next = { ...s, sprites: { ...s.sprites, [e.sprite.name]: e.sprite } };
+      return next.selected ? next : { ...next, selected: e.sprite.name };
+    }
+    case 'sprite.removed': {
+      if (!s.sprites[e.name]) return s;
+      const sprites = omit(s.sprites, e.name);
+      const next: UiState = { ...s, sprites, ...withoutSpriteTabs(s, e.name), pending: omit(s.pending, e.name) };
+      return next.selected === e.name ? { ...next, selected: spriteNames(next)[0] ?? null } : next;
+    }
+    case 'image.progress':
+      return { ...s, imageProgress: { image: e.image, phase: e.phase, message: e.message, fraction: e.fraction } };
+    default:
+      return s;
+  }
+}
+
+export function setConnection(s: UiState, connection: ConnectionState, detail: string | null = null): UiState {
+  return { ...s, connection, connectionDetail: detail };
+}
+
+export function selectSprite(s: UiState, name: string | null): UiState {
+  return s.selected === name ? s : { ...s, selected: name };
+}
+
+export function tabsOf(s: UiState, sprite: string | null): Tab[] {
+  return sprite ? s.tabs.filter((t) => t.sprite === sprite) : [];
+}
+
+export function activeTabOf(s: UiState, sprite: string | null): Tab | null {
+  if (!sprite) return null;
+  const tabs = tabsOf(s, sprite);
+  return tabs.find((t) => t.id === s.activeTab[sprite]) ?? tabs[tabs.length - 1] ?? null;
+}
+
+/** Opens a new terminal tab on `sprite`, makes it active and selects the sprite. */
+export function openTab(s: UiState, sprite: string, id: string, session: string | null = null): UiState {
+  const used = new Set(tabsOf(s, sprite).map((t) => t.title));
+  let n = 1;
+  while (used.has(`shell ${n}`)) n++;
+  const tab: Tab = { id, sprite, session, title: `shell ${n}` };
+  return { ...s, tabs: [...s.tabs, tab], activeTab: { ...s.activeTab, [sprite]: id }, selected: sprite };
+}
+
+export function closeTab(s: UiState, id: string): UiState {
+  const i = s.tabs.findIndex((t) => t.id === id);
+  if (i < 0) return s;
+  const tab = s.tabs[i];
+  const tabs = s.tabs.filter((t) => t.id !== id);
+  let activeTab = s.activeTab;
+  if (s.activeTab[tab.sprite] === id) {
+    const siblings = s.tabs.filter((t) => t.sprite === tab.sprite);
+    const at = siblings.findIndex((t) => t.id === id);
+    const neighbour = siblings[at + 1] ?? siblings[at - 1];
+    activeTab = neighbour ? { ...s.activeTab, [tab.sprite]: neighbour.id } : omit(s.activeTab, tab.sprite);
+  }
+  return { ...s, tabs, activeTab };
+}
+
+export function activateTab(s: UiState, id: string): UiState {
+  const tab = s.tabs.find((t) => t.id === id);
+  if (!tab) return s;
+  return { ...s, activeTab: { ...s.activeTab, [tab.sprite]: id }, selected: tab.sprite };
+}
+
+/** Moves to the next (+1) or previous (−1) tab of the selected sprite, wrapping around. */
+export function cycleTab(s: UiState, delta: number): UiState {
+  const tabs = tabsOf(s, s.selected);
+  if (tabs.length < 2) return s;
+  const cur = tabs.findIndex((t) => t.id === activeTabOf(s, s.selected)?.id);
+  const next = tabs[(((cur + delta) % tabs.length) + tabs.length) % tabs.length];
+  return activateTab(s, next.id);
+}
+
+/** Activates the n-th (0-based) tab of the selected sprite, if it exists. */
+export function activateTabIndex(s: UiState, index: number): UiState {
+  const tab = tabsOf(s, s.selected)[index];
+  return tab ? activateTab(s, tab.id) : s;
+}
+
+export function setTabSession(s: UiState, id: string, session: string | null): UiState {
+  if (!s.tabs.some((t) => t.id === id && t.session !== session)) return s;
+  return { ...s, tabs: s.tabs.map((t) => (t.id === id ? { ...t, session } : t)) };
+}
+
+export function setPending(s: UiState, sprite: string, op: string | null): UiState {
+  if (op === null) return { ...s, pending: omit(s.pending, sprite) };
+  return { ...s, pending: { ...s.pending, [sprite]: op } };
+}
+
+export function pushToast(s: UiState, message: string, kind: Toast['kind'] = 'error'): UiState {
+  // The same sentence twice in a row is one toast.
+  if (s.toasts.some((t) => t.message === message)) return s;
+  const toasts = [...s.toasts, { id: s.nextToastId, message, kind }].slice(-4);
+  return { ...s, toasts, nextToastId: s.nextToastId + 1 };
+}
+
+export function dismissToast(s: UiState, id: number): UiState {
+  return { ...s, toasts: s.toasts.filter((t) => t.id !== id) };
+}
+
+export function clearImageProgress(s: UiState): UiState {
+  return s.imageProgress ? { ...s, imageProgress: null } : s;
+}
+
+export function setTheme(s: UiState, theme: ThemeChoice): UiState {
+  return { ...s, theme };
+}
+
+export type DisplayState = Sprite['state'] | 'busy';
+
+/** What the list shows: the daemon's state, or "busy" while anyone has an operation running. */
+export function displayState(sprite: Sprite, pending?: string): { state: DisplayState; detail: string | null } {
+  const op = sprite.operation ?? pending ?? null;
+  if (op) return { state: 'busy', detail: op };
+  return { state: sprite.state, detail: null };
+}
+
+// ------------------------------------------------------------------ persistence (per window)
+
+export interface SavedLayout {
+  tabs: Tab[];
+  activeTab: Record<string, string>;
+  selected: string | null;
+}
+
+export function saveLayout(s: UiState): SavedLayout {
+  return { tabs: s.tabs, activeTab: s.activeTab, selected: s.selected };
+}
+
+/** Restores tabs remembered by this window (after a reload); unknown shapes are ignored. */
+export function restoreLayout(s: UiState, saved: unknown): UiState {
+  if (!saved || typeof saved !== 'object') return s;
+  const v = saved as Partial<SavedLayout>;
+  const tabs = Array.isArray(v.tabs)
+    ? v.tabs.filter((t): t is Tab => !!t && typeof t.id === 'string' && typeof t.sprite === 'string' && typeof t.title === 'string' && (t.session === null || typeof t.session === 'string'))
+    : [];
+  const activeTab: Record<string, string> = {};
+  if (v.activeTab && typeof v.activeTab === 'object') for (const [k, id] of Object.entries(v.activeTab)) if (typeof id === 'string' && tabs.some((t) => t.id === id)) activeTab[k] = id;
+  return { ...s, tabs, activeTab, selected: typeof v.selected === 'string' ? v.selected : s.selected };
+}
+
+// ------------------------------------------------------------------ names
+
+const ADJECTIVES = ['amber', 'brisk', 'calm', 'clever', 'cosy', 'eager', 'gentle', 'happy', 'keen', 'lucky', 'mellow', 'nimble', 'plucky', 'quiet', 'rapid', 'sunny', 'swift', 'tidy', 'vivid', 'witty'];
+const NOUNS = ['badger', 'comet', 'falcon', 'fern', 'finch', 'heron', 'lynx', 'maple', 'meadow', 'otter', 'pebble', 'pine', 'puffin', 'quokka', 'raven', 'river', 'robin', 'sparrow', 'tiger', 'willow'];
+
+/** A friendly unused name such as `calm-otter` (a DNS label, like every sprite name). */
+export function suggestName(taken: Iterable<string>, random = Math.random): string {
+  const used = new Set(taken);
+  for (let i = 0; i < 50; i++) {
+    const name = `${ADJECTIVES[Math.floor(random() * ADJECTIVES.length)]}-${NOUNS[Math.floor(random() * NOUNS.length)]}`;
+    if (!used.has(name)) return name;
+  }
+  let n = 2;
+  while (used.has(`sprite-${n}`)) n++;
+  return `sprite-${n}`;
+}
+
+/** Mirrors the daemon's rule so the create form can say what is wrong before asking. */
+export function nameProblem(name: string): string | null {
+  if (!name) return 'Give the sprite a name.';
+  if (name.length > 63) return 'At most 63 characters.';
+  if (/[A-Z]/.test(name)) return 'Use lowercase letters.';
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name)) return 'Use a–z, 0–9 and “-” (not at the start or end).';
+  return null;
+}
+
+// ------------------------------------------------------------------ the store
+
+export interface Storage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+}
+
+export interface AppDeps {
+  transport: Transport;
+  /** Per-window storage for tabs/sessions (sessionStorage in the app). */
+  session?: Storage;
+  /** Long-lived preferences (localStorage in the app). */
+  prefs?: Storage;
+  newId?: () => string;
+}
+
+export type CreateOptions = Omit<MethodInput<'sprites.create'>, 'name'>;
+
+export interface Actions {
+  start(): () => void;
+  createSprite(name: string, opts?: CreateOptions): Promise<boolean>;
+  startSprite(name: string): Promise<void>;
+  stopSprite(name: string): Promise<void>;
+  destroySprite(name: string): Promise<boolean>;
+  newTerminal(sprite?: string | null): string | null;
+  closeTerminal(id: string): void;
+  setTabSession(id: string, session: string | null): void;
+  select(name: string | null): void;
+  activateTab(id: string): void;
+  cycleTab(delta: number): void;
+  activateTabIndex(i: number): void;
+  toast(message: string, kind?: Toast['kind']): void;
+  dismissToast(id: number): void;
+  setTheme(t: ThemeChoice): void;
+}
+
+export type AppStore = StoreApi<UiState & { actions: Actions; transport: Transport }>;
+
+export const LAYOUT_KEY = 'spritely.layout';
+export const THEME_KEY = 'spritely.theme';
+
+let idCounter = 0;
+const defaultId = () => globalThis.crypto?.randomUUID?.() ?? `tab-${Date.now()}-${++idCounter}`;
+
+export function createAppStore(deps: AppDeps): AppStore {
+  const { transport } = deps;
+  const newId = deps.newId ?? defaultId;
+  let restored = initialState;
+  try {
+    const raw = deps.session?.getItem(LAYOUT_KEY);
+    if (raw) restored = restoreLayout(restored, JSON.parse(raw));
+    const theme = deps.prefs?.getItem(THEME_KEY);
+    if (theme === 'light' || theme === 'dark' || theme === 'system') restored = setTheme(restored, theme);
+  } catch {
+    /* storage unavailable or garbled: start fresh */
+  }
+
+  const store: AppStore = createStore<UiState & { actions: Actions; transport: Transport }>()((set, get) => {
+    const apply = (fn: (s: UiState) => UiState) => set((st) => fn(st) as UiState & { actions: Actions; transport: Transport });
+    const fail = (err: unknown) => apply((s) => pushToast(s, (err as Error)?.message ?? String(err)));
+    const guarded = async (name: string, op: string, fn: () => Promise<unknown>) => {
+      apply((s) => setPending(s, name, op));
+      try {
+        await fn();
+        return true;
+      } catch (err) {
+        fail(err);
+        return false;
+      } finally {
+        apply((s) => setPending(s, name, null));
+      }
+    };
+    const actions: Actions = {
+      start: () =>
+        transport.subscribe({
+          onEvent: (e) => apply((s) => applyEvent(s, e)),
+          onState: (c, detail) => apply((s) => setConnection(s, c, detail ?? null)),
+        }),
+      createSprite: async (name, opts = {}) => {
+        apply((s) => selectSprite(setPending(clearImageProgress(s), name, 'create'), name));
+        try {
+          await transport.call('sprites.create', { name, ...opts });
+          apply((s) => clearImageProgress(setPending(s, name, null)));
+          actions.newTerminal(name);
+          return true;
+        } catch (err) {
+          apply((s) => {
+            let next = clearImageProgress(setPending(s, name, null));
+            if (next.selected === name && !next.sprites[name]) next = selectSprite(next, spriteNames(next)[0] ?? null);
+            return next;
+          });
+          fail(err);
+          return false;
+        }
+      },
+      startSprite: async (name) => {
+        await guarded(name, 'start', () => transport.call('sprites.start', { name }));
+      },
+      stopSprite: async (name) => {
+        await guarded(name, 'stop', () => transport.call('sprites.stop', { name }));
+      },
+      destroySprite: (name) => guarded(name, 'destroy', () => transport.call('sprites.destroy', { name })),
+      newTerminal: (sprite) => {
+        const name = sprite ?? get().selected;
+        if (!name) return null;
+        const id = newId();
+        apply((s) => openTab(s, name, id));
+        return id;
+      },
+      closeTerminal: (id) => apply((s) => closeTab(s, id)),
+      setTabSession: (id, session) => apply((s) => setTabSession(s, id, session)),
+      select: (name) => apply((s) => selectSprite(s, name)),
+      activateTab: (id) => apply((s) => activateTab(s, id)),
+      cycleTab: (d) => apply((s) => cycleTab(s, d)),
+      activateTabIndex: (i) => apply((s) => activateTabIndex(s, i)),
+      toast: (m, kind) => apply((s) => pushToast(s, m, kind)),
+      dismissToast: (id) => apply((s) => dismissToast(s, id)),
+      setTheme: (t) => apply((s) => setTheme(s, t)),
+    };
+    return { ...restored, actions, transport };
+  });
+
+  // Remember tabs (and their session ids) per window, and the theme across windows.
+  let lastLayout = '';
+  let lastTheme = store.getState().theme;
+  store.subscribe((s) => {
+    const layout = JSON.stringify(saveLayout(s));
+    if (layout !== lastLayout) {
+      lastLayout = layout;
+      try {
+        deps.session?.setItem(LAYOUT_KEY, layout);
+      } catch {
+        /* full or unavailable */
+      }
+    }
+    if (s.theme !== lastTheme) {
+      lastTheme = s.theme;
+      try {
+        deps.prefs?.setItem(THEME_KEY, s.theme);
+      } catch {
+        /* ignore */
+      }
+    }
+  });
+  return store;
+}
