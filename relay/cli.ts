@@ -74,7 +74,17 @@ program
     const stop = () => void relay.close().then(() => process.exit(0));
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
-    process.on('SIGHUP', () => relay.reloadTokens());
+    // SIGHUP: re-read the tokens file and the certificate (after a renewal), keeping every tunnel.
+    process.on('SIGHUP', () => {
+      relay.reloadTokens();
+      if (!opts.plain) {
+        try {
+          relay.reloadTls({ cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) });
+        } catch (error) {
+          jsonLinesLog('error', 'could not reload the certificate', { error: (error as Error).message });
+        }
+      }
+    });
   });
 
 const token = program.command('token').description('manage tunnel tokens (one account per installation)');

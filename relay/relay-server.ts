@@ -49,6 +49,8 @@ export interface Relay {
   tunnelCount(): number;
   /** Re-reads the tokens file and cuts tunnels whose token is gone (also runs on file change). */
   reloadTokens(): void;
+  /** Swaps the certificate for new connections (after a renewal); no-op without TLS. */
+  reloadTls(tls: { cert: string | Buffer; key: string | Buffer }): void;
   close(): Promise<void>;
 }
 
@@ -135,6 +137,10 @@ class RelayServer implements Relay {
       return;
     }
     this.registry.forgetWhere((hash) => this.tokens.isLive(hash), 'token revoked');
+  }
+
+  reloadTls(tls: { cert: string | Buffer; key: string | Buffer }): void {
+    if (this.server instanceof https.Server) this.server.setSecureContext({ cert: tls.cert, key: tls.key });
   }
 
   async close(): Promise<void> {
