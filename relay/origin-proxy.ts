@@ -7,7 +7,7 @@
 import http from 'node:http';
 import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { endToEndHeaders } from './forward-headers.ts';
-import { pipeH2 } from './h2-pipe.ts';
+import { pipeH2, pumpAndEnd } from './h2-pipe.ts';
 import { ERROR_HEADER, UPGRADE_STATUS_HEADER, type TunnelError } from './tunnel-protocol.ts';
 
 export interface OriginTarget {
@@ -65,7 +65,7 @@ export function proxyRequest(stream: ServerHttp2Stream, headers: IncomingHttpHea
       done = true;
       return;
     }
-    response.pipe(stream);
+    pumpAndEnd(response, stream);
     response.on('end', () => {
       done = true;
     });

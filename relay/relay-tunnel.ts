@@ -14,6 +14,8 @@ import { CONTROL_PATH, clientMessageSchema, type ClientMessage, type RelayMessag
 /** HTTP/2 windows: large enough that one stream can fill a fast link, small enough to bound memory. */
 export const STREAM_WINDOW = 1 << 20;
 export const SESSION_WINDOW = 16 << 20;
+/** Larger DATA frames than the 16 KiB default: fewer frames (and TLS records) per megabyte. */
+export const MAX_FRAME = 64 << 10;
 const PING_EVERY_MS = 20_000;
 const PING_TIMEOUT_MS = 15_000;
 
@@ -40,7 +42,7 @@ export class RelayTunnel extends EventEmitter<RelayTunnelEvents> {
     super();
     this.session = http2.connect('http://tunnel.invalid', {
       createConnection: () => socket,
-      settings: { enablePush: false, initialWindowSize: STREAM_WINDOW },
+      settings: { enablePush: false, initialWindowSize: STREAM_WINDOW, maxFrameSize: MAX_FRAME },
       maxSessionMemory: 64,
       peerMaxConcurrentStreams: 10_000,
     });

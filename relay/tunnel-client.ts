@@ -19,7 +19,7 @@ import { spriteLabel, spriteNameProblem, spriteUrl } from './host-routing.ts';
 import { readJsonLines, writeJsonLine } from './json-lines.ts';
 import { silentLog, type Log } from './log.ts';
 import { proxyRequest, proxyUpgrade, respondTunnelError, type OriginTarget } from './origin-proxy.ts';
-import { SESSION_WINDOW, STREAM_WINDOW } from './relay-tunnel.ts';
+import { MAX_FRAME, SESSION_WINDOW, STREAM_WINDOW } from './relay-tunnel.ts';
 import { generateShareKey, sharePublicKey, signShareToken } from './share-link.ts';
 import { parseTunnelToken } from './tunnel-token.ts';
 import {
@@ -274,7 +274,7 @@ class Tunnel implements TunnelClient {
     socket.setKeepAlive(true, 30_000);
     if (head.length > 0) socket.unshift(head);
     const session = http2.performServerHandshake(socket, {
-      settings: { enableConnectProtocol: true, initialWindowSize: STREAM_WINDOW, maxConcurrentStreams: 10_000 },
+      settings: { enableConnectProtocol: true, initialWindowSize: STREAM_WINDOW, maxConcurrentStreams: 10_000, maxFrameSize: MAX_FRAME },
       maxSessionMemory: 64,
     });
     this.session = session;
