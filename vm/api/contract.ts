@@ -31,6 +31,23 @@ export const Sprite = z.object({
 });
 export type Sprite = z.infer<typeof Sprite>;
 
+export const CheckpointId = z.string().regex(/^v[1-9][0-9]{0,8}$/, 'a checkpoint id looks like v1, v2, …');
+
+export const Checkpoint = z.object({
+  id: z.string(),
+  parent: z.string().nullable(),
+  comment: z.string(),
+  createdAt: z.string(),
+  auto: z.boolean(),
+  memory: z.boolean(),
+  bytes: z.number(),
+  ramBytes: z.number(),
+  diskBytes: z.number(),
+  pauseMs: z.number(),
+  current: z.boolean(),
+});
+export type Checkpoint = z.infer<typeof Checkpoint>;
+
 export const Timings = z.object({ totalMs: z.number() }).catchall(z.number());
 
 export const Image = z.object({
@@ -142,6 +159,41 @@ export const methods = {
     output: z.object({ ok: z.literal(true) }),
     summary: 'Removes a sprite and everything of it.',
   }),
+  'checkpoints.list': method({
+    http: 'GET',
+    path: '/v1/sprites/:name/checkpoints',
+    input: NameParam,
+    output: z.array(Checkpoint),
+    summary: 'The checkpoint tree of a sprite (`parent` links; `current` marks what the machine descends from).',
+  }),
+  'checkpoints.create': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/checkpoints',
+    input: z.object({ name: SpriteName, comment: z.string().max(10_000).optional() }).strict(),
+    output: z.object({ checkpoint: Checkpoint, timings: Timings }),
+    summary: 'Captures disk + RAM + devices of an awake sprite at one instant (disk only when stopped).',
+  }),
+  'checkpoints.restore': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/checkpoints/:id/restore',
+    input: z.object({ name: SpriteName, id: CheckpointId, backup: z.boolean().optional() }).strict(),
+    output: z.object({ sprite: Sprite, backup: z.string().nullable(), timings: Timings }),
+    summary: 'Restores a checkpoint (first taking an automatic one of the current state unless `backup` is false).',
+  }),
+  'checkpoints.delete': method({
+    http: 'DELETE',
+    path: '/v1/sprites/:name/checkpoints/:id',
+    input: z.object({ name: SpriteName, id: CheckpointId }).strict(),
+    output: z.object({ ok: z.literal(true) }),
+    summary: 'Deletes a checkpoint; its children are re-parented to its parent.',
+  }),
+  'sprites.fork': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/fork',
+    input: z.object({ name: SpriteName, checkpoint: CheckpointId, newName: SpriteName }).strict(),
+    output: z.object({ sprite: Sprite, timings: Timings }),
+    summary: 'Creates a new, independent sprite (own identity) from any checkpoint of this one.',
+  }),
   'sprites.exec': method({
     http: 'POST',
     path: '/v1/sprites/:name/exec',
@@ -179,6 +231,7 @@ export type MethodOutput<M extends MethodName> = z.infer<Methods[M]['output']>;
 export const DaemonEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('sprite.changed'), sprite: Sprite }),
   z.object({ type: z.literal('sprite.removed'), name: z.string() }),
+  z.object({ type: z.literal('checkpoints.changed'), name: z.string(), checkpoints: z.array(Checkpoint) }),
   z.object({ type: z.literal('image.progress'), image: z.string(), phase: z.string(), message: z.string(), fraction: z.number().optional() }),
   z.object({ type: z.literal('hello'), sprites: z.array(Sprite) }),
 ]);

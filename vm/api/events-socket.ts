@@ -10,6 +10,8 @@ export function handleEventsSocket(ws: WebSocket, engine: Engine): void {
   const onSprite = (sprite: any) => send({ type: 'sprite.changed', sprite });
   const onRemoved = (name: string) => send({ type: 'sprite.removed', name });
   const onProgress = (p: any) => send({ type: 'image.progress', ...p });
+  const onCheckpoints = (name: string, checkpoints: any[]) => send({ type: 'checkpoints.changed', name, checkpoints });
+  engine.on('checkpoints', onCheckpoints);
   engine.on('sprite', onSprite);
   engine.on('removed', onRemoved);
   engine.on('imageProgress', onProgress);
@@ -17,6 +19,7 @@ export function handleEventsSocket(ws: WebSocket, engine: Engine): void {
     engine.off('sprite', onSprite);
     engine.off('removed', onRemoved);
     engine.off('imageProgress', onProgress);
+    engine.off('checkpoints', onCheckpoints);
   });
   ws.on('error', () => {});
   send({ type: 'hello', sprites: engine.list() });

@@ -49,6 +49,14 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
       return { ok: true as const };
     },
     'sprites.exec': async (input) => execBuffered(engine, input),
+    'checkpoints.list': async ({ name }) => engine.listCheckpoints(name),
+    'checkpoints.create': async ({ name, comment }) => engine.createCheckpoint(name, { comment }),
+    'checkpoints.restore': async ({ name, id, backup }) => engine.restoreCheckpoint(name, id, { backup }),
+    'checkpoints.delete': async ({ name, id }) => {
+      await engine.deleteCheckpoint(name, id);
+      return { ok: true as const };
+    },
+    'sprites.fork': async ({ name, checkpoint, newName }) => engine.fork(name, checkpoint, newName),
   };
 }
 

@@ -10,6 +10,7 @@ import { layout } from '../paths.ts';
 import { VERSION } from '../version.ts';
 import { runConsole, runExec } from './streams.ts';
 import { confirm, formatAge, formatTable, withProgress } from './ui.ts';
+import { formatBytes, formatTimeline } from '../checkpoints/timeline-text.ts';
 import { ensureDaemon } from '../daemon/autostart.ts';
 import { ApiClient } from '../api/client.ts';
 
@@ -151,6 +152,67 @@ program
     }
     await api.call('sprites.destroy', { name });
     process.stdout.write(`destroyed ${name}\n`);
+  });
+
+const checkpoint = program.command('checkpoint').alias('cp').description('Capture and restore the whole machine (disk + RAM) as a tree');
+checkpoint
+  .command('create')
+  .description('Checkpoint a sprite (RAM + disk when running, disk when stopped)')
+  .argument('<name>')
+  .option('-m, --message <text>', 'what this checkpoint is')
+  .option('--json', 'print JSON')
+  .action(async (name, opts) => {
+    nameArg(name);
+    const r = await (await client()).call('checkpoints.create', { name, comment: opts.message });
+    print(opts.json, { ...r.checkpoint, timings: r.timings }, () => `${r.checkpoint.id}${r.checkpoint.memory ? ` (guest paused ${fmtMs(r.checkpoint.pauseMs)}, RAM ${formatBytes(r.checkpoint.ramBytes)})` : ' (disk only)'}`);
+  });
+checkpoint
+  .command('list')
+  .alias('ls')
+  .description('Show the checkpoint tree (* = what the machine descends from)')
+  .argument('<name>')
+  .option('--json', 'print JSON')
+  .action(async (name, opts) => {
+    nameArg(name);
+    const cps = await (await client()).call('checkpoints.list', { name });
+    print(opts.json, cps, () => formatTimeline(cps));
+  });
+checkpoint
+  .command('restore')
+  .description('Go back to a checkpoint (an automatic checkpoint of the current state is taken first)')
+  .argument('<name>')
+  .argument('<id>')
+  .option('--no-backup', 'do not take the automatic checkpoint first')
+  .option('--json', 'print JSON')
+  .action(async (name, id, opts) => {
+    nameArg(name);
+    const r = await (await client()).call('checkpoints.restore', { name, id, backup: opts.backup });
+    print(opts.json, r, () => `restored ${name} to ${id} in ${fmtMs(r.timings.totalMs)}${r.backup ? ` (undo with: spritely checkpoint restore ${name} ${r.backup})` : ''}`);
+  });
+checkpoint
+  .command('delete')
+  .alias('rm')
+  .description('Delete a checkpoint (its children move up to its parent)')
+  .argument('<name>')
+  .argument('<id>')
+  .action(async (name, id) => {
+    nameArg(name);
+    await (await client()).call('checkpoints.delete', { name, id });
+    process.stdout.write(`deleted ${id} of ${name}\n`);
+  });
+
+program
+  .command('fork')
+  .description('Create a new sprite from any checkpoint of another')
+  .argument('<name>', 'the source sprite')
+  .argument('<checkpoint>', 'checkpoint id (v1, v2, …)')
+  .argument('<new-name>', 'name of the new sprite')
+  .option('--json', 'print JSON')
+  .action(async (name, id, newName, opts) => {
+    nameArg(name);
+    nameArg(newName);
+    const r = await (await client()).call('sprites.fork', { name, checkpoint: id, newName });
+    print(opts.json, { name: r.sprite.name, state: r.sprite.state, timings: r.timings, sprite: r.sprite }, () => `forked ${name}@${id} into ${newName} in ${fmtMs(r.timings.totalMs)}`);
   });
 
 program

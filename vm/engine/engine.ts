@@ -8,6 +8,7 @@
 import { execFile } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { SpritelyError, toSpritelyError } from '../errors.ts';
 import { ensureGolden, type GoldenRequest } from '../images/golden.ts';
@@ -25,6 +26,22 @@ import { SshLink } from '../ssh/ssh-link.ts';
 import { SpriteLocks } from '../store/sprite-lock.ts';
 import { type Manifest, readManifest, readRuntime, writeManifest, writeRuntime, type Runtime } from '../store/sprite-manifest.ts';
 import { APPLY_IDENTITY, identityPayload, newMachineId } from './identity.ts';
+import {
+  addCheckpoint,
+  CHECKPOINT_ID,
+  cleanComment,
+  find as findCheckpoint,
+  markRamGone,
+  moveHead,
+  ramToPrune,
+  reconcileWithDisk,
+  removeCheckpoint,
+  type Checkpoint,
+} from '../checkpoints/checkpoint-tree.ts';
+import { allocatedBytes, diskSnapshotNames, offlineSnapshot, ramFile, readTimeline, removeStrayRamFiles, writeTimeline } from '../checkpoints/checkpoint-store.ts';
+import { fsyncFile } from '../qemu/qemu-vm.ts';
+import { EnvChannel, formatReply, type EnvHandler } from '../checkpoints/env-channel.ts';
+import { formatTimeline } from '../checkpoints/timeline-text.ts';
 
 const execFileP = promisify(execFile);
 const GiB = 1024 ** 3;
@@ -64,8 +81,26 @@ export interface Timings {
 
 export const DEFAULTS = { memoryMiB: 512, cpus: 1, diskGiB: 100 } as const;
 
+/** RAM states kept per sprite (newest first); older checkpoints keep their disk state only. */
+export const DEFAULT_KEEP_RAM = Number(process.env.SPRITELY_KEEP_RAM ?? 8);
+
+export interface CheckpointView {
+  id: string;
+  parent: string | null;
+  comment: string;
+  createdAt: string;
+  auto: boolean;
+  memory: boolean;
+  bytes: number;
+  ramBytes: number;
+  diskBytes: number;
+  pauseMs: number;
+  current: boolean;
+}
+
 export interface EngineEvents {
   sprite: [SpriteView];
+  checkpoints: [string, CheckpointView[]];
   removed: [string];
   imageProgress: [ImageProgress];
   log: [string];
@@ -78,7 +113,10 @@ export class Engine extends EventEmitter<EngineEvents> {
   private runtimes = new Map<string, Runtime>();
   private vms = new Map<string, QemuVm>();
   private links = new Map<string, SshLink>();
+  private envs = new Map<string, EnvChannel>();
   private accelChoice: AccelChoice | null = null;
+  /** Allocated bytes of each overlay at its last checkpoint (for per-checkpoint disk estimates). */
+  private diskMarks = new Map<string, number>();
   private qemuVer: string | null = null;
   private clientKey!: KeyPair;
   readonly qemuBinary: string;
@@ -120,8 +158,9 @@ export class Engine extends EventEmitter<EngineEvents> {
       return;
     }
     this.manifests.set(name, m);
+    const vm = m.status === 'running' && rt ? await QemuVm.attach(rt).catch(() => null) : null;
+    await this.reconcileCheckpoints(name, vm);
     if (m.status !== 'running') return;
-    const vm = rt ? await QemuVm.attach(rt).catch(() => null) : null;
     if (!vm || !rt) {
       await this.markCrashed(name, 'QEMU is no longer running (it was killed or the host restarted)');
       return;
@@ -136,6 +175,27 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.runtimes.set(name, rt);
     this.adopt(name, vm, rt, m);
     this.log(`sprite ${name}: re-attached to QEMU pid ${vm.pid}`);
+  }
+
+  /**
+   * The qcow2 is the truth: drop timeline entries whose disk snapshot is gone, delete snapshots
+   * a checkpoint left half-made (taken, never recorded), and RAM files nobody owns.
+   */
+  private async reconcileCheckpoints(name: string, vm: QemuVm | null): Promise<void> {
+    const p = spritePaths(this.layout, name);
+    if (!fs.existsSync(p.disk)) return;
+    const t = readTimeline(p.dir);
+    const names = await diskSnapshotNames(p.disk);
+    const r = reconcileWithDisk(t, names);
+    for (const orphan of r.orphans) {
+      if (vm) await vm.qmp.execute('blockdev-snapshot-delete-internal-sync', { device: 'disk0', name: orphan }).catch(() => {});
+      else await offlineSnapshot('delete', orphan, p.disk).catch(() => {});
+      this.log(`sprite ${name}: removed an unfinished checkpoint ${orphan}`);
+    }
+    for (const id of r.dropped) this.log(`sprite ${name}: checkpoint ${id} has no disk snapshot any more; dropped it`);
+    const fixed = { ...r.timeline, checkpoints: r.timeline.checkpoints.map((c) => (c.memory && !fs.existsSync(ramFile(p.dir, c.id)) ? { ...c, memory: false, ramBytes: 0 } : c)) };
+    if (JSON.stringify(fixed) !== JSON.stringify(t)) await writeTimeline(p.dir, fixed);
+    removeStrayRamFiles(p.dir, fixed);
   }
 
   // ---------------------------------------------------------------- views
@@ -370,6 +430,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.vms.set(name, vm);
     this.links.get(name)?.close();
     this.links.set(name, new SshLink({ name, port: rt.sshPort, privateKey: this.clientKey.privateKey, hostKeyPub: m.hostKeyPub, log: (x) => this.log(x) }));
+    this.envs.get(name)?.close();
+    this.envs.set(name, new EnvChannel(rt.envSocket, this.envHandler(name), (x) => this.log(`sprite ${name}: ${x}`)));
     vm.qmp.on('event', (e) => {
       if (e.event === 'SHUTDOWN' && (e.data as any)?.guest && this.vms.get(name) === vm && !this.locks.operation(name)) {
         this.log(`sprite ${name}: the guest powered off`);
@@ -390,6 +452,28 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.runtimes.delete(name);
     this.links.get(name)?.close();
     this.links.delete(name);
+    this.envs.get(name)?.close();
+    this.envs.delete(name);
+  }
+
+  /** What a sprite may ask of the daemon from inside (spritely-env): only about itself. */
+  private envHandler(name: string): EnvHandler {
+    return async (req) => {
+      if (req.op === 'checkpoint.create') {
+        const c = await this.locks.run(name, 'checkpointing', () => this.checkpointLocked(name, cleanComment(req.comment), false, req.id));
+        const view = this.listCheckpoints(name).find((x) => x.id === c.id)!;
+        return { text: req.json ? JSON.stringify(view) : c.id };
+      }
+      if (req.op === 'checkpoint.list') {
+        const cps = this.listCheckpoints(name);
+        return { text: req.json ? JSON.stringify(cps) : formatTimeline(cps) };
+      }
+      this.checkpointOrThrow(name, req.checkpoint);
+      return {
+        text: `restoring ${req.checkpoint}…`,
+        after: () => void this.restoreCheckpoint(name, req.checkpoint, { backup: req.backup }).catch((err) => this.log(`sprite ${name}: restore from inside failed: ${err.message}`)),
+      };
+    };
   }
 
   private async markCrashed(name: string, why: string): Promise<void> {
@@ -499,6 +583,220 @@ export class Engine extends EventEmitter<EngineEvents> {
       this.manifests.delete(name);
       this.emit('removed', name);
     });
+  }
+
+  // ---------------------------------------------------------------- checkpoints
+
+  listCheckpoints(name: string): CheckpointView[] {
+    this.get(name);
+    const t = readTimeline(spritePaths(this.layout, name).dir);
+    return t.checkpoints.map(({ envRequest: _, ...c }) => ({ ...c, bytes: c.ramBytes + c.diskBytes, current: c.id === t.head }));
+  }
+
+  private announceCheckpoints(name: string): void {
+    this.emit('checkpoints', name, this.listCheckpoints(name));
+  }
+
+  private checkpointOrThrow(name: string, id: string): Checkpoint {
+    if (!CHECKPOINT_ID.test(id)) throw new SpritelyError('invalid_argument', `"${id.slice(0, 40)}" is not a checkpoint id (they look like v1, v2, …).`);
+    const c = findCheckpoint(readTimeline(spritePaths(this.layout, name).dir), id);
+    if (!c) throw new SpritelyError('not_found', `Sprite "${name}" has no checkpoint ${id}. \`spritely checkpoint list ${name}\` shows them.`);
+    return c;
+  }
+
+  /**
+   * Captures the machine: disk (internal qcow2 snapshot) and, when awake, RAM + devices (a state
+   * file) at one instant. The guest is paused once, for the snapshot and the RAM write only.
+   */
+  async createCheckpoint(name: string, opts: { comment?: string; auto?: boolean } = {}): Promise<{ checkpoint: CheckpointView; timings: Timings }> {
+    this.get(name);
+    return this.locks.run(name, 'checkpointing', async () => {
+      const t0 = Date.now();
+      const c = await this.checkpointLocked(name, cleanComment(opts.comment), opts.auto ?? false);
+      return { checkpoint: this.listCheckpoints(name).find((x) => x.id === c.id)!, timings: { pauseMs: c.pauseMs, totalMs: Date.now() - t0 } };
+    });
+  }
+
+  private async checkpointLocked(name: string, comment: string, auto: boolean, envRequest?: string): Promise<Checkpoint> {
+    const p = spritePaths(this.layout, name);
+    let t = readTimeline(p.dir);
+    const id = `v${t.nextNumber}`;
+    const previous = t.checkpoints.at(-1);
+    const diskNow = allocatedBytes(p.disk);
+    const diskBytes = Math.max(0, diskNow - (previous ? (this.diskMarks.get(name) ?? 0) : 0));
+    const vm = this.vms.get(name);
+    let ramBytes = 0;
+    let pauseMs = 0;
+    try {
+      if (vm) {
+        fs.mkdirSync(path.dirname(ramFile(p.dir, id)), { recursive: true, mode: 0o700 });
+        const paused = Date.now();
+        await vm.pause();
+        try {
+          await vm.qmp.execute('blockdev-snapshot-internal-sync', { device: 'disk0', name: id });
+          try {
+            ramBytes = await vm.saveState(ramFile(p.dir, id), { fsync: false });
+          } catch (err) {
+            await vm.qmp.execute('blockdev-snapshot-delete-internal-sync', { device: 'disk0', name: id }).catch(() => {});
+            throw err;
+          }
+        } finally {
+          await vm.resume().catch(() => {});
+          pauseMs = Date.now() - paused;
+        }
+        fsyncFile(ramFile(p.dir, id));
+      } else {
+        await offlineSnapshot('create', id, p.disk);
+      }
+    } catch (err) {
+      fs.rmSync(ramFile(p.dir, id), { force: true });
+      fs.rmSync(`${ramFile(p.dir, id)}.partial`, { force: true });
+      const e = toSpritelyError(err);
+      throw new SpritelyError(e.code === 'internal' && /space|full/i.test(e.message) ? 'resource_exhausted' : e.code, `Could not checkpoint "${name}": ${e.message}. The sprite is unchanged.`);
+    }
+    const added = addCheckpoint(t, { comment, createdAt: new Date().toISOString(), auto, memory: !!vm, ramBytes, diskBytes, pauseMs, ...(envRequest ? { envRequest } : {}) });
+    t = added.timeline;
+    const prune = ramToPrune(t, DEFAULT_KEEP_RAM);
+    t = markRamGone(t, prune);
+    await writeTimeline(p.dir, t);
+    this.diskMarks.set(name, diskNow);
+    for (const old of prune) fs.rmSync(ramFile(p.dir, old), { force: true });
+    this.log(`sprite ${name}: checkpoint ${id}${vm ? ` (paused ${pauseMs} ms, RAM ${(ramBytes / 2 ** 20).toFixed(0)} MiB)` : ' (disk only)'}`);
+    this.announceCheckpoints(name);
+    return added.checkpoint;
+  }
+
+  /**
+   * Brings the machine back to checkpoint `id`: first an automatic checkpoint of the current state
+   * (unless `backup` is false), then the disk is reverted and the RAM state restored (or, without
+   * one, the machine boots from the restored disk).
+   */
+  async restoreCheckpoint(name: string, id: string, opts: { backup?: boolean } = {}): Promise<{ sprite: SpriteView; backup: string | null; timings: Timings }> {
+    this.get(name);
+    this.checkpointOrThrow(name, id);
+    return this.locks.run(name, 'restoring', async () => {
+      const t0 = Date.now();
+      const timings: Record<string, number> = {};
+      const c = this.checkpointOrThrow(name, id);
+      const p = spritePaths(this.layout, name);
+      const backup = opts.backup === false ? null : await this.checkpointLocked(name, cleanComment(`before restoring ${id}`), true);
+      timings.backupMs = Date.now() - t0;
+      const old = this.vms.get(name);
+      if (old) {
+        await old.quit();
+        this.dropRuntime(name);
+      }
+      let t = Date.now();
+      await offlineSnapshot('apply', id, p.disk);
+      timings.diskMs = Date.now() - t;
+      t = Date.now();
+      const m = this.mustManifest(name);
+      const image = this.mustImage(m);
+      const withRam = c.memory && fs.existsSync(ramFile(p.dir, id));
+      const vm = await this.launch(name, m, image, withRam ? ramFile(p.dir, id) : undefined);
+      try {
+        if (withRam) await vm.waitRunning(60_000);
+        timings.runningMs = Date.now() - t;
+        const agent = await vm.agent(withRam ? 30_000 : (await this.accelerator(image)).accel === 'tcg' ? 240_000 : 90_000);
+        await agent.setTime();
+      } catch (err) {
+        vm.kill();
+        this.dropRuntime(name);
+        await this.markCrashed(name, `restoring ${id} failed: ${(err as Error).message}`);
+        throw new SpritelyError('internal', `Restoring ${id} of "${name}" failed: ${(err as Error).message}`);
+      }
+      // A guest that asked for this checkpoint itself was waiting for the answer at that instant.
+      if (withRam && c.envRequest) this.envs.get(name)?.write(formatReply(c.envRequest, { ok: true, text: c.id }));
+      this.diskMarks.set(name, allocatedBytes(p.disk));
+      await writeTimeline(p.dir, moveHead(readTimeline(p.dir), id));
+      await this.saveManifest({ ...m, status: 'running', lastError: null });
+      this.links.get(name)?.ready(60_000).catch(() => {});
+      this.announceCheckpoints(name);
+      timings.totalMs = Date.now() - t0;
+      this.log(`sprite ${name}: restored ${id} in ${timings.totalMs} ms (${withRam ? 'with RAM' : 'booted from disk'})`);
+      return { sprite: this.view(name), backup: backup?.id ?? null, timings: timings as Timings };
+    });
+  }
+
+  async deleteCheckpoint(name: string, id: string): Promise<void> {
+    this.get(name);
+    this.checkpointOrThrow(name, id);
+    await this.locks.run(name, 'deleting a checkpoint', async () => {
+      this.checkpointOrThrow(name, id);
+      const p = spritePaths(this.layout, name);
+      const vm = this.vms.get(name);
+      if (vm) await vm.qmp.execute('blockdev-snapshot-delete-internal-sync', { device: 'disk0', name: id });
+      else await offlineSnapshot('delete', id, p.disk);
+      await writeTimeline(p.dir, removeCheckpoint(readTimeline(p.dir), id));
+      fs.rmSync(ramFile(p.dir, id), { force: true });
+      this.announceCheckpoints(name);
+    });
+  }
+
+  /** A new, independent sprite from checkpoint `id` of `source`, with its own identity. */
+  async fork(source: string, id: string, name: string): Promise<{ sprite: SpriteView; timings: Timings }> {
+    this.get(source);
+    assertSpriteName(name);
+    this.checkpointOrThrow(source, id);
+    const p = spritePaths(this.layout, name);
+    if (this.manifests.has(name) || fs.existsSync(p.dir)) throw new SpritelyError('already_exists', `A sprite named "${name}" already exists.`);
+    const src = this.mustManifest(source);
+    return this.locks.run(name, 'creating', async () => {
+      const t0 = Date.now();
+      const timings: Record<string, number> = {};
+      fs.mkdirSync(p.dir, { mode: 0o700 });
+      const hostKey = generateEd25519(`root@${name}`);
+      let m: Manifest = { ...src, name, createdAt: new Date().toISOString(), hostKeyPub: hostKey.publicKey, status: 'creating', lastError: null };
+      let vm: QemuVm | null = null;
+      try {
+        await this.saveManifest(m);
+        const sp = spritePaths(this.layout, source);
+        const ram = path.join(p.dir, 'fork-source.state');
+        let withRam = false;
+        await this.locks.run(source, 'forking', async () => {
+          const c = this.checkpointOrThrow(source, id);
+          const backing = JSON.parse((await execFileP('qemu-img', ['info', '-U', '--output=json', sp.disk])).stdout)['full-backing-filename'];
+          // Only clusters the snapshot holds beyond the shared golden disk are copied.
+          await execFileP('qemu-img', ['convert', '-U', '-f', 'qcow2', '-O', 'qcow2', '-o', 'lazy_refcounts=on', '-l', `snapshot.name=${id}`, '-B', backing, '-F', 'qcow2', sp.disk, p.disk]);
+          if (c.memory && fs.existsSync(ramFile(sp.dir, id))) {
+            fs.linkSync(ramFile(sp.dir, id), ram);
+            withRam = true;
+          }
+        });
+        timings.diskMs = Date.now() - t0;
+        const image = this.mustImage(m);
+        vm = await this.launch(name, m, image, withRam ? ram : undefined);
+        if (withRam) await vm.waitRunning(60_000);
+        timings.runningMs = Date.now() - t0;
+        const agent = await vm.agent(withRam ? 30_000 : (await this.accelerator(image)).accel === 'tcg' ? 240_000 : 90_000);
+        await agent.setTime();
+        const applied = await agent.exec(APPLY_IDENTITY, [], {
+          stdin: identityPayload({ hostname: name, machineId: newMachineId(), hostKey: hostKey.privateKey, hostKeyPub: hostKey.publicKey, authorizedKeys: this.clientKey.publicKey }),
+          timeoutMs: 60_000,
+        });
+        if (applied.exitCode !== 0) throw new Error(`the guest refused its identity: ${applied.stderr.toString().trim()}`);
+        fs.rmSync(ram, { force: true });
+        m = { ...m, status: 'running' };
+        await this.saveManifest(m);
+        this.links.get(name)?.ready(60_000).catch(() => {});
+      } catch (err) {
+        vm?.kill();
+        this.dropRuntime(name);
+        this.manifests.delete(name);
+        fs.rmSync(p.dir, { recursive: true, force: true });
+        this.emit('removed', name);
+        const e = toSpritelyError(err);
+        throw new SpritelyError(e.code, `Could not fork ${source}@${id} into "${name}": ${e.message}`);
+      }
+      timings.totalMs = Date.now() - t0;
+      return { sprite: this.view(name), timings: timings as Timings };
+    });
+  }
+
+  private mustImage(m: Manifest): ImageRecord {
+    const image = this.images.get(m.image);
+    if (!image) throw new SpritelyError('failed_precondition', `The image "${m.image}" of sprite "${m.name}" is missing from ${this.layout.imagesDir}.`);
+    return image;
   }
 
   /** The SSH link of a running sprite (terminals and exec ride on it). */

@@ -11,6 +11,25 @@ import { GuestAgent } from './guest-agent.ts';
 import { QmpClient } from './qmp-client.ts';
 import { isOurQemu, killPid, launchQemu, sleep, waitForExit } from './qemu-process.ts';
 
+export function fsyncFile(file: string): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function diskFullHint(file: string): string {
+  try {
+    const st = fs.statfsSync(file.slice(0, file.lastIndexOf('/')) || '/');
+    const free = st.bavail * st.bsize;
+    return free < 1024 ** 3 ? ` (the disk holding the data dir is nearly full: ${(free / 2 ** 20).toFixed(0)} MiB free)` : '';
+  } catch {
+    return '';
+  }
+}
+
 export type ExitReason = 'quit' | 'poweroff' | 'crash';
 
 /** 7.2's default migration bandwidth is 32 MiB/s: a 300 MiB save would take 9 s. */
@@ -112,32 +131,42 @@ export class QemuVm extends EventEmitter<{ exit: [ExitReason] }> {
    * Saves RAM + device state to `file` (the guest must be paused, or is paused by this call and
    * stays paused). Returns the bytes written.
    */
-  async saveState(file: string, timeoutMs = 120_000): Promise<number> {
+  async saveState(file: string, opts: { timeoutMs?: number; fsync?: boolean } = {}): Promise<number> {
+    const timeoutMs = opts.timeoutMs ?? 120_000;
     await this.qmp.execute('stop');
     await this.qmp.execute('migrate-set-parameters', { 'max-bandwidth': MIGRATE_MAX_BANDWIDTH });
     const tmp = `${file}.partial`;
     fs.rmSync(tmp, { force: true });
-    await this.qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(tmp)}` });
+    fs.rmSync(file, { force: true });
+    // The shell renames only after `cat` has exited, i.e. written every byte: QEMU reports
+    // "completed" when it has closed the pipe, which can be before `cat` is done.
+    await this.qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(tmp)} && mv -f ${shellQuote(tmp)} ${shellQuote(file)}` });
     const deadline = Date.now() + timeoutMs;
+    let completed = false;
+    let completedAt = 0;
     for (;;) {
-      const m = await this.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
-      if (m.status === 'completed') break;
-      if (m.status === 'failed' || m.status === 'cancelled') {
+      if (!completed) {
+        const m = await this.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+        if (m.status === 'failed' || m.status === 'cancelled') {
+          fs.rmSync(tmp, { force: true });
+          throw new Error(`saving the VM state failed: ${m['error-desc'] ?? m.status}${diskFullHint(tmp)}`);
+        }
+        completed = m.status === 'completed';
+        if (completed) completedAt = Date.now();
+      }
+      if (completed && fs.existsSync(file)) break;
+      if (completed && Date.now() - completedAt > 15_000) {
         fs.rmSync(tmp, { force: true });
-        throw new Error(`saving the VM state failed: ${m['error-desc'] ?? m.status}`);
+        throw new Error(`the VM state was sent but could not be written to ${file}${diskFullHint(tmp)}`);
       }
       if (Date.now() > deadline) {
         await this.qmp.execute('migrate_cancel').catch(() => {});
         fs.rmSync(tmp, { force: true });
-        throw new Error(`saving the VM state took longer than ${timeoutMs} ms`);
+        throw new Error(`saving the VM state took longer than ${timeoutMs} ms${diskFullHint(tmp)}`);
       }
-      await sleep(5);
+      await sleep(completed ? 2 : 5);
     }
-    // `cat` may still be flushing after QEMU reports completion; fsync before the rename.
-    const fd = fs.openSync(tmp, 'r');
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fs.renameSync(tmp, file);
+    if (opts.fsync !== false) fsyncFile(file);
     return fs.statSync(file).size;
   }
 
