@@ -69,6 +69,7 @@ async function relayRole(): Promise<void> {
   ready({ port: relay.port });
   process.on('SIGTERM', () => void relay.close().then(() => process.exit(0)));
   process.stdin.on('data', () => {
+    (globalThis as { gc?: () => void }).gc?.();
     const rss = process.memoryUsage().rss;
     process.stdout.write(`RSS ${JSON.stringify({ rss, tunnels: relay.tunnelCount() })}\n`);
   });
@@ -106,9 +107,9 @@ async function clientRole(): Promise<void> {
 
 // ── the driver ───────────────────────────────────────────────────────────────────────────────────
 
-function child(args: string[]): Promise<{ proc: ChildProcess; info: Record<string, unknown> }> {
+function child(args: string[], nodeFlags: string[] = []): Promise<{ proc: ChildProcess; info: Record<string, unknown> }> {
   const profile = process.argv.includes('--cpu-prof') && args[0] !== 'origin' ? ['--cpu-prof', `--cpu-prof-dir=${path.join(os.tmpdir(), 'relay-bench-prof')}`] : [];
-  const proc = spawn(process.execPath, [...profile, '--import', 'tsx', here, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [...profile, ...nodeFlags, '--import', 'tsx', here, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let buffer = '';
     const onData = (chunk: Buffer) => {
@@ -215,8 +216,10 @@ async function main(): Promise<void> {
     const viaRelay = `${scheme}://127.0.0.1:${relayChild.info.port}/`;
 
     console.log(`# relay bench: ${os.cpus().length} × ${os.cpus()[0].model}, node ${process.version}, ${plain ? 'plain HTTP' : 'TLS'} public side, ${runs} runs × ${duration}s`);
-    await cannon(originUrl, 10, 1);
-    await cannon(viaRelay, 10, 1, host);
+    // Warm-up: let V8 optimise the HTTP, HTTP/2 and TLS paths of every process before measuring.
+    await cannon(originUrl, 50, 3);
+    await cannon(viaRelay, 50, Number(arg('warmup', '8')), host);
+    await cannon(viaRelay, 1, 2, host);
     const table: Record<string, { direct: Cannon[]; relay: Cannon[] }> = {};
     const connectionCounts = (arg('conns', '1,50')).split(',').map(Number);
     for (const connections of connectionCounts) {
@@ -248,11 +251,15 @@ async function main(): Promise<void> {
       console.log(`100 MB download through the relay: ${median(speeds).toFixed(0)} MiB/s (runs: ${speeds.map((s) => s.toFixed(0)).join(', ')})`);
     }
     if (process.argv.includes('--quick')) return;
-    const rssBefore = await relayRss(relayChild.proc);
-    const many = await child(['client', '--dir', dir, '--relay', relayUrl, '--origin', String(originChild.info.port), '--count', '100']);
+    // Memory: a fresh relay (no benchmark traffic behind it), measured after a GC with 0, then 100 tunnels.
+    const memRelay = await child(['relay', '--dir', dir, ...(plain ? ['--plain'] : [])], ['--expose-gc']);
+    children.push(memRelay.proc);
+    const idle = await relayRss(memRelay.proc);
+    const memUrl = `${scheme}://127.0.0.1:${memRelay.info.port}`;
+    const many = await child(['client', '--dir', dir, '--relay', memUrl, '--origin', String(originChild.info.port), '--count', '100']);
     children.push(many.proc);
-    const rssAfter = await relayRss(relayChild.proc);
-    console.log(`relay RSS: ${(rssBefore.rss / 2 ** 20).toFixed(1)} MiB with ${rssBefore.tunnels} tunnel(s); ${(rssAfter.rss / 2 ** 20).toFixed(1)} MiB with ${rssAfter.tunnels} tunnels (${((rssAfter.rss - rssBefore.rss) / 1024 / (rssAfter.tunnels - rssBefore.tunnels)).toFixed(0)} KiB per tunnel)`);
+    const loaded = await relayRss(memRelay.proc);
+    console.log(`relay RSS: ${(idle.rss / 2 ** 20).toFixed(1)} MiB idle, ${(loaded.rss / 2 ** 20).toFixed(1)} MiB with ${loaded.tunnels} connected tunnels (${((loaded.rss - idle.rss) / 1024 / loaded.tunnels).toFixed(0)} KiB per tunnel)`);
   } finally {
     for (const proc of children) proc.kill();
     await Promise.all(children.map((proc) => new Promise((resolve) => (proc.exitCode !== null ? resolve(null) : proc.once('exit', resolve)))));
