@@ -346,7 +346,6 @@ export class Engine extends EventEmitter<EngineEvents> {
         timings.runningMs = Date.now() - t0;
         t = Date.now();
         const agent = await vm.agent(30_000);
-        await agent.setTime();
         lap('agentMs', t);
         t = Date.now();
         const applied = await agent.exec(APPLY_IDENTITY, [], {
@@ -356,6 +355,7 @@ export class Engine extends EventEmitter<EngineEvents> {
             hostKey: hostKey.privateKey,
             hostKeyPub: hostKey.publicKey,
             authorizedKeys: this.clientKey.publicKey,
+            timeNs: nowNs(),
           }),
           timeoutMs: 60_000,
         });
@@ -496,7 +496,6 @@ export class Engine extends EventEmitter<EngineEvents> {
       const vm = await this.launch(name, m, image);
       try {
         const agent = await vm.agent((await this.accelerator(image)).accel === 'tcg' ? 240_000 : 90_000);
-        await agent.setTime();
         if (!m.fsGrown) {
           await agent.exec('/sbin/resize2fs', ['/dev/vda'], { timeoutMs: 120_000 });
         }
@@ -698,7 +697,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         if (withRam) await vm.waitRunning(60_000);
         timings.runningMs = Date.now() - t;
         const agent = await vm.agent(withRam ? 30_000 : (await this.accelerator(image)).accel === 'tcg' ? 240_000 : 90_000);
-        await agent.setTime();
+        if (withRam) await setGuestClock(agent);
       } catch (err) {
         vm.kill();
         this.dropRuntime(name);
@@ -769,9 +768,8 @@ export class Engine extends EventEmitter<EngineEvents> {
         if (withRam) await vm.waitRunning(60_000);
         timings.runningMs = Date.now() - t0;
         const agent = await vm.agent(withRam ? 30_000 : (await this.accelerator(image)).accel === 'tcg' ? 240_000 : 90_000);
-        await agent.setTime();
         const applied = await agent.exec(APPLY_IDENTITY, [], {
-          stdin: identityPayload({ hostname: name, machineId: newMachineId(), hostKey: hostKey.privateKey, hostKeyPub: hostKey.publicKey, authorizedKeys: this.clientKey.publicKey }),
+          stdin: identityPayload({ hostname: name, machineId: newMachineId(), hostKey: hostKey.privateKey, hostKeyPub: hostKey.publicKey, authorizedKeys: this.clientKey.publicKey, timeNs: nowNs() }),
           timeoutMs: 60_000,
         });
         if (applied.exitCode !== 0) throw new Error(`the guest refused its identity: ${applied.stderr.toString().trim()}`);
@@ -835,6 +833,19 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.manifests.set(m.name, m);
     this.announce(m.name);
   }
+}
+
+function nowNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
+
+/**
+ * A restored guest's clock is where it was when the state was saved. apply-identity's `time` sets
+ * it with `date`; the agent's guest-set-time would also write the RTC (`hwclock -w`, up to 1 s).
+ */
+async function setGuestClock(agent: GuestAgent): Promise<void> {
+  const r = await agent.exec(APPLY_IDENTITY, [], { stdin: identityPayload({ timeNs: nowNs() }), timeoutMs: 30_000 });
+  if (r.exitCode !== 0) throw new Error(`setting the guest clock failed: ${r.stderr.toString().trim()}`);
 }
 
 function notFound(name: string): SpritelyError {

@@ -21,6 +21,10 @@ describe('identityPayload', () => {
       time: '5',
     });
   });
+  it('can carry just the clock (after a restore)', () => {
+    const keys = identityPayload({ timeNs: 7n }).trim().split('\n').map((l) => l.split(' ')[0]);
+    expect(keys).toEqual(['seed', 'time']);
+  });
   it('leaves out resize and time when not asked', () => {
     const text = identityPayload({ hostname: 'a', machineId: 'b', hostKey: 'c', hostKeyPub: 'd', authorizedKeys: 'e' });
     expect(text).not.toMatch(/^resize|^time/m);
