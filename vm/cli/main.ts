@@ -13,6 +13,7 @@ import { confirm, formatAge, formatTable, withProgress } from './ui.ts';
 import { formatBytes, formatTimeline } from '../checkpoints/timeline-text.ts';
 import { ensureDaemon } from '../daemon/autostart.ts';
 import { ApiClient } from '../api/client.ts';
+import { registerUiCommand } from './ui-command.ts';
 
 const program = new Command();
 program.name('spritely').description('Local disposable computers: real Linux VMs that start in about a second.').version(VERSION, '-v, --version');
@@ -225,6 +226,8 @@ program
     print(opts.json, { ...d, info }, () => d.checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(14)} ${c.detail}`).join('\n') + `\n     data dir       ${info.home}`);
     if (d.checks.some((c) => !c.ok)) process.exitCode = 1;
   });
+
+registerUiCommand(program);
 
 const daemon = program.command('daemon').description('The background daemon that owns every sprite');
 daemon
