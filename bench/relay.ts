@@ -5,6 +5,7 @@
  * 100 MB download's throughput, and the relay's RSS with 100 connected tunnels.
  *
  *   node bin/run-ts.js bench/relay.ts [--runs 3] [--duration 5] [--plain]
+ *   node bin/run-ts.js bench/relay.ts carrier   # why the tunnel is not HTTP/2-over-WebSocket
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -281,7 +282,89 @@ function relayRss(proc: ChildProcess): Promise<{ rss: number; tunnels: number }>
   });
 }
 
-if (role === 'origin') await origin();
+// ── carrier comparison: HTTP/2 on the raw socket (our Upgrade) vs on a WebSocket stream ────────────
+
+async function carrierServer(mode: string): Promise<void> {
+  const { WebSocketServer, createWebSocketStream } = await import('ws');
+  const http2 = await import('node:http2');
+  const net = await import('node:net');
+  const big = Buffer.alloc(1 << 20, 1);
+  const onStream = (stream: import('node:http2').ServerHttp2Stream, headers: import('node:http2').IncomingHttpHeaders) => {
+    stream.respond({ ':status': 200 });
+    if (headers[':path'] !== '/big') return void stream.end('hello world\n');
+    let sent = 0;
+    const pump = () => {
+      while (sent < 100) {
+        sent += 1;
+        if (!stream.write(big)) return void stream.once('drain', pump);
+      }
+      stream.end();
+    };
+    pump();
+  };
+  const settings = { initialWindowSize: 1 << 20 };
+  if (mode === 'raw') {
+    const server = net.createServer((socket) => {
+      socket.setNoDelay(true);
+      http2.performServerHandshake(socket, { settings }).on('stream', onStream);
+    });
+    server.listen(0, '127.0.0.1', () => ready({ port: (server.address() as AddressInfo).port }));
+  } else {
+    const wss: import('ws').WebSocketServer = new WebSocketServer({ port: 0, host: '127.0.0.1' }, (): void => ready({ port: (wss.address() as AddressInfo).port }));
+    wss.on('connection', (ws: import('ws').WebSocket) => http2.performServerHandshake(createWebSocketStream(ws), { settings }).on('stream', onStream));
+  }
+}
+
+async function carrier(): Promise<void> {
+  const { WebSocket, createWebSocketStream } = await import('ws');
+  const http2 = await import('node:http2');
+  const net = await import('node:net');
+  console.log(`# HTTP/2 carrier: raw socket vs WebSocket stream (${os.cpus().length} × ${os.cpus()[0].model}, node ${process.version}, load ${os.loadavg()[0].toFixed(1)})`);
+  console.log('| carrier | 100 MB MiB/s | req/s at 50 concurrent | sequential ms/req |');
+  console.log('| --- | ---: | ---: | ---: |');
+  for (const mode of ['raw', 'ws', 'raw', 'ws', 'raw', 'ws']) {
+    const server = await child(['carrier-server', mode]);
+    let socket: import('node:stream').Duplex;
+    if (mode === 'raw') socket = net.connect(Number(server.info.port), '127.0.0.1');
+    else {
+      const ws = new WebSocket(`ws://127.0.0.1:${server.info.port}`);
+      await new Promise((resolve) => ws.once('open', resolve));
+      socket = createWebSocketStream(ws);
+    }
+    const session = http2.connect('http://carrier.invalid', { createConnection: () => socket, settings: { initialWindowSize: 1 << 20 } });
+    session.on('connect', () => session.setLocalWindowSize(16 << 20));
+    const fetchOne = (requestPath = '/') =>
+      new Promise<number>((resolve) => {
+        let bytes = 0;
+        const stream = session.request({ ':path': requestPath });
+        stream.on('data', (chunk: Buffer) => {
+          bytes += chunk.length;
+        });
+        stream.on('end', () => resolve(bytes));
+        stream.end();
+      });
+    const concurrent = async (each: number) => Promise.all(Array.from({ length: 50 }, async () => {
+      for (let i = 0; i < each; i += 1) await fetchOne();
+    }));
+    await concurrent(100);
+    let started = performance.now();
+    const bytes = await fetchOne('/big');
+    const mibs = bytes / 2 ** 20 / ((performance.now() - started) / 1000);
+    started = performance.now();
+    await concurrent(200);
+    const rps = 10_000 / ((performance.now() - started) / 1000);
+    started = performance.now();
+    for (let i = 0; i < 2000; i += 1) await fetchOne();
+    const sequential = (performance.now() - started) / 2000;
+    console.log(`| ${mode === 'raw' ? 'raw socket (Upgrade)' : 'WebSocket stream'} | ${mibs.toFixed(0)} | ${rps.toFixed(0)} | ${sequential.toFixed(3)} |`);
+    session.destroy();
+    server.proc.kill();
+  }
+}
+
+if (role === 'carrier-server') await carrierServer(process.argv[3]);
+else if (role === 'carrier') await carrier();
+else if (role === 'origin') await origin();
 else if (role === 'relay') await relayRole();
 else if (role === 'client') await clientRole();
 else await main();

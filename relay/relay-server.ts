@@ -22,7 +22,7 @@ import { RateLimiter } from './rate-limiter.ts';
 import { readTokenFile, TokenIndex, watchTokenFile } from './token-store.ts';
 import { TunnelRegistry, type Lookup } from './tunnel-registry.ts';
 import { hashTunnelToken } from './tunnel-token.ts';
-import { ERROR_HEADER, SPRITE_HEADER, TUNNEL_PATH, TUNNEL_UPGRADE, UPGRADE_STATUS_HEADER, tunnelErrorSchema, type ClientMessage } from './tunnel-protocol.ts';
+import { ERROR_HEADER, SPRITE_HEADER, TUNNEL_PATH, TUNNEL_UPGRADE, UPGRADE_STATUS_HEADER, type ClientMessage } from './tunnel-protocol.ts';
 
 export type RelayLog = Log;
 
@@ -252,8 +252,8 @@ class RelayServer implements Relay {
     const timer = setTimeout(() => fail('timeout'), Math.max(0, deadline - Date.now()));
     stream.on('response', (headers) => {
       if (answered) return;
-      const error = tunnelErrorSchema.safeParse(headers[ERROR_HEADER]);
-      if (error.success) return fail(error.data === 'app-down' ? 'app-down' : 'no-target');
+      const error = tunnelErrorCode(headers[ERROR_HEADER]);
+      if (error) return fail(error);
       answered = true;
       clearTimeout(timer);
       const out = endToEndHeaders(headers);
@@ -388,8 +388,8 @@ class RelayServer implements Relay {
     stream.on('error', () => undefined);
     stream.on('response', (answer: H2Headers) => {
       if (answered) return;
-      const error = tunnelErrorSchema.safeParse(answer[ERROR_HEADER]);
-      if (error.success) return fail(error.data === 'app-down' ? 'app-down' : 'no-target');
+      const error = tunnelErrorCode(answer[ERROR_HEADER]);
+      if (error) return fail(error);
       answered = true;
       clearTimeout(timer);
       const upgraded = Number(answer[':status']) === 200 && answer[UPGRADE_STATUS_HEADER] === '101';
@@ -423,6 +423,12 @@ class RelayServer implements Relay {
     const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   }
+}
+
+/** The page for an error the daemon reported in `spritely-error` (hot path: no schema parsing). */
+function tunnelErrorCode(value: string | string[] | undefined): RelayErrorCode | null {
+  if (value === undefined) return null;
+  return value === 'app-down' ? 'app-down' : 'no-target';
 }
 
 function sendPage(res: ServerResponse, page: RelayPage, extra: Record<string, string> = {}): void {
