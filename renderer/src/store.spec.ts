@@ -147,7 +147,7 @@ describe('createAppStore', () => {
       return { sprite: sprite(name), timings: { totalMs: 900 } };
     };
     expect(await store.getState().actions.createSprite('calm-otter', { memoryMiB: 2048 })).toBe(true);
-    expect(t.calls).toEqual([{ method: 'sprites.create', input: { name: 'calm-otter', memoryMiB: 2048 } }]);
+    expect(t.writes).toEqual([{ method: 'sprites.create', input: { name: 'calm-otter', memoryMiB: 2048 } }]);
     const s = store.getState();
     expect(s.pending).toEqual({});
     expect(s.imageProgress).toBeNull();
@@ -155,6 +155,20 @@ describe('createAppStore', () => {
     expect(s.tabs).toEqual([{ id: 'tab-1', sprite: 'calm-otter', session: null, title: 'shell 1' }]);
     stop();
     expect(t.subscribers).toBe(0);
+  });
+
+  it('re-reads the sprite after its own action, so a stale "busy" event does not stick', async () => {
+    const t = new FakeTransport();
+    const store = createAppStore({ transport: t });
+    store.getState().actions.start();
+    t.emit({ type: 'hello', sprites: [sprite('a')] });
+    t.handlers['sprites.stop'] = async () => {
+      t.emit({ type: 'sprite.changed', sprite: sprite('a', { state: 'stopped', operation: 'stopping' }) });
+      t.known.set('a', sprite('a', { state: 'stopped', operation: null }));
+      return sprite('a', { state: 'stopped', operation: 'stopping' });
+    };
+    await store.getState().actions.stopSprite('a');
+    expect(displayState(store.getState().sprites.a)).toEqual({ state: 'stopped', detail: null });
   });
 
   it("shows the daemon's error message when an action fails", async () => {

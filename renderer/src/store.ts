@@ -323,10 +323,23 @@ export function createAppStore(deps: AppDeps): AppStore {
   const store: AppStore = createStore<UiState & { actions: Actions; transport: Transport }>()((set, get) => {
     const apply = (fn: (s: UiState) => UiState) => set((st) => fn(st) as UiState & { actions: Actions; transport: Transport });
     const fail = (err: unknown) => apply((s) => pushToast(s, (err as Error)?.message ?? String(err)));
-    const guarded = async (name: string, op: string, fn: () => Promise<unknown>) => {
+    /**
+     * Re-reads one sprite after this window's action finished: the daemon announces changes from
+     * inside the operation, so its last event can still say "busy" (one GET, not a polling loop).
+     */
+    const refresh = async (name: string) => {
+      try {
+        const sprite = await transport.call('sprites.get', { name });
+        apply((s) => (s.sprites[name] ? applyEvent(s, { type: 'sprite.changed', sprite }) : s));
+      } catch {
+        /* gone meanwhile: its removal event says so */
+      }
+    };
+    const guarded = async (name: string, op: string, fn: () => Promise<unknown>, after = true) => {
       apply((s) => setPending(s, name, op));
       try {
         await fn();
+        if (after) await refresh(name);
         return true;
       } catch (err) {
         fail(err);
@@ -344,8 +357,9 @@ export function createAppStore(deps: AppDeps): AppStore {
       createSprite: async (name, opts = {}) => {
         apply((s) => selectSprite(setPending(clearImageProgress(s), name, 'create'), name));
         try {
-          await transport.call('sprites.create', { name, ...opts });
-          apply((s) => clearImageProgress(setPending(s, name, null)));
+          const { sprite } = await transport.call('sprites.create', { name, ...opts });
+          apply((s) => clearImageProgress(setPending(applyEvent(s, { type: 'sprite.changed', sprite }), name, null)));
+          await refresh(name);
           actions.newTerminal(name);
           return true;
         } catch (err) {
@@ -364,7 +378,7 @@ export function createAppStore(deps: AppDeps): AppStore {
       stopSprite: async (name) => {
         await guarded(name, 'stop', () => transport.call('sprites.stop', { name }));
       },
-      destroySprite: (name) => guarded(name, 'destroy', () => transport.call('sprites.destroy', { name })),
+      destroySprite: (name) => guarded(name, 'destroy', () => transport.call('sprites.destroy', { name }), false),
       newTerminal: (sprite) => {
         const name = sprite ?? get().selected;
         if (!name) return null;

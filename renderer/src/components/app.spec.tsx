@@ -61,7 +61,7 @@ describe('App with a fake daemon', () => {
     expect(screen.getAllByText(/installing packages/).length).toBeGreaterThan(0);
     expect((screen.getByRole('button', { name: 'Create' }) as HTMLButtonElement).disabled).toBe(true);
     await act(async () => finish());
-    expect(t.calls[0]).toEqual({ method: 'sprites.create', input: { name: 'my-box' } });
+    expect(t.writes[0]).toEqual({ method: 'sprites.create', input: { name: 'my-box' } });
     expect(screen.getByRole('tab', { name: /shell 1/ })).toBeTruthy();
     expect(views).toHaveLength(1);
     expect(t.terminals[0].sprite).toBe('my-box');
@@ -94,7 +94,7 @@ describe('App with a fake daemon', () => {
     expect(screen.getByText(/already exists/)).toBeTruthy();
     fireEvent.change(input, { target: { value: 'bad_name' } });
     fireEvent.click(screen.getByRole('button', { name: 'Create' }));
-    expect(t.calls).toEqual([]);
+    expect(t.writes).toEqual([]);
   });
 
   it('destroy asks for the name to be typed', async () => {
@@ -109,7 +109,7 @@ describe('App with a fake daemon', () => {
     expect(confirm.disabled).toBe(true);
     fireEvent.change(within(dialog).getByLabelText(/Type the sprite/), { target: { value: 'doomed' } });
     await act(async () => fireEvent.click(confirm));
-    expect(t.calls).toEqual([{ method: 'sprites.destroy', input: { name: 'doomed' } }]);
+    expect(t.writes).toEqual([{ method: 'sprites.destroy', input: { name: 'doomed' } }]);
     expect(screen.queryByRole('dialog')).toBeNull();
   });
 
@@ -123,7 +123,7 @@ describe('App with a fake daemon', () => {
       return { sprite: sprite('a'), timings: { totalMs: 1 } };
     };
     await act(async () => fireEvent.click(screen.getAllByRole('button', { name: 'Start' })[0]));
-    expect(t.calls).toEqual([{ method: 'sprites.start', input: { name: 'a' } }]);
+    expect(t.writes).toEqual([{ method: 'sprites.start', input: { name: 'a' } }]);
     expect(screen.getByRole('button', { name: 'Stop' })).toBeTruthy();
   });
 

@@ -60,6 +60,7 @@ export function TerminalPane({ tab, visible, theme }: { tab: Tab; visible: boole
         setTimeout(() => searchInput.current?.select(), 0);
       },
       focus: () => view.focus(),
+      text: () => view.text(),
     });
     return () => {
       unregister();

@@ -7,6 +7,7 @@ export interface PaneHandle {
   hangUp(): void;
   openSearch(): void;
   focus(): void;
+  text(): string;
 }
 
 const panes = new Map<string, PaneHandle>();

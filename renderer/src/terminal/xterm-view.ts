@@ -29,6 +29,8 @@ export interface TerminalView extends TermLike {
   findPrevious(query: string): boolean;
   clearSearch(): void;
   copySelection(): string;
+  /** The buffer as plain text (diagnostics and end-to-end tests). */
+  text(): string;
   paste(text: string): void;
   dispose(): void;
   /** Which renderer draws the cells (for diagnostics and tests). */
@@ -188,6 +190,12 @@ export const createXtermView: TerminalViewFactory = (env, theme) => {
       term.clearSelection();
     },
     copySelection: () => term.getSelection(),
+    text() {
+      const b = term.buffer.active;
+      const lines: string[] = [];
+      for (let i = 0; i < b.length; i++) lines.push(b.getLine(i)?.translateToString(true) ?? '');
+      return lines.join('\n').trimEnd();
+    },
     paste: (t) => term.paste(t),
     dispose: () => term.dispose(),
   };

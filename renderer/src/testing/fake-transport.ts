@@ -75,10 +75,22 @@ export class FakeTransport implements Transport {
   methods = new Set<string>(['sprites.list', 'sprites.create', 'sprites.start', 'sprites.stop', 'sprites.destroy', 'images.list', 'daemon.info']);
   terminals: FakeTerminalSocket[] = [];
   private subs = new Set<EventsHandlers>();
+  /** What the daemon knows, for `sprites.get` (kept from emitted events). */
+  known = new Map<string, Sprite>();
+
+  /** Calls that change something (reads left out). */
+  get writes(): { method: string; input: unknown }[] {
+    return this.calls.filter((c) => c.method !== 'sprites.get' && c.method !== 'sprites.list');
+  }
 
   async call<M extends MethodName>(method: M, input?: MethodInput<M>): Promise<MethodOutput<M>> {
     this.calls.push({ method, input });
     const h = this.handlers[method];
+    if (!h && method === 'sprites.get') {
+      const s = this.known.get((input as { name: string }).name);
+      if (!s) throw new Error('not found');
+      return s as MethodOutput<M>;
+    }
     if (!h) throw new Error(`FakeTransport: no handler for ${method}`);
     return (await h(input)) as MethodOutput<M>;
   }
@@ -101,6 +113,9 @@ export class FakeTransport implements Transport {
 
   // test side
   emit(e: DaemonEvent): void {
+    if (e.type === 'hello') for (const s of e.sprites) this.known.set(s.name, s);
+    if (e.type === 'sprite.changed') this.known.set(e.sprite.name, e.sprite);
+    if (e.type === 'sprite.removed') this.known.delete(e.name);
     for (const h of this.subs) {
       if (e.type === 'hello') h.onState('online');
       h.onEvent(e);

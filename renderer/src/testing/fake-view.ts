@@ -55,6 +55,9 @@ export class FakeView implements TerminalView {
     return '';
   }
   paste() {}
+  text() {
+    return this.written;
+  }
   dispose() {
     this.disposed = true;
   }

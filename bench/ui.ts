@@ -1,0 +1,127 @@
+/**
+ * UI numbers, on the real daemon + real QEMU + Debian's Chromium:
+ *  - click "Create" → first prompt visible in the terminal (TCG here);
+ *  - keystroke → echo over the real terminal WebSocket (p50/p95, cookie-authenticated like the page);
+ *  - `cat` of 50 MB in a browser terminal: time, and the page's frame gaps meanwhile (the UI must
+ *    stay responsive: flow control holds the shell back instead of flooding the window);
+ *  - renderer bundle size.
+ * Writes docs/benchmarks-ui.md.   node bin/run-ts.js bench/ui.ts
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { chromium } from 'playwright-core';
+import { build } from 'vite';
+import WebSocket from 'ws';
+import { ROOT, startDaemon, waitFor } from '../test/vm/harness.ts';
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+await build({ configFile: path.join(ROOT, 'renderer/vite.config.ts'), logLevel: 'warn' });
+const assets = path.join(ROOT, 'dist/renderer/assets');
+const bundle = fs.readdirSync(assets).map((f) => {
+  const buf = fs.readFileSync(path.join(assets, f));
+  return { f, raw: buf.length, gz: zlib.gzipSync(buf).length };
+});
+
+const d = await startDaemon();
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-bench-'));
+const ctx = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.SPRITELY_CHROMIUM ?? '/usr/bin/chromium',
+  headless: true,
+  viewport: { width: 1280, height: 800 },
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const lines: string[] = [];
+try {
+  // Warm the golden state as a user's second create would find it.
+  await d.api.call('sprites.create', { name: 'warm' }, { timeoutMs: 1_800_000 });
+  await d.api.call('sprites.destroy', { name: 'warm' });
+  const { url } = await d.api.call('ui.loginUrl');
+  const origin = new URL(url).origin;
+  const page = ctx.pages()[0] ?? (await ctx.newPage());
+  await page.goto(url);
+  await page.getByText('No sprites yet').waitFor();
+  const text = () => page.evaluate(() => (window as any).__spritely.terminalText() as string);
+
+  await page.getByLabel('Name of the new sprite').fill('bench');
+  const t0 = Date.now();
+  await page.getByRole('button', { name: 'Create' }).click();
+  await waitFor('prompt', async () => /root@bench[^\n]*[#$] *$/m.test(await text()), 300_000, 20);
+  const createToPrompt = Date.now() - t0;
+
+  // Keystroke echo over the real WebSocket path (same cookie and Origin as the page).
+  const cookie = (await ctx.cookies(origin)).map((c) => `${c.name}=${c.value}`).join('; ');
+  const ws = new WebSocket(`${origin.replace('http', 'ws')}/v1/sprites/bench/terminal?cols=120&rows=40`, { headers: { cookie, origin } });
+  let buf = '';
+  ws.on('message', (m, bin) => {
+    if (bin) {
+      buf += m.toString();
+      ws.send(JSON.stringify({ type: 'ack', bytes: (m as Buffer).length }));
+    }
+  });
+  await new Promise((r) => ws.once('open', r));
+  await waitFor('ws prompt', () => /[#$] *$/.test(buf), 60_000, 10);
+  const echo: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    buf = '';
+    const t = performance.now();
+    ws.send(Buffer.from('x'));
+    while (!buf.includes('x')) await new Promise((r) => setImmediate(r));
+    echo.push(performance.now() - t);
+    ws.send(Buffer.from('\x7f'));
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  ws.send(JSON.stringify({ type: 'close' }));
+  ws.close();
+
+  // cat of 50 MB in the browser terminal, with the page's frame gaps measured meanwhile.
+  await d.api.call('sprites.exec', { name: 'bench', argv: ['sh', '-c', "yes 'spritely 50 MB cat benchmark: the quick brown fox jumps over the lazy dog' | head -c 50000000 > /root/big.txt"] }, { timeoutMs: 300_000 });
+  await page.evaluate(() => {
+    const w = window as any;
+    w.__gaps = [];
+    let last = performance.now();
+    const tick = (now: number) => {
+      w.__gaps.push(now - last);
+      last = now;
+      if (!w.__stopGaps) requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  });
+  await page.keyboard.type('clear; cat /root/big.txt; echo cat-$((40+2))-done\n');
+  const c0 = Date.now();
+  await waitFor('cat to finish', async () => /^cat-42-done$/m.test(await text()), 1_800_000, 200);
+  const catMs = Date.now() - c0;
+  const gaps: number[] = await page.evaluate(() => {
+    const w = window as any;
+    w.__stopGaps = true;
+    return w.__gaps;
+  });
+
+  const accel = (await d.api.call('sprites.get', { name: 'bench' })).accel;
+  lines.push(
+    '# UI benchmarks',
+    '',
+    `Measured by \`node bin/run-ts.js bench/ui.ts\` on ${new Date().toISOString().slice(0, 10)}: real daemon, real QEMU (${accel}), Debian's Chromium ${'(headless, --disable-gpu)'}; ${os.cpus().length} vCPU.`,
+    '',
+    '| what | result |',
+    '| --- | --- |',
+    `| click Create → first prompt visible | ${(createToPrompt / 1000).toFixed(2)} s |`,
+    `| keystroke → echo over the terminal WebSocket (200 keys) | p50 ${pct(echo, 50).toFixed(2)} ms, p95 ${pct(echo, 95).toFixed(2)} ms |`,
+    `| \`cat\` of 50 MB in a browser terminal | ${(catMs / 1000).toFixed(1)} s (${(50 / (catMs / 1000)).toFixed(1)} MB/s) |`,
+    `| frame gaps during that cat (${gaps.length} frames) | p50 ${pct(gaps, 50).toFixed(1)} ms, p99 ${pct(gaps, 99).toFixed(1)} ms, max ${Math.max(...gaps).toFixed(0)} ms, ${gaps.filter((g) => g > 100).length} over 100 ms |`,
+    ...bundle.map((b) => `| bundle \`${b.f}\` | ${(b.raw / 1024).toFixed(0)} KiB (${(b.gz / 1024).toFixed(0)} KiB gzip) |`),
+    '',
+  );
+  const out = lines.join('\n');
+  console.log(out);
+  fs.writeFileSync(path.join(ROOT, 'docs/benchmarks-ui.md'), out);
+} finally {
+  await ctx.close().catch(() => {});
+  fs.rmSync(profile, { recursive: true, force: true });
+  await d.cleanup();
+}

@@ -1,0 +1,188 @@
+/**
+ * The app end to end: Debian's Chromium (through playwright-core) against the real daemon and
+ * real QEMU, logged in the way users are (a one-time login URL → HttpOnly cookie). One daemon and
+ * at most three sprites: VM work under TCG is slow.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { build } from 'vite';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, startDaemon, waitFor, type TestDaemon } from '../vm/harness.ts';
+
+const CHROMIUM = process.env.SPRITELY_CHROMIUM ?? '/usr/bin/chromium';
+const SHOTS = path.join(ROOT, 'docs/screenshots');
+const PROMPT = /root@e2e-one[^\n]*[#$] *$/m;
+
+let d: TestDaemon;
+let ctx: BrowserContext;
+let page: Page;
+let origin: string;
+let profile: string;
+
+async function terminalText(p: Page = page): Promise<string> {
+  return p.evaluate(() => (window as unknown as { __spritely: { terminalText(): string } }).__spritely.terminalText());
+}
+
+async function waitForTerminal(re: RegExp, timeoutMs = 60_000, p: Page = page): Promise<string> {
+  return waitFor(`terminal text matching ${re}`, async () => {
+    const t = await terminalText(p);
+    return re.test(t) ? t : null;
+  }, timeoutMs, 100);
+}
+
+beforeAll(async () => {
+  await build({ configFile: path.join(ROOT, 'renderer/vite.config.ts'), logLevel: 'warn' });
+  d = await startDaemon();
+  const { url } = await d.api.call('ui.loginUrl');
+  origin = new URL(url).origin;
+  expect(origin).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  profile = fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-chromium-'));
+  ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = ctx.pages()[0] ?? (await ctx.newPage());
+  page.on('pageerror', (e) => process.stderr.write(`[page error] ${e.message}\n`));
+  await page.goto(url);
+}, 600_000);
+
+afterAll(async () => {
+  await ctx?.close().catch(() => {});
+  if (profile) fs.rmSync(profile, { recursive: true, force: true });
+  await d?.cleanup();
+});
+
+describe('the app in a browser', () => {
+  it('logs in with the one-time link, which then stops working', async () => {
+    expect(new URL(page.url()).pathname).toBe('/');
+    await page.getByText('No sprites yet').waitFor({ timeout: 15_000 });
+    const cookies = await ctx.cookies(origin);
+    expect(cookies.find((c) => c.name === 'spritely_session')).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+  });
+
+  it('creates a sprite from the UI and gets a shell: echo $((6*7)) → 42', async () => {
+    await page.getByLabel('Name of the new sprite').fill('e2e-one');
+    const t0 = Date.now();
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('tab', { name: /shell 1/ }).waitFor({ timeout: 240_000 });
+    await waitForTerminal(PROMPT, 60_000);
+    const toPrompt = Date.now() - t0;
+    process.stderr.write(`[e2e] click Create → first prompt: ${toPrompt} ms\n`);
+    await page.keyboard.type('echo $((6*7))\n');
+    const text = await waitForTerminal(/^42$/m);
+    expect(text).toContain('echo $((6*7))');
+    await page.locator('[data-sprite="e2e-one"][data-state="running"]').waitFor({ timeout: 10_000 });
+    await page.mouse.move(0, 799);
+    await page.screenshot({ path: path.join(SHOTS, 'terminal.png') });
+  });
+
+  it('reload: the terminal re-attaches to the same shell and shows what came before', async () => {
+    await page.keyboard.type('export MARK=kept-$((20+3))\n');
+    await waitForTerminal(/^[^\n]*MARK=kept[^\n]*\n[^\n]*[#$] *$/m);
+    const before = await page.evaluate(() => sessionStorage.getItem('spritely.layout'));
+    await page.reload();
+    await page.getByRole('tab', { name: /shell 1/ }).waitFor();
+    const text = await waitForTerminal(/^42$/m, 30_000);
+    expect(text).toContain('echo $((6*7))');
+    expect(await page.evaluate(() => sessionStorage.getItem('spritely.layout'))).toBe(before);
+    // Same shell: its environment survived the reload.
+    await page.locator('.xterm-host').first().click();
+    await page.keyboard.type('echo $MARK\n');
+    await waitForTerminal(/^kept-23$/m);
+  });
+
+  it('a second sprite from the UI, stopped from the UI; the list shows both; screenshots', async () => {
+    await page.getByLabel('Name of the new sprite').fill('e2e-two');
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page.locator('[data-sprite="e2e-two"][data-state="running"]').waitFor({ timeout: 240_000 });
+    await page.getByRole('button', { name: 'Stop' }).click();
+    await page.locator('[data-sprite="e2e-two"][data-state="stopped"]').waitFor({ timeout: 120_000 });
+    await page.locator('[data-sprite="e2e-one"]').click();
+    await page.mouse.move(0, 799);
+    await page.screenshot({ path: path.join(SHOTS, 'list.png') });
+    await page.getByRole('button', { name: /^Theme:/ }).click(); // system → light
+    await page.getByRole('button', { name: /^Theme:/ }).click(); // light → dark
+    await expect.poll(() => page.evaluate(() => document.documentElement.dataset.theme)).toBe('dark');
+    await page.screenshot({ path: path.join(SHOTS, 'terminal-dark.png') });
+    await page.getByRole('button', { name: /^Theme:/ }).click(); // back to system
+  });
+
+  it('follows changes another client makes (events only, no polling)', async () => {
+    await d.api.call('sprites.start', { name: 'e2e-two' }, { timeoutMs: 240_000 });
+    await page.locator('[data-sprite="e2e-two"][data-state="running"]').waitFor({ timeout: 30_000 });
+  });
+
+  it('stop and destroy from the UI, destroy confirmed by typing the name', async () => {
+    await page.locator('[data-sprite="e2e-two"]').click();
+    await page.getByRole('button', { name: 'Destroy…' }).click();
+    const dialog = page.getByRole('dialog');
+    await expect.poll(() => dialog.getByRole('button', { name: 'Destroy' }).isDisabled()).toBe(true);
+    await dialog.getByLabel(/Type the sprite/).fill('e2e-two');
+    await dialog.getByRole('button', { name: 'Destroy' }).click();
+    await page.locator('[data-sprite="e2e-two"]').waitFor({ state: 'detached', timeout: 60_000 });
+    expect((await d.api.call('sprites.list')).map((s) => s.name)).toEqual(['e2e-one']);
+  });
+
+  it('shows daemon errors in words', async () => {
+    await page.locator('[data-sprite="e2e-one"]').click();
+    await page.getByLabel('Name of the new sprite').fill('e2e-one');
+    await page.getByText(/already exists/).waitFor();
+  });
+});
+
+describe('browser mode is protected', () => {
+  const cookieHeader = async () => (await ctx.cookies(origin)).map((c) => `${c.name}=${c.value}`).join('; ');
+
+  it('refuses requests without the session cookie', async () => {
+    const res = await fetch(`${origin}/v1/sprites`);
+    expect(res.status).toBe(401);
+    const page401 = await fetch(`${origin}/`);
+    expect(page401.status).toBe(401);
+  });
+
+  it('refuses a foreign Origin even with the cookie', async () => {
+    const cookie = await cookieHeader();
+    expect((await fetch(`${origin}/v1/sprites`, { headers: { cookie } })).status).toBe(200);
+    const evil = await fetch(`${origin}/v1/sprites`, { headers: { cookie, origin: 'http://evil.example' } });
+    expect(evil.status).toBe(403);
+    // DNS rebinding: right address, someone else's Host name.
+    const rebinding = await new Promise<number>((resolve, reject) => {
+      http.get(`${origin}/v1/sprites`, { headers: { cookie, host: `evil.example:${new URL(origin).port}` } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).on('error', reject);
+    });
+    expect(rebinding).toBe(403);
+  });
+
+  it('refuses WebSockets from a foreign Origin or without the cookie', async () => {
+    const cookie = await cookieHeader();
+    const status = (headers: Record<string, string>) =>
+      new Promise<number>((resolve) => {
+        const ws = new WebSocket(`${origin.replace('http', 'ws')}/v1/events`, { headers });
+        ws.on('open', () => {
+          ws.close();
+          resolve(101);
+        });
+        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.on('error', () => resolve(-1));
+      });
+    expect(await status({ cookie, origin })).toBe(101);
+    expect(await status({ cookie, origin: 'http://evil.example' })).toBe(403);
+    expect(await status({ origin })).toBe(401);
+  });
+
+  it('a used login link does not log anyone in again', async () => {
+    const { url } = await d.api.call('ui.loginUrl');
+    const first = await fetch(url, { redirect: 'manual' });
+    expect(first.status).toBe(302);
+    const again = await fetch(url, { redirect: 'manual' });
+    expect(again.status).toBe(401);
+  });
+});
