@@ -157,6 +157,34 @@ async function cannon(url: string, connections: number, duration: number, host?:
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx };
 }
 
+/**
+ * Sequential requests on one keep-alive connection, timed in µs (autocannon's histogram has whole
+ * milliseconds, too coarse for "added p50"). The Node client's own cost is the same on both paths.
+ */
+async function sequentialLatency(url: string, count: number, host?: string, ca?: Buffer): Promise<{ p50: number; p99: number; mean: number }> {
+  const target = new URL(url);
+  const secure = target.protocol === 'https:';
+  const agent = secure ? new https.Agent({ keepAlive: true, maxSockets: 1 }) : new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const samples: number[] = [];
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      const started = process.hrtime.bigint();
+      const options = { host: '127.0.0.1', port: target.port, path: '/', agent, headers: host ? { host } : {}, servername: host?.split(':')[0], ca };
+      const request = (secure ? https : http).get(options, (response) => {
+        response.resume();
+        response.on('end', () => {
+          samples.push(Number(process.hrtime.bigint() - started) / 1e6);
+          resolve();
+        });
+      });
+      request.on('error', reject);
+    });
+  for (let i = 0; i < count; i += 1) await one();
+  agent.destroy();
+  const sorted = [...samples].sort((a, b) => a - b);
+  return { p50: sorted[Math.floor(sorted.length * 0.5)], p99: sorted[Math.floor(sorted.length * 0.99)], mean: samples.reduce((a, b) => a + b, 0) / samples.length };
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)];
@@ -216,7 +244,7 @@ async function main(): Promise<void> {
     const host = new URL(publicUrl).host;
     const viaRelay = `${scheme}://127.0.0.1:${relayChild.info.port}/`;
 
-    console.log(`# relay bench: ${os.cpus().length} × ${os.cpus()[0].model}, node ${process.version}, ${plain ? 'plain HTTP' : 'TLS'} public side, ${runs} runs × ${duration}s`);
+    console.log(`# relay bench: ${os.cpus().length} × ${os.cpus()[0].model}, node ${process.version}, ${plain ? 'plain HTTP' : 'TLS'} public side, ${runs} runs × ${duration}s, load average at start ${os.loadavg()[0].toFixed(1)}`);
     // Warm-up: let V8 optimise the HTTP, HTTP/2 and TLS paths of every process before measuring.
     await cannon(originUrl, 50, 3);
     await cannon(viaRelay, 50, Number(arg('warmup', '8')), host);
@@ -245,6 +273,14 @@ async function main(): Promise<void> {
       console.log(`| ${connections} | relay | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.errors} | ${(r.p50 - d.p50).toFixed(2)} |`);
       console.log(`  relay runs: ${row.relay.map((x) => `${x.rps.toFixed(0)} req/s p50 ${x.p50} (cpu/req: relay ${x.relayCpuUs?.toFixed(0)} µs, client ${x.clientCpuUs?.toFixed(0)} µs)`).join('; ')}`);
     }
+    const caPem = readFileSync(path.join(dir, 'cert.pem'));
+    const precise: { direct: { p50: number; p99: number; mean: number }[]; relay: { p50: number; p99: number; mean: number }[] } = { direct: [], relay: [] };
+    for (let run = 0; run < runs; run += 1) {
+      precise.direct.push(await sequentialLatency(originUrl, 3000));
+      precise.relay.push(await sequentialLatency(viaRelay, 3000, host, caPem));
+    }
+    const pick = (rows: { p50: number; p99: number; mean: number }[], key: 'p50' | 'p99' | 'mean') => median(rows.map((row) => row[key]));
+    console.log(`1 connection, sequential, µs-timed (median of ${runs} × 3000): direct p50 ${pick(precise.direct, 'p50').toFixed(3)} ms, p99 ${pick(precise.direct, 'p99').toFixed(3)} ms; relay p50 ${pick(precise.relay, 'p50').toFixed(3)} ms, p99 ${pick(precise.relay, 'p99').toFixed(3)} ms; added p50 ${(pick(precise.relay, 'p50') - pick(precise.direct, 'p50')).toFixed(3)} ms`);
     if (!plain && !process.argv.includes('--quick')) {
       const ca = readFileSync(path.join(dir, 'cert.pem'));
       const speeds: number[] = [];

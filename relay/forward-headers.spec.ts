@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clientIp, endToEndHeaders, forwardedHeaders, publicScheme, readCookie, withoutCookie } from './forward-headers.ts';
+import { clientIp, endToEndHeaders, forwardedHeaders, originForm, publicScheme, readCookie, withoutCookie } from './forward-headers.ts';
 
 describe('endToEndHeaders', () => {
   it('drops hop-by-hop headers, the ones Connection names, pseudo-headers and our own', () => {
@@ -72,4 +72,12 @@ describe('cookies', () => {
     expect(withoutCookie('spritely_share_x=1', 'spritely_share')).toBe('spritely_share_x=1');
     expect(withoutCookie(undefined, 'a')).toBeUndefined();
   });
+});
+
+describe('originForm', () => {
+  it.each([
+    ['/a?b=1', '/a?b=1'],
+    ['http://dev-x.relay.test/a?b=1', '/a?b=1'],
+    ['*', '/'],
+  ])('%s → %s', (input, expected) => expect(originForm(input)).toBe(expected));
 });

@@ -103,6 +103,17 @@ export function readCookie(cookieHeader: string | undefined, name: string): stri
   return null;
 }
 
+/** Request targets in absolute form (`GET http://host/x`) become origin form (`/x`). */
+export function originForm(target: string): string {
+  if (target.startsWith('/')) return target;
+  try {
+    const url = new URL(target);
+    return `${url.pathname}${url.search}`;
+  } catch {
+    return '/';
+  }
+}
+
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;
 }

@@ -11,7 +11,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { bearerToken } from './access-token.ts';
 import { relayPage, type RelayErrorCode, type RelayPage } from './error-pages.ts';
-import { clientIp, endToEndHeaders, forwardedHeaders, publicScheme } from './forward-headers.ts';
+import { clientIp, endToEndHeaders, forwardedHeaders, originForm, publicScheme } from './forward-headers.ts';
 import type { Log } from './log.ts';
 import { pipeH2 } from './h2-pipe.ts';
 import { parsePublicHost, type HostRoute } from './host-routing.ts';
@@ -214,7 +214,7 @@ class RelayServer implements Relay {
     if (decision.cookie) headers.cookie = decision.cookie;
     const host = req.headers.host ?? '';
     headers[':method'] = req.method ?? 'GET';
-    headers[':path'] = decision.url;
+    headers[':path'] = originForm(decision.url);
     headers[':authority'] = host;
     headers[':scheme'] = publicScheme(this.ownScheme, req.headers, this.trustProxy);
     headers[SPRITE_HEADER] = sprite;

@@ -224,7 +224,7 @@ class Tunnel implements TunnelClient {
     this.setState({ status: 'connecting' });
     const transport = this.url.protocol === 'https:' ? https : http;
     const requestOptions: https.RequestOptions = {
-      hostname: this.url.hostname,
+      hostname: this.url.hostname.replace(/^\[|\]$/g, ''),
       port: this.url.port || undefined,
       path: TUNNEL_PATH,
       method: 'GET',
