@@ -51,7 +51,10 @@ try {
   await page.getByLabel('Name of the new sprite').fill('bench');
   const t0 = Date.now();
   await page.getByRole('button', { name: 'Create' }).click();
-  await waitFor('prompt', async () => /root@bench[^\n]*[#$] *$/m.test(await text()), 300_000, 20);
+  await waitFor('prompt', async () => /root@bench[^\n]*[#$] *$/m.test(await text()), 300_000, 20).catch(async (err) => {
+    await page.screenshot({ path: '/tmp/bench-ui-failure.png' });
+    throw new Error(`${(err as Error).message}; terminal shows: ${JSON.stringify((await text()).slice(-500))}`);
+  });
   const createToPrompt = Date.now() - t0;
 
   // Keystroke echo over the real WebSocket path (same cookie and Origin as the page).

@@ -53,10 +53,14 @@ describe('terminal sizes', () => {
 describe('sprite actions', () => {
   const all = () => true;
   it('offer what the state allows and the contract has', () => {
-    expect(availableActions(all, sprite('a')).map((a) => a.id)).toEqual(['stop', 'destroy']);
+    expect(availableActions(all, sprite('a')).map((a) => a.id)).toEqual(['sleep', 'stop', 'destroy']);
+    expect(availableActions(all, sprite('a', { state: 'sleeping' })).map((a) => a.id)).toEqual(['wake', 'stop', 'destroy']);
+    const noSleep = (m: string) => m !== 'sprites.sleep' && m !== 'sprites.wake';
+    expect(availableActions(noSleep, sprite('a')).map((a) => a.id)).toEqual(['stop', 'destroy']);
+    expect(availableActions(noSleep, sprite('a', { state: 'sleeping' })).map((a) => a.id)).toEqual(['stop', 'destroy']);
     expect(availableActions(all, sprite('a', { state: 'stopped' })).map((a) => a.id)).toEqual(['start', 'destroy']);
     expect(availableActions(all, sprite('a', { state: 'crashed' })).map((a) => a.id)).toEqual(['start', 'destroy']);
     expect(availableActions(all, sprite('a', { operation: 'create' })).map((a) => a.id)).toEqual(['destroy']);
-    expect(availableActions((m) => m !== 'sprites.stop', sprite('a')).map((a) => a.id)).toEqual(['destroy']);
+    expect(availableActions((m) => m !== 'sprites.stop' && m !== 'sprites.sleep', sprite('a')).map((a) => a.id)).toEqual(['destroy']);
   });
 });

@@ -5,6 +5,7 @@
  * The daemon owns the truth about sprites: the list only ever comes from its events.
  */
 import { createStore, type StoreApi } from 'zustand/vanilla';
+import type { Checkpoint } from '../../vm/api/contract.ts';
 import type { ConnectionState, DaemonEvent, MethodInput, Sprite, Transport } from './transport.ts';
 
 export interface Tab {
@@ -46,6 +47,11 @@ export interface UiState {
   toasts: Toast[];
   nextToastId: number;
   theme: ThemeChoice;
+  /** Checkpoint trees, per sprite, once asked for (then kept current by events). */
+  checkpoints: Record<string, Checkpoint[]>;
+  /** Bumped when this window restored a sprite: its terminals reopen on the restored machine. */
+  restored: Record<string, number>;
+  panelsOpen: boolean;
 }
 
 export const initialState: UiState = {
@@ -61,6 +67,9 @@ export const initialState: UiState = {
   toasts: [],
   nextToastId: 1,
   theme: 'system',
+  checkpoints: {},
+  restored: {},
+  panelsOpen: true,
 };
 
 // ------------------------------------------------------------------ pure transitions
@@ -102,9 +111,11 @@ export function applyEvent(s: UiState, e: DaemonEvent): UiState {
     case 'sprite.removed': {
       if (!s.sprites[e.name]) return s;
       const sprites = omit(s.sprites, e.name);
-      const next: UiState = { ...s, sprites, ...withoutSpriteTabs(s, e.name), pending: omit(s.pending, e.name) };
+      const next: UiState = { ...s, sprites, ...withoutSpriteTabs(s, e.name), pending: omit(s.pending, e.name), checkpoints: omit(s.checkpoints, e.name) };
       return next.selected === e.name ? { ...next, selected: spriteNames(next)[0] ?? null } : next;
     }
+    case 'checkpoints.changed':
+      return { ...s, checkpoints: { ...s.checkpoints, [e.name]: e.checkpoints } };
     case 'image.progress':
       return { ...s, imageProgress: { image: e.image, phase: e.phase, message: e.message, fraction: e.fraction } };
     default:
@@ -200,6 +211,10 @@ export function clearImageProgress(s: UiState): UiState {
   return s.imageProgress ? { ...s, imageProgress: null } : s;
 }
 
+export function markRestored(s: UiState, sprite: string): UiState {
+  return { ...s, restored: { ...s.restored, [sprite]: (s.restored[sprite] ?? 0) + 1 } };
+}
+
 export function setTheme(s: UiState, theme: ThemeChoice): UiState {
   return { ...s, theme };
 }
@@ -285,6 +300,8 @@ export interface Actions {
   start(): () => void;
   createSprite(name: string, opts?: CreateOptions): Promise<boolean>;
   startSprite(name: string): Promise<void>;
+  /** Calls a `{name}`-only sprite method the daemon has (sleep, wake, …) as a guarded action. */
+  runSpriteMethod(name: string, method: string, op: string): Promise<boolean>;
   stopSprite(name: string): Promise<void>;
   destroySprite(name: string): Promise<boolean>;
   newTerminal(sprite?: string | null): string | null;
@@ -297,6 +314,12 @@ export interface Actions {
   toast(message: string, kind?: Toast['kind']): void;
   dismissToast(id: number): void;
   setTheme(t: ThemeChoice): void;
+  togglePanels(): void;
+  loadCheckpoints(sprite: string): Promise<void>;
+  createCheckpoint(sprite: string, comment: string): Promise<boolean>;
+  restoreCheckpoint(sprite: string, id: string): Promise<boolean>;
+  deleteCheckpoint(sprite: string, id: string): Promise<boolean>;
+  forkSprite(sprite: string, checkpoint: string, newName: string): Promise<boolean>;
 }
 
 export type AppStore = StoreApi<UiState & { actions: Actions; transport: Transport }>;
@@ -375,6 +398,11 @@ export function createAppStore(deps: AppDeps): AppStore {
       startSprite: async (name) => {
         await guarded(name, 'start', () => transport.call('sprites.start', { name }));
       },
+      runSpriteMethod: (name, method, op) => {
+        if (!transport.has(method)) return Promise.resolve(false);
+        // Methods come from the action table by name; each takes exactly `{name}`.
+        return guarded(name, op, () => transport.call(method as 'sprites.start', { name }));
+      },
       stopSprite: async (name) => {
         await guarded(name, 'stop', () => transport.call('sprites.stop', { name }));
       },
@@ -395,6 +423,38 @@ export function createAppStore(deps: AppDeps): AppStore {
       toast: (m, kind) => apply((s) => pushToast(s, m, kind)),
       dismissToast: (id) => apply((s) => dismissToast(s, id)),
       setTheme: (t) => apply((s) => setTheme(s, t)),
+      togglePanels: () => apply((s) => ({ ...s, panelsOpen: !s.panelsOpen })),
+      loadCheckpoints: async (name) => {
+        try {
+          const checkpoints = await transport.call('checkpoints.list', { name });
+          apply((s) => applyEvent(s, { type: 'checkpoints.changed', name, checkpoints }));
+        } catch (err) {
+          fail(err);
+        }
+      },
+      createCheckpoint: (name, comment) =>
+        guarded(name, 'checkpoint', async () => {
+          await transport.call('checkpoints.create', { name, ...(comment.trim() ? { comment: comment.trim() } : {}) });
+          await actions.loadCheckpoints(name);
+        }),
+      restoreCheckpoint: async (name, id) => {
+        const ok = await guarded(name, 'restore', async () => {
+          await transport.call('checkpoints.restore', { name, id });
+          await actions.loadCheckpoints(name);
+        });
+        if (ok) apply((s) => markRestored(s, name));
+        return ok;
+      },
+      deleteCheckpoint: (name, id) =>
+        guarded(name, 'delete checkpoint', async () => {
+          await transport.call('checkpoints.delete', { name, id });
+          await actions.loadCheckpoints(name);
+        }),
+      forkSprite: async (name, checkpoint, newName) => {
+        const ok = await guarded(newName, 'create', () => transport.call('sprites.fork', { name, checkpoint, newName }));
+        if (ok) actions.newTerminal(newName);
+        return ok;
+      },
     };
     return { ...restored, actions, transport };
   });

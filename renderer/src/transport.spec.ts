@@ -98,7 +98,7 @@ describe('WebTransport', () => {
     expect(await t.call('sprites.list')).toEqual([]);
     expect(f).toHaveBeenCalledWith('/v1/sprites', expect.objectContaining({ method: 'GET', credentials: 'same-origin' }));
     expect(t.has('sprites.list')).toBe(true);
-    expect(t.has('sprites.sleep')).toBe(false);
+    expect(t.has('sprites.teleport')).toBe(false);
   });
 
   it('turns error responses and network failures into ApiErrors', async () => {

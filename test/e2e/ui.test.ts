@@ -97,6 +97,39 @@ describe('the app in a browser', () => {
     await waitForTerminal(/^kept-23$/m);
   });
 
+  it('timeline: checkpoint → touch a file → restore → the file is gone, the terminal back on the restored machine', async () => {
+    const shell = page.locator('.pane:not([hidden]) .xterm-host');
+    await page.getByLabel('Checkpoint comment').fill('clean slate');
+    await page.getByRole('button', { name: 'Checkpoint' }).click();
+    const first = page.locator('[data-checkpoint]').first();
+    await first.waitFor({ timeout: 120_000 });
+    const id = (await first.getAttribute('data-checkpoint'))!;
+    await expect.poll(() => first.textContent()).toContain('clean slate');
+    await shell.click();
+    await page.keyboard.type('touch /root/marker && ls /root/marker && echo touched-$((1+1))\n');
+    await waitForTerminal(/^touched-2$/m);
+    await page.locator(`[data-checkpoint="${id}"] .tl-main`).click();
+    const dialog = page.getByRole('dialog');
+    await expect.poll(() => dialog.textContent()).toMatch(/automatic checkpoint/);
+    await dialog.getByRole('button', { name: 'Restore' }).click();
+    // The old shell ends with the old machine; a new one opens on the restored machine.
+    await waitForTerminal(/The shell ended[\s\S]*root@e2e-one[^\n]*[#$] *$/, 180_000);
+    await shell.click();
+    await page.keyboard.type('test -e /root/marker && echo still-there || echo gone-$((2+3))\n');
+    await waitForTerminal(/^gone-5$/m);
+    // Going on from the restored state makes a branch beside the automatic undo checkpoint.
+    await page.getByLabel('Checkpoint comment').fill('went another way');
+    await page.getByRole('button', { name: 'Checkpoint' }).click();
+    await page.locator('[data-checkpoint]').nth(2).waitFor({ timeout: 120_000 });
+    const rows = await page.locator('[data-checkpoint]').evaluateAll((els) => els.map((e) => e.textContent ?? ''));
+    expect(rows).toHaveLength(3);
+    expect(rows[1]).toMatch(/auto/);
+    expect(rows[2]).toMatch(/went another way/);
+    expect(await page.locator('.tl-graph circle').evaluateAll((c) => new Set(c.map((x) => x.getAttribute('cx'))).size)).toBe(2);
+    await page.mouse.move(0, 799);
+    await page.screenshot({ path: path.join(SHOTS, 'timeline.png') });
+  });
+
   it('a second sprite from the UI, stopped from the UI; the list shows both; screenshots', async () => {
     await page.getByLabel('Name of the new sprite').fill('e2e-two');
     await page.getByRole('button', { name: 'Create' }).click();

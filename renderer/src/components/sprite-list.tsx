@@ -2,6 +2,8 @@
 import { useEffect, useState } from 'react';
 import { formatUptime, shortImage } from '../format.ts';
 import { displayState, spriteNames } from '../store.ts';
+import { formatBytes } from '../timeline-layout.ts';
+import type { Sprite } from '../transport.ts';
 import { useActions, useApp } from './store-context.tsx';
 
 /** One clock for every uptime in the list (display only; the daemon is never polled). */
@@ -30,6 +32,14 @@ export function StateBadge({ state, detail }: { state: string; detail?: string |
       {detail ? ` · ${detail}` : ''}
     </span>
   );
+}
+
+/** CPU time and disk used, when the daemon reports usage. */
+export function usageText(sp: Sprite): string {
+  const u = (sp as { usage?: { cpuSeconds?: number; diskBytes?: number } }).usage;
+  if (!u || typeof u.cpuSeconds !== 'number' || typeof u.diskBytes !== 'number') return '';
+  const cpu = u.cpuSeconds < 60 ? `${Math.round(u.cpuSeconds)}s` : `${Math.round(u.cpuSeconds / 60)}m`;
+  return `${cpu} CPU · ${formatBytes(u.diskBytes)}`;
 }
 
 export function SpriteList() {
@@ -69,6 +79,7 @@ export function SpriteList() {
               <span className="sprite-meta">
                 <span>{shortImage(sp.image)}</span>
                 {sp.state === 'running' && sp.startedAt && <span title="Uptime">up {formatUptime(sp.startedAt, now)}</span>}
+                {usageText(sp) && <span title="CPU time used · disk used">{usageText(sp)}</span>}
                 {count > 0 && <span title="Open terminals">{count} {count === 1 ? 'terminal' : 'terminals'}</span>}
               </span>
             </button>

@@ -25,12 +25,13 @@ export function SpriteHeader({ name }: { name: string }) {
   const transport = useApp((s) => s.transport);
   const actions = useActions();
   const [confirming, setConfirming] = useState(false);
+  const panelsOpen = useApp((s) => s.panelsOpen);
+  const hasPanels = availablePanels((m) => transport.has(m)).length > 0;
   if (!sprite) return null;
   const ds = displayState(sprite, pending);
   const run = (a: SpriteAction) => {
     if (a.confirm === 'type-name') return setConfirming(true);
-    if (a.id === 'start') void actions.startSprite(name);
-    else if (a.id === 'stop') void actions.stopSprite(name);
+    void actions.runSpriteMethod(name, a.method, a.op);
   };
   const offered = pending ? [] : availableActions((m) => transport.has(m), sprite);
   return (
@@ -49,6 +50,11 @@ export function SpriteHeader({ name }: { name: string }) {
         {sprite.accel && <span title="Accelerator">{sprite.accel.toUpperCase()}</span>}
       </div>
       <div className="sprite-actions">
+        {hasPanels && (
+          <button className={`ghost${panelsOpen ? ' pressed' : ''}`} aria-pressed={panelsOpen} onClick={actions.togglePanels} title="Show or hide the timeline">
+            Timeline
+          </button>
+        )}
         {offered.map((a) => (
           <button key={a.id} className={a.tone ?? 'ghost'} onClick={() => run(a)} data-action={a.id}>
             {a.label}
@@ -104,8 +110,9 @@ export function TabStrip({ name }: { name: string }) {
 export function SpritePanels({ name }: { name: string }) {
   const sprite = useApp((s) => s.sprites[name]);
   const transport = useApp((s) => s.transport);
+  const open = useApp((s) => s.panelsOpen);
   const panels = availablePanels((m) => transport.has(m));
-  if (!sprite || !panels.length) return null;
+  if (!sprite || !panels.length || !open) return null;
   return (
     <aside className="panels">
       {panels.map(({ id, title, Component }) => (

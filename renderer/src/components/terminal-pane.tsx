@@ -21,6 +21,7 @@ export function TerminalPane({ tab, visible, theme }: { tab: Tab; visible: boole
   const { createView, env } = useTerminalFactory();
   const transport = useApp((s) => s.transport);
   const spriteState = useApp((s) => s.sprites[tab.sprite]?.state);
+  const restored = useApp((s) => s.restored[tab.sprite] ?? 0);
   const actions = useActions();
   const [status, setStatus] = useState<{ s: LinkStatus; message?: string }>({ s: 'connecting' });
   const [searching, setSearching] = useState(false);
@@ -89,6 +90,11 @@ export function TerminalPane({ tab, visible, theme }: { tab: Tab; visible: boole
   useEffect(() => {
     if (spriteState === 'running' && linkRef.current?.isStuck) linkRef.current.retry();
   }, [spriteState]);
+
+  // After a restore the old shell is gone: open one on the restored machine.
+  useEffect(() => {
+    if (restored && linkRef.current?.needsReopen) linkRef.current.retry('Opening a shell on the restored machine.');
+  }, [restored]);
 
   const closeSearch = () => {
     setSearching(false);

@@ -193,14 +193,20 @@ export class TerminalLink {
     if (this.status === 'open') this.socket?.resize(cols, rows);
   }
 
-  /** Starts again now (after a failure, or when the sprite came back). */
-  retry(): void {
+  /** Starts again now (after a failure, or when the sprite came back); `note` is shown dimmed. */
+  retry(note?: string): void {
     if (this.disposed) return;
+    if (note) this.term.write(`${DIM}[${note}]${OFF}\r\n`);
     if (this.retryTimer !== null) this.timers.clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.attempt = 0;
     if (this.status === 'exited') this.attachedOnce = false;
     this.connect();
+  }
+
+  /** Whether the terminal has no live shell (ended, failed or reconnecting). */
+  get needsReopen(): boolean {
+    return this.status === 'exited' || this.isStuck;
   }
 
   get isStuck(): boolean {

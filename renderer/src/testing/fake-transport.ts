@@ -6,7 +6,7 @@
 import type { DaemonEvent, EventsHandlers, MethodInput, MethodName, MethodOutput, Sprite, TerminalOpenOptions, TerminalServerMessage, TerminalSocket, TerminalSocketHandlers, Transport } from '../transport.ts';
 
 export function sprite(name: string, over: Partial<Sprite> = {}): Sprite {
-  return {
+  const base = {
     name,
     state: 'running',
     operation: null,
@@ -21,8 +21,12 @@ export function sprite(name: string, over: Partial<Sprite> = {}): Sprite {
     pid: 1234,
     sshPort: 40022,
     lastError: null,
-    ...over,
+    urlPort: 8080,
+    idleTimeoutSec: null,
+    usage: { awakeSeconds: 125, cpuSeconds: 12.5, diskBytes: 20 * 1024 ** 2, lastActiveAt: null },
   };
+  // A cast, not a literal: the fake keeps compiling while the contract's Sprite grows fields.
+  return { ...base, ...over } as Sprite;
 }
 
 export class FakeTerminalSocket implements TerminalSocket {
