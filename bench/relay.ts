@@ -6,6 +6,7 @@
  *
  *   node bin/run-ts.js bench/relay.ts [--runs 3] [--duration 5] [--plain]
  *   node bin/run-ts.js bench/relay.ts carrier   # why the tunnel is not HTTP/2-over-WebSocket
+ *   node bin/run-ts.js bench/relay.ts floor     # the same hops with no relay logic, no TLS, one process
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -398,7 +399,50 @@ async function carrier(): Promise<void> {
   }
 }
 
-if (role === 'carrier-server') await carrierServer(process.argv[3]);
+// ── floor: HTTP/1.1 → HTTP/2 → HTTP/2 → HTTP/1.1 with nothing of ours in between ──────────────────
+
+async function floor(): Promise<void> {
+  const http2 = await import('node:http2');
+  const net = await import('node:net');
+  const listen = (server: import('node:net').Server) => new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+  const originPort = await listen(http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-length': '12' });
+    res.end('hello world\n');
+  }));
+  const agent = new http.Agent({ keepAlive: true });
+  const tunnelPort = await listen(net.createServer((socket) => {
+    socket.setNoDelay(true);
+    http2.performServerHandshake(socket).on('stream', (stream, headers) => {
+      const request = http.request({ host: '127.0.0.1', port: originPort, path: headers[':path'], method: headers[':method'], agent });
+      request.setNoDelay(true);
+      request.on('response', (response) => {
+        stream.respond({ ':status': response.statusCode ?? 502, 'content-length': response.headers['content-length'] });
+        response.pipe(stream);
+      });
+      stream.pipe(request);
+    });
+  }));
+  const socket = net.connect(tunnelPort, '127.0.0.1');
+  socket.setNoDelay(true);
+  const session = http2.connect('http://floor.invalid', { createConnection: () => socket });
+  const relayPort = await listen(http.createServer((req, res) => {
+    const stream = session.request({ ':method': req.method ?? 'GET', ':path': req.url ?? '/' }, { endStream: true });
+    stream.on('response', (headers) => {
+      res.writeHead(Number(headers[':status']), { 'content-length': headers['content-length'] });
+      stream.pipe(res);
+    });
+  }));
+  console.log(`# floor: the same hops as the relay path, no TLS, no relay logic, one process (load ${os.loadavg()[0].toFixed(1)})`);
+  for (let run = 0; run < 3; run += 1) {
+    const direct = await sequentialLatency(`http://127.0.0.1:${originPort}/`, 3000);
+    const chain = await sequentialLatency(`http://127.0.0.1:${relayPort}/`, 3000);
+    console.log(`direct p50 ${direct.p50.toFixed(3)} ms · naive chain p50 ${chain.p50.toFixed(3)} ms · added ${(chain.p50 - direct.p50).toFixed(3)} ms`);
+  }
+  process.exit(0);
+}
+
+if (role === 'floor') await floor();
+else if (role === 'carrier-server') await carrierServer(process.argv[3]);
 else if (role === 'carrier') await carrier();
 else if (role === 'origin') await origin();
 else if (role === 'relay') await relayRole();

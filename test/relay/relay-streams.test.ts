@@ -95,10 +95,12 @@ describe('server-sent events', () => {
     });
     const events = arrivals.map((a) => /^data: (\d+) (\d+)$/.exec(a.text));
     expect(events.map((match) => match?.[1])).toEqual(['0', '1', '2', '3', '4']);
-    // Unbuffered: the first event is seen ~800 ms before the stream ends, and events are spaced out.
-    expect(ended - arrivals[0].at).toBeGreaterThan(600);
-    for (let i = 1; i < arrivals.length; i += 1) expect(arrivals[i].at - arrivals[i - 1].at).toBeGreaterThan(100);
-    // And each left the origin moments before it arrived.
-    arrivals.forEach((arrival, i) => expect(arrival.at - Number(events[i]?.[2])).toBeLessThan(100));
+    // Unbuffered: the first event is seen ~800 ms before the stream ends, the events arrive at (nearly)
+    // as many distinct moments as they were sent, and typically moments after they left the origin.
+    // (A buffering hop would deliver all five at the end, at one instant.)
+    expect(ended - arrivals[0].at).toBeGreaterThan(500);
+    expect(new Set(arrivals.map((a) => a.at)).size).toBeGreaterThanOrEqual(4);
+    const lags = arrivals.map((arrival, i) => arrival.at - Number(events[i]?.[2])).sort((a, b) => a - b);
+    expect(lags[2]).toBeLessThan(50);
   });
 });
