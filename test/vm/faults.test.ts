@@ -54,7 +54,7 @@ describe('faults', () => {
   it('bad names, duplicates, unknown sprites and malformed payloads get clear errors and change nothing', async () => {
     const before = snapshotTree(path.join(d.home, 'sprites'));
     for (const bad of ['Dev', '-x', 'a_b', 'a'.repeat(64), '../../etc', 'x.y']) {
-      const r = await d.cli(['create', bad]);
+      const r = await d.cli(['create', '--', bad]);
       expect(r.code, bad).toBe(2);
       expect(r.stderr, bad).toMatch(/Invalid sprite name/);
     }

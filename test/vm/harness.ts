@@ -71,6 +71,10 @@ export async function startDaemon(home = makeHome(), extraEnv: NodeJS.ProcessEnv
         });
       }
       killQemusOf(home);
+      if (process.env.SPRITELY_TEST_KEEP) {
+        process.stderr.write(`[harness] keeping ${home}\n`);
+        return;
+      }
       fs.rmSync(home, { recursive: true, force: true });
       fs.rmSync(l.runDir, { recursive: true, force: true });
     },

@@ -39,7 +39,7 @@ describe('a sprite through its life', () => {
 
     await ok(['stop', 'dev']);
     expect(JSON.parse(await ok(['list', '--json']))[0].state).toBe('stopped');
-    expect(d.api.call('sprites.get', { name: 'dev' })).resolves.toMatchObject({ pid: null });
+    await expect(d.api.call('sprites.get', { name: 'dev' })).resolves.toMatchObject({ pid: null });
 
     await ok(['start', 'dev']);
     expect((await ok(['exec', 'dev', '--', 'cat', '/root/marker'])).trim()).toBe('kept-across-stop');

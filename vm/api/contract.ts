@@ -28,6 +28,9 @@ export const Sprite = z.object({
   pid: z.number().nullable(),
   sshPort: z.number().nullable(),
   lastError: z.string().nullable(),
+  urlPort: z.number(),
+  idleTimeoutSec: z.number().nullable(),
+  usage: z.object({ awakeSeconds: z.number(), cpuSeconds: z.number(), diskBytes: z.number(), lastActiveAt: z.string().nullable() }),
 });
 export type Sprite = z.infer<typeof Sprite>;
 
@@ -104,7 +107,7 @@ export const methods = {
     path: '/v1/shutdown',
     input: z.object({ leaveRunning: z.boolean().optional() }).strict(),
     output: z.object({ ok: z.literal(true) }),
-    summary: 'Stops the daemon. Sprites keep running (QEMU outlives the daemon).',
+    summary: 'Stops the daemon, putting awake sprites to sleep first (`leaveRunning` leaves them running: QEMU outlives the daemon).',
   }),
   'ui.loginUrl': method({
     http: 'POST',
@@ -193,6 +196,48 @@ export const methods = {
     input: z.object({ name: SpriteName, checkpoint: CheckpointId, newName: SpriteName }).strict(),
     output: z.object({ sprite: Sprite, timings: Timings }),
     summary: 'Creates a new, independent sprite (own identity) from any checkpoint of this one.',
+  }),
+  'sprites.sleep': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/sleep',
+    input: NameParam,
+    output: z.object({ sprite: Sprite, timings: Timings }),
+    summary: 'Saves RAM + devices to a file and ends QEMU (0 CPU, 0 RAM); `wake` resumes the exact moment.',
+  }),
+  'sprites.wake': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/wake',
+    input: NameParam,
+    output: z.object({ sprite: Sprite, timings: Timings }),
+    summary: 'Wakes a sleeping sprite (boots from its disk, and says so in `lastError`, if its RAM state no longer fits).',
+  }),
+  'sprites.url': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/url',
+    input: z.object({ name: SpriteName, port: z.number().int().min(1).max(65535).optional() }).strict(),
+    output: z.object({ local: z.string(), port: z.number() }),
+    summary: 'The local URL (http://NAME.localhost:PORT/) that proxies to a port in the sprite (default 8080); `port` changes it.',
+  }),
+  'sprites.usage': method({
+    http: 'GET',
+    path: '/v1/usage',
+    input: Empty,
+    output: z.array(z.object({ name: z.string(), state: SpriteState, awakeSeconds: z.number(), cpuSeconds: z.number(), diskBytes: z.number(), lastActiveAt: z.string().nullable() })),
+    summary: 'Per sprite: awake seconds, CPU seconds, disk bytes (overlay + checkpoints + sleep state), last activity.',
+  }),
+  'config.get': method({
+    http: 'GET',
+    path: '/v1/config',
+    input: Empty,
+    output: z.object({ idleTimeoutSec: z.number() }),
+    summary: 'Daemon-wide settings.',
+  }),
+  'config.set': method({
+    http: 'POST',
+    path: '/v1/config',
+    input: z.object({ idleTimeoutSec: z.number().int().min(0).max(30 * 24 * 3600), sprite: SpriteName.optional() }).strict(),
+    output: z.object({ idleTimeoutSec: z.number() }),
+    summary: 'Sets the idle timeout (seconds; 0 = never sleep), daemon-wide or for one sprite.',
   }),
   'sprites.exec': method({
     http: 'POST',

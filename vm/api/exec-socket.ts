@@ -48,7 +48,9 @@ export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): v
       starting = true;
       clearTimeout(startTimer);
       try {
-        const link = engine.ssh(name);
+        const link = await engine.sshAwake(name);
+        const release = engine.hold(name);
+        ws.on('close', release);
         const size = clampSize(msg.cols, msg.rows);
         const ch = await link.exec(msg.argv, { cwd: msg.cwd, env: msg.env, pty: msg.tty ? { term: 'xterm-256color', ...size, width: 0, height: 0 } : false });
         channel = ch;

@@ -15,7 +15,7 @@ export type Handlers = { [M in MethodName]: (input: MethodInput<M>) => Promise<M
 
 export const DEFAULT_EXEC_OUTPUT_CAP = 8 * 1024 * 1024;
 
-export function createHandlers(engine: Engine, opts: { version: string; onShutdown?: (leaveRunning: boolean) => void; loginUrl: () => string }): Handlers {
+export function createHandlers(engine: Engine, opts: { version: string; onShutdown?: (leaveRunning: boolean) => void; loginUrl: () => string; localUrl?: (name: string) => string }): Handlers {
   const imageView = (img: { id: string; createdAt: string; sizeBytes: number; diskVirtualBytes: number }) => ({
     id: img.id,
     createdAt: img.createdAt,
@@ -33,7 +33,7 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
     }),
     'daemon.doctor': async () => ({ checks: await doctor(engine) }),
     'daemon.shutdown': async (input) => {
-      setImmediate(() => opts.onShutdown?.(input.leaveRunning ?? true));
+      setImmediate(() => opts.onShutdown?.(input.leaveRunning ?? false));
       return { ok: true as const };
     },
     'ui.loginUrl': async () => ({ url: opts.loginUrl() }),
@@ -57,12 +57,34 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
       return { ok: true as const };
     },
     'sprites.fork': async ({ name, checkpoint, newName }) => engine.fork(name, checkpoint, newName),
+    'sprites.sleep': async ({ name }) => engine.sleep(name),
+    'sprites.wake': async ({ name }) => engine.wake(name),
+    'sprites.url': async ({ name, port }) => {
+      if (port !== undefined) await engine.setUrlPort(name, port);
+      if (!opts.localUrl) throw new SpritelyError('unavailable', 'The daemon serves no local URLs (its proxy port is not open).');
+      return { local: opts.localUrl(name), port: engine.get(name).urlPort };
+    },
+    'sprites.usage': async () => engine.list().map((s) => ({ name: s.name, state: s.state, ...s.usage })),
+    'config.get': async () => ({ idleTimeoutSec: engine.settings.idleTimeoutSec }),
+    'config.set': async ({ idleTimeoutSec, sprite }) => {
+      await engine.setIdleTimeout(idleTimeoutSec, sprite);
+      return { idleTimeoutSec };
+    },
   };
 }
 
 async function execBuffered(engine: Engine, input: MethodInput<'sprites.exec'>): Promise<MethodOutput<'sprites.exec'>> {
   const t0 = Date.now();
-  const channel = await engine.ssh(input.name).exec(input.argv, { cwd: input.cwd, env: input.env });
+  const release = engine.hold(input.name);
+  try {
+    return await runBuffered(engine, input, t0);
+  } finally {
+    release();
+  }
+}
+
+async function runBuffered(engine: Engine, input: MethodInput<'sprites.exec'>, t0: number): Promise<MethodOutput<'sprites.exec'>> {
+  const channel = await (await engine.sshAwake(input.name)).exec(input.argv, { cwd: input.cwd, env: input.env });
   const cap = input.maxOutputBytes ?? DEFAULT_EXEC_OUTPUT_CAP;
   const out: Buffer[] = [];
   const err: Buffer[] = [];

@@ -36,6 +36,8 @@ export interface ApiServerOptions {
   /** Extra origins allowed to call (e.g. the UI's own origin). */
   allowedOrigins?: string[];
   onShutdown?: (leaveRunning: boolean) => void;
+  /** The local URL of a sprite, when the daemon runs the URL proxy. */
+  localUrl?: (name: string) => string;
 }
 
 type Transport = 'unix' | 'tcp';
@@ -50,7 +52,7 @@ export class ApiServer {
 
   constructor(private readonly opts: ApiServerOptions) {
     this.uiAuth = opts.uiSessionsFile ? new UiAuth(opts.uiSessionsFile) : null;
-    this.handlers = createHandlers(opts.engine, { version: opts.version, onShutdown: opts.onShutdown, loginUrl: () => this.loginUrl() });
+    this.handlers = createHandlers(opts.engine, { version: opts.version, onShutdown: opts.onShutdown, loginUrl: () => this.loginUrl(), localUrl: opts.localUrl });
   }
 
   loginUrl(): string {
@@ -146,6 +148,7 @@ export class ApiServer {
       const body = def.http === 'POST' ? await readJsonBody(req) : {};
       if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new SpritelyError('invalid_argument', 'The request body must be a JSON object.');
       const input = parseInput(def.input, { ...(body as object), ...params });
+      if (typeof (input as { name?: unknown }).name === 'string' && def.http !== 'GET') this.opts.engine.touch((input as { name: string }).name);
       const output = await (this.handlers[name] as (i: unknown) => Promise<unknown>)(input);
       sendJson(res, 200, output);
       return;

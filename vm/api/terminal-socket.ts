@@ -18,7 +18,7 @@ export async function handleTerminalSocket(ws: WebSocket, engine: Engine, termin
   ws.on('message', buffer);
   try {
     const id = query.get('session');
-    session = id ? terminals.get(id, name) : await terminals.open(name, engine.ssh(name), { cols: query.get('cols'), rows: query.get('rows') });
+    session = id ? terminals.get(id, name) : await terminals.open(name, await engine.sshAwake(name), { cols: query.get('cols'), rows: query.get('rows') });
   } catch (err) {
     const e = toSpritelyError(err);
     ws.send(JSON.stringify({ type: 'error', code: e.code, message: e.message }));
@@ -43,9 +43,16 @@ export async function handleTerminalSocket(ws: WebSocket, engine: Engine, termin
   }
   ws.send(JSON.stringify({ type: 'session', session: session.id, replayed: 0 }));
   session.attach(client);
+  // An open terminal keeps its sprite awake.
+  const release = engine.hold(name);
+  ws.on('close', release);
+  session.on('closed', release);
   const onMessage = (raw: RawData, isBinary: boolean) => {
     const data = toBuffer(raw);
-    if (isBinary) return session.write(data);
+    if (isBinary) {
+      engine.touch(name);
+      return session.write(data);
+    }
     try {
       const msg = parseInput(TerminalClientMessage, JSON.parse(data.toString('utf8')));
       if (msg.type === 'resize') session.resize(msg.cols, msg.rows);

@@ -9,7 +9,7 @@ import { assertSpriteName } from '../names.ts';
 import { layout } from '../paths.ts';
 import { VERSION } from '../version.ts';
 import { runConsole, runExec } from './streams.ts';
-import { confirm, formatAge, formatTable, withProgress } from './ui.ts';
+import { confirm, formatAge, formatTable, parseDuration, withProgress } from './ui.ts';
 import { formatBytes, formatTimeline } from '../checkpoints/timeline-text.ts';
 import { ensureDaemon } from '../daemon/autostart.ts';
 import { ApiClient } from '../api/client.ts';
@@ -155,6 +155,74 @@ program
     process.stdout.write(`destroyed ${name}\n`);
   });
 
+program
+  .command('sleep')
+  .description('Put a sprite to sleep: RAM saved to disk, QEMU gone (0 CPU, 0 RAM)')
+  .argument('<name>')
+  .option('--json', 'print JSON')
+  .action(async (name, opts) => {
+    nameArg(name);
+    const r = await (await client()).call('sprites.sleep', { name });
+    print(opts.json, r, () => `${name} is asleep (${fmtMs(r.timings.totalMs)})`);
+  });
+
+program
+  .command('wake')
+  .description('Wake a sleeping sprite at the exact moment it slept')
+  .argument('<name>')
+  .option('--json', 'print JSON')
+  .action(async (name, opts) => {
+    nameArg(name);
+    const r = await (await client()).call('sprites.wake', { name });
+    print(opts.json, r, () => `${name} is awake (${fmtMs(r.timings.totalMs)})${r.sprite.lastError ? `\nnote: ${r.sprite.lastError}` : ''}`);
+  });
+
+program
+  .command('url')
+  .description('The local URL of a sprite (http://NAME.localhost:PORT/ → port 8080 inside)')
+  .argument('<name>')
+  .addOption(new Option('--port <n>', 'forward to this port in the sprite instead').argParser(intArg))
+  .option('--json', 'print JSON')
+  .action(async (name, opts) => {
+    nameArg(name);
+    const r = await (await client()).call('sprites.url', { name, port: opts.port });
+    print(opts.json, r, () => `${r.local}  → port ${r.port} in ${name}`);
+  });
+
+program
+  .command('usage')
+  .description('Per sprite: awake time, CPU time, disk use, last activity')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const rows = await (await client()).call('sprites.usage');
+    print(opts.json, rows, () =>
+      formatTable(['NAME', 'STATE', 'AWAKE', 'CPU', 'DISK', 'LAST ACTIVE'], rows.map((u) => [u.name, u.state, formatDuration(u.awakeSeconds), `${u.cpuSeconds.toFixed(1)}s`, formatBytes(u.diskBytes), u.lastActiveAt ? formatAge(u.lastActiveAt) : '-'])),
+    );
+  });
+
+const config = program.command('config').description('Settings');
+config
+  .command('set')
+  .description('Set a setting: idle-timeout DURATION (e.g. 90s, 10m, 1h; 0 = never sleep)')
+  .argument('<key>')
+  .argument('<value>')
+  .option('--sprite <name>', 'only for this sprite')
+  .action(async (key: string, value: string, opts) => {
+    if (key !== 'idle-timeout') throw new SpritelyError('invalid_argument', `Unknown setting "${key}" (known: idle-timeout).`);
+    const seconds = parseDuration(value);
+    if (opts.sprite) nameArg(opts.sprite);
+    await (await client()).call('config.set', { idleTimeoutSec: seconds, sprite: opts.sprite });
+    process.stdout.write(`idle-timeout = ${seconds ? formatDuration(seconds) : 'never'}${opts.sprite ? ` for ${opts.sprite}` : ''}\n`);
+  });
+config
+  .command('get')
+  .description('Show the settings')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const c = await (await client()).call('config.get');
+    print(opts.json, c, () => `idle-timeout = ${c.idleTimeoutSec ? formatDuration(c.idleTimeoutSec) : 'never'}`);
+  });
+
 const checkpoint = program.command('checkpoint').alias('cp').description('Capture and restore the whole machine (disk + RAM) as a tree');
 checkpoint
   .command('create')
@@ -259,15 +327,28 @@ daemon
   });
 daemon
   .command('stop')
-  .description('Stop the daemon (sprites keep running)')
-  .action(async () => {
-    const api = new ApiClient(layout().apiSocket);
+  .description('Stop the daemon; awake sprites go to sleep first (nothing running is lost)')
+  .option('--leave-running', 'leave sprites running (QEMU outlives the daemon; a new daemon re-attaches)')
+  .action(async (opts) => {
+    const l = layout();
+    const api = new ApiClient(l.apiSocket);
+    let pid: number;
     try {
-      await api.call('daemon.shutdown', { leaveRunning: true });
-      process.stdout.write('daemon stopped\n');
+      pid = (await api.call('daemon.info')).pid;
     } catch {
       process.stdout.write('daemon was not running\n');
+      return;
     }
+    await api.call('daemon.shutdown', { leaveRunning: !!opts.leaveRunning });
+    for (let i = 0; i < 1200; i++) {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    process.stdout.write(opts.leaveRunning ? 'daemon stopped; sprites left running\n' : 'daemon stopped; awake sprites are asleep\n');
   });
 
 function intArg(v: string): number {

@@ -3,15 +3,18 @@
  * exit code passed through) and `console` (a raw-mode terminal on a shell session). Both ack the
  * output they have written, so the daemon's flow control paces the guest to this terminal.
  */
+import os from 'node:os';
 import type { ApiClient } from '../api/client.ts';
 import { STREAM_STDERR } from '../api/contract.ts';
 import { SpritelyError, isErrorCode } from '../errors.ts';
 
-const SIGNALS: Record<string, number> = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, SEGV: 11, PIPE: 13, ALRM: 14, TERM: 15 };
-
-function exitStatus(code: number | null, signal: string | null): number {
+/** Shell convention: a command killed by signal N exits 128 + N. ssh reports names (KILL or SIGKILL). */
+export function exitStatus(code: number | null, signal: string | null): number {
   if (code !== null) return code;
-  if (signal) return 128 + (SIGNALS[signal] ?? 1);
+  if (signal) {
+    const name = (signal.startsWith('SIG') ? signal : `SIG${signal}`) as keyof typeof os.constants.signals;
+    return 128 + (os.constants.signals[name] ?? 1);
+  }
   return 255;
 }
 

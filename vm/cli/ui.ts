@@ -1,5 +1,6 @@
 /** Small pieces of terminal output for the CLI: tables, ages, confirmations, build progress. */
 import readline from 'node:readline';
+import { SpritelyError } from '../errors.ts';
 import type { ApiClient } from '../api/client.ts';
 import { DaemonEvent } from '../api/contract.ts';
 
@@ -53,3 +54,13 @@ export async function withProgress<T>(api: ApiClient, show: boolean, fn: () => P
     ws.close();
   }
 }
+
+/** "90", "90s", "10m", "1h30m", "0" → seconds. */
+export function parseDuration(text: string): number {
+  const t = text.trim().toLowerCase();
+  if (/^\d+$/.test(t)) return Number(t);
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(t);
+  if (!m || !t) throw new SpritelyError('invalid_argument', `"${text}" is not a duration (try 90s, 10m or 1h).`);
+  return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
+}
+

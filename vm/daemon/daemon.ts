@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiServer } from '../api/server.ts';
+import { UrlProxy } from '../net/url-proxy.ts';
 import { Engine } from '../engine/engine.ts';
 import { ensureLayout, layout as makeLayout, type Layout } from '../paths.ts';
 import { VERSION } from '../version.ts';
@@ -18,6 +19,7 @@ const UI_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../.
 export interface DaemonHandle {
   engine: Engine;
   api: ApiServer;
+  proxy: UrlProxy;
   tcpPort: number | null;
   stop(opts?: { leaveRunning?: boolean }): Promise<void>;
 }
@@ -77,24 +79,31 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
   try {
     await engine.init();
     const token = apiToken(l);
+    const proxy = new UrlProxy(engine);
     const api = new ApiServer({
       engine,
       version: VERSION,
       token,
+      localUrl: (name) => proxy.localUrl(name),
       uiSessionsFile: path.join(l.home, 'ui-sessions.json'),
       uiRoot: UI_ROOT,
       onShutdown: (leaveRunning) => void handle.stop({ leaveRunning }).then(() => process.exit(0)),
     });
     await api.listenUnix(l.apiSocket);
     const tcpPort = await listenLoopback(api, l, opts.tcpPort);
+    const urlPort = await listenStable((p) => proxy.listen(p), path.join(l.home, 'url-port'), process.env.SPRITELY_URL_PORT ? Number(process.env.SPRITELY_URL_PORT) : undefined);
+    engine.startIdleLoop();
     let stopping: Promise<void> | null = null;
     handle = {
       engine,
       api,
+      proxy,
       tcpPort,
-      stop: () => {
+      stop: (stopOpts = {}) => {
         stopping ??= (async () => {
           await api.close();
+          await proxy.close();
+          if (!stopOpts.leaveRunning) await engine.sleepAll();
           engine.detachAll();
           fs.rmSync(l.apiSocket, { force: true });
           fs.rmSync(l.daemonPidFile, { force: true });
@@ -102,7 +111,7 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
         return stopping;
       },
     };
-    log(`spritely daemon ${VERSION} (pid ${process.pid}) serving ${l.apiSocket}${tcpPort ? ` and 127.0.0.1:${tcpPort}` : ''}; data in ${l.home}`);
+    log(`spritely daemon ${VERSION} (pid ${process.pid}) serving ${l.apiSocket} and 127.0.0.1:${tcpPort}; local URLs on http://NAME.localhost:${urlPort}/; data in ${l.home}`);
     return handle;
   } catch (err) {
     engine.detachAll();
@@ -117,17 +126,19 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
  */
 async function listenLoopback(api: ApiServer, l: Layout, wanted?: number): Promise<number> {
   const fromEnv = process.env.SPRITELY_API_PORT ? Number(process.env.SPRITELY_API_PORT) : undefined;
+  return listenStable((p) => api.listenTcp(p), l.apiPortFile, wanted ?? fromEnv);
+}
+
+/** Listens on `wanted`, else on the port recorded in `file` last time, else any; records it. */
+async function listenStable(listen: (port: number) => Promise<number>, file: string, wanted?: number): Promise<number> {
   let previous: number | undefined;
   try {
-    previous = Number(fs.readFileSync(l.apiPortFile, 'utf8').trim()) || undefined;
+    previous = Number(fs.readFileSync(file, 'utf8').trim()) || undefined;
   } catch {
     /* first run */
   }
-  const port = wanted ?? fromEnv;
-  let bound: number;
-  if (port !== undefined) bound = await api.listenTcp(port);
-  else bound = await api.listenTcp(previous ?? 0).catch(() => api.listenTcp(0));
-  fs.writeFileSync(l.apiPortFile, `${bound}\n`, { mode: 0o600 });
+  const bound = wanted !== undefined ? await listen(wanted) : await listen(previous ?? 0).catch(() => listen(0));
+  fs.writeFileSync(file, `${bound}\n`, { mode: 0o600 });
   return bound;
 }
 
@@ -135,7 +146,7 @@ async function listenLoopback(api: ApiServer, l: Layout, wanted?: number): Promi
 export async function runDaemon(): Promise<void> {
   const handle = await startDaemon();
   const onSignal = (sig: string) => {
-    log(`${sig}: stopping the daemon; sprites keep running`);
+    log(`${sig}: stopping the daemon; putting awake sprites to sleep`);
     handle.stop().then(
       () => process.exit(0),
       () => process.exit(1),

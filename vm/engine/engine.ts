@@ -17,8 +17,9 @@ import { assertSpriteName } from '../names.ts';
 import { freeLoopbackPort } from '../net/free-port.ts';
 import { type Layout, ensureLayout, spritePaths } from '../paths.ts';
 import { chooseAccelerator, type AccelChoice } from '../qemu/accel.ts';
-import type { VmSpec } from '../qemu/argv.ts';
-import { qemuVersion, tailOfLog } from '../qemu/qemu-process.ts';
+import { deviceSignature, GUEST_IP, type VmSpec } from '../qemu/argv.ts';
+import { cpuSeconds, qemuVersion, tailOfLog } from '../qemu/qemu-process.ts';
+import { readJson, writeJsonAtomic } from '../store/atomic-json.ts';
 import { QemuVm } from '../qemu/qemu-vm.ts';
 import type { GuestAgent } from '../qemu/guest-agent.ts';
 import { type KeyPair, ensureClientKey, generateEd25519 } from '../ssh/keys.ts';
@@ -64,7 +65,24 @@ export interface SpriteView {
   pid: number | null;
   sshPort: number | null;
   lastError: string | null;
+  urlPort: number;
+  idleTimeoutSec: number | null;
+  usage: SpriteUsage;
 }
+
+export interface SpriteUsage {
+  awakeSeconds: number;
+  cpuSeconds: number;
+  diskBytes: number;
+  lastActiveAt: string | null;
+}
+
+export interface EngineConfig {
+  /** Seconds without use before an awake sprite sleeps; 0 = never. */
+  idleTimeoutSec: number;
+}
+
+export const DEFAULT_IDLE_TIMEOUT_SEC = Number(process.env.SPRITELY_IDLE_TIMEOUT ?? 300);
 
 export interface CreateRequest {
   name: string;
@@ -115,6 +133,10 @@ export class Engine extends EventEmitter<EngineEvents> {
   private links = new Map<string, SshLink>();
   private envs = new Map<string, EnvChannel>();
   private accelChoice: AccelChoice | null = null;
+  private lastActivity = new Map<string, number>();
+  private holds = new Map<string, number>();
+  private idleTimer: NodeJS.Timeout | null = null;
+  private config: EngineConfig = { idleTimeoutSec: DEFAULT_IDLE_TIMEOUT_SEC };
   /** Allocated bytes of each overlay at its last checkpoint (for per-checkpoint disk estimates). */
   private diskMarks = new Map<string, number>();
   private qemuVer: string | null = null;
@@ -134,6 +156,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Loads every sprite from disk and re-attaches to the QEMUs that are still running. */
   async init(): Promise<void> {
     ensureLayout(this.layout);
+    const saved = readJson<Partial<EngineConfig>>(this.layout.configFile);
+    if (saved && typeof saved.idleTimeoutSec === 'number') this.config = { ...this.config, idleTimeoutSec: saved.idleTimeoutSec };
     this.clientKey = ensureClientKey(this.layout.keysDir);
     for (const name of fs.readdirSync(this.layout.spritesDir)) {
       if (name.startsWith('.')) continue;
@@ -158,20 +182,39 @@ export class Engine extends EventEmitter<EngineEvents> {
       return;
     }
     this.manifests.set(name, m);
+    if (m.status === 'sleeping' && rt) {
+      // Killed between saving the RAM state and quitting: the state is complete, QEMU is redundant.
+      (await QemuVm.attach(rt).catch(() => null))?.kill();
+      fs.rmSync(p.runtime, { force: true });
+    }
+    if (m.status === 'sleeping' && (!m.sleep || !fs.existsSync(m.sleep.file))) {
+      await this.saveManifest({ ...m, status: 'stopped', sleep: null, lastError: 'Its saved RAM state was missing; it boots from its disk.' });
+      return;
+    }
     const vm = m.status === 'running' && rt ? await QemuVm.attach(rt).catch(() => null) : null;
-    await this.reconcileCheckpoints(name, vm);
-    if (m.status !== 'running') return;
+    if (m.status !== 'running') {
+      await this.reconcileCheckpoints(name, null);
+      return;
+    }
     if (!vm || !rt) {
+      await this.reconcileCheckpoints(name, null);
       await this.markCrashed(name, 'QEMU is no longer running (it was killed or the host restarted)');
       return;
     }
     const status = await vm.status().catch(() => 'unknown');
     if (status === 'shutdown') {
       await vm.quit();
+      await this.reconcileCheckpoints(name, null);
       await this.saveManifest({ ...m, status: 'stopped' });
       return;
     }
-    if (status === 'paused' || status === 'postmigrate') await vm.resume().catch(() => {});
+    // A daemon that died mid-checkpoint leaves the guest paused (or just after its RAM was saved,
+    // with the disk inactivated): resume it before anything touches the disk.
+    if (status === 'paused' || status === 'postmigrate' || status === 'finish-migrate') {
+      await vm.qmp.execute('migrate_cancel').catch(() => {});
+      await vm.resume().catch((err) => this.log(`sprite ${name}: could not resume: ${err.message}`));
+    }
+    await this.reconcileCheckpoints(name, vm);
     this.runtimes.set(name, rt);
     this.adopt(name, vm, rt, m);
     this.log(`sprite ${name}: re-attached to QEMU pid ${vm.pid}`);
@@ -215,6 +258,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const rt = this.runtimes.get(name);
     const running = m.status === 'running' && this.vms.has(name);
     const state: SpriteState = m.status === 'running' ? (running ? 'running' : 'crashed') : m.status === 'creating' ? 'stopped' : m.status;
+    const usage = this.usageOf(name);
     const startedAt = running && rt ? rt.startedAt : null;
     return {
       name,
@@ -231,7 +275,244 @@ export class Engine extends EventEmitter<EngineEvents> {
       pid: running && rt ? rt.pid : null,
       sshPort: running && rt ? rt.sshPort : null,
       lastError: m.lastError,
+      urlPort: m.urlPort,
+      idleTimeoutSec: m.idleTimeoutSec,
+      usage,
     };
+  }
+
+  // ---------------------------------------------------------------- metering
+
+  /** Awake and CPU seconds (finished periods + the current one), disk bytes, last activity. */
+  usageOf(name: string): SpriteUsage {
+    const m = this.manifests.get(name)!;
+    const rt = this.runtimes.get(name);
+    const p = spritePaths(this.layout, name);
+    let awake = m.usage.awakeSeconds;
+    let cpu = m.usage.cpuSeconds;
+    if (rt && this.vms.has(name)) {
+      awake += (Date.now() - Date.parse(rt.startedAt)) / 1000;
+      cpu += cpuSeconds(rt.pid);
+    }
+    let checkpointBytes = 0;
+    try {
+      for (const f of fs.readdirSync(path.join(p.dir, 'checkpoints'))) checkpointBytes += allocatedBytes(path.join(p.dir, 'checkpoints', f));
+    } catch {
+      /* none */
+    }
+    const last = this.lastActivity.get(name);
+    return {
+      awakeSeconds: Math.round(awake),
+      cpuSeconds: Math.round(cpu * 10) / 10,
+      diskBytes: allocatedBytes(p.disk) + checkpointBytes + (m.sleep ? allocatedBytes(m.sleep.file) : 0),
+      lastActiveAt: last ? new Date(last).toISOString() : m.usage.lastActiveAt,
+    };
+  }
+
+  /** Adds the awake period that is ending to the manifest's totals (before QEMU goes away). */
+  private closeAwakePeriod(m: Manifest): Manifest {
+    const rt = this.runtimes.get(m.name);
+    if (!rt) return m;
+    const last = this.lastActivity.get(m.name);
+    return {
+      ...m,
+      usage: {
+        awakeSeconds: m.usage.awakeSeconds + (Date.now() - Date.parse(rt.startedAt)) / 1000,
+        cpuSeconds: m.usage.cpuSeconds + cpuSeconds(rt.pid),
+        lastActiveAt: last ? new Date(last).toISOString() : m.usage.lastActiveAt,
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------- activity and idle
+
+  /** Something used the sprite now (API call, exec, terminal input, proxied request). */
+  touch(name: string): void {
+    this.lastActivity.set(name, Date.now());
+  }
+
+  /** Keeps the sprite awake until the returned function is called (an open terminal, a running exec). */
+  hold(name: string): () => void {
+    this.holds.set(name, (this.holds.get(name) ?? 0) + 1);
+    this.touch(name);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.holds.set(name, Math.max(0, (this.holds.get(name) ?? 1) - 1));
+      this.touch(name);
+    };
+  }
+
+  idleTimeoutOf(name: string): number {
+    const m = this.manifests.get(name);
+    return m?.idleTimeoutSec ?? this.config.idleTimeoutSec;
+  }
+
+  /** Sprites that are awake, unheld and untouched for longer than their idle timeout. */
+  idleSprites(now = Date.now()): string[] {
+    return [...this.vms.keys()].filter((name) => {
+      const timeout = this.idleTimeoutOf(name);
+      if (!timeout || (this.holds.get(name) ?? 0) > 0 || this.locks.operation(name)) return false;
+      const since = this.lastActivity.get(name) ?? Date.parse(this.runtimes.get(name)?.startedAt ?? new Date(now).toISOString());
+      return now - since > timeout * 1000;
+    });
+  }
+
+  /** Checks every few seconds and puts idle sprites to sleep. */
+  startIdleLoop(everyMs = 2000): void {
+    this.idleTimer = setInterval(() => {
+      for (const name of this.idleSprites()) {
+        this.log(`sprite ${name}: idle for ${this.idleTimeoutOf(name)} s; going to sleep`);
+        this.sleep(name).catch((err) => this.log(`sprite ${name}: idle sleep failed: ${err.message}`));
+      }
+    }, everyMs);
+    this.idleTimer.unref();
+  }
+
+  async setIdleTimeout(seconds: number, sprite?: string | null): Promise<void> {
+    if (sprite) {
+      this.get(sprite);
+      await this.locks.run(sprite, 'configuring', async () => this.saveManifest({ ...this.mustManifest(sprite), idleTimeoutSec: seconds }));
+    } else {
+      this.config = { ...this.config, idleTimeoutSec: seconds };
+      await writeJsonAtomic(this.layout.configFile, this.config);
+    }
+  }
+
+  /** Which guest port the local URL forwards to; applied to a running sprite right away. */
+  async setUrlPort(name: string, port: number): Promise<void> {
+    this.get(name);
+    await this.locks.run(name, 'configuring', async () => {
+      const m = this.mustManifest(name);
+      if (m.urlPort === port) return;
+      const vm = this.vms.get(name);
+      const rt = this.runtimes.get(name);
+      if (vm && rt) {
+        await vm.qmp.hmp(`hostfwd_remove n0 tcp:127.0.0.1:${rt.urlHostPort}`);
+        const out = await vm.qmp.hmp(`hostfwd_add n0 tcp:127.0.0.1:${rt.urlHostPort}-${GUEST_IP}:${port}`);
+        if (out.trim()) throw new SpritelyError('internal', `QEMU refused the new forward: ${out.trim()}`);
+      }
+      await this.saveManifest({ ...m, urlPort: port });
+    });
+  }
+
+  /** Where the local URL proxy should connect for `name` (waking it first). */
+  async urlTarget(name: string): Promise<{ host: string; port: number }> {
+    await this.ensureAwake(name);
+    const rt = this.runtimes.get(name);
+    if (!rt) throw new SpritelyError('unavailable', `Sprite "${name}" is not running.`);
+    return { host: '127.0.0.1', port: rt.urlHostPort };
+  }
+
+  get settings(): EngineConfig {
+    return this.config;
+  }
+
+  // ---------------------------------------------------------------- sleep and wake
+
+  /** RAM + devices to a file, QEMU gone: 0 CPU, 0 RAM. `wake` resumes the exact moment. */
+  async sleep(name: string): Promise<{ sprite: SpriteView; timings: Timings }> {
+    this.get(name);
+    return this.locks.run(name, 'sleeping', async (): Promise<{ sprite: SpriteView; timings: Timings }> => {
+      const t0 = Date.now();
+      const vm = this.vms.get(name);
+      const m = this.mustManifest(name);
+      if (!vm) {
+        if (m.status === 'sleeping') return { sprite: this.view(name), timings: { totalMs: 0 } };
+        throw new SpritelyError('failed_precondition', `Sprite "${name}" is ${this.view(name).state}; only a running sprite can sleep.`);
+      }
+      const p = spritePaths(this.layout, name);
+      const file = path.join(p.dir, 'sleep.state');
+      try {
+        await vm.saveState(file);
+      } catch (err) {
+        await vm.resume().catch(() => {});
+        throw new SpritelyError('internal', `Could not put "${name}" to sleep: ${(err as Error).message}. It keeps running.`);
+      }
+      const savedMs = Date.now() - t0;
+      // Durable before QEMU goes: a daemon killed here finds a complete state and a sleeping sprite.
+      const image = this.mustImage(m);
+      const signature = await this.signatureFor(name, m, image);
+      const asleep = { ...this.closeAwakePeriod(m), status: 'sleeping' as const, sleep: { file, signature, savedAt: new Date().toISOString() } };
+      await this.saveManifest(asleep);
+      await vm.quit();
+      this.dropRuntime(name);
+      fs.rmSync(p.runtime, { force: true });
+      this.announce(name);
+      return { sprite: this.view(name), timings: { saveMs: savedMs, totalMs: Date.now() - t0 } };
+    });
+  }
+
+  /** Restores a sleeping sprite's RAM state; if it no longer fits this QEMU, boots from disk and says so. */
+  async wake(name: string): Promise<{ sprite: SpriteView; timings: Timings }> {
+    this.get(name);
+    return this.locks.run(name, 'waking', () => this.wakeLocked(name));
+  }
+
+  private async wakeLocked(name: string): Promise<{ sprite: SpriteView; timings: Timings }> {
+    const t0 = Date.now();
+    const m = this.mustManifest(name);
+    if (this.vms.has(name)) return { sprite: this.view(name), timings: { totalMs: 0 } };
+    if (m.status !== 'sleeping' || !m.sleep) throw new SpritelyError('failed_precondition', `Sprite "${name}" is not sleeping (it is ${this.view(name).state}).`);
+    const image = this.mustImage(m);
+    const signature = await this.signatureFor(name, m, image);
+    const fits = signature === m.sleep.signature && fs.existsSync(m.sleep.file);
+    let note: string | null = null;
+    if (fits) {
+      const vm = await this.launch(name, m, image, m.sleep.file);
+      try {
+        await vm.waitRunning(60_000);
+        const runningMs = Date.now() - t0;
+        const agent = await vm.agent(30_000);
+        await setGuestClock(agent);
+        fs.rmSync(m.sleep.file, { force: true });
+        await this.saveManifest({ ...m, status: 'running', sleep: null, lastError: null });
+        this.touch(name);
+        this.links.get(name)?.ready(60_000).catch(() => {});
+        return { sprite: this.view(name), timings: { runningMs, totalMs: Date.now() - t0 } };
+      } catch (err) {
+        vm.kill();
+        this.dropRuntime(name);
+        note = `its saved RAM state could not be restored (${(err as Error).message}); booted it from its disk instead`;
+      }
+    } else {
+      note = 'its saved RAM state does not fit this QEMU or device set any more; booted it from its disk instead (processes that were running are gone, files are kept)';
+    }
+    this.log(`sprite ${name}: ${note}`);
+    await this.saveManifest({ ...m, status: 'stopped', sleep: null });
+    fs.rmSync(m.sleep.file, { force: true });
+    const started = await this.startLocked(name);
+    await this.saveManifest({ ...this.mustManifest(name), lastError: `Woke without its RAM: ${note}.` });
+    return { sprite: this.view(name), timings: { ...started.timings, totalMs: Date.now() - t0 } };
+  }
+
+  /** Wakes a sleeping sprite (used by everything that needs the machine: exec, terminals, URLs). */
+  async ensureAwake(name: string): Promise<void> {
+    const v = this.get(name);
+    this.touch(name);
+    if (v.state === 'sleeping') await this.wake(name);
+  }
+
+  /** The SSH link of a sprite, waking it first if it sleeps. */
+  async sshAwake(name: string): Promise<SshLink> {
+    await this.ensureAwake(name);
+    return this.ssh(name);
+  }
+
+  private async signatureFor(name: string, m: Manifest, image: ImageRecord): Promise<string> {
+    const accel = await this.accelerator(image);
+    const p = spritePaths(this.layout, name);
+    const spec: VmSpec = {
+      name, qemuBinary: this.qemuBinary, accel: accel.accel, memoryMiB: m.memoryMiB, cpus: m.cpus, kernel: image.kernel, initrd: image.initrd,
+      cmdline: image.kernelCmdline, disk: p.disk, sshPort: 1, forwards: [], qmpSocket: '', agentSocket: '', envSocket: '', serialSocket: '', serialLog: '', pidFile: '',
+    };
+    return deviceSignature(spec, await this.qemuVersion());
+  }
+
+  /** Daemon shutdown: every awake sprite goes to sleep so nothing running is lost. */
+  async sleepAll(): Promise<void> {
+    await Promise.all([...this.vms.keys()].map((name) => this.sleep(name).catch((err) => this.log(`sprite ${name}: could not sleep: ${err.message}`))));
   }
 
   private announce(name: string): void {
@@ -324,6 +605,10 @@ export class Engine extends EventEmitter<EngineEvents> {
         status: 'creating',
         lastError: null,
         fsGrown: false,
+        sleep: null,
+        idleTimeoutSec: null,
+        urlPort: 8080,
+        usage: { awakeSeconds: 0, cpuSeconds: 0, lastActiveAt: null },
       };
       let vm: QemuVm | null = null;
       try {
@@ -336,6 +621,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         lap('goldenMs', t);
         t = Date.now();
         await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', 'lazy_refcounts=on', '-b', golden.disk, '-F', 'qcow2', p.disk, String(golden.diskVirtualBytes)]);
+        fs.chmodSync(p.disk, 0o600);
         lap('overlayMs', t);
         t = Date.now();
         vm = await this.launch(name, m, image, golden.stateFile);
@@ -399,7 +685,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       cmdline: image.kernelCmdline,
       disk: p.disk,
       sshPort: await freeLoopbackPort(),
-      forwards: [],
+      forwards: [{ hostPort: await freeLoopbackPort(), guestPort: m.urlPort }],
       qmpSocket: p.qmpSocket,
       agentSocket: p.agentSocket,
       envSocket: p.envSocket,
@@ -418,6 +704,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       agentSocket: p.agentSocket,
       serialSocket: p.serialSocket,
       envSocket: p.envSocket,
+      urlHostPort: spec.forwards[0].hostPort,
     };
     await writeRuntime(p.runtime, rt);
     this.runtimes.set(name, rt);
@@ -440,6 +727,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     });
     vm.on('exit', (reason) => {
       if (this.vms.get(name) !== vm) return;
+      const current = this.manifests.get(name);
+      if (current && reason === 'crash') this.manifests.set(name, this.closeAwakePeriod(current));
       this.dropRuntime(name);
       if (reason === 'crash') {
         this.markCrashed(name, `QEMU exited unexpectedly: ${tailOfLog(spritePaths(this.layout, name).qemuLog, 3)}`).catch(() => {});
@@ -485,7 +774,16 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   async start(name: string): Promise<{ sprite: SpriteView; timings: Timings }> {
     this.get(name);
-    return this.locks.run(name, 'starting', async (): Promise<{ sprite: SpriteView; timings: Timings }> => {
+    return this.locks.run(name, 'starting', async () => {
+      const m = this.mustManifest(name);
+      if (m.status === 'sleeping') return this.wakeLocked(name);
+      return this.startLocked(name);
+    });
+  }
+
+  /** Boots a sprite from its disk (a cold boot). */
+  private async startLocked(name: string): Promise<{ sprite: SpriteView; timings: Timings }> {
+    {
       const t0 = Date.now();
       let m = this.mustManifest(name);
       if (m.status === 'running' && this.vms.has(name)) return { sprite: this.view(name), timings: { totalMs: 0 } };
@@ -506,9 +804,10 @@ export class Engine extends EventEmitter<EngineEvents> {
       }
       m = { ...m, status: 'running', lastError: null, fsGrown: true };
       await this.saveManifest(m);
+      this.touch(name);
       this.links.get(name)?.ready(60_000).catch(() => {});
       return { sprite: this.view(name), timings: { bootMs: Date.now() - t0, totalMs: Date.now() - t0 } };
-    });
+    }
   }
 
   async stop(name: string, opts: { force?: boolean; timeoutMs?: number } = {}): Promise<SpriteView> {
@@ -517,7 +816,8 @@ export class Engine extends EventEmitter<EngineEvents> {
       const vm = this.vms.get(name);
       if (!vm) {
         const m = this.mustManifest(name);
-        if (m.status !== 'stopped') await this.saveManifest({ ...m, status: 'stopped' });
+        if (m.sleep) fs.rmSync(m.sleep.file, { force: true });
+        if (m.status !== 'stopped') await this.saveManifest({ ...m, status: 'stopped', sleep: null });
         return this.view(name);
       }
       if (!opts.force) {
@@ -560,11 +860,12 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   private async finishStop(name: string, vm: QemuVm): Promise<void> {
+    const m = this.manifests.get(name);
+    const closed = m ? this.closeAwakePeriod(m) : null;
     await vm.quit();
     this.dropRuntime(name);
     fs.rmSync(spritePaths(this.layout, name).runtime, { force: true });
-    const m = this.manifests.get(name);
-    if (m) await this.saveManifest({ ...m, status: 'stopped', lastError: null });
+    if (closed) await this.saveManifest({ ...closed, status: 'stopped', lastError: null });
   }
 
   async destroy(name: string): Promise<void> {
@@ -745,7 +1046,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       const timings: Record<string, number> = {};
       fs.mkdirSync(p.dir, { mode: 0o700 });
       const hostKey = generateEd25519(`root@${name}`);
-      let m: Manifest = { ...src, name, createdAt: new Date().toISOString(), hostKeyPub: hostKey.publicKey, status: 'creating', lastError: null };
+      let m: Manifest = { ...src, name, createdAt: new Date().toISOString(), hostKeyPub: hostKey.publicKey, status: 'creating', lastError: null, sleep: null, usage: { awakeSeconds: 0, cpuSeconds: 0, lastActiveAt: null } };
       let vm: QemuVm | null = null;
       try {
         await this.saveManifest(m);
@@ -757,6 +1058,7 @@ export class Engine extends EventEmitter<EngineEvents> {
           const backing = JSON.parse((await execFileP('qemu-img', ['info', '-U', '--output=json', sp.disk])).stdout)['full-backing-filename'];
           // Only clusters the snapshot holds beyond the shared golden disk are copied.
           await execFileP('qemu-img', ['convert', '-U', '-f', 'qcow2', '-O', 'qcow2', '-o', 'lazy_refcounts=on', '-l', `snapshot.name=${id}`, '-B', backing, '-F', 'qcow2', sp.disk, p.disk]);
+          fs.chmodSync(p.disk, 0o600);
           if (c.memory && fs.existsSync(ramFile(sp.dir, id))) {
             fs.linkSync(ramFile(sp.dir, id), ram);
             withRam = true;
@@ -813,6 +1115,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** Lets go of every QEMU (they keep running) and closes SSH links: the daemon is exiting. */
   detachAll(): void {
+    if (this.idleTimer) clearInterval(this.idleTimer);
     for (const [name, vm] of this.vms) {
       vm.detach();
       this.links.get(name)?.close();

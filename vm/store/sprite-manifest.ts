@@ -16,10 +16,18 @@ export const ManifestSchema = z.object({
   diskGiB: z.number().int(),
   hostKeyPub: z.string(),
   /** Last known power state; a `running` sprite whose QEMU is gone is `crashed`. */
-  status: z.enum(['creating', 'running', 'stopped', 'crashed']),
+  status: z.enum(['creating', 'running', 'sleeping', 'stopped', 'crashed']),
   lastError: z.string().nullable().default(null),
   /** Whether the filesystem was already grown to the disk's size. */
   fsGrown: z.boolean().default(false),
+  /** While sleeping: the saved RAM state and the device signature it needs. */
+  sleep: z.object({ file: z.string(), signature: z.string(), savedAt: z.string() }).nullable().default(null),
+  /** Idle timeout for this sprite in seconds (null: the daemon-wide setting; 0: never sleep). */
+  idleTimeoutSec: z.number().int().min(0).nullable().default(null),
+  /** Guest port that the local URL forwards to. */
+  urlPort: z.number().int().min(1).max(65535).default(8080),
+  /** Metering of finished awake periods (the current one is added live). */
+  usage: z.object({ awakeSeconds: z.number(), cpuSeconds: z.number(), lastActiveAt: z.string().nullable() }).default({ awakeSeconds: 0, cpuSeconds: 0, lastActiveAt: null }),
 });
 export type Manifest = z.infer<typeof ManifestSchema>;
 
@@ -32,6 +40,8 @@ export const RuntimeSchema = z.object({
   agentSocket: z.string(),
   serialSocket: z.string(),
   envSocket: z.string(),
+  /** Host port forwarded to the guest's URL port. */
+  urlHostPort: z.number().int().default(0),
 });
 export type Runtime = z.infer<typeof RuntimeSchema>;
 

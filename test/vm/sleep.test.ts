@@ -1,0 +1,180 @@
+/**
+ * Sleep, wake, idle and local URLs on real QEMU: a sleeping sprite has no process; waking resumes
+ * the exact moment; exec, terminals and HTTP requests wake it; the idle timeout sleeps idle
+ * sprites but not ones with a terminal open; the daemon sleeps its sprites on SIGTERM; a kill -9
+ * during sleep loses nothing.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { daemonLog, qemuPidsOf, startDaemon, waitFor, type TestDaemon } from './harness.ts';
+
+let d: TestDaemon;
+
+/** A tiny HTTP server in the guest (perl-base is in every Debian), with a raw upgrade echo. */
+const SERVER = String.raw`
+use IO::Socket::INET;
+my $s = IO::Socket::INET->new(LocalPort => 8080, Listen => 10, ReuseAddr => 1) or die "listen: $!";
+while (my $c = $s->accept) {
+  my $req = ''; while (my $l = <$c>) { $req .= $l; last if $l eq "\r\n"; }
+  if ($req =~ /^Upgrade: websocket/mi) {
+    print $c "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+    $c->autoflush(1);
+    while (sysread($c, my $buf, 4096)) { syswrite($c, $buf) }
+  } else {
+    my $host = ($req =~ /^X-Forwarded-Host: (\S+)/mi) ? $1 : "-";
+    my $body = "hello from " . ` + '`hostname`' + String.raw` . "via $host\n";
+    print $c "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " . length($body) . "\r\nConnection: close\r\n\r\n$body";
+  }
+  close $c;
+}
+`;
+
+const exec = (name: string, script: string) => d.api.call('sprites.exec', { name, argv: ['sh', '-c', script] }, { timeoutMs: 180_000 });
+const state = async (name: string) => (await d.api.call('sprites.get', { name })).state;
+const urlPort = () => Number(fs.readFileSync(path.join(d.home, 'url-port'), 'utf8'));
+
+function get(name: string, p = '/'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: urlPort(), path: p, headers: { Host: `${name}.localhost:${urlPort()}` }, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.setTimeout(120_000, () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+beforeAll(async () => {
+  d = await startDaemon();
+  await d.api.call('sprites.create', { name: 'web' }, { timeoutMs: 600_000 });
+  const r = await exec('web', `cat > /root/srv.pl <<'EOF'\n${SERVER}\nEOF\nsetsid perl /root/srv.pl >/root/srv.log 2>&1 < /dev/null &`);
+  expect(r.exitCode).toBe(0);
+});
+
+afterAll(async () => {
+  await d?.cleanup();
+});
+
+describe('sleep and wake', () => {
+  it('sleep leaves no process; wake resumes the exact moment (tmpfs and a running process intact)', async () => {
+    await exec('web', "echo in-ram > /dev/shm/mark; setsid sh -c 'i=0; while :; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.2; done' >/dev/null 2>&1 < /dev/null &");
+    await new Promise((r) => setTimeout(r, 1500));
+    const pid = (await d.api.call('sprites.get', { name: 'web' })).pid!;
+    const slept = JSON.parse((await d.cli(['sleep', 'web', '--json'])).stdout);
+    expect(slept.sprite.state).toBe('sleeping');
+    expect(qemuPidsOf(d.home)).not.toContain(pid);
+    expect(qemuPidsOf(d.home)).toEqual([]);
+    expect((await d.cli(['list'])).stdout).toMatch(/web\s+sleeping/);
+    const before = (await d.api.call('sprites.usage')).find((u) => u.name === 'web')!;
+    await new Promise((r) => setTimeout(r, 2000));
+    const stillAsleep = (await d.api.call('sprites.usage')).find((u) => u.name === 'web')!;
+    expect(stillAsleep.awakeSeconds).toBe(before.awakeSeconds);
+    expect(stillAsleep.diskBytes).toBeGreaterThan(50 * 1024 * 1024);
+
+    const woke = await d.api.call('sprites.wake', { name: 'web' });
+    expect(woke.sprite.state).toBe('running');
+    expect(woke.sprite.lastError).toBeNull();
+    expect((await exec('web', 'cat /dev/shm/mark')).stdout).toBe('in-ram\n');
+    const n1 = Number((await exec('web', 'cat /dev/shm/n')).stdout);
+    const n2 = await waitFor('the counter to go on', async () => {
+      const v = Number((await exec('web', 'cat /dev/shm/n')).stdout);
+      return v > n1 ? v : null;
+    }, 20_000);
+    expect(n2).toBeGreaterThan(n1);
+    expect(Math.abs(Number((await exec('web', 'date +%s')).stdout) - Date.now() / 1000)).toBeLessThan(10);
+  });
+
+  it('exec on a sleeping sprite wakes it first', async () => {
+    await d.api.call('sprites.sleep', { name: 'web' });
+    const r = await d.cli(['exec', 'web', '--', 'cat', '/dev/shm/mark']);
+    expect(r).toMatchObject({ code: 0, stdout: 'in-ram\n' });
+    expect(await state('web')).toBe('running');
+  });
+
+  it('an HTTP request to the local URL of a sleeping sprite wakes it and gets the page', async () => {
+    const url = JSON.parse((await d.cli(['url', 'web', '--json'])).stdout);
+    expect(url).toEqual({ local: `http://web.localhost:${urlPort()}/`, port: 8080 });
+    expect(await get('web')).toEqual({ status: 200, body: `hello from web via web.localhost:${urlPort()}\n` });
+    await d.api.call('sprites.sleep', { name: 'web' });
+    expect(await state('web')).toBe('sleeping');
+    const t0 = Date.now();
+    const r = await get('web');
+    expect(r).toEqual({ status: 200, body: `hello from web via web.localhost:${urlPort()}\n` });
+    process.stderr.write(`[sleep test] first byte of a request that woke the sprite: ${Date.now() - t0} ms\n`);
+    expect(await state('web')).toBe('running');
+  });
+
+  it('passes WebSocket upgrades through, both ways', async () => {
+    const sock = net.connect(urlPort(), '127.0.0.1');
+    let got = '';
+    sock.on('data', (c) => (got += c.toString('latin1')));
+    await new Promise((r) => sock.once('connect', r));
+    sock.write(`GET /ws HTTP/1.1\r\nHost: web.localhost:${urlPort()}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+    await waitFor('101', () => got.includes('101 Switching Protocols') && got.includes('\r\n\r\n'), 30_000, 20);
+    got = '';
+    sock.write('ping through the proxy');
+    await waitFor('the echo', () => got === 'ping through the proxy', 30_000, 20);
+    sock.destroy();
+  });
+
+  it('unknown sprites get a 404 page, nothing listening a 502 page', async () => {
+    const unknown = await get('ghost');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toContain('There is no sprite named &#34;ghost&#34;');
+    await d.cli(['url', 'web', '--port', '9999']);
+    const down = await get('web');
+    expect(down.status).toBe(502);
+    expect(down.body).toContain('Nothing answers on port 9999 in web');
+    await d.cli(['url', 'web', '--port', '8080']);
+    expect((await get('web')).status).toBe(200);
+  });
+
+  it('the idle timeout sleeps an idle sprite, but not one with a terminal open', async () => {
+    await d.api.call('sprites.create', { name: 'busy' }, { timeoutMs: 300_000 });
+    const term = d.api.socket('/v1/sprites/busy/terminal', { cols: 80, rows: 24 });
+    await new Promise((r, j) => {
+      term.once('message', r);
+      term.once('error', j);
+    });
+    expect((await d.cli(['config', 'set', 'idle-timeout', '3s', '--sprite', 'web'])).code).toBe(0);
+    expect((await d.cli(['config', 'set', 'idle-timeout', '3s', '--sprite', 'busy'])).code).toBe(0);
+    await waitFor('web to fall asleep', async () => (await state('web')) === 'sleeping', 30_000, 500);
+    expect(await state('busy')).toBe('running');
+    term.close();
+    await waitFor('busy to fall asleep once its terminal closed', async () => (await state('busy')) === 'sleeping', 30_000, 500);
+    await d.api.call('config.set', { idleTimeoutSec: 0, sprite: 'web' });
+    await d.api.call('config.set', { idleTimeoutSec: 0, sprite: 'busy' });
+    expect(JSON.parse((await d.cli(['config', 'get', '--json'])).stdout)).toEqual({ idleTimeoutSec: 300 });
+  });
+});
+
+describe('daemon shutdown and kills', () => {
+  it('SIGTERM puts awake sprites to sleep; a new daemon wakes them', async () => {
+    await d.api.call('sprites.wake', { name: 'web' });
+    await exec('web', 'echo before-shutdown > /dev/shm/s');
+    d.proc.kill('SIGTERM');
+    await waitFor('the daemon to exit', () => d.proc.exitCode !== null || d.proc.signalCode !== null, 60_000);
+    expect(qemuPidsOf(d.home)).toEqual([]);
+    await d.restart();
+    expect(await state('web')).toBe('sleeping');
+    expect((await exec('web', 'cat /dev/shm/s')).stdout).toBe('before-shutdown\n');
+  });
+
+  it('a daemon killed with -9 during sleep leaves the sprite running or cleanly asleep, never lost', async () => {
+    await exec('web', 'echo survive > /dev/shm/k');
+    const pending = d.api.call('sprites.sleep', { name: 'web' }).catch((e) => e);
+    await new Promise((r) => setTimeout(r, 250));
+    d.kill9();
+    await pending;
+    await d.restart();
+    const s = await state('web');
+    expect(['running', 'sleeping']).toContain(s);
+    const r = await exec('web', 'cat /dev/shm/k');
+    expect(r.stdout, daemonLog(d)).toBe('survive\n');
+  });
+});
