@@ -25,7 +25,8 @@ while (my $c = $s->accept) {
     while (sysread($c, my $buf, 4096)) { syswrite($c, $buf) }
   } else {
     my $host = ($req =~ /^X-Forwarded-Host: (\S+)/mi) ? $1 : "-";
-    my $body = "hello from " . ` + '`hostname`' + String.raw` . "via $host\n";
+    my $hn = ` + '`hostname`' + String.raw`; chomp $hn;
+    my $body = "hello from $hn via $host\n";
     print $c "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " . length($body) . "\r\nConnection: close\r\n\r\n$body";
   }
   close $c;
