@@ -239,6 +239,29 @@ export const methods = {
     output: z.object({ idleTimeoutSec: z.number() }),
     summary: 'Sets the idle timeout (seconds; 0 = never sleep), daemon-wide or for one sprite.',
   }),
+  'relay.connect': method({
+    http: 'POST',
+    path: '/v1/relay',
+    input: z.object({ url: z.string().max(2000), token: z.string().min(8).max(500), ca: z.string().max(100_000).optional() }).strict(),
+    output: z.lazy(() => RelayStatus),
+    summary: 'Connects to a relay (remembered; reconnects on its own with backoff). `ca`: PEM of a private CA.',
+  }),
+  'relay.status': method({ http: 'GET', path: '/v1/relay', input: Empty, output: z.lazy(() => RelayStatus), summary: 'The tunnel state and what is published.' }),
+  'relay.disconnect': method({ http: 'DELETE', path: '/v1/relay', input: Empty, output: z.object({ ok: z.literal(true) }), summary: 'Disconnects and forgets the relay.' }),
+  'sprites.publish': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/public',
+    input: z.object({ name: SpriteName, auth: z.enum(['sprite', 'public']).optional(), off: z.boolean().optional() }).strict(),
+    output: z.object({ name: z.string(), url: z.string().nullable(), auth: z.enum(['sprite', 'public']).nullable(), accessToken: z.string().nullable(), live: z.boolean() }),
+    summary: 'Publishes the sprite at a public URL through the relay (`auth`: sprite = needs the access token or a share link; public = anyone); `off` unpublishes.',
+  }),
+  'sprites.share': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/share',
+    input: z.object({ name: SpriteName, ttlSec: z.number().int().min(60).max(30 * 24 * 3600) }).strict(),
+    output: z.object({ link: z.string(), expiresAt: z.string() }),
+    summary: 'A signed link that opens a `sprite`-mode URL for `ttlSec` seconds (the relay sets a cookie).',
+  }),
   'sprites.exec': method({
     http: 'POST',
     path: '/v1/sprites/:name/exec',
@@ -265,6 +288,15 @@ export const methods = {
     summary: 'Runs a command to completion and returns its output (UTF-8; see the exec stream for bytes).',
   }),
 } as const;
+
+export const RelayStatus = z.object({
+  configured: z.boolean(),
+  url: z.string().nullable(),
+  status: z.string(),
+  reason: z.string().nullable(),
+  account: z.string().nullable(),
+  published: z.array(z.object({ name: z.string(), url: z.string(), auth: z.enum(['sprite', 'public']) })),
+});
 
 export type Methods = typeof methods;
 export type MethodName = keyof Methods;

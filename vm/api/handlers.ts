@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import type { Engine } from '../engine/engine.ts';
+import type { RelayLink } from '../net/relay-link.ts';
 import { SpritelyError } from '../errors.ts';
 import type { MethodInput, MethodName, MethodOutput } from './contract.ts';
 
@@ -15,7 +16,11 @@ export type Handlers = { [M in MethodName]: (input: MethodInput<M>) => Promise<M
 
 export const DEFAULT_EXEC_OUTPUT_CAP = 8 * 1024 * 1024;
 
-export function createHandlers(engine: Engine, opts: { version: string; onShutdown?: (leaveRunning: boolean) => void; loginUrl: () => string; localUrl?: (name: string) => string }): Handlers {
+export function createHandlers(engine: Engine, opts: { version: string; onShutdown?: (leaveRunning: boolean) => void; loginUrl: () => string; localUrl?: (name: string) => string; relay?: RelayLink }): Handlers {
+  const relay = () => {
+    if (!opts.relay) throw new SpritelyError('unavailable', 'This daemon has no relay support.');
+    return opts.relay;
+  };
   const imageView = (img: { id: string; createdAt: string; sizeBytes: number; diskVirtualBytes: number }) => ({
     id: img.id,
     createdAt: img.createdAt,
@@ -63,6 +68,24 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
       if (port !== undefined) await engine.setUrlPort(name, port);
       if (!opts.localUrl) throw new SpritelyError('unavailable', 'The daemon serves no local URLs (its proxy port is not open).');
       return { local: opts.localUrl(name), port: engine.get(name).urlPort };
+    },
+    'relay.connect': async ({ url, token, ca }) => relay().connect(url, token, ca),
+    'relay.status': async () => relay().status(),
+    'relay.disconnect': async () => {
+      await relay().disconnect();
+      return { ok: true as const };
+    },
+    'sprites.publish': async ({ name, auth, off }) => {
+      engine.get(name);
+      if (off) {
+        await relay().unpublish(name);
+        return { name, url: null, auth: null, accessToken: null, live: false };
+      }
+      return relay().publish(name, auth ?? 'sprite');
+    },
+    'sprites.share': async ({ name, ttlSec }) => {
+      engine.get(name);
+      return relay().shareLink(name, ttlSec * 1000);
     },
     'sprites.usage': async () => engine.list().map((s) => ({ name: s.name, state: s.state, ...s.usage })),
     'config.get': async () => ({ idleTimeoutSec: engine.settings.idleTimeoutSec }),

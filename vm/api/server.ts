@@ -13,6 +13,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { z } from 'zod';
 import { SpritelyError, toSpritelyError } from '../errors.ts';
 import type { Engine } from '../engine/engine.ts';
+import type { RelayLink } from '../net/relay-link.ts';
 import { spriteNameProblem } from '../names.ts';
 import { TerminalManager } from '../terminals/terminal-manager.ts';
 import { matchRoute, methods, type MethodName } from './contract.ts';
@@ -38,6 +39,7 @@ export interface ApiServerOptions {
   onShutdown?: (leaveRunning: boolean) => void;
   /** The local URL of a sprite, when the daemon runs the URL proxy. */
   localUrl?: (name: string) => string;
+  relay?: RelayLink;
 }
 
 type Transport = 'unix' | 'tcp';
@@ -52,7 +54,7 @@ export class ApiServer {
 
   constructor(private readonly opts: ApiServerOptions) {
     this.uiAuth = opts.uiSessionsFile ? new UiAuth(opts.uiSessionsFile) : null;
-    this.handlers = createHandlers(opts.engine, { version: opts.version, onShutdown: opts.onShutdown, loginUrl: () => this.loginUrl(), localUrl: opts.localUrl });
+    this.handlers = createHandlers(opts.engine, { version: opts.version, onShutdown: opts.onShutdown, loginUrl: () => this.loginUrl(), localUrl: opts.localUrl, relay: opts.relay });
   }
 
   loginUrl(): string {

@@ -3,6 +3,7 @@
  * background when needed); nothing here touches a VM directly. Errors print as one sentence and a
  * non-zero exit; `--json` prints one JSON document for machines.
  */
+import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { SpritelyError } from '../errors.ts';
 import { assertSpriteName } from '../names.ts';
@@ -179,14 +180,73 @@ program
 
 program
   .command('url')
-  .description('The local URL of a sprite (http://NAME.localhost:PORT/ → port 8080 inside)')
+  .description('URLs of a sprite: local (http://NAME.localhost:PORT/ → port 8080 inside) and, through a relay, public')
   .argument('<name>')
   .addOption(new Option('--port <n>', 'forward to this port in the sprite instead').argParser(intArg))
+  .option('--public', 'publish it at a public URL through the connected relay')
+  .addOption(new Option('--auth <mode>', 'who may open the public URL: sprite (needs its access token or a share link) or public').choices(['sprite', 'public']))
+  .option('--share <duration>', 'print a signed link that opens the public URL for this long (e.g. 1h)')
+  .option('--off', 'unpublish the public URL')
   .option('--json', 'print JSON')
   .action(async (name, opts) => {
     nameArg(name);
-    const r = await (await client()).call('sprites.url', { name, port: opts.port });
-    print(opts.json, r, () => `${r.local}  → port ${r.port} in ${name}`);
+    const api = await client();
+    const local = await api.call('sprites.url', { name, port: opts.port });
+    const out: Record<string, unknown> = { ...local };
+    const lines = [`local   ${local.local}  → port ${local.port} in ${name}`];
+    if (opts.off) {
+      await api.call('sprites.publish', { name, off: true });
+      out.public = null;
+      lines.push('public  (unpublished)');
+    } else if (opts.public || opts.auth) {
+      const p = await api.call('sprites.publish', { name, auth: opts.auth });
+      Object.assign(out, { public: p.url, auth: p.auth, accessToken: p.accessToken, live: p.live });
+      lines.push(`public  ${p.url}  [${p.auth}${p.live ? '' : ', published once the relay connects'}]`);
+      if (p.accessToken) lines.push(`token   ${p.accessToken}  (send as "Authorization: Bearer …", or make a share link with --share 1h)`);
+    } else {
+      const st = await api.call('relay.status').catch(() => null);
+      const pub = st?.published.find((x) => x.name === name);
+      if (pub) {
+        Object.assign(out, { public: pub.url, auth: pub.auth });
+        lines.push(`public  ${pub.url}  [${pub.auth}]`);
+      }
+    }
+    if (opts.share) {
+      const s = await api.call('sprites.share', { name, ttlSec: parseDuration(opts.share) });
+      out.share = s;
+      lines.push(`share   ${s.link}  (until ${s.expiresAt})`);
+    }
+    print(opts.json, out, () => lines.join('\n'));
+  });
+
+const relayCmd = program.command('relay').description('Public URLs through a self-hosted relay');
+relayCmd
+  .command('connect')
+  .description('Connect to a relay (remembered; reconnects on its own)')
+  .argument('<url>', 'e.g. https://relay.example.com')
+  .requiredOption('--token <token>', 'the tunnel token `spritely-relay token add` printed')
+  .option('--ca <file>', 'trust this CA certificate (PEM) for a self-hosted relay')
+  .option('--json', 'print JSON')
+  .action(async (url, opts) => {
+    const ca = opts.ca ? fs.readFileSync(opts.ca, 'utf8') : undefined;
+    const st = await (await client()).call('relay.connect', { url, token: opts.token, ca });
+    print(opts.json, st, () => `relay ${st.url}: ${st.status}${st.reason ? ` (${st.reason})` : ''}${st.account ? `, account ${st.account}` : ''}`);
+    if (st.status === 'unauthorized') process.exitCode = 1;
+  });
+relayCmd
+  .command('status')
+  .description('Tunnel state and published sprites')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const st = await (await client()).call('relay.status');
+    print(opts.json, st, () => (st.configured ? [`relay ${st.url}: ${st.status}${st.reason ? ` (${st.reason})` : ''}`, ...st.published.map((p) => `  ${p.name}  ${p.url}  [${p.auth}]`)].join('\n') : 'no relay connected (spritely relay connect URL --token TOKEN)'));
+  });
+relayCmd
+  .command('disconnect')
+  .description('Disconnect and forget the relay')
+  .action(async () => {
+    await (await client()).call('relay.disconnect');
+    process.stdout.write('relay disconnected\n');
   });
 
 program

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiServer } from '../api/server.ts';
 import { UrlProxy } from '../net/url-proxy.ts';
+import { RelayLink } from '../net/relay-link.ts';
 import { Engine } from '../engine/engine.ts';
 import { ensureLayout, layout as makeLayout, type Layout } from '../paths.ts';
 import { VERSION } from '../version.ts';
@@ -80,11 +81,13 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
     await engine.init();
     const token = apiToken(l);
     const proxy = new UrlProxy(engine);
+    const relay = new RelayLink(engine, path.join(l.home, 'relay.json'), log);
     const api = new ApiServer({
       engine,
       version: VERSION,
       token,
       localUrl: (name) => proxy.localUrl(name),
+      relay,
       uiSessionsFile: path.join(l.home, 'ui-sessions.json'),
       uiRoot: UI_ROOT,
       onShutdown: (leaveRunning) => void handle.stop({ leaveRunning }).then(() => process.exit(0)),
@@ -93,6 +96,7 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
     const tcpPort = await listenLoopback(api, l, opts.tcpPort);
     const urlPort = await listenStable((p) => proxy.listen(p), path.join(l.home, 'url-port'), process.env.SPRITELY_URL_PORT ? Number(process.env.SPRITELY_URL_PORT) : undefined);
     engine.startIdleLoop();
+    relay.start();
     let stopping: Promise<void> | null = null;
     handle = {
       engine,
@@ -103,6 +107,7 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
         stopping ??= (async () => {
           await api.close();
           await proxy.close();
+          await relay.close();
           if (!stopOpts.leaveRunning) await engine.sleepAll();
           engine.detachAll();
           fs.rmSync(l.apiSocket, { force: true });
