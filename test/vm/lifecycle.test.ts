@@ -105,6 +105,40 @@ describe('a sprite through its life', () => {
     expect(apt.code, apt.stderr).toBe(0);
   });
 
+  it('100 MB of output is flow-controlled: a client that does not ack holds the guest back, daemon memory stays bounded', async () => {
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${d.pid}/status`, 'utf8'))![1]) * 1024;
+    const rssBefore = rss();
+    const ws = d.api.socket('/v1/sprites/twin/exec');
+    let received = 0;
+    let exit: { code: number } | null = null;
+    let acking = false;
+    ws.on('message', (raw, isBinary) => {
+      const data = raw as Buffer;
+      if (!isBinary) {
+        const msg = JSON.parse(data.toString());
+        if (msg.type === 'exit') exit = msg;
+        return;
+      }
+      received += data.length - 1;
+      if (acking) ws.send(JSON.stringify({ type: 'ack', bytes: data.length - 1 }));
+    });
+    await new Promise((r) => ws.once('open', r));
+    ws.send(JSON.stringify({ type: 'start', argv: ['head', '-c', '100000000', '/dev/zero'], stdin: false }));
+    await new Promise((r) => setTimeout(r, 4000));
+    // Without acks the daemon stops reading after ~1 MiB (plus what is in flight in SSH windows).
+    expect(received).toBeGreaterThan(0);
+    expect(received).toBeLessThan(8 * 1024 * 1024);
+    const paused = received;
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(received).toBe(paused);
+    acking = true;
+    ws.send(JSON.stringify({ type: 'ack', bytes: received }));
+    await waitFor('all 100 MB', () => exit !== null, 240_000, 50);
+    expect(received).toBe(100_000_000);
+    expect(exit).toMatchObject({ code: 0 });
+    expect(rss() - rssBefore).toBeLessThan(64 * 1024 * 1024);
+  });
+
   it('console gives an interactive root shell on a real PTY; resize works; Ctrl-D leaves', async () => {
     const term = pty.spawn(process.execPath, [BIN, 'console', 'twin'], { cols: 100, rows: 30, env: d.env as Record<string, string> });
     let screen = '';

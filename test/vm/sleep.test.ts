@@ -155,15 +155,39 @@ describe('sleep and wake', () => {
 });
 
 describe('daemon shutdown and kills', () => {
-  it('SIGTERM puts awake sprites to sleep; a new daemon wakes them', async () => {
+  it('SIGTERM puts awake sprites to sleep; a new daemon wakes them; metering survives', async () => {
     await d.api.call('sprites.wake', { name: 'web' });
     await exec('web', 'echo before-shutdown > /dev/shm/s');
+    const usageBefore = (await d.api.call('sprites.usage')).find((u) => u.name === 'web')!;
+    expect(usageBefore.awakeSeconds).toBeGreaterThan(0);
+    expect(usageBefore.cpuSeconds).toBeGreaterThan(0);
     d.proc.kill('SIGTERM');
     await waitFor('the daemon to exit', () => d.proc.exitCode !== null || d.proc.signalCode !== null, 60_000);
     expect(qemuPidsOf(d.home)).toEqual([]);
     await d.restart();
     expect(await state('web')).toBe('sleeping');
+    const usageAfter = (await d.api.call('sprites.usage')).find((u) => u.name === 'web')!;
+    expect(usageAfter.awakeSeconds).toBeGreaterThanOrEqual(usageBefore.awakeSeconds);
+    expect(usageAfter.cpuSeconds).toBeGreaterThanOrEqual(usageBefore.cpuSeconds);
     expect((await exec('web', 'cat /dev/shm/s')).stdout).toBe('before-shutdown\n');
+  });
+
+  it('a RAM state that no longer fits this QEMU/device set is not used: the sprite boots from disk and says so', async () => {
+    await exec('web', 'echo on-disk > /root/kept; sync');
+    await d.api.call('sprites.sleep', { name: 'web' });
+    await d.api.call('daemon.shutdown', { leaveRunning: true });
+    await waitFor('the daemon to exit', () => d.proc.exitCode !== null || d.proc.signalCode !== null, 60_000);
+    // Pretend the state was saved by another QEMU build / device set.
+    const file = path.join(d.home, 'sprites/web/sprite.json');
+    const m = JSON.parse(fs.readFileSync(file, 'utf8'));
+    m.sleep.signature = 'saved-by-another-qemu';
+    fs.writeFileSync(file, JSON.stringify(m));
+    await d.restart();
+    const woke = await d.api.call('sprites.wake', { name: 'web' }, { timeoutMs: 600_000 });
+    expect(woke.sprite.state).toBe('running');
+    expect(woke.sprite.lastError).toMatch(/Woke without its RAM: .*does not fit/);
+    expect((await exec('web', 'cat /root/kept')).stdout).toBe('on-disk\n');
+    expect((await exec('web', 'cat /dev/shm/s')).exitCode).not.toBe(0);
   });
 
   it('a daemon killed with -9 during sleep leaves the sprite running or cleanly asleep, never lost', async () => {

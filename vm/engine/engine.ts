@@ -634,6 +634,9 @@ export class Engine extends EventEmitter<EngineEvents> {
         const agent = await vm.agent(30_000);
         lap('agentMs', t);
         t = Date.now();
+        // Start the SSH link now: it pins the new host key, so attempts before apply-identity has
+        // installed it are refused and retried, and the handshake overlaps the rest of the fix-ups.
+        this.links.get(name)?.ready(90_000).catch(() => {});
         const applied = await agent.exec(APPLY_IDENTITY, [], {
           stdin: identityPayload({
             hostname: name,
