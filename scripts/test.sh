@@ -1,15 +1,35 @@
 #!/usr/bin/env bash
-# The whole test suite: type-check, unit tests, then the real-VM tests (real QEMU, real image;
-# the image and golden state are built once and cached in ~/.cache/spritely-test).
-set -euo pipefail
+# The whole test suite: type-check, unit tests, the real-VM tests (real QEMU, real image; the image
+# and golden state are built once and cached in ~/.cache/spritely-test), then the browser end-to-end
+# tests (real daemon + QEMU, Debian's Chromium). Every stage runs; the exit code is non-zero if any
+# failed, and the last line sums the tests: "tests: N passed, N failed".
+set -uo pipefail
 cd "$(dirname "$0")/.."
-echo "== typecheck"
-npx tsc -p tsconfig.json --noEmit
-echo "== unit"
-npx vitest run --project unit
-echo "== vm (real QEMU)"
-npx vitest run --project vm
+results=$(mktemp -d)
+status=0
+
+stage() {
+  local name=$1
+  shift
+  echo "== $name"
+  "$@" || status=1
+}
+
+stage typecheck npx tsc -p tsconfig.json --noEmit
+stage "unit" npx vitest run --project unit --reporter=default --reporter=json --outputFile.json="$results/unit.json"
+stage "vm (real QEMU)" npx vitest run --project vm --reporter=default --reporter=json --outputFile.json="$results/vm.json"
 if compgen -G "test/e2e/*.test.ts" >/dev/null; then
-  echo "== e2e (real daemon, real QEMU, Debian's Chromium)"
-  npx vitest run --project e2e
+  stage "e2e (real daemon, real QEMU, Debian's Chromium)" npx vitest run --project e2e --reporter=default --reporter=json --outputFile.json="$results/e2e.json"
 fi
+
+node -e '
+const fs = require("fs"), path = require("path");
+let passed = 0, failed = 0;
+for (const f of fs.readdirSync(process.argv[1])) {
+  const r = JSON.parse(fs.readFileSync(path.join(process.argv[1], f), "utf8"));
+  passed += r.numPassedTests; failed += r.numFailedTests;
+}
+console.log(`tests: ${passed} passed, ${failed} failed`);
+' "$results"
+rm -rf "$results"
+exit $status
