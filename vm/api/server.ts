@@ -250,16 +250,23 @@ export function parseInput<T extends z.ZodType>(schema: T, value: unknown): z.in
 }
 
 async function readJsonBody(req: http.IncomingMessage): Promise<unknown> {
+  const tooLarge = () => {
+    // Discard the rest (up to a bound) rather than cut the connection, so the client reads the 413.
+    let discarded = 0;
+    req.on('data', (c: Buffer) => {
+      discarded += c.length;
+      if (discarded > 4 * MAX_BODY_BYTES) req.destroy();
+    });
+    req.resume();
+    return new SpritelyError('payload_too_large', `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
+  };
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > MAX_BODY_BYTES) throw new SpritelyError('payload_too_large', `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
+  if (declared > MAX_BODY_BYTES) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) {
-      req.destroy();
-      throw new SpritelyError('payload_too_large', `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
-    }
+    if (size > MAX_BODY_BYTES) throw tooLarge();
     chunks.push(chunk as Buffer);
   }
   if (!size) return {};

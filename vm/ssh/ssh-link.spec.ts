@@ -6,7 +6,7 @@ describe('buildRemoteCommand', () => {
     expect(buildRemoteCommand(['echo', 'a b', "it's", '$HOME', '*'])).toBe(`exec echo 'a b' 'it'\\''s' '$HOME' '*'`);
   });
   it('adds cwd and env safely', () => {
-    expect(buildRemoteCommand(['ls'], { cwd: '/tmp/x y', env: { A: '1', B: 'two words' } })).toBe(`cd '/tmp/x y' && exec env A=1 'B=two words' -- ls`);
+    expect(buildRemoteCommand(['ls'], { cwd: '/tmp/x y', env: { A: '1', B: 'two words' } })).toBe(`cd '/tmp/x y' && exec env -- A=1 'B=two words' ls`);
   });
   it('refuses empty argv and bad env names', () => {
     expect(() => buildRemoteCommand([])).toThrow(/nothing to run/);

@@ -22,7 +22,7 @@ export function shellQuote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
-/** The command line an exec request sends: `cd DIR && exec env K=V -- argv…` with every word quoted. */
+/** The command line an exec request sends: `cd DIR && exec env -- K=V argv…` with every word quoted. */
 export function buildRemoteCommand(argv: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): string {
   if (argv.length === 0) throw new Error('nothing to run');
   const parts: string[] = [];
@@ -31,7 +31,8 @@ export function buildRemoteCommand(argv: string[], opts: { cwd?: string; env?: R
   const env = Object.entries(opts.env ?? {});
   if (env.length) {
     for (const [k] of env) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`invalid environment variable name: ${JSON.stringify(k)}`);
-    parts.push('env', ...env.map(([k, v]) => shellQuote(`${k}=${v}`)), '--');
+    // `--` first: GNU env stops parsing options there; after an assignment it would be the command.
+    parts.push('env', '--', ...env.map(([k, v]) => shellQuote(`${k}=${v}`)));
   }
   parts.push(...argv.map(shellQuote));
   return parts.join(' ');
