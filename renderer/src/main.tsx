@@ -22,6 +22,10 @@ Object.defineProperty(window, '__spritely', {
       const s = store.getState();
       return paneRegistry.get(activeTabOf(s, s.selected)?.id)?.text() ?? '';
     },
+    terminalBytes: () => {
+      const s = store.getState();
+      return paneRegistry.get(activeTabOf(s, s.selected)?.id)?.receivedBytes() ?? 0;
+    },
   }),
 });
 

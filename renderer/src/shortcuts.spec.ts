@@ -3,7 +3,7 @@ import { formatAge, formatMemory, formatUptime, shortImage } from './format.ts';
 import { commandFor } from './shortcuts.ts';
 import { availableActions } from './sprite-actions.ts';
 import { sprite } from './testing/fake-transport.ts';
-import { clampDims } from './terminal/xterm-view.ts';
+import { clampDims, isSoftwareGl } from './terminal/xterm-view.ts';
 
 const key = (code: string, mods: Partial<Record<'altKey' | 'shiftKey' | 'ctrlKey' | 'metaKey', boolean>> = {}) => ({ code, altKey: false, shiftKey: false, ctrlKey: false, metaKey: false, ...mods });
 
@@ -47,6 +47,15 @@ describe('terminal sizes', () => {
     expect(clampDims({ cols: 1, rows: 10 })).toBeNull();
     expect(clampDims({ cols: 80.7, rows: 24.2 })).toEqual({ cols: 80, rows: 24 });
     expect(clampDims({ cols: 5000, rows: 900 })).toEqual({ cols: 1000, rows: 500 });
+  });
+});
+
+describe('renderer choice', () => {
+  it('treats software GL as no GPU (the DOM renderer is faster then)', () => {
+    expect(isSoftwareGl('ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device (Subzero) (0x0000C0DE)), SwiftShader driver)')).toBe(true);
+    expect(isSoftwareGl('llvmpipe (LLVM 15.0.6, 256 bits)')).toBe(true);
+    expect(isSoftwareGl('ANGLE (Intel, Mesa Intel(R) UHD Graphics 620 (KBL GT2), OpenGL 4.6)')).toBe(false);
+    expect(isSoftwareGl(null)).toBe(false);
   });
 });
 

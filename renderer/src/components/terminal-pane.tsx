@@ -62,6 +62,7 @@ export function TerminalPane({ tab, visible, theme }: { tab: Tab; visible: boole
       },
       focus: () => view.focus(),
       text: () => view.text(),
+      receivedBytes: () => link.receivedBytes,
     });
     return () => {
       unregister();

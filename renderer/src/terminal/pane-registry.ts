@@ -8,6 +8,7 @@ export interface PaneHandle {
   openSearch(): void;
   focus(): void;
   text(): string;
+  receivedBytes(): number;
 }
 
 const panes = new Map<string, PaneHandle>();

@@ -82,6 +82,8 @@ export class TerminalLink {
   private readonly acks: AckBatcher;
   private readonly encoder = new TextEncoder();
   private generation = 0;
+  /** Output bytes received over this link's lifetime (diagnostics, benchmarks). */
+  receivedBytes = 0;
 
   constructor(
     private readonly transport: Transport,
@@ -115,6 +117,7 @@ export class TerminalLink {
         onOpen: () => {},
         onData: (bytes) => {
           if (!mine()) return;
+          this.receivedBytes += bytes.length;
           this.term.write(bytes, () => {
             if (mine()) this.acks.parsed(bytes.length);
           });

@@ -102,6 +102,35 @@ export function clampDims(d: { cols: number; rows: number } | undefined | null):
   return { cols: Math.min(cols, 1000), rows: Math.min(rows, 500) };
 }
 
+/** Software GL (SwiftShader, llvmpipe) draws slower than xterm's DOM renderer: not worth it. */
+export function isSoftwareGl(renderer: string | null | undefined): boolean {
+  return !!renderer && /swiftshader|llvmpipe|softpipe|software|basic render/i.test(renderer);
+}
+
+/** The WebGL renderer string of this browser, or null when WebGL2 is unavailable. */
+function webglRenderer(): string | null {
+  try {
+    const gl = document.createElement('canvas').getContext('webgl2');
+    if (!gl) return null;
+    const info = gl.getExtension('WEBGL_debug_renderer_info');
+    const name = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+    gl.getExtension('WEBGL_lose_context')?.loseContext();
+    return name;
+  } catch {
+    return null;
+  }
+}
+
+let glVerdict: boolean | null = null;
+/** Whether to use the WebGL renderer: real GPU WebGL2 only (checked once per page). */
+function useWebgl(): boolean {
+  if (glVerdict === null) {
+    const r = webglRenderer();
+    glVerdict = r !== null && !isSoftwareGl(r);
+  }
+  return glVerdict;
+}
+
 const isMac = typeof navigator !== 'undefined' && /Mac/.test(navigator.platform);
 
 export const createXtermView: TerminalViewFactory = (env, theme) => {
@@ -156,6 +185,7 @@ export const createXtermView: TerminalViewFactory = (env, theme) => {
     reset: () => term.reset(),
     open(el) {
       term.open(el);
+      if (!useWebgl()) return;
       try {
         const gl = new WebglAddon();
         gl.onContextLoss(() => {
