@@ -170,7 +170,11 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | unde
   throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
-/** Every file under `dir` with its size and mtime: a fingerprint to prove nothing changed. */
+/**
+ * Every file under `dir` with its size and mtime: a fingerprint to prove nothing changed. Files a
+ * running guest writes by itself (its disk, its logs) are listed but not fingerprinted.
+ */
+const LIVE_FILES = /(^|\/)(disk\.qcow2|serial\.log|qemu\.log)$/;
 export function snapshotTree(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   const walk = (d: string) => {
@@ -179,7 +183,8 @@ export function snapshotTree(dir: string): Record<string, string> {
       if (e.isDirectory()) walk(p);
       else if (e.isFile()) {
         const st = fs.statSync(p);
-        out[path.relative(dir, p)] = `${st.size}:${st.mtimeMs}`;
+        const rel = path.relative(dir, p);
+        out[rel] = LIVE_FILES.test(rel) ? 'live' : `${st.size}:${st.mtimeMs}`;
       }
     }
   };

@@ -637,18 +637,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         // Start the SSH link now: it pins the new host key, so attempts before apply-identity has
         // installed it are refused and retried, and the handshake overlaps the rest of the fix-ups.
         this.links.get(name)?.ready(90_000).catch(() => {});
-        const applied = await agent.exec(APPLY_IDENTITY, [], {
-          stdin: identityPayload({
-            hostname: name,
-            machineId: newMachineId(),
-            hostKey: hostKey.privateKey,
-            hostKeyPub: hostKey.publicKey,
-            authorizedKeys: this.clientKey.publicKey,
-            timeNs: nowNs(),
-          }),
-          timeoutMs: 60_000,
-        });
-        if (applied.exitCode !== 0) throw new Error(`the guest refused its identity (exit ${applied.exitCode}): ${applied.stderr.toString().trim()}`);
+        await this.applyIdentity(agent, name, hostKey);
         lap('identityMs', t);
         if (diskGiB * GiB > golden.diskVirtualBytes) {
           t = Date.now();
@@ -659,13 +648,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         await this.saveManifest(m);
         this.links.get(name)?.ready(60_000).catch(() => {});
       } catch (err) {
-        vm?.kill();
-        this.dropRuntime(name);
-        this.manifests.delete(name);
-        fs.rmSync(p.dir, { recursive: true, force: true });
-        this.emit('removed', name);
-        const e = toSpritelyError(err);
-        throw new SpritelyError(e.code, `Could not create "${name}": ${e.message}`);
+        throw this.discardUnfinished(name, vm, err, `Could not create "${name}"`);
       }
       timings.totalMs = Date.now() - t0;
       this.log(`sprite ${name}: created in ${timings.totalMs} ms (${JSON.stringify(timings)})`);
@@ -1073,27 +1056,44 @@ export class Engine extends EventEmitter<EngineEvents> {
         if (withRam) await vm.waitRunning(60_000);
         timings.runningMs = Date.now() - t0;
         const agent = await vm.agent(withRam ? 30_000 : (await this.accelerator(image)).accel === 'tcg' ? 240_000 : 90_000);
-        const applied = await agent.exec(APPLY_IDENTITY, [], {
-          stdin: identityPayload({ hostname: name, machineId: newMachineId(), hostKey: hostKey.privateKey, hostKeyPub: hostKey.publicKey, authorizedKeys: this.clientKey.publicKey, timeNs: nowNs() }),
-          timeoutMs: 60_000,
-        });
-        if (applied.exitCode !== 0) throw new Error(`the guest refused its identity: ${applied.stderr.toString().trim()}`);
+        await this.applyIdentity(agent, name, hostKey);
         fs.rmSync(ram, { force: true });
         m = { ...m, status: 'running' };
         await this.saveManifest(m);
         this.links.get(name)?.ready(60_000).catch(() => {});
       } catch (err) {
-        vm?.kill();
-        this.dropRuntime(name);
-        this.manifests.delete(name);
-        fs.rmSync(p.dir, { recursive: true, force: true });
-        this.emit('removed', name);
-        const e = toSpritelyError(err);
-        throw new SpritelyError(e.code, `Could not fork ${source}@${id} into "${name}": ${e.message}`);
+        throw this.discardUnfinished(name, vm, err, `Could not fork ${source}@${id} into "${name}"`);
       }
       timings.totalMs = Date.now() - t0;
       return { sprite: this.view(name), timings: timings as Timings };
     });
+  }
+
+  /** Gives a restored or forked machine its own identity (keys made on the host, pinned by us). */
+  private async applyIdentity(agent: GuestAgent, name: string, hostKey: KeyPair): Promise<void> {
+    const applied = await agent.exec(APPLY_IDENTITY, [], {
+      stdin: identityPayload({
+        hostname: name,
+        machineId: newMachineId(),
+        hostKey: hostKey.privateKey,
+        hostKeyPub: hostKey.publicKey,
+        authorizedKeys: this.clientKey.publicKey,
+        timeNs: nowNs(),
+      }),
+      timeoutMs: 60_000,
+    });
+    if (applied.exitCode !== 0) throw new Error(`the guest refused its identity (exit ${applied.exitCode}): ${applied.stderr.toString().trim()}`);
+  }
+
+  /** A create or fork that failed promised nothing: remove every trace and say why. */
+  private discardUnfinished(name: string, vm: QemuVm | null, err: unknown, what: string): SpritelyError {
+    vm?.kill();
+    this.dropRuntime(name);
+    this.manifests.delete(name);
+    fs.rmSync(spritePaths(this.layout, name).dir, { recursive: true, force: true });
+    this.emit('removed', name);
+    const e = toSpritelyError(err);
+    return new SpritelyError(e.code, `${what}: ${e.message}`);
   }
 
   private mustImage(m: Manifest): ImageRecord {
