@@ -125,7 +125,7 @@ export interface EngineEvents {
 }
 
 export class Engine extends EventEmitter<EngineEvents> {
-  readonly locks = new SpriteLocks();
+  readonly locks = new SpriteLocks((name) => this.announce(name));
   readonly images: ImageStore;
   private manifests = new Map<string, Manifest>();
   private runtimes = new Map<string, Runtime>();

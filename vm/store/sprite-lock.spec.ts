@@ -40,6 +40,13 @@ describe('SpriteLocks', () => {
     await expect(locks.run('dev', 'stop', async () => 2, { waitMs: 10 })).resolves.toBe(2);
   });
 
+  it('reports when an operation starts and ends (so clients stop showing "busy")', async () => {
+    const seen: string[] = [];
+    const locks = new SpriteLocks((name) => seen.push(`${name}:${locks.operation(name) ?? 'idle'}`));
+    await locks.run('dev', 'stopping', async () => {});
+    expect(seen).toEqual(['dev:stopping', 'dev:idle']);
+  });
+
   it('releases after a failure', async () => {
     const locks = new SpriteLocks();
     await expect(locks.run('dev', 'x', async () => { throw new Error('boom'); })).rejects.toThrow('boom');

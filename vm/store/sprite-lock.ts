@@ -11,6 +11,9 @@ export class SpriteLocks {
   private tails = new Map<string, Promise<unknown>>();
   private current = new Map<string, string>();
 
+  /** `onChange` runs when an operation starts and when it ends (the UI shows "busy" from it). */
+  constructor(private readonly onChange: (name: string) => void = () => {}) {}
+
   /** The operation now running on `name`, if any (shown as "busy" in lists). */
   operation(name: string): string | null {
     return this.current.get(name) ?? null;
@@ -37,6 +40,7 @@ export class SpriteLocks {
         await prev;
       }
       this.current.set(name, op);
+      this.onChange(name);
       const unlockFile = opts.lockDir && fs.existsSync(opts.lockDir) ? await lockDir(opts.lockDir, name) : null;
       try {
         return await fn();
@@ -44,8 +48,9 @@ export class SpriteLocks {
         await unlockFile?.().catch(() => {});
       }
     } finally {
-      this.current.delete(name);
+      const wasRunning = this.current.delete(name);
       release();
+      if (wasRunning) this.onChange(name);
       if (this.tails.get(name) === tail) this.tails.delete(name);
     }
   }
