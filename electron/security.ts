@@ -5,6 +5,7 @@
  * no webviews, and permissions granted only for the clipboard.
  */
 import type { BrowserWindowConstructorOptions, Session, WebContents } from 'electron';
+import { uiCsp } from '../vm/api/ui-auth.ts';
 
 export function windowOptions(preload: string, dark: boolean): BrowserWindowConstructorOptions {
   return {
@@ -32,20 +33,9 @@ export function windowOptions(preload: string, dark: boolean): BrowserWindowCons
   };
 }
 
-/** The CSP of the UI: only the daemon's origin, inline styles for xterm.js, nothing else. */
+/** The CSP of the UI: the daemon's own (one definition for the browser and the window). */
 export function contentSecurityPolicy(port: number): string {
-  return [
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self' 'unsafe-inline'",
-    `connect-src 'self' ws://127.0.0.1:${port}`,
-    "img-src 'self' data:",
-    "font-src 'self' data:",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "frame-ancestors 'none'",
-    "form-action 'self'",
-  ].join('; ');
+  return uiCsp(port);
 }
 
 export function originOf(url: string): string | null {

@@ -116,6 +116,7 @@ export function serveStatic(root: string, urlPath: string, res: http.ServerRespo
   return true;
 }
 
+/** The UI's CSP, for the daemon's pages and the Electron window alike: only the daemon's origin, inline styles for xterm.js. */
 export function uiCsp(port: number): string {
   return [
     "default-src 'self'",
@@ -124,8 +125,9 @@ export function uiCsp(port: number): string {
     `connect-src 'self' ws://127.0.0.1:${port}`,
     "img-src 'self' data:",
     "font-src 'self' data:",
-    "frame-ancestors 'none'",
+    "object-src 'none'",
     "base-uri 'none'",
+    "frame-ancestors 'none'",
     "form-action 'self'",
   ].join('; ');
 }
