@@ -1,0 +1,75 @@
+// @vitest-environment jsdom
+import { act, cleanup, fireEvent, render, screen } from '@testing-library/react';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createAppStore } from '../store.ts';
+import { FakeTransport, sprite } from '../testing/fake-transport.ts';
+import { fakeViews } from '../testing/fake-view.ts';
+import { App } from './app.tsx';
+import { AppContext } from './store-context.tsx';
+
+afterEach(cleanup);
+
+function mount(methods: string[]) {
+  const t = new FakeTransport();
+  for (const m of methods) t.methods.add(m);
+  const copied: string[] = [];
+  const opened: string[] = [];
+  let published: { name: string; url: string; auth: 'sprite' | 'public' }[] = [];
+  t.handlers['sprites.url'] = async () => ({ local: 'http://a.localhost:7780/', port: 8080 });
+  t.handlers['relay.status'] = async () => ({ configured: true, url: 'https://relay.example', status: 'connected', reason: null, account: 'me', published });
+  t.handlers['sprites.publish'] = async (input: any) => {
+    if (input.off) {
+      published = [];
+      return { name: 'a', url: null, auth: null, accessToken: null, live: false };
+    }
+    published = [{ name: 'a', url: 'https://a-x1.relay.example/', auth: input.auth }];
+    return { name: 'a', url: 'https://a-x1.relay.example/', auth: input.auth, accessToken: input.auth === 'sprite' ? 'tok123' : null, live: true };
+  };
+  t.handlers['sprites.share'] = async () => ({ link: 'https://a-x1.relay.example/?spritely_share=s', expiresAt: new Date().toISOString() });
+  const store = createAppStore({ transport: t, newId: () => `tab-${Math.random()}` });
+  const { factory } = fakeViews();
+  render(
+    <AppContext.Provider value={{ store, createView: factory, env: { openLink: (u) => opened.push(u), copyText: (x) => copied.push(x), readText: async () => '' } }}>
+      <App />
+    </AppContext.Provider>,
+  );
+  return { t, copied, opened };
+}
+
+describe('URL panel', () => {
+  it('is absent while the daemon has no URLs', async () => {
+    const { t } = mount([]);
+    await act(async () => t.emit({ type: 'hello', sprites: [sprite('a')] }));
+    expect(screen.queryByLabelText('URLs')).toBeNull();
+  });
+
+  it('shows the local URL with copy and open', async () => {
+    const { t, copied, opened } = mount(['sprites.url']);
+    await act(async () => t.emit({ type: 'hello', sprites: [sprite('a')] }));
+    const link = await screen.findByText('http://a.localhost:7780/');
+    fireEvent.click(link);
+    expect(opened).toEqual(['http://a.localhost:7780/']);
+    fireEvent.click(screen.getByRole('button', { name: 'Copy' }));
+    expect(copied).toEqual(['http://a.localhost:7780/']);
+    expect(screen.queryByText(/Publish/)).toBeNull();
+  });
+
+  it('publishes privately (showing the access token), makes public, shares, unpublishes', async () => {
+    const { t } = mount(['sprites.url', 'relay.status', 'sprites.publish', 'sprites.share']);
+    await act(async () => t.emit({ type: 'hello', sprites: [sprite('a')] }));
+    await act(async () => fireEvent.click(await screen.findByRole('button', { name: 'Publish (private)' })));
+    expect(await screen.findByText('https://a-x1.relay.example/')).toBeTruthy();
+    expect(screen.getByText('tok123')).toBeTruthy();
+    await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Share for 1 h' })));
+    expect(await screen.findByText('https://a-x1.relay.example/?spritely_share=s')).toBeTruthy();
+    await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Make public' })));
+    expect(await screen.findByText('Anyone with the URL can open it.')).toBeTruthy();
+    await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Unpublish' })));
+    expect(await screen.findByText('not published')).toBeTruthy();
+    expect(t.calls.filter((c) => c.method === 'sprites.publish').map((c) => c.input)).toEqual([
+      { name: 'a', auth: 'sprite' },
+      { name: 'a', auth: 'public' },
+      { name: 'a', off: true },
+    ]);
+  });
+});

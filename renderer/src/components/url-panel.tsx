@@ -1,0 +1,129 @@
+/**
+ * A sprite's URLs: the local one (http://NAME.localhost:PORT/ → port 8080 inside, waking the
+ * sprite on request) with copy and open, and — when a relay is connected — its public URL, who may
+ * open it (private: access token or share link; public: anyone), publish/unpublish, and a one-hour
+ * share link. Errors come back in the daemon's own words.
+ */
+import { useCallback, useEffect, useState } from 'react';
+import type { MethodOutput, Sprite } from '../transport.ts';
+import { useActions, useApp, useTerminalFactory } from './store-context.tsx';
+
+type RelayStatus = MethodOutput<'relay.status'>;
+
+export function UrlPanel({ sprite }: { sprite: Sprite }) {
+  const name = sprite.name;
+  const transport = useApp((s) => s.transport);
+  const actions = useActions();
+  const { env } = useTerminalFactory();
+  const [local, setLocal] = useState<string | null>(null);
+  const [relay, setRelay] = useState<RelayStatus | null>(null);
+  const [token, setToken] = useState<string | null>(null);
+  const [share, setShare] = useState<string | null>(null);
+  const canPublish = transport.has('relay.status') && transport.has('sprites.publish');
+
+  const refresh = useCallback(async () => {
+    try {
+      setLocal((await transport.call('sprites.url', { name })).local);
+      if (canPublish) setRelay(await transport.call('relay.status'));
+    } catch (err) {
+      actions.toast((err as Error).message, 'error');
+    }
+  }, [transport, name, canPublish, actions]);
+
+  useEffect(() => {
+    setToken(null);
+    setShare(null);
+    void refresh();
+  }, [refresh]);
+
+  const run = async (fn: () => Promise<void>) => {
+    try {
+      await fn();
+      await refresh();
+    } catch (err) {
+      actions.toast((err as Error).message, 'error');
+    }
+  };
+  const published = relay?.published.find((p) => p.name === name) ?? null;
+
+  return (
+    <div className="url-panel">
+      <div className="url-row">
+        <span className="url-label">Local</span>
+        {local ? (
+          <a className="url" href={local} onClick={(e) => (e.preventDefault(), env.openLink(local))} title={`Port ${sprite.urlPort} in ${name}`}>
+            {local}
+          </a>
+        ) : (
+          <span className="muted">…</span>
+        )}
+        {local && (
+          <button className="ghost small" onClick={() => env.copyText(local)}>
+            Copy
+          </button>
+        )}
+      </div>
+      <p className="muted small">→ port {sprite.urlPort} in the sprite; a request wakes it if it sleeps.</p>
+      {canPublish && relay && !relay.configured && <p className="muted small">Public URLs: connect a relay with `spritely relay connect URL --token …`.</p>}
+      {canPublish && relay?.configured && (
+        <>
+          <div className="url-row">
+            <span className="url-label">Public</span>
+            {published ? (
+              <a className="url" href={published.url} onClick={(e) => (e.preventDefault(), env.openLink(published.url))}>
+                {published.url}
+              </a>
+            ) : (
+              <span className="muted">not published</span>
+            )}
+            <span className={`relay-state ${relay.status}`} title={relay.reason ?? ''}>
+              relay {relay.status}
+            </span>
+          </div>
+          <div className="url-actions">
+            {!published && (
+              <button onClick={() => run(async () => setToken((await transport.call('sprites.publish', { name, auth: 'sprite' })).accessToken))}>Publish (private)</button>
+            )}
+            {published?.auth === 'sprite' && (
+              <button className="ghost" onClick={() => run(async () => void (await transport.call('sprites.publish', { name, auth: 'public' })))}>
+                Make public
+              </button>
+            )}
+            {published?.auth === 'public' && (
+              <button className="ghost" onClick={() => run(async () => void (await transport.call('sprites.publish', { name, auth: 'sprite' })))}>
+                Make private
+              </button>
+            )}
+            {published?.auth === 'sprite' && transport.has('sprites.share') && (
+              <button className="ghost" onClick={() => run(async () => setShare((await transport.call('sprites.share', { name, ttlSec: 3600 })).link))}>
+                Share for 1 h
+              </button>
+            )}
+            {published && (
+              <button className="ghost danger" onClick={() => run(async () => void (await transport.call('sprites.publish', { name, off: true })))}>
+                Unpublish
+              </button>
+            )}
+          </div>
+          {published && <p className="muted small">{published.auth === 'public' ? 'Anyone with the URL can open it.' : 'Needs the access token (Bearer) or a share link.'}</p>}
+          {token && (
+            <p className="small">
+              Access token: <code>{token}</code>{' '}
+              <button className="ghost small" onClick={() => env.copyText(token)}>
+                Copy
+              </button>
+            </p>
+          )}
+          {share && (
+            <p className="small">
+              Share link: <code className="wrap">{share}</code>{' '}
+              <button className="ghost small" onClick={() => env.copyText(share)}>
+                Copy
+              </button>
+            </p>
+          )}
+        </>
+      )}
+    </div>
+  );
+}
