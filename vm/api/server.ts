@@ -249,32 +249,38 @@ export function parseInput<T extends z.ZodType>(schema: T, value: unknown): z.in
   throw new SpritelyError('invalid_argument', `Invalid request: ${msg}.`);
 }
 
-async function readJsonBody(req: http.IncomingMessage): Promise<unknown> {
-  const tooLarge = () => {
-    // Discard the rest (up to a bound) rather than cut the connection, so the client reads the 413.
-    let discarded = 0;
+/**
+ * Reads a JSON body of at most MAX_BODY_BYTES. A larger one is read to its end and discarded (up
+ * to a bound) before the 413 is sent: answering and closing while the client is still sending
+ * makes the client see a broken pipe instead of the answer.
+ */
+function readJsonBody(req: http.IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    let tooLarge = Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let ended = false;
     req.on('data', (c: Buffer) => {
-      discarded += c.length;
-      if (discarded > 4 * MAX_BODY_BYTES) req.destroy();
+      size += c.length;
+      if (size > 8 * MAX_BODY_BYTES) return void req.destroy();
+      if (size > MAX_BODY_BYTES) tooLarge = true;
+      if (!tooLarge) chunks.push(c);
     });
-    req.resume();
-    return new SpritelyError('payload_too_large', `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
-  };
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > MAX_BODY_BYTES) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw tooLarge();
-    chunks.push(chunk as Buffer);
-  }
-  if (!size) return {};
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch (err) {
-    throw new SpritelyError('invalid_argument', `The request body is not valid JSON (${(err as Error).message}).`);
-  }
+    req.on('end', () => {
+      ended = true;
+      if (tooLarge) return reject(new SpritelyError('payload_too_large', `The request body is larger than ${MAX_BODY_BYTES} bytes.`));
+      if (!size) return resolve({});
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch (err) {
+        reject(new SpritelyError('invalid_argument', `The request body is not valid JSON (${(err as Error).message}).`));
+      }
+    });
+    req.on('error', reject);
+    req.on('close', () => {
+      if (!ended) reject(new SpritelyError('invalid_argument', 'The request was cut off before its body ended.'));
+    });
+  });
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
