@@ -1122,9 +1122,11 @@ export class Engine extends EventEmitter<EngineEvents> {
     for (const [name, vm] of this.vms) {
       vm.detach();
       this.links.get(name)?.close();
+      this.envs.get(name)?.close();
     }
     this.vms.clear();
     this.links.clear();
+    this.envs.clear();
   }
 
   private mustManifest(name: string): Manifest {
