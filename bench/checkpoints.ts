@@ -10,12 +10,9 @@ import zlib from 'node:zlib';
 import { Engine } from '../vm/engine/engine.ts';
 import { layout } from '../vm/paths.ts';
 import { makeHome, killQemusOf, testImagesDir } from '../test/vm/harness.ts';
+import { median } from './stats.ts';
 
 const N = Number(process.argv[2] ?? 5);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const MiB = (n: number) => +(n / 2 ** 20).toFixed(1);
 
 process.env.SPRITELY_IMAGES_DIR = testImagesDir();

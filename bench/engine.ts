@@ -7,13 +7,10 @@
  */
 import fs from 'node:fs';
 import { startDaemon } from '../test/vm/harness.ts';
+import { median } from './stats.ts';
 
 const N = Number(process.argv[2] ?? 5);
 const BOOTS = Number(process.argv[3] ?? 3);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const rss = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
 const d = await startDaemon();

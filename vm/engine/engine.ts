@@ -102,19 +102,8 @@ export const DEFAULTS = { memoryMiB: 512, cpus: 1, diskGiB: 100 } as const;
 /** RAM states kept per sprite (newest first); older checkpoints keep their disk state only. */
 export const DEFAULT_KEEP_RAM = Number(process.env.SPRITELY_KEEP_RAM ?? 8);
 
-export interface CheckpointView {
-  id: string;
-  parent: string | null;
-  comment: string;
-  createdAt: string;
-  auto: boolean;
-  memory: boolean;
-  bytes: number;
-  ramBytes: number;
-  diskBytes: number;
-  pauseMs: number;
-  current: boolean;
-}
+/** A checkpoint as clients see it: its bytes summed, and whether the machine descends from it. */
+export type CheckpointView = Omit<Checkpoint, 'envRequest'> & { bytes: number; current: boolean };
 
 export interface EngineEvents {
   sprite: [SpriteView];
