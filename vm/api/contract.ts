@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { SPRITE_NAME_PATTERN } from '../names.ts';
+import { CHECKPOINT_ID } from '../checkpoints/checkpoint-tree.ts';
 
 export const API_VERSION = 'v1';
 
@@ -34,7 +35,7 @@ export const Sprite = z.object({
 });
 export type Sprite = z.infer<typeof Sprite>;
 
-export const CheckpointId = z.string().regex(/^v[1-9][0-9]{0,8}$/, 'a checkpoint id looks like v1, v2, …');
+export const CheckpointId = z.string().regex(CHECKPOINT_ID, 'a checkpoint id looks like v1, v2, …');
 
 export const Checkpoint = z.object({
   id: z.string(),

@@ -14,6 +14,7 @@ import { parseInput } from './server.ts';
 
 export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): void {
   let channel: ClientChannel | null = null;
+  let flow: FlowGate | null = null;
   let starting = false;
   const pending: Buffer[] = [];
   const fail = (err: unknown) => {
@@ -54,7 +55,7 @@ export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): v
         const size = clampSize(msg.cols, msg.rows);
         const ch = await link.exec(msg.argv, { cwd: msg.cwd, env: msg.env, pty: msg.tty ? { term: 'xterm-256color', ...size, width: 0, height: 0 } : false });
         channel = ch;
-        wire(ws, ch);
+        flow = wire(ws, ch);
         for (const d of pending.splice(0)) ch.write(d);
         if (msg.stdin === false) ch.end();
         ws.send(JSON.stringify({ type: 'started' }));
@@ -68,14 +69,12 @@ export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): v
     else if (msg.type === 'resize') {
       const s = clampSize(msg.cols, msg.rows);
       channel.setWindow(s.rows, s.cols, 0, 0);
-    } else if (msg.type === 'ack') gate.get(ws)?.acked(ws, msg.bytes);
+    } else if (msg.type === 'ack') flow?.acked(ws, msg.bytes);
     else if (msg.type === 'signal') channel.signal(msg.signal);
   });
 }
 
-const gate = new WeakMap<WebSocket, FlowGate>();
-
-function wire(ws: WebSocket, ch: ClientChannel): void {
+function wire(ws: WebSocket, ch: ClientChannel): FlowGate {
   const g = new FlowGate(
     EXEC_HIGH_WATER,
     EXEC_LOW_WATER,
@@ -89,7 +88,6 @@ function wire(ws: WebSocket, ch: ClientChannel): void {
     },
   );
   g.add(ws);
-  gate.set(ws, g);
   const forward = (tag: number) => (d: Buffer) => {
     if (ws.readyState !== ws.OPEN) return;
     ws.send(Buffer.concat([Buffer.from([tag]), d]));
@@ -105,4 +103,5 @@ function wire(ws: WebSocket, ch: ClientChannel): void {
       ws.close(1000);
     }
   });
+  return g;
 }

@@ -762,8 +762,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       const t0 = Date.now();
       let m = this.mustManifest(name);
       if (m.status === 'running' && this.vms.has(name)) return { sprite: this.view(name), timings: { totalMs: 0 } };
-      const image = this.images.get(m.image);
-      if (!image) throw new SpritelyError('failed_precondition', `The image "${m.image}" of sprite "${name}" is missing from ${this.layout.imagesDir}.`);
+      const image = this.mustImage(m);
       const p = spritePaths(this.layout, name);
       if (!fs.existsSync(p.disk)) throw new SpritelyError('failed_precondition', `The disk of sprite "${name}" is missing (${p.disk}).`);
       const vm = await this.launch(name, m, image);
@@ -821,7 +820,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Grows the virtual disk to `bytes` and the guest's filesystem with it (online). */
   private async growDisk(vm: QemuVm, agent: GuestAgent, bytes: number): Promise<void> {
     await vm.resizeDisk('disk0', bytes);
-    const r = await agent.exec(APPLY_IDENTITY, [], { stdin: `resize ${Buffer.from(`/dev/vda ${bytes}`).toString('base64')}\n`, timeoutMs: 120_000 });
+    const r = await agent.exec(APPLY_IDENTITY, [], { stdin: identityPayload({ resize: `/dev/vda ${bytes}` }), timeoutMs: 120_000 });
     if (r.exitCode !== 0) throw new Error(`growing the filesystem failed: ${r.stderr.toString().trim()}`);
   }
 

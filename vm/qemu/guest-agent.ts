@@ -1,6 +1,6 @@
 /**
  * A client for qemu-guest-agent on its virtio-serial port (a unix socket on the host). The agent
- * is the engine's control channel into a guest: readiness, clock, identity fix-ups and fsfreeze —
+ * is the engine's control channel into a guest: readiness and fix-ups (identity, clock, disk) —
  * no network, no crypto. QGA has no command ids, so commands run one at a time and every session
  * starts with `guest-sync-delimited` (a random id echoed after a 0xFF marker) to discard whatever
  * a previous client or a restored snapshot left in the pipe.
@@ -130,11 +130,6 @@ export class GuestAgent {
 
   async ping(timeoutMs = 2000): Promise<void> {
     await this.command('guest-ping', undefined, timeoutMs);
-  }
-
-  async setTime(nowNs: bigint = BigInt(Date.now()) * 1_000_000n): Promise<void> {
-    // JSON has no bigint; QEMU parses the integer literal itself.
-    await this.command('guest-set-time', { time: Number(nowNs) });
   }
 
   /** Runs a program in the guest, feeding `stdin`, and waits for it to finish. */

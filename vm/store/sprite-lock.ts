@@ -1,10 +1,8 @@
 /**
- * Serializes operations on one sprite. Inside the daemon a promise queue per sprite orders them
- * (and tells the UI what is running); across processes a lock directory (proper-lockfile) makes
- * a second daemon or a stray tool wait or fail with "busy" instead of interleaving writes.
+ * Serializes operations on one sprite: a promise queue per sprite orders them and tells the UI
+ * what is running. Across processes nothing more is needed: only the daemon changes sprites, and
+ * its pid lock allows one daemon per data dir.
  */
-import fs from 'node:fs';
-import lockfile from 'proper-lockfile';
 import { SpritelyError } from '../errors.ts';
 
 export class SpriteLocks {
@@ -23,7 +21,7 @@ export class SpriteLocks {
    * Runs `fn` when every earlier operation on `name` is done. With `waitMs` the caller gives up
    * with a clear "busy" error instead of queueing for long.
    */
-  async run<T>(name: string, op: string, fn: () => Promise<T>, opts: { lockDir?: string; waitMs?: number } = {}): Promise<T> {
+  async run<T>(name: string, op: string, fn: () => Promise<T>, opts: { waitMs?: number } = {}): Promise<T> {
     const prev = this.tails.get(name) ?? Promise.resolve();
     let release!: () => void;
     const mine = new Promise<void>((r) => (release = r));
@@ -41,25 +39,12 @@ export class SpriteLocks {
       }
       this.current.set(name, op);
       this.onChange(name);
-      const unlockFile = opts.lockDir && fs.existsSync(opts.lockDir) ? await lockDir(opts.lockDir, name) : null;
-      try {
-        return await fn();
-      } finally {
-        await unlockFile?.().catch(() => {});
-      }
+      return await fn();
     } finally {
       const wasRunning = this.current.delete(name);
       release();
       if (wasRunning) this.onChange(name);
       if (this.tails.get(name) === tail) this.tails.delete(name);
     }
-  }
-}
-
-async function lockDir(dir: string, name: string): Promise<() => Promise<void>> {
-  try {
-    return await lockfile.lock(dir, { stale: 15_000, update: 5_000, retries: { retries: 20, minTimeout: 50, maxTimeout: 500 }, realpath: false });
-  } catch (err) {
-    throw new SpritelyError('busy', `Sprite "${name}" is locked by another process (${(err as Error).message}).`);
   }
 }
