@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   qemu-system-x86 qemu-utils      # the hypervisor and qcow2 tools
+  socat                           # carries each guest connection to the daemon's egress proxy
   mmdebstrap e2fsprogs            # building guest images from Debian packages (no loop mounts)
   openssh-client                  # ssh-keygen / ssh for `spritely ssh-config` users
   openssl                         # test certificates for the relay tests

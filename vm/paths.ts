@@ -74,6 +74,7 @@ export interface SpritePaths {
   qmpSocket: string;
   agentSocket: string;
   envSocket: string;
+  egressSocket: string;
   serialSocket: string;
 }
 
@@ -92,6 +93,7 @@ export function spritePaths(l: Layout, name: string): SpritePaths {
     qmpSocket: sock('qmp'),
     agentSocket: sock('qga'),
     envSocket: sock('env'),
+    egressSocket: sock('egress'),
     serialSocket: sock('serial'),
   };
 }

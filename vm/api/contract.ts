@@ -31,9 +31,13 @@ export const Sprite = z.object({
   lastError: z.string().nullable(),
   urlPort: z.number(),
   idleTimeoutSec: z.number().nullable(),
+  network: z.string(),
   usage: z.object({ awakeSeconds: z.number(), cpuSeconds: z.number(), diskBytes: z.number(), lastActiveAt: z.string().nullable() }),
 });
 export type Sprite = z.infer<typeof Sprite>;
+
+/** `internet`, `none` or `allow=HOST,…`; parsed and checked by the daemon (vm/net/egress-policy.ts). */
+export const NetworkPolicyText = z.string().min(1).max(20_000);
 
 export const CheckpointId = z.string().regex(CHECKPOINT_ID, 'a checkpoint id looks like v1, v2, …');
 
@@ -137,6 +141,7 @@ export const methods = {
         memoryMiB: z.number().int().min(128).max(65536).optional(),
         cpus: z.number().int().min(1).max(64).optional(),
         diskGiB: z.number().int().min(100).max(16384).optional(),
+        network: NetworkPolicyText.optional(),
       })
       .strict(),
     output: z.object({ sprite: Sprite, timings: Timings }),
@@ -218,6 +223,13 @@ export const methods = {
     input: z.object({ name: SpriteName, port: z.number().int().min(1).max(65535).optional() }).strict(),
     output: z.object({ local: z.string(), port: z.number() }),
     summary: 'The local URL (http://NAME.localhost:PORT/) that proxies to a port in the sprite (default 8080); `port` changes it.',
+  }),
+  'sprites.network': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/network',
+    input: z.object({ name: SpriteName, policy: NetworkPolicyText }).strict(),
+    output: Sprite,
+    summary: 'Sets what the sprite may reach: `internet` (public addresses, never the host or the LAN), `none`, or `allow=HOST,*.DOMAIN,…`. Applies to the next connection, no restart.',
   }),
   'sprites.usage': method({
     http: 'GET',

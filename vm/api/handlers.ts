@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import type { Engine } from '../engine/engine.ts';
 import type { RelayLink } from '../net/relay-link.ts';
 import { SpritelyError } from '../errors.ts';
+import { parseNetworkPolicy, type NetworkPolicy } from '../net/egress-policy.ts';
 import type { MethodInput, MethodName, MethodOutput } from './contract.ts';
 
 const execFileP = promisify(execFile);
@@ -46,7 +47,8 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
     'images.build': async (input) => imageView(await engine.ensureImage(undefined, { force: input.force })),
     'sprites.list': async () => engine.list(),
     'sprites.get': async ({ name }) => engine.get(name),
-    'sprites.create': async (input) => engine.create(input),
+    'sprites.create': async ({ network, ...rest }) => engine.create({ ...rest, network: network === undefined ? undefined : policyOf(network) }),
+    'sprites.network': async ({ name, policy }) => engine.setNetwork(name, policyOf(policy)),
     'sprites.start': async ({ name }) => engine.start(name),
     'sprites.stop': async ({ name, force }) => engine.stop(name, { force }),
     'sprites.destroy': async ({ name }) => {
@@ -171,6 +173,12 @@ async function doctor(engine: Engine): Promise<{ name: string; ok: boolean; deta
     return `${engine.qemuBinary} ${v}`;
   });
   await check('qemu-img', async () => (await execFileP('qemu-img', ['--version'])).stdout.split('\n')[0]);
+  await check('egress', async () => {
+    const { stdout, stderr } = await execFileP('socat', ['-V']).catch(() => {
+      throw new Error('socat is missing (sudo apt-get install socat): without it sprites have no network');
+    });
+    return `${(stdout || stderr).split('\n').find((l) => /socat version/.test(l))?.trim() ?? 'socat'}; guests reach the network only through the daemon's egress proxy`;
+  });
   await check('image', async () => {
     const img = engine.images.get(engine.images.defaultImageId());
     if (!img) throw new Error(`the default image ${engine.images.defaultImageId()} is not built yet (spritely image build; create also builds it)`);
@@ -205,4 +213,12 @@ async function doctor(engine: Engine): Promise<{ name: string; ok: boolean; deta
     return `${gib.toFixed(1)} GiB free`;
   });
   return checks;
+}
+
+function policyOf(text: string): NetworkPolicy {
+  try {
+    return parseNetworkPolicy(text);
+  } catch (err) {
+    throw new SpritelyError('invalid_argument', (err as Error).message);
+  }
 }

@@ -59,11 +59,12 @@ program
   .addOption(new Option('--memory <MiB>', 'guest RAM in MiB').argParser(intArg))
   .addOption(new Option('--cpus <n>', 'virtual CPUs').argParser(intArg))
   .addOption(new Option('--disk <GiB>', 'disk size in GiB (sparse)').argParser(intArg))
+  .option('--network <policy>', 'internet (default: public addresses, never this computer or the LAN), none, or allow=HOST,*.DOMAIN,…')
   .option('--json', 'print JSON')
   .action(async (name, opts) => {
     nameArg(name);
     const api = await client();
-    const r = await withProgress(api, !opts.json, () => api.call('sprites.create', { name, image: opts.image, memoryMiB: opts.memory, cpus: opts.cpus, diskGiB: opts.disk }));
+    const r = await withProgress(api, !opts.json, () => api.call('sprites.create', { name, image: opts.image, memoryMiB: opts.memory, cpus: opts.cpus, diskGiB: opts.disk, network: opts.network }));
     print(opts.json, { name: r.sprite.name, state: r.sprite.state, timings: r.timings, sprite: r.sprite }, () => {
       const t = r.timings;
       const detail = t.runningMs !== undefined ? ` (running after ${fmtMs(t.runningMs)}${t.goldenMs > 1000 ? `, golden state built in ${fmtMs(t.goldenMs)}` : ''}${t.imageMs > 1000 ? `, image ${fmtMs(t.imageMs)}` : ''})` : '';
@@ -258,6 +259,29 @@ program
     print(opts.json, rows, () =>
       formatTable(['NAME', 'STATE', 'AWAKE', 'CPU', 'DISK', 'LAST ACTIVE'], rows.map((u) => [u.name, u.state, formatDuration(u.awakeSeconds), `${u.cpuSeconds.toFixed(1)}s`, formatBytes(u.diskBytes), u.lastActiveAt ? formatAge(u.lastActiveAt) : '-'])),
     );
+  });
+
+const netCmd = program.command('net').description("A sprite's network policy (enforced on the host; see docs/network.md)");
+netCmd
+  .command('set')
+  .description('Set what a sprite may reach; applies to its next connection, no restart')
+  .argument('<name>')
+  .argument('<policy>', 'internet | none | allow=HOST,*.DOMAIN,…')
+  .option('--json', 'print JSON')
+  .action(async (name, policy: string, opts) => {
+    nameArg(name);
+    const s = await (await client()).call('sprites.network', { name, policy });
+    print(opts.json, s, () => `${name}: network ${s.network}`);
+  });
+netCmd
+  .command('show')
+  .description("Show a sprite's network policy")
+  .argument('<name>')
+  .option('--json', 'print JSON')
+  .action(async (name, opts) => {
+    nameArg(name);
+    const s = await (await client()).call('sprites.get', { name });
+    print(opts.json, { name, network: s.network }, () => s.network);
   });
 
 const config = program.command('config').description('Settings');

@@ -15,6 +15,8 @@ import { ensureGolden, type GoldenRequest } from '../images/golden.ts';
 import { ImageStore, type ImageProgress, type ImageRecord } from '../images/image-store.ts';
 import { assertSpriteName } from '../names.ts';
 import { freeLoopbackPort } from '../net/free-port.ts';
+import { EgressProxy } from '../net/egress-proxy.ts';
+import { DEFAULT_NETWORK, formatNetworkPolicy, type NetworkPolicy } from '../net/egress-policy.ts';
 import { type Layout, ensureLayout, spritePaths } from '../paths.ts';
 import { chooseAccelerator, type AccelChoice } from '../qemu/accel.ts';
 import { deviceSignature, GUEST_IP, type VmSpec } from '../qemu/argv.ts';
@@ -67,6 +69,8 @@ export interface SpriteView {
   lastError: string | null;
   urlPort: number;
   idleTimeoutSec: number | null;
+  /** `internet`, `none` or `allow=HOST,…` (see vm/net/egress-policy.ts). */
+  network: string;
   usage: SpriteUsage;
 }
 
@@ -90,6 +94,7 @@ export interface CreateRequest {
   memoryMiB?: number;
   cpus?: number;
   diskGiB?: number;
+  network?: NetworkPolicy;
 }
 
 export interface Timings {
@@ -121,6 +126,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   private vms = new Map<string, QemuVm>();
   private links = new Map<string, SshLink>();
   private envs = new Map<string, EnvChannel>();
+  private egress = new Map<string, EgressProxy>();
   private accelChoice: AccelChoice | null = null;
   private lastActivity = new Map<string, number>();
   private holds = new Map<string, number>();
@@ -266,6 +272,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       lastError: m.lastError,
       urlPort: m.urlPort,
       idleTimeoutSec: m.idleTimeoutSec,
+      network: formatNetworkPolicy(m.network),
       usage,
     };
   }
@@ -367,6 +374,20 @@ export class Engine extends EventEmitter<EngineEvents> {
       this.config = { ...this.config, idleTimeoutSec: seconds };
       await writeJsonAtomic(this.layout.configFile, this.config);
     }
+  }
+
+  /** What the sprite may reach; applies to the next connection the guest opens (no restart). */
+  async setNetwork(name: string, policy: NetworkPolicy): Promise<SpriteView> {
+    this.get(name);
+    await this.locks.run(name, 'configuring', async () => this.saveManifest({ ...this.mustManifest(name), network: policy }));
+    this.log(`sprite ${name}: network ${formatNetworkPolicy(policy)}`);
+    return this.view(name);
+  }
+
+  /** Egress counters of an awake sprite (bytes through its proxy, refused connections). */
+  egressStats(name: string): { bytesOut: number; bytesIn: number; refused: number } | null {
+    const e = this.egress.get(name);
+    return e ? { bytesOut: e.bytesOut, bytesIn: e.bytesIn, refused: e.refused } : null;
   }
 
   /** Which guest port the local URL forwards to; applied to a running sprite right away. */
@@ -494,7 +515,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const p = spritePaths(this.layout, name);
     const spec: VmSpec = {
       name, qemuBinary: this.qemuBinary, accel: accel.accel, memoryMiB: m.memoryMiB, cpus: m.cpus, kernel: image.kernel, initrd: image.initrd,
-      cmdline: image.kernelCmdline, disk: p.disk, sshPort: 1, forwards: [], qmpSocket: '', agentSocket: '', envSocket: '', serialSocket: '', serialLog: '', pidFile: '',
+      cmdline: image.kernelCmdline, disk: p.disk, sshPort: 1, forwards: [], qmpSocket: '', agentSocket: '', envSocket: '', egressSocket: '', serialSocket: '', serialLog: '', pidFile: '',
     };
     return deviceSignature(spec, await this.qemuVersion());
   }
@@ -597,6 +618,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         sleep: null,
         idleTimeoutSec: null,
         urlPort: 8080,
+        network: req.network ?? DEFAULT_NETWORK,
         usage: { awakeSeconds: 0, cpuSeconds: 0, lastActiveAt: null },
       };
       let vm: QemuVm | null = null;
@@ -664,6 +686,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       qmpSocket: p.qmpSocket,
       agentSocket: p.agentSocket,
       envSocket: p.envSocket,
+      egressSocket: p.egressSocket,
       serialSocket: p.serialSocket,
       serialLog: p.serialLog,
       pidFile: p.pidFile,
@@ -694,6 +717,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.links.set(name, new SshLink({ name, port: rt.sshPort, privateKey: this.clientKey.privateKey, hostKeyPub: m.hostKeyPub, log: (x) => this.log(x) }));
     this.envs.get(name)?.close();
     this.envs.set(name, new EnvChannel(rt.envSocket, this.envHandler(name), (x) => this.log(`sprite ${name}: ${x}`)));
+    this.openEgress(name);
     vm.qmp.on('event', (e) => {
       if (e.event === 'SHUTDOWN' && (e.data as any)?.guest && this.vms.get(name) === vm && !this.locks.operation(name)) {
         this.log(`sprite ${name}: the guest powered off`);
@@ -711,6 +735,20 @@ export class Engine extends EventEmitter<EngineEvents> {
     });
   }
 
+  /** The sprite's egress proxy (QEMU's guestfwd connects to its socket per guest connection). */
+  private openEgress(name: string): void {
+    this.egress.get(name)?.close();
+    const proxy = new EgressProxy({
+      sprite: name,
+      socketPath: spritePaths(this.layout, name).egressSocket,
+      policy: () => this.manifests.get(name)?.network ?? { mode: 'none', allow: [] },
+      onActivity: () => this.touch(name),
+      log: (x) => this.log(`sprite ${name}: ${x}`),
+    });
+    this.egress.set(name, proxy);
+    proxy.listen().catch((err) => this.log(`sprite ${name}: egress proxy could not listen: ${err.message}`));
+  }
+
   private dropRuntime(name: string): void {
     this.vms.delete(name);
     this.runtimes.delete(name);
@@ -718,6 +756,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.links.delete(name);
     this.envs.get(name)?.close();
     this.envs.delete(name);
+    this.egress.get(name)?.close();
+    this.egress.delete(name);
   }
 
   /** What a sprite may ask of the daemon from inside (spritely-env): only about itself. */
@@ -853,7 +893,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       this.dropRuntime(name);
       const p = spritePaths(this.layout, name);
       fs.rmSync(p.dir, { recursive: true, force: true });
-      for (const s of [p.qmpSocket, p.agentSocket, p.envSocket, p.serialSocket]) fs.rmSync(s, { force: true });
+      for (const s of [p.qmpSocket, p.agentSocket, p.envSocket, p.egressSocket, p.serialSocket]) fs.rmSync(s, { force: true });
       this.manifests.delete(name);
       this.emit('removed', name);
     });

@@ -61,6 +61,8 @@ export function goldenSpec(req: GoldenRequest, dir: string, sshPort: number): Vm
     qmpSocket: path.join(req.runDir, `gold-${tag}.qmp`),
     agentSocket: path.join(req.runDir, `gold-${tag}.qga`),
     envSocket: path.join(req.runDir, `gold-${tag}.env`),
+    // nothing listens here: the golden boot has no egress
+    egressSocket: path.join(req.runDir, `gold-${tag}.egress`),
     serialSocket: path.join(req.runDir, `gold-${tag}.serial`),
     serialLog: path.join(dir, 'serial.log'),
     pidFile: path.join(dir, 'qemu.pid'),

@@ -16,6 +16,7 @@ const spec: VmSpec = {
   qmpSocket: '/run/a.qmp',
   agentSocket: '/run/a.qga',
   envSocket: '/run/a.env',
+  egressSocket: '/run/a.egress',
   serialSocket: '/run/a.serial',
   serialLog: '/data/sprites/dev/serial.log',
   pidFile: '/data/sprites/dev/qemu.pid',
@@ -54,6 +55,19 @@ describe('buildQemuArgv', () => {
     expect(netdev).toContain('hostfwd=tcp:127.0.0.1:40022-10.0.2.15:22');
     expect(netdev).toContain('hostfwd=tcp:127.0.0.1:40080-10.0.2.15:8080');
     expect(netdev).not.toMatch(/hostfwd=tcp::|0\.0\.0\.0/);
+  });
+
+  it('restricts user networking: nothing routed out, egress only through the guestfwd to the daemon', () => {
+    const [netdev] = after(buildQemuArgv(spec), '-netdev');
+    expect(netdev).toMatch(/^user,id=n0,net=10\.0\.2\.0\/24,restrict=on,ipv6=off,/);
+    expect(netdev).toContain(",guestfwd=tcp:10.0.2.100:3128-cmd:exec socat STDIO 'UNIX-CONNECT:/run/a.egress'");
+    // a comma in the socket path would end QEMU's option value: it must be doubled
+    const [odd] = after(buildQemuArgv({ ...spec, egressSocket: '/run/a,b.egress' }), '-netdev');
+    expect(odd).toContain("'UNIX-CONNECT:/run/a,,b.egress'");
+  });
+
+  it('keeps the device signature independent of the per-sprite egress socket', () => {
+    expect(deviceSignature({ ...spec, egressSocket: '/elsewhere' }, '7.2.0')).toBe(deviceSignature(spec, '7.2.0'));
   });
 
   it('exposes the guest agent and spritely-env ports and a logged serial console', () => {

@@ -27,6 +27,8 @@ export interface VmSpec {
   qmpSocket: string;
   agentSocket: string;
   envSocket: string;
+  /** The daemon's egress proxy for this sprite (unix socket); QEMU forwards 10.0.2.100:3128 to it. */
+  egressSocket: string;
   serialSocket: string;
   serialLog: string;
   pidFile: string;
@@ -40,6 +42,9 @@ export const GUEST_IP = '10.0.2.15';
 export const GUEST_MAC = '52:54:00:12:34:56';
 export const GUEST_AGENT_PORT = 'org.qemu.guest_agent.0';
 export const SPRITELY_ENV_PORT = 'org.spritely.env.0';
+/** Where the guest finds the egress proxy (the image's http_proxy); QEMU forwards it to the daemon. */
+export const EGRESS_PROXY_IP = '10.0.2.100';
+export const EGRESS_PROXY_PORT = 3128;
 /** Bounds TCG's translation cache (MiB); the default grows RSS by hundreds of MiB. */
 export const TCG_TB_SIZE_MIB = 64;
 
@@ -63,6 +68,11 @@ export function accelArgs(accel: Accel): string[] {
   }
 }
 
+/** The command QEMU runs per guest connection to the egress proxy address (via /bin/sh -c). */
+export function egressCommand(egressSocket: string): string {
+  return `exec socat STDIO ${shellQuote(`UNIX-CONNECT:${egressSocket}`)}`;
+}
+
 export function buildQemuArgv(spec: VmSpec): string[] {
   const o = qemuOptValue;
   const forwards = [{ hostPort: spec.sshPort, guestPort: 22 }, ...spec.forwards]
@@ -84,7 +94,10 @@ export function buildQemuArgv(spec: VmSpec): string[] {
     '-blockdev', `driver=file,filename=${o(spec.disk)},node-name=file0,discard=unmap`,
     '-blockdev', 'driver=qcow2,file=file0,node-name=disk0,discard=unmap,detect-zeroes=unmap',
     '-device', 'virtio-blk-pci,drive=disk0,id=vda',
-    '-netdev', `user,id=n0,net=10.0.2.0/24${forwards}`,
+    // restrict=on: no guest packet is routed out and 10.0.2.2 no longer reaches the host's loopback
+    // (only the forwards below pass). Egress is the guestfwd: each guest connection to the proxy
+    // address spawns socat onto the daemon's per-sprite egress socket, where the policy is applied.
+    '-netdev', `user,id=n0,net=10.0.2.0/24,restrict=on,ipv6=off${forwards},guestfwd=tcp:${EGRESS_PROXY_IP}:${EGRESS_PROXY_PORT}-cmd:${o(egressCommand(spec.egressSocket))}`,
     '-device', `virtio-net-pci,netdev=n0,mac=${GUEST_MAC},id=nic0`,
     '-device', 'virtio-serial-pci,id=vser0',
     '-chardev', `socket,id=qga0,path=${o(spec.agentSocket)},server=on,wait=off`,
@@ -119,6 +132,7 @@ export function deviceSignature(spec: VmSpec, qemuVersion: string): string {
     qmpSocket: 'S',
     agentSocket: 'S',
     envSocket: 'S',
+    egressSocket: 'S',
     serialSocket: 'S',
     serialLog: 'L',
     pidFile: 'P',

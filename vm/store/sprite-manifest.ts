@@ -26,6 +26,8 @@ export const ManifestSchema = z.object({
   idleTimeoutSec: z.number().int().min(0).nullable().default(null),
   /** Guest port that the local URL forwards to. */
   urlPort: z.number().int().min(1).max(65535).default(8080),
+  /** What the sprite may reach (enforced by the daemon's egress proxy; see vm/net/egress-policy.ts). */
+  network: z.object({ mode: z.enum(['internet', 'none', 'allow']), allow: z.array(z.string()) }).default({ mode: 'internet', allow: [] }),
   /** Metering of finished awake periods (the current one is added live). */
   usage: z.object({ awakeSeconds: z.number(), cpuSeconds: z.number(), lastActiveAt: z.string().nullable() }).default({ awakeSeconds: 0, cpuSeconds: 0, lastActiveAt: null }),
 });
