@@ -1,0 +1,182 @@
+/**
+ * The tool layer over a fake daemon, driven by the SDK's own Client through an in-memory
+ * transport: the wiring (argument → API call, result → text + structuredContent that passes the
+ * declared output schema, daemon errors → isError) without a VM. test/vm/mcp.test.ts does the same
+ * for real.
+ */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Checkpoint, MethodInput, MethodName, MethodOutput, Sprite } from '../api/contract.ts';
+import { SpritelyError } from '../errors.ts';
+import type { DaemonCaller } from './daemon-link.ts';
+import { createMcpServer } from './server.ts';
+
+const sprite = (name: string, extra: Partial<Sprite> = {}): Sprite => ({
+  name,
+  state: 'running',
+  operation: null,
+  image: 'debian-12-x',
+  createdAt: '2025-01-01T00:00:00.000Z',
+  startedAt: '2025-01-01T00:00:00.000Z',
+  uptimeSeconds: 12,
+  memoryMiB: 512,
+  cpus: 1,
+  diskGiB: 100,
+  accel: 'tcg',
+  pid: 42,
+  sshPort: 2222,
+  lastError: null,
+  urlPort: 8080,
+  idleTimeoutSec: null,
+  network: 'internet',
+  usage: { awakeSeconds: 1, cpuSeconds: 1, diskBytes: 1, lastActiveAt: null },
+  ...extra,
+});
+const checkpoint = (id: string, extra: Partial<Checkpoint> = {}): Checkpoint => ({ id, parent: null, comment: '', createdAt: '2025-01-01T00:00:00.000Z', auto: false, memory: true, bytes: 3 << 20, ramBytes: 2 << 20, diskBytes: 1 << 20, pauseMs: 300, current: true, ...extra });
+
+type Handlers = { [M in MethodName]?: (input: MethodInput<M>) => Promise<MethodOutput<M>> | MethodOutput<M> };
+
+let client: Client | null = null;
+afterEach(async () => {
+  await client?.close();
+  client = null;
+});
+
+async function connect(handlers: Handlers, heartbeatMs?: number) {
+  const calls: Array<[string, unknown]> = [];
+  const daemon: DaemonCaller = {
+    call: async (method, input) => {
+      calls.push([method, input]);
+      const h = handlers[method] as ((i: unknown) => unknown) | undefined;
+      if (!h) throw new Error(`unexpected ${method}`);
+      return (await h(input)) as never;
+    },
+  };
+  const server = createMcpServer(daemon, { heartbeatMs });
+  const [a, b] = InMemoryTransport.createLinkedPair();
+  await server.connect(a);
+  client = new Client({ name: 'spec', version: '1' });
+  await client.connect(b);
+  return { client, calls };
+}
+
+const text = (r: object) => ((r as { content: Array<{ type: string; text: string }> }).content ?? []).map((c) => c.text).join('\n');
+
+describe('MCP tools over a fake daemon', () => {
+  it('lists every tool with a description and schemas, and no way to destroy a sprite', async () => {
+    const { client } = await connect({});
+    const { tools } = await client.listTools();
+    const names = tools.map((t) => t.name).sort();
+    expect(names).toEqual(
+      ['checkpoint_create', 'checkpoint_delete', 'checkpoint_list', 'checkpoint_restore', 'exec', 'file_list', 'file_read', 'file_write', 'sprite_create', 'sprite_fork', 'sprite_list', 'sprite_sleep', 'sprite_url', 'sprite_wake'].sort(),
+    );
+    for (const t of tools) {
+      expect(t.description!.length, t.name).toBeGreaterThan(60);
+      expect(t.outputSchema, t.name).toBeDefined();
+    }
+    expect(names.some((n) => /destroy|delete_sprite|remove/.test(n))).toBe(false);
+    const desc = Object.fromEntries(tools.map((t) => [t.name, t.description!]));
+    expect(desc.exec).toMatch(/checkpoint_before/);
+    expect(desc.checkpoint_create).toMatch(/before anything risky/);
+    expect(desc.checkpoint_restore).toMatch(/automatic checkpoint of the current state is taken first/);
+    expect(desc.sprite_create).toMatch(/proxy/);
+    expect(desc.sprite_create).toMatch(/spritely net set/);
+    expect(desc.sprite_list).toMatch(/sleep when idle.*wake/);
+    expect(client.getInstructions()).toMatch(/no tool to destroy a sprite/);
+  });
+
+  it('exec: a command line runs with bash -lc; the result comes as text and structured content', async () => {
+    const { client, calls } = await connect({ 'sprites.exec': () => ({ exitCode: 3, signal: null, stdout: 'hi\n', stderr: 'oops\n', truncated: false, timedOut: false, durationMs: 12 }) });
+    const r = await client.callTool({ name: 'exec', arguments: { name: 'dev', command: 'echo hi; echo oops >&2; exit 3', cwd: '/tmp', env: { A: 'b' } } });
+    expect(r.isError).toBeFalsy();
+    expect(calls).toEqual([['sprites.exec', { name: 'dev', argv: ['bash', '-lc', 'echo hi; echo oops >&2; exit 3'], cwd: '/tmp', env: { A: 'b' }, timeoutMs: 300_000, maxOutputBytes: 65536 }]]);
+    expect(text(r)).toBe('exit code 3 (12 ms)\n--- stdout ---\nhi\n--- stderr ---\noops');
+    expect(r.structuredContent).toEqual({ exitCode: 3, signal: null, stdout: 'hi\n', stderr: 'oops\n', truncated: false, timedOut: false, durationMs: 12, checkpoint: null });
+  });
+
+  it('exec with checkpoint_before checkpoints first, then runs, and reports the id', async () => {
+    const { client, calls } = await connect({
+      'checkpoints.create': (i) => ({ checkpoint: checkpoint('v7', { comment: i.comment ?? '' }), timings: { totalMs: 500 } }),
+      'sprites.exec': () => ({ exitCode: 0, signal: null, stdout: '', stderr: '', truncated: false, timedOut: false, durationMs: 5 }),
+    });
+    const r = await client.callTool({ name: 'exec', arguments: { name: 'dev', argv: ['apt-get', '-y', 'upgrade'], checkpoint_before: true } });
+    expect(calls.map((c) => c[0])).toEqual(['checkpoints.create', 'sprites.exec']);
+    expect(calls[0][1]).toEqual({ name: 'dev', comment: 'before: apt-get -y upgrade' });
+    expect(r.structuredContent).toMatchObject({ checkpoint: 'v7' });
+    expect(text(r)).toContain('checkpoint v7 was taken before running');
+  });
+
+  it('a failed checkpoint_before stops the command from running', async () => {
+    const { client, calls } = await connect({
+      'checkpoints.create': () => {
+        throw new SpritelyError('resource_exhausted', 'No space left for the checkpoint.');
+      },
+    });
+    const r = await client.callTool({ name: 'exec', arguments: { name: 'dev', command: 'rm -rf /', checkpoint_before: 'risky' } });
+    expect(r.isError).toBe(true);
+    expect(text(r)).toBe('Error (resource_exhausted): No space left for the checkpoint.');
+    expect(calls.map((c) => c[0])).toEqual(['checkpoints.create']);
+  });
+
+  it('daemon errors come back as isError results carrying the daemon\'s sentence', async () => {
+    const { client } = await connect({
+      'checkpoints.restore': () => {
+        throw new SpritelyError('not_found', 'Sprite "dev" has no checkpoint v999.');
+      },
+      'sprites.list': () => {
+        throw Object.assign(new Error('connect ECONNREFUSED /x/api.sock'), { code: 'ECONNREFUSED' });
+      },
+    });
+    const r = await client.callTool({ name: 'checkpoint_restore', arguments: { name: 'dev', id: 'v999' } });
+    expect(r).toMatchObject({ isError: true, content: [{ type: 'text', text: 'Error (not_found): Sprite "dev" has no checkpoint v999.' }] });
+    const down = await client.callTool({ name: 'sprite_list', arguments: {} });
+    expect(down.isError).toBe(true);
+    expect(text(down)).toMatch(/cannot reach the spritely daemon.*spritely daemon status/);
+    // Refused before any call: a bad name and a bad path.
+    const badName = await client.callTool({ name: 'file_read', arguments: { name: '../etc', path: '/x' } });
+    expect(badName.isError).toBe(true);
+    expect(text(badName)).toMatch(/Invalid sprite name/);
+  });
+
+  it('checkpoint_restore takes the undo checkpoint by default and names it', async () => {
+    const { client, calls } = await connect({ 'checkpoints.restore': () => ({ sprite: sprite('dev'), backup: 'v4', timings: { totalMs: 900 } }) });
+    const r = await client.callTool({ name: 'checkpoint_restore', arguments: { name: 'dev', id: 'v1' } });
+    expect(calls[0]).toEqual(['checkpoints.restore', { name: 'dev', id: 'v1', backup: true }]);
+    expect(text(r)).toMatch(/Restored dev to v1 in 900 ms .*saved as checkpoint v4: checkpoint_restore id v4 undoes this/);
+    expect(r.structuredContent).toMatchObject({ restored: 'v1', backup: 'v4', sprite: { name: 'dev', state: 'running' } });
+  });
+
+  it('sprite tools map their arguments onto the API', async () => {
+    const { client, calls } = await connect({
+      'sprites.create': () => ({ sprite: sprite('box', { network: 'none', memoryMiB: 1024 }), timings: { totalMs: 2100 } }),
+      'sprites.list': () => [sprite('box'), sprite('old', { state: 'sleeping', uptimeSeconds: null })],
+      'sprites.url': (i) => ({ local: `http://${i.name}.localhost:7777/`, port: i.port ?? 8080 }),
+      'sprites.fork': (i) => ({ sprite: sprite(i.newName), timings: { totalMs: 3000 } }),
+      'checkpoints.list': () => [checkpoint('v1', { current: false, comment: 'base' }), checkpoint('v2', { parent: 'v1', auto: true })],
+    });
+    const c = await client.callTool({ name: 'sprite_create', arguments: { name: 'box', memory: 1024, network: 'none' } });
+    expect(calls.at(-1)).toEqual(['sprites.create', { name: 'box', memoryMiB: 1024, cpus: undefined, network: 'none' }]);
+    expect(text(c)).toMatch(/Created sprite box in 2\.1 s: running, 1024 MiB, 1 CPU\(s\), network none/);
+    const l = await client.callTool({ name: 'sprite_list', arguments: {} });
+    expect(text(l)).toMatch(/NAME +STATE[\s\S]*old +sleeping/);
+    expect((l.structuredContent as { sprites: unknown[] }).sprites).toHaveLength(2);
+    const u = await client.callTool({ name: 'sprite_url', arguments: { name: 'box', port: 3000 } });
+    expect(u.structuredContent).toEqual({ local: 'http://box.localhost:7777/', port: 3000 });
+    await client.callTool({ name: 'sprite_fork', arguments: { name: 'box', checkpoint: 'v1', new_name: 'box2' } });
+    expect(calls.at(-1)).toEqual(['sprites.fork', { name: 'box', checkpoint: 'v1', newName: 'box2' }]);
+    const cl = await client.callTool({ name: 'checkpoint_list', arguments: { name: 'box' } });
+    expect(text(cl)).toMatch(/ v1  base[\s\S]*└─ \*v2/);
+  });
+
+  it('long calls report progress to a client that asked for it', async () => {
+    const { client } = await connect(
+      { 'sprites.exec': async () => (await new Promise((r) => setTimeout(r, 250)), { exitCode: 0, signal: null, stdout: '', stderr: '', truncated: false, timedOut: false, durationMs: 250 }) },
+      40,
+    );
+    const progress: string[] = [];
+    await client.callTool({ name: 'exec', arguments: { name: 'dev', argv: ['sleep', '1'] } }, undefined, { onprogress: (p) => progress.push(p.message ?? '') });
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+    expect(progress[0]).toMatch(/^exec: still running after \d+ s$/);
+  });
+});
