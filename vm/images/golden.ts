@@ -151,6 +151,13 @@ async function buildGolden(req: GoldenRequest, sig: string): Promise<GoldenInfo>
       saveMs,
     };
     await writeJsonAtomic(path.join(dir, 'golden.json'), info, 0o644);
+    const other = readJson(path.join(finalDir, 'golden.json')) as GoldenInfo | null;
+    if (other) {
+      // another daemon (another data dir sharing these images) finished the same golden first;
+      // sprites may already be backed by it, so it must never be replaced
+      fs.rmSync(dir, { recursive: true, force: true });
+      return other;
+    }
     fs.rmSync(finalDir, { recursive: true, force: true });
     fs.renameSync(dir, finalDir);
     progress('golden-done', `golden state saved (${(stateBytes / 2 ** 20).toFixed(0)} MiB in ${saveMs} ms)`);

@@ -60,7 +60,7 @@ describe('buildQemuArgv', () => {
   it('restricts user networking: nothing routed out, egress only through the guestfwd to the daemon', () => {
     const [netdev] = after(buildQemuArgv(spec), '-netdev');
     expect(netdev).toMatch(/^user,id=n0,net=10\.0\.2\.0\/24,restrict=on,ipv6=off,/);
-    expect(netdev).toContain(",guestfwd=tcp:10.0.2.100:3128-cmd:exec socat STDIO 'UNIX-CONNECT:/run/a.egress'");
+    expect(netdev).toContain(",guestfwd=tcp:10.0.2.100:3128-cmd:socat STDIO 'UNIX-CONNECT:/run/a.egress'");
     // a comma in the socket path would end QEMU's option value: it must be doubled
     const [odd] = after(buildQemuArgv({ ...spec, egressSocket: '/run/a,b.egress' }), '-netdev');
     expect(odd).toContain("'UNIX-CONNECT:/run/a,,b.egress'");

@@ -68,9 +68,10 @@ export function accelArgs(accel: Accel): string[] {
   }
 }
 
-/** The command QEMU runs per guest connection to the egress proxy address (via /bin/sh -c). */
+/** The command QEMU runs per guest connection to the egress proxy address (libslirp splits it
+ * with shell quoting rules, no shell runs it). */
 export function egressCommand(egressSocket: string): string {
-  return `exec socat STDIO ${shellQuote(`UNIX-CONNECT:${egressSocket}`)}`;
+  return `socat STDIO ${shellQuote(`UNIX-CONNECT:${egressSocket}`)}`;
 }
 
 export function buildQemuArgv(spec: VmSpec): string[] {
