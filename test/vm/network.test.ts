@@ -153,3 +153,38 @@ describe('egress policies', () => {
     expect((await d.api.call('sprites.get', { name: 'iso-b' })).network).toBe('internet');
   });
 });
+
+describe('resources', () => {
+  it('refuses to overcommit host RAM past the limit, naming what to sleep; nothing is made or lost', async () => {
+    const set = await d.cli(['config', 'set', 'memory-limit', '1200M']);
+    expect(set.stdout.trim()).toBe('memory-limit = 1.2 GiB');
+    try {
+      const awake = (await d.api.call('sprites.list')).filter((s) => s.state === 'running').map((s) => s.name).sort();
+      expect(awake).toEqual(['iso-a', 'iso-b']);
+      const c = await d.cli(['create', 'iso-c']);
+      expect(c.code).not.toBe(0);
+      expect(c.stderr).toMatch(/Not enough memory for "iso-c": it needs 512 MiB and awake sprites already use 1024 MiB of the 1200 MiB limit; sleep iso-(a|b) first \(spritely sleep NAME\), or raise the limit/);
+      expect(fs.existsSync(`${d.home}/sprites/iso-c`)).toBe(false);
+
+      const big = await d.cli(['create', 'iso-c', '--memory', '2048']);
+      expect(big.stderr).toMatch(/it alone needs more than the limit/);
+      const cpus = await d.cli(['create', 'iso-c', '--cpus', '64']);
+      expect(cpus.stderr).toMatch(new RegExp(`This computer has ${os.availableParallelism()} CPU cores`));
+      expect(fs.existsSync(`${d.home}/sprites/iso-c`)).toBe(false);
+
+      // a sleeping sprite that would not fit is not woken, and stays asleep intact
+      await d.api.call('sprites.sleep', { name: 'iso-b' });
+      await d.cli(['config', 'set', 'memory-limit', '700M']);
+      const woke = await d.cli(['exec', 'iso-b', '--', 'true']);
+      expect(woke.code).not.toBe(0);
+      expect(woke.stderr).toMatch(/Not enough memory for "iso-b": it needs 512 MiB and awake sprites already use 512 MiB of the 700 MiB limit; sleep iso-a first/);
+      expect((await d.api.call('sprites.get', { name: 'iso-b' })).state).toBe('sleeping');
+      await d.api.call('sprites.sleep', { name: 'iso-a' });
+      expect((await d.cli(['exec', 'iso-b', '--', 'echo', 'awake'])).stdout).toBe('awake\n');
+    } finally {
+      expect((await d.cli(['config', 'set', 'memory-limit', 'default'])).stdout).toMatch(/\(default\)/);
+    }
+    const bad = await d.cli(['config', 'set', 'memory-limit', '12 bananas']);
+    expect(bad.stderr).toMatch(/"12 bananas" is not a size/);
+  });
+});

@@ -242,15 +242,21 @@ export const methods = {
     http: 'GET',
     path: '/v1/config',
     input: Empty,
-    output: z.object({ idleTimeoutSec: z.number() }),
-    summary: 'Daemon-wide settings.',
+    output: z.lazy(() => Config),
+    summary: 'Daemon-wide settings (`memoryLimitMiB`: guest RAM that awake sprites may add up to; `memoryLimitDefault` says it is the default, 80% of host RAM).',
   }),
   'config.set': method({
     http: 'POST',
     path: '/v1/config',
-    input: z.object({ idleTimeoutSec: z.number().int().min(0).max(30 * 24 * 3600), sprite: SpriteName.optional() }).strict(),
-    output: z.object({ idleTimeoutSec: z.number() }),
-    summary: 'Sets the idle timeout (seconds; 0 = never sleep), daemon-wide or for one sprite.',
+    input: z
+      .object({
+        idleTimeoutSec: z.number().int().min(0).max(30 * 24 * 3600).optional(),
+        memoryLimitMiB: z.number().int().min(0).max(16 * 1024 * 1024).optional(),
+        sprite: SpriteName.optional(),
+      })
+      .strict(),
+    output: z.lazy(() => Config),
+    summary: 'Sets the idle timeout (seconds; 0 = never sleep), daemon-wide or for one `sprite`; and the memory limit (MiB; 0 = the default).',
   }),
   'relay.connect': method({
     http: 'POST',
@@ -301,6 +307,8 @@ export const methods = {
     summary: 'Runs a command to completion and returns its output (UTF-8; see the exec stream for bytes).',
   }),
 } as const;
+
+export const Config = z.object({ idleTimeoutSec: z.number(), memoryLimitMiB: z.number(), memoryLimitDefault: z.boolean() });
 
 export const RelayStatus = z.object({
   configured: z.boolean(),

@@ -90,10 +90,14 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
       return relay().shareLink(name, ttlSec * 1000);
     },
     'sprites.usage': async () => engine.list().map((s) => ({ name: s.name, state: s.state, ...s.usage })),
-    'config.get': async () => ({ idleTimeoutSec: engine.settings.idleTimeoutSec }),
-    'config.set': async ({ idleTimeoutSec, sprite }) => {
-      await engine.setIdleTimeout(idleTimeoutSec, sprite);
-      return { idleTimeoutSec };
+    'config.get': async () => engine.configView(),
+    'config.set': async ({ idleTimeoutSec, memoryLimitMiB, sprite }) => {
+      if (idleTimeoutSec === undefined && memoryLimitMiB === undefined) throw new SpritelyError('invalid_argument', 'Nothing to set: give idleTimeoutSec and/or memoryLimitMiB.');
+      if (memoryLimitMiB !== undefined && memoryLimitMiB > 0 && memoryLimitMiB < 256) throw new SpritelyError('invalid_argument', `A memory limit of ${memoryLimitMiB} MiB is below 256 MiB, too small for any sprite (0 = the default).`);
+      if (memoryLimitMiB !== undefined && sprite) throw new SpritelyError('invalid_argument', 'The memory limit is daemon-wide; it takes no sprite.');
+      if (idleTimeoutSec !== undefined) await engine.setIdleTimeout(idleTimeoutSec, sprite);
+      if (memoryLimitMiB !== undefined) await engine.setMemoryLimit(memoryLimitMiB);
+      return engine.configView();
     },
   };
 }

@@ -8,6 +8,7 @@
 import { execFile } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { SpritelyError, toSpritelyError } from '../errors.ts';
@@ -84,6 +85,13 @@ export interface SpriteUsage {
 export interface EngineConfig {
   /** Seconds without use before an awake sprite sleeps; 0 = never. */
   idleTimeoutSec: number;
+  /** Guest RAM (MiB) that awake sprites may add up to; 0 = the default (80% of host RAM). */
+  memoryLimitMiB: number;
+}
+
+/** The default memory limit: leaves a fifth of the host's RAM to the host (and QEMU's own overhead). */
+export function defaultMemoryLimitMiB(): number {
+  return Math.floor((os.totalmem() / 2 ** 20) * 0.8);
 }
 
 export const DEFAULT_IDLE_TIMEOUT_SEC = Number(process.env.SPRITELY_IDLE_TIMEOUT ?? 300);
@@ -131,7 +139,9 @@ export class Engine extends EventEmitter<EngineEvents> {
   private lastActivity = new Map<string, number>();
   private holds = new Map<string, number>();
   private idleTimer: NodeJS.Timeout | null = null;
-  private config: EngineConfig = { idleTimeoutSec: DEFAULT_IDLE_TIMEOUT_SEC };
+  private config: EngineConfig = { idleTimeoutSec: DEFAULT_IDLE_TIMEOUT_SEC, memoryLimitMiB: 0 };
+  /** Guest RAM of launches under way (admitted, not yet in `vms`). */
+  private admitting = new Map<string, number>();
   /** Allocated bytes of each overlay at its last checkpoint (for per-checkpoint disk estimates). */
   private diskMarks = new Map<string, number>();
   private qemuVer: string | null = null;
@@ -153,6 +163,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     ensureLayout(this.layout);
     const saved = readJson<Partial<EngineConfig>>(this.layout.configFile);
     if (saved && typeof saved.idleTimeoutSec === 'number') this.config = { ...this.config, idleTimeoutSec: saved.idleTimeoutSec };
+    if (saved && typeof saved.memoryLimitMiB === 'number') this.config = { ...this.config, memoryLimitMiB: saved.memoryLimitMiB };
     this.clientKey = ensureClientKey(this.layout.keysDir);
     for (const name of fs.readdirSync(this.layout.spritesDir)) {
       if (name.startsWith('.')) continue;
@@ -376,6 +387,53 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
   }
 
+  async setMemoryLimit(mib: number): Promise<void> {
+    this.config = { ...this.config, memoryLimitMiB: mib };
+    await writeJsonAtomic(this.layout.configFile, this.config);
+  }
+
+  configView(): { idleTimeoutSec: number; memoryLimitMiB: number; memoryLimitDefault: boolean } {
+    return { idleTimeoutSec: this.config.idleTimeoutSec, memoryLimitMiB: this.memoryLimit(), memoryLimitDefault: !this.config.memoryLimitMiB };
+  }
+
+  memoryLimit(): number {
+    return this.config.memoryLimitMiB || defaultMemoryLimitMiB();
+  }
+
+  /**
+   * Refuses to wake a machine whose guest RAM would take the awake sprites past the memory limit,
+   * naming the awake sprites whose sleep would make room. Admitted RAM is reserved until the
+   * launch ends, so two launches at once cannot both squeeze in. Returns the release function.
+   */
+  private admit(name: string, memoryMiB: number): () => void {
+    const limit = this.memoryLimit();
+    const awake = [...this.vms.keys()].filter((n) => n !== name).map((n) => ({ n, mib: this.manifests.get(n)?.memoryMiB ?? 0 }));
+    const pending = [...this.admitting].filter(([n]) => n !== name).reduce((a, [, mib]) => a + mib, 0);
+    const used = awake.reduce((a, x) => a + x.mib, 0) + pending;
+    if (used + memoryMiB > limit) {
+      const need = used + memoryMiB - limit;
+      const biggest = awake.sort((a, b) => b.mib - a.mib);
+      const toSleep: string[] = [];
+      let freed = 0;
+      for (const x of biggest) {
+        if (freed >= need) break;
+        toSleep.push(x.n);
+        freed += x.mib;
+      }
+      const hint =
+        memoryMiB > limit ? `it alone needs more than the limit: give it less memory, or raise the limit (spritely config set memory-limit SIZE)`
+        : freed >= need ? `sleep ${toSleep.join(', ')} first (spritely sleep NAME), or raise the limit (spritely config set memory-limit SIZE)`
+        : `other launches are under way; try again in a moment, or raise the limit (spritely config set memory-limit SIZE)`;
+      throw new SpritelyError(
+        'resource_exhausted',
+        `Not enough memory for "${name}": it needs ${memoryMiB} MiB and awake sprites already use ${used} MiB of the ${limit} MiB limit; ${hint}.`,
+        { neededMiB: memoryMiB, usedMiB: used, limitMiB: limit, sleepFirst: toSleep },
+      );
+    }
+    this.admitting.set(name, memoryMiB);
+    return () => this.admitting.delete(name);
+  }
+
   /** What the sprite may reach; applies to the next connection the guest opens (no restart). */
   async setNetwork(name: string, policy: NetworkPolicy): Promise<SpriteView> {
     this.get(name);
@@ -466,6 +524,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (this.vms.has(name)) return { sprite: this.view(name), timings: { totalMs: 0 } };
     if (m.status !== 'sleeping' || !m.sleep) throw new SpritelyError('failed_precondition', `Sprite "${name}" is not sleeping (it is ${this.view(name).state}).`);
     const image = this.mustImage(m);
+    this.admit(name, m.memoryMiB)(); // refuse before anything of the sleep state is touched
     const signature = await this.signatureFor(name, m, image);
     const fits = signature === m.sleep.signature && fs.existsSync(m.sleep.file);
     let note: string | null = null;
@@ -592,6 +651,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     const diskGiB = intInRange('diskGiB', req.diskGiB ?? DEFAULTS.diskGiB, DEFAULTS.diskGiB, 16384);
     const p = spritePaths(this.layout, name);
     if (this.manifests.has(name) || fs.existsSync(p.dir)) throw new SpritelyError('already_exists', `A sprite named "${name}" already exists.`);
+    const cores = os.availableParallelism();
+    if (cpus > cores) throw new SpritelyError('invalid_argument', `This computer has ${cores} CPU cores; a sprite can have at most ${cores} (asked for ${cpus}).`);
+    this.admit(name, memoryMiB)(); // refuse now, before anything is made; launch checks again
     return this.locks.run(name, 'creating', async () => {
       const t0 = Date.now();
       const timings: Record<string, number> = {};
@@ -669,6 +731,15 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** Starts QEMU for a sprite (booting, or restoring `incoming`) and takes ownership of it. */
   private async launch(name: string, m: Manifest, image: ImageRecord, incoming?: string): Promise<QemuVm> {
+    const release = this.admit(name, m.memoryMiB);
+    try {
+      return await this.launchAdmitted(name, m, image, incoming);
+    } finally {
+      release();
+    }
+  }
+
+  private async launchAdmitted(name: string, m: Manifest, image: ImageRecord, incoming?: string): Promise<QemuVm> {
     const p = spritePaths(this.layout, name);
     const accel = await this.accelerator(image);
     const spec: VmSpec = {
