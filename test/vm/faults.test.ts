@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { daemonLog, qemuPidsOf, snapshotTree, startDaemon, waitFor, type TestDaemon } from './harness.ts';
+import { methods } from '../../vm/api/contract.ts';
+import { daemonLog, qemuPidsOf, snapshotTree, startDaemon, testImagesDir, waitFor, type TestDaemon } from './harness.ts';
 
 let d: TestDaemon;
 
@@ -98,6 +99,98 @@ describe('faults', () => {
     expect((await d.api.call('sprites.get', { name: 'victim' })).state).toBe('running');
   });
 
+  it('a barrage of 10 000 random hostile requests: each gets a clear 4xx error, the daemon stays up, nothing changes', async () => {
+    const seed = Number(process.env.SPRITELY_FUZZ_SEED ?? Date.now() % 1_000_000);
+    const rand = mulberry32(seed);
+    const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+    const before = snapshotTree(path.join(d.home, 'sprites'));
+    const spritesBefore = (await d.api.call('sprites.list')).map((s) => `${s.name}:${s.state}:${s.pid}`);
+    const imagesBefore = fs.readdirSync(testImagesDir()).sort();
+    const routes = [...new Set(Object.values(methods).map((m) => m.path))];
+    // names that are invalid, traversal, or a valid name that does not exist (never "victim" in the path)
+    const badNames = ['..', '../..', '..%2F..%2Fetc%2Fpasswd', '%2e%2e', 'a%00b', '%ff', 'x'.repeat(300), 'VICTIM', '%20victim', 'victim%2F..%2Fx', 'v%C3%ADctim', '-', 'ghost', '', '%2F', '.victim'];
+    const badIds = ['..', '..%2F..%2Fsprite.json', 'v0', 'v99999999999999999999999', 'V1', '%00', 'v1%2F..', 'x'.repeat(500)];
+    const junk = (depth: number): unknown => {
+      const k = Math.floor(rand() * (depth > 3 ? 6 : 9));
+      switch (k) {
+        case 0: return null;
+        case 1: return rand() < 0.5;
+        case 2: return pick([0, -1, 1e308, -1e-308, 2 ** 53 + 1, 0.5, 65536, 4097]);
+        case 3: return pick(['', '../../etc/passwd', '\u0000', 'x'.repeat(Math.floor(rand() * 70_000)), '\ud800', '<script>', 'v1', 'victim', '/root/../../..', 'A'.repeat(10)]);
+        case 4: return 'victim';
+        case 5: return pick(['internet', 'allow=', 'none', 'allow=*.*', 'ssh://x']);
+        case 6: return Array.from({ length: Math.floor(rand() * 5) }, () => junk(depth + 1));
+        default: {
+          const o: Record<string, unknown> = {};
+          for (let i = Math.floor(rand() * 5); i > 0; i--) o[pick(['name', 'argv', 'stdin', 'cwd', 'env', 'timeoutMs', 'memoryMiB', 'cpus', 'diskGiB', 'network', 'policy', 'id', 'backup', 'checkpoint', 'newName', 'comment', 'port', 'force', 'url', 'token', 'ca', 'idleTimeoutSec', 'memoryLimitMiB', 'sprite', 'ttlSec', 'auth', 'off', '__proto__', 'constructor'])] = junk(depth + 1);
+          return o;
+        }
+      }
+    };
+    /**
+     * Every request is malformed or hostile, with two harmless exceptions that are allowed to
+     * succeed: GETs (reads). Nothing may change anything: a request that names the real sprite or
+     * no sprite at all is a POST whose body is invalid (an unknown key: every input is strict; or
+     * not a JSON object), because a DELETE or an empty POST there would be a valid request.
+     */
+    const request = (): { method: string; path: string; body?: string | Buffer } => {
+      if (rand() < 0.1) return { method: pick(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']), path: pick(['/v1/nope', '/v2/sprites', '/', '/v1/sprites/victim/secret', '/v1/../../etc/passwd', '/%2e%2e/%2e%2e', '/v1/sprites/victim/checkpoints/v1/restore/x']) };
+      const route = pick(routes);
+      const hostileName = route.includes(':name') && rand() < 0.7;
+      const p = hostileName
+        ? route.replace(':name', () => pick(badNames)).replace(':id', () => pick(badIds))
+        : route.replace(':name', 'victim').replace(':id', () => pick(badIds.concat(['v1'])));
+      const method = hostileName ? pick(['GET', 'POST', 'DELETE', 'PUT']) : rand() < 0.2 ? 'GET' : 'POST';
+      let body: string | Buffer;
+      const shape = rand();
+      if (shape < 0.1) body = Buffer.from([0xff, ...Array.from({ length: Math.floor(rand() * 200) }, () => Math.floor(rand() * 256))]);
+      else if (shape < 0.2) body = pick(['{', '{"a":', 'null', '[]', '"str"', '12', 'true', '{"name":"victim"}}', '\ufeff{}']);
+      else {
+        const o = junk(0);
+        body = JSON.stringify(o && typeof o === 'object' && !Array.isArray(o) ? { ...o, [`fuzz${Math.floor(rand() * 1e6)}`]: 1 } : o);
+      }
+      return { method, path: p, body };
+    };
+    const N = 10_000;
+    const statuses = new Map<number, number>();
+    const failures: string[] = [];
+    let reads = 0;
+    let next = 0;
+    const t0 = Date.now();
+    const worker = async () => {
+      while (next < N) {
+        next++;
+        const r = request();
+        const res = await d.api.request(r.method, r.path, r.body).catch((e) => ({ status: -1, text: String(e) }));
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        let msg = '';
+        try {
+          msg = JSON.parse(res.text).error?.message ?? '';
+        } catch {
+          /* not JSON */
+        }
+        const harmlessRead = r.method === 'GET' && res.status === 200;
+        if (harmlessRead) reads++;
+        else if (res.status < 400 || res.status >= 500 || !msg || /\n\s+at /.test(msg)) {
+          if (failures.length < 10) failures.push(`${res.status} ${r.method} ${r.path} ${String(r.body).slice(0, 200)} → ${res.text.slice(0, 300)}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    const ms = Date.now() - t0;
+    process.stderr.write(`[barrage] seed ${seed}: ${N} requests in ${ms} ms; statuses ${JSON.stringify(Object.fromEntries(statuses))} (${reads} harmless GETs)\n`);
+    expect(reads).toBeLessThan(N * 0.2);
+    expect(failures, `seed ${seed}`).toEqual([]);
+    // the daemon is the same process, answers, and nothing moved
+    expect(fs.readFileSync(d.layout.daemonPidFile, 'utf8').trim()).toBe(String(d.pid));
+    expect((await d.api.call('daemon.info')).pid).toBe(d.pid);
+    expect((await d.api.call('sprites.list')).map((s) => `${s.name}:${s.state}:${s.pid}`)).toEqual(spritesBefore);
+    expect(snapshotTree(path.join(d.home, 'sprites'))).toEqual(before);
+    expect(fs.readdirSync(testImagesDir()).sort()).toEqual(imagesBefore);
+    expect((await d.api.call('checkpoints.list', { name: 'victim' }))).toEqual([]);
+    expect((await exec('victim', ['echo', 'still here'])).stdout).toBe('still here\n');
+  }, 600_000);
+
   it('the loopback port lets in only the token or a UI session, from our own origin and host', async () => {
     const port = Number(fs.readFileSync(path.join(d.home, 'api-port'), 'utf8'));
     const token = fs.readFileSync(path.join(d.home, 'api-token'), 'utf8').trim();
@@ -144,3 +237,15 @@ describe('faults', () => {
     await d.api.call('sprites.destroy', { name: 'race' });
   });
 });
+
+/** A small seeded PRNG, so a failing barrage can be replayed with SPRITELY_FUZZ_SEED. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
