@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { SpritelyError } from '../errors.ts';
-import { buildExecRequest, checkpointComment, DEFAULT_EXEC_OUTPUT_BYTES, DEFAULT_EXEC_TIMEOUT_MS, formatExecResult, type ExecToolResult } from './exec-tool.ts';
+import { buildExecRequest, checkpointComment, DEFAULT_EXEC_OUTPUT_BYTES, DEFAULT_EXEC_TIMEOUT_MS, formatExecResult, shapeExecResult, type ExecToolResult } from './exec-tool.ts';
 
 const refusal = (fn: () => unknown): string | null => {
   try {
@@ -13,23 +13,29 @@ const refusal = (fn: () => unknown): string | null => {
 };
 
 describe('buildExecRequest', () => {
-  it('runs a command line with bash -lc, untouched', () => {
+  it('runs a command line with bash -lc, untouched, under an in-guest timeout', () => {
     const cmd = `cd /tmp && echo "$HOME" | tr a-z A-Z; ls 'a b' 2>&1`;
-    expect(buildExecRequest({ name: 'dev', command: cmd })).toEqual({ name: 'dev', argv: ['bash', '-lc', cmd], timeoutMs: DEFAULT_EXEC_TIMEOUT_MS, maxOutputBytes: DEFAULT_EXEC_OUTPUT_BYTES });
+    expect(buildExecRequest({ name: 'dev', command: cmd })).toEqual({
+      req: { name: 'dev', argv: ['timeout', '-k', '5', '300', 'bash', '-lc', cmd], timeoutMs: 320_000, maxOutputBytes: DEFAULT_EXEC_OUTPUT_BYTES },
+      timeoutMs: DEFAULT_EXEC_TIMEOUT_MS,
+      maxOutputBytes: DEFAULT_EXEC_OUTPUT_BYTES,
+    });
   });
 
   it('passes argv through as it is, with cwd, env, stdin, timeout and output cap', () => {
-    expect(buildExecRequest({ name: 'dev', argv: ['printf', '%s', '$(x) *'], cwd: '/srv/app', env: { A: '1', B_2: 'two words' }, stdin: 'in', timeout_ms: 500, max_output_bytes: 10 })).toEqual({
+    expect(buildExecRequest({ name: 'dev', argv: ['printf', '%s', '$(x) *'], cwd: '/srv/app', env: { A: '1', B_2: 'two words' }, stdin: 'in', timeout_ms: 1500, max_output_bytes: 10 }).req).toEqual({
       name: 'dev',
-      argv: ['printf', '%s', '$(x) *'],
+      argv: ['timeout', '-k', '5', '1.5', 'printf', '%s', '$(x) *'],
       cwd: '/srv/app',
       env: { A: '1', B_2: 'two words' },
       stdin: 'in',
-      timeoutMs: 500,
+      timeoutMs: 21_500,
       maxOutputBytes: 10,
     });
-    expect(buildExecRequest({ name: 'dev', argv: ['true'], env: {} })).not.toHaveProperty('env');
-    expect(buildExecRequest({ name: 'dev', argv: ['true'], max_output_bytes: 0 }).maxOutputBytes).toBe(0);
+    expect(buildExecRequest({ name: 'dev', argv: ['true'], env: {} }).req).not.toHaveProperty('env');
+    expect(buildExecRequest({ name: 'dev', argv: ['true'], max_output_bytes: 0 }).req.maxOutputBytes).toBe(0);
+    // The API's backstop never goes past the API's own maximum.
+    expect(buildExecRequest({ name: 'dev', argv: ['true'], timeout_ms: 86_400_000 }).req.timeoutMs).toBe(86_400_000);
   });
 
   it('refuses what cannot run, saying what to give instead', () => {
@@ -47,6 +53,23 @@ describe('buildExecRequest', () => {
     expect(refusal(() => buildExecRequest({ name: 'dev', argv: ['ls'], timeout_ms: 0 }))).toMatch(/timeout_ms/);
     expect(refusal(() => buildExecRequest({ name: 'dev', argv: ['ls'], timeout_ms: 1.5 }))).toMatch(/timeout_ms/);
     expect(refusal(() => buildExecRequest({ name: 'dev', argv: ['ls'], max_output_bytes: 2 * 1024 * 1024 }))).toMatch(/max_output_bytes/);
+  });
+});
+
+describe('shapeExecResult', () => {
+  const r = { exitCode: 0, signal: null, stdout: '', stderr: '', truncated: false, timedOut: false, durationMs: 100 };
+  it('turns the in-guest timeout firing (124 after TERM, 137 after KILL) into timedOut with no exit code', () => {
+    expect(shapeExecResult({ ...r, exitCode: 124, durationMs: 2050 }, { timeoutMs: 2000 })).toEqual({ ...r, exitCode: null, signal: 'TERM', timedOut: true, durationMs: 2050 });
+    expect(shapeExecResult({ ...r, exitCode: 137, durationMs: 7100 }, { timeoutMs: 2000 })).toEqual({ ...r, exitCode: null, signal: 'KILL', timedOut: true, durationMs: 7100 });
+    expect(shapeExecResult({ ...r, exitCode: null, signal: 'KILL', durationMs: 7100 }, { timeoutMs: 2000 })).toMatchObject({ exitCode: null, signal: 'KILL', timedOut: true });
+    expect(shapeExecResult({ ...r, exitCode: null, signal: 'SIGKILL', durationMs: 7100 }, { timeoutMs: 2000 })).toMatchObject({ signal: 'KILL', timedOut: true });
+    // Killed by someone else before the time was up: not a timeout.
+    expect(shapeExecResult({ ...r, exitCode: null, signal: 'KILL', durationMs: 100 }, { timeoutMs: 2000 })).toMatchObject({ signal: 'KILL', timedOut: false });
+  });
+  it('keeps a program\'s own 124 before the time is up, and every other result', () => {
+    expect(shapeExecResult({ ...r, exitCode: 124, durationMs: 50 }, { timeoutMs: 2000 })).toEqual({ ...r, exitCode: 124, durationMs: 50 });
+    expect(shapeExecResult({ ...r, exitCode: 3 }, { timeoutMs: 10 })).toEqual({ ...r, exitCode: 3 });
+    expect(shapeExecResult({ ...r, exitCode: 0, timedOut: true }, { timeoutMs: 10 })).toMatchObject({ exitCode: null, signal: 'TERM', timedOut: true });
   });
 });
 

@@ -3,6 +3,12 @@
  * `sprites.exec` request, and the result becomes text a model reads well plus the same facts as
  * structured data. Limits are tighter than the API's because the output lands in a model's context
  * (and an MCP message carries it twice: text and structuredContent).
+ *
+ * The timeout is enforced inside the sprite by coreutils `timeout` (TERM to the command's whole
+ * process group, KILL 5 s later), not only by the API's `timeoutMs`: on this daemon version the
+ * API marks a call `timedOut` when its timer fires but the command keeps running until it ends by
+ * itself (the SSH signal request is ignored), so an agent's `npm start` would hold the call forever.
+ * The API's timer stays as a backstop, a little later.
  */
 import { SpritelyError } from '../errors.ts';
 import type { MethodInput, MethodOutput } from '../api/contract.ts';
@@ -16,6 +22,10 @@ export const MAX_EXEC_TIMEOUT_MS = 24 * 3600_000;
 export const DEFAULT_EXEC_OUTPUT_BYTES = 64 * 1024;
 export const MAX_EXEC_OUTPUT_BYTES = 1024 * 1024;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** `timeout -k`: how long after TERM a command that ignores it gets KILL. */
+const KILL_AFTER_S = 5;
+/** The API's own timer fires this long after the in-guest timeout, as a backstop. */
+const BACKSTOP_MS = 15_000;
 
 export interface ExecArgs {
   name: string;
@@ -29,7 +39,14 @@ export interface ExecArgs {
   checkpoint_before?: boolean | string;
 }
 
-export function buildExecRequest(a: ExecArgs): ExecInput {
+export interface ExecPlan {
+  req: ExecInput;
+  /** The timeout the model asked for (the guest enforces it). */
+  timeoutMs: number;
+  maxOutputBytes: number;
+}
+
+export function buildExecRequest(a: ExecArgs): ExecPlan {
   if (a.argv !== undefined && a.command !== undefined) throw new SpritelyError('invalid_argument', 'Give either argv (a list of words) or command (a shell command line), not both.');
   let argv: string[];
   if (a.command !== undefined) {
@@ -54,11 +71,29 @@ export function buildExecRequest(a: ExecArgs): ExecInput {
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_EXEC_TIMEOUT_MS) throw new SpritelyError('invalid_argument', `timeout_ms must be a whole number of milliseconds from 1 to ${MAX_EXEC_TIMEOUT_MS} (24 h).`);
   const maxOutputBytes = a.max_output_bytes ?? DEFAULT_EXEC_OUTPUT_BYTES;
   if (!Number.isInteger(maxOutputBytes) || maxOutputBytes < 0 || maxOutputBytes > MAX_EXEC_OUTPUT_BYTES) throw new SpritelyError('invalid_argument', `max_output_bytes must be from 0 to ${MAX_EXEC_OUTPUT_BYTES} (1 MiB) per stream.`);
-  const req: ExecInput = { name: a.name, argv, timeoutMs, maxOutputBytes };
+  const req: ExecInput = {
+    name: a.name,
+    argv: ['timeout', '-k', String(KILL_AFTER_S), String(timeoutMs / 1000), ...argv],
+    timeoutMs: Math.min(timeoutMs + KILL_AFTER_S * 1000 + BACKSTOP_MS, MAX_EXEC_TIMEOUT_MS),
+    maxOutputBytes,
+  };
   if (a.cwd !== undefined) req.cwd = a.cwd;
   if (a.env && Object.keys(a.env).length) req.env = a.env;
   if (a.stdin !== undefined) req.stdin = a.stdin;
-  return req;
+  return { req, timeoutMs, maxOutputBytes };
+}
+
+/**
+ * The API's result as the model should see it: when `timeout` fired it exits 124 (TERM worked),
+ * or KILL ends it with the command (137 from a shell), which is a timeout with no exit code, not a program's exit status. A
+ * program that exits 124 by itself before the time is up keeps its code.
+ */
+export function shapeExecResult(r: ExecOutput, plan: Pick<ExecPlan, 'timeoutMs'>): ExecOutput {
+  // After KILL, `timeout` is in the killed process group itself: the exec then ends by signal.
+  const killed = r.exitCode === 137 || /^(SIG)?KILL$/.test(r.signal ?? '');
+  const fired = (r.exitCode === 124 || killed) && r.durationMs >= plan.timeoutMs;
+  if (!fired && !r.timedOut) return r;
+  return { ...r, exitCode: null, signal: killed ? 'KILL' : 'TERM', timedOut: true };
 }
 
 /** The checkpoint comment `checkpoint_before` asks for, or null when it asks for none. */
@@ -81,7 +116,7 @@ export interface ExecToolResult extends ExecOutput {
 }
 
 /** What the model reads: the outcome on the first line, then each non-empty stream. */
-export function formatExecResult(r: ExecToolResult, req: Pick<ExecInput, 'timeoutMs' | 'maxOutputBytes'>): string {
+export function formatExecResult(r: ExecToolResult, req: Pick<ExecPlan, 'timeoutMs' | 'maxOutputBytes'>): string {
   const how = r.timedOut
     ? `timed out after ${req.timeoutMs} ms and was killed (raise timeout_ms, or start long-running programs in the background with nohup … &)`
     : r.exitCode !== null

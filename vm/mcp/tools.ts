@@ -16,7 +16,7 @@ import { spriteNameProblem } from '../names.ts';
 import { formatBytes, formatTimeline } from '../checkpoints/timeline-text.ts';
 import { formatTable } from '../cli/ui.ts';
 import type { DaemonCaller } from './daemon-link.ts';
-import { buildExecRequest, checkpointComment, DEFAULT_EXEC_OUTPUT_BYTES, DEFAULT_EXEC_TIMEOUT_MS, fmtMs, formatExecResult, MAX_EXEC_OUTPUT_BYTES, type ExecToolResult } from './exec-tool.ts';
+import { buildExecRequest, checkpointComment, DEFAULT_EXEC_OUTPUT_BYTES, DEFAULT_EXEC_TIMEOUT_MS, fmtMs, formatExecResult, MAX_EXEC_OUTPUT_BYTES, shapeExecResult, type ExecToolResult } from './exec-tool.ts';
 import { contentBytes, DEFAULT_READ_BYTES, formatList, listRequest, MAX_READ_BYTES, MAX_WRITE_BYTES, parseList, parseRead, parseWrite, readRequest, writeRequest } from './files.ts';
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -301,19 +301,19 @@ export function registerTools(server: McpServer, daemon: DaemonCaller, opts: Too
     async (a, extra) =>
       run(extra, 'exec', async () => {
         checkName(a.name);
-        const req = buildExecRequest(a);
+        const plan = buildExecRequest(a);
         const comment = checkpointComment(a);
         let checkpoint: string | null = null;
         if (comment !== null) checkpoint = (await daemon.call('checkpoints.create', { name: a.name, comment })).checkpoint.id;
         let r;
         try {
-          r = await daemon.call('sprites.exec', req, { timeoutMs: (req.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS) + 120_000 });
+          r = shapeExecResult(await daemon.call('sprites.exec', plan.req, { timeoutMs: (plan.req.timeoutMs ?? 0) + 120_000 }), plan);
         } catch (err) {
           if (checkpoint && err instanceof SpritelyError) throw new SpritelyError(err.code, `${err.message} (checkpoint ${checkpoint} had been taken before.)`);
           throw err;
         }
         const result: ExecToolResult = { ...r, checkpoint };
-        return ok(formatExecResult(result, req), {
+        return ok(formatExecResult(result, plan), {
           exitCode: result.exitCode,
           signal: result.signal,
           stdout: result.stdout,
