@@ -154,6 +154,24 @@ describe('egress policies', () => {
   });
 });
 
+describe('secrets', () => {
+  it("the installation's SSH key and tokens are 0600 in a 0700 data dir and never inside a guest", async () => {
+    expect(fs.statSync(d.home).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(d.layout.keysDir).mode & 0o777).toBe(0o700);
+    for (const f of [`${d.layout.keysDir}/id_ed25519`, d.layout.apiTokenFile]) expect(fs.statSync(f).mode & 0o777, f).toBe(0o600);
+    const privateKey = fs.readFileSync(`${d.layout.keysDir}/id_ed25519`, 'utf8');
+    const body = privateKey.split('\n').filter((l) => l && !l.startsWith('-----'));
+    const token = fs.readFileSync(d.layout.apiTokenFile, 'utf8').trim();
+    // a distinctive slice of each secret, searched for wherever a guest keeps configuration and data
+    const needles = [body[1].slice(0, 40), token.slice(0, 32)];
+    const r = await exec('iso-a', `for n in ${needles.map((n) => `'${n}'`).join(' ')}; do grep -rlF -- "$n" /etc /root /home /var /tmp /run /opt /srv /usr/lib/spritely /usr/local 2>/dev/null; done; echo searched`, 600_000);
+    expect(r.stdout.trim()).toBe('searched');
+    // what the guest does hold: the installation's public key, for root's login
+    const pub = fs.readFileSync(`${d.layout.keysDir}/id_ed25519.pub`, 'utf8').trim();
+    expect((await exec('iso-a', 'cat /root/.ssh/authorized_keys')).stdout.trim()).toBe(pub);
+  });
+});
+
 describe('resources', () => {
   it('refuses to overcommit host RAM past the limit, naming what to sleep; nothing is made or lost', async () => {
     const set = await d.cli(['config', 'set', 'memory-limit', '1200M']);
