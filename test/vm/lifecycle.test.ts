@@ -72,6 +72,17 @@ describe('a sprite through its life', () => {
     expect(env.stdout).toBe('hi there in /tmp\n');
   });
 
+  it('an API exec that times out ends the command in the guest too (process group), and says so', async () => {
+    const t0 = Date.now();
+    const r = await d.api.call('sprites.exec', { name: 'keep', argv: ['sh', '-c', 'echo started; sleep 300 & sleep 301; echo late > /tmp/late'], timeoutMs: 1500 }, { timeoutMs: 60_000 });
+    expect(r).toMatchObject({ timedOut: true, stdout: 'started\n' });
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    const left = await d.api.call('sprites.exec', { name: 'keep', argv: ['sh', '-c', 'sleep 2; pgrep -f "sleep 30[01]" || echo none; ls /tmp/late 2>&1 || true'] });
+    expect(left.stdout).toMatch(/^none\n.*No such file/s);
+    const quick = await d.api.call('sprites.exec', { name: 'keep', argv: ['sh', '-c', 'exit 3'], timeoutMs: 30_000 });
+    expect(quick).toMatchObject({ timedOut: false, exitCode: 3 });
+  });
+
   it('two sprites at once are separate machines', async () => {
     await ok(['create', 'twin']);
     const facts = async (name: string) => ({

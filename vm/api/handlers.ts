@@ -113,7 +113,10 @@ async function execBuffered(engine: Engine, input: MethodInput<'sprites.exec'>):
 }
 
 async function runBuffered(engine: Engine, input: MethodInput<'sprites.exec'>, t0: number): Promise<MethodOutput<'sprites.exec'>> {
-  const channel = await (await engine.sshAwake(input.name)).exec(input.argv, { cwd: input.cwd, env: input.env });
+  // The timeout is enforced in the guest (coreutils `timeout`: TERM to the command's process group,
+  // KILL 5 s later): closing an SSH channel without a terminal does not end the command.
+  const argv = input.timeoutMs ? ['timeout', '-k', '5', (input.timeoutMs / 1000).toFixed(3), ...input.argv] : input.argv;
+  const channel = await (await engine.sshAwake(input.name)).exec(argv, { cwd: input.cwd, env: input.env });
   const cap = input.maxOutputBytes ?? DEFAULT_EXEC_OUTPUT_CAP;
   const out: Buffer[] = [];
   const err: Buffer[] = [];
@@ -141,15 +144,17 @@ async function runBuffered(engine: Engine, input: MethodInput<'sprites.exec'>, t
     exitCode = code ?? null;
     signal = sig ?? null;
   });
+  // backstop, should the guest's timeout itself not answer
   const timer = input.timeoutMs
     ? setTimeout(() => {
         timedOut = true;
         channel.signal('KILL');
         channel.close();
-      }, input.timeoutMs)
+      }, input.timeoutMs + 10_000)
     : null;
   await new Promise<void>((resolve) => channel.on('close', () => resolve()));
   if (timer) clearTimeout(timer);
+  if (input.timeoutMs && (exitCode === 124 || exitCode === 137) && Date.now() - t0 >= input.timeoutMs) timedOut = true;
   return {
     exitCode,
     signal,

@@ -5,10 +5,10 @@
  * (and an MCP message carries it twice: text and structuredContent).
  *
  * The timeout is enforced inside the sprite by coreutils `timeout` (TERM to the command's whole
- * process group, KILL 5 s later), not only by the API's `timeoutMs`: on this daemon version the
- * API marks a call `timedOut` when its timer fires but the command keeps running until it ends by
- * itself (the SSH signal request is ignored), so an agent's `npm start` would hold the call forever.
- * The API's timer stays as a backstop, a little later.
+ * process group, KILL 5 s later). The API's `sprites.exec` now does the same for its `timeoutMs`
+ * (closing an SSH channel without a terminal does not end a command); the tool keeps its own,
+ * tighter wrapper so the model's timeout is exact and a kill reads as "timed out, no exit code",
+ * and gives the API a later timeout as a backstop.
  */
 import { SpritelyError } from '../errors.ts';
 import type { MethodInput, MethodOutput } from '../api/contract.ts';
