@@ -1,0 +1,188 @@
+/**
+ * Plain OpenSSH into sprites: `spritely ssh-config NAME` prints a `Host NAME` block (for
+ * ~/.ssh/config, VS Code Remote-SSH, rsync, scp…) and `spritely ssh-proxy NAME` is its
+ * ProxyCommand. The proxy wakes the sprite, keeps it awake while the connection lasts (it holds an
+ * idle exec channel, as an open terminal does) and pipes stdin/stdout to the sprite's SSH port on
+ * 127.0.0.1. The host key is verified against the key the daemon generated and pinned for the
+ * sprite (its manifest), written to a known_hosts file of our own under a per-sprite alias.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import type { ApiClient } from '../api/client.ts';
+import { SpritelyError } from '../errors.ts';
+import { assertSpriteName } from '../names.ts';
+import { layout, spritePaths, type Layout } from '../paths.ts';
+import { shellQuote } from '../ssh/ssh-link.ts';
+import { readManifest } from '../store/sprite-manifest.ts';
+import { ExecStream } from './agent-exec-stream.ts';
+
+export const SPRITELY_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/spritely.js');
+
+export function hostKeyAlias(name: string): string {
+  return `spritely-${name}`;
+}
+
+export function clientKeyFile(l: Layout): string {
+  return path.join(l.keysDir, 'id_ed25519');
+}
+
+export function knownHostsFile(l: Layout, name: string): string {
+  return path.join(l.home, 'ssh', `${name}.known_hosts`);
+}
+
+export function knownHostsLine(name: string, hostKeyPub: string): string {
+  const [type, blob] = hostKeyPub.trim().split(/\s+/);
+  if (!type || !blob) throw new SpritelyError('internal', `The pinned host key of "${name}" is not an OpenSSH public key.`);
+  return `${hostKeyAlias(name)} ${type} ${blob}\n`;
+}
+
+/** ssh_config expands %-tokens (and ~) in these values: "%" is written "%%"; spaces need quotes. */
+export function sshConfigValue(value: string): string {
+  const v = value.replaceAll('%', '%%');
+  if (/^[A-Za-z0-9_\-+=/.,:@%]+$/.test(v)) return v;
+  return `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
+/**
+ * The ProxyCommand: run by ssh through the user's shell, so every word is shell-quoted, then "%"
+ * doubled for ssh's own token expansion. A non-default data dir (SPRITELY_HOME) travels with it.
+ */
+export function proxyCommand(opts: { execPath: string; script: string; name: string; env?: Record<string, string | undefined> }): string {
+  const env = Object.entries(opts.env ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string' && e[1] !== '');
+  const words = [...(env.length ? ['env', ...env.map(([k, v]) => `${k}=${v}`)] : []), opts.execPath, opts.script, 'ssh-proxy', opts.name];
+  return words.map(shellQuote).join(' ').replaceAll('%', '%%');
+}
+
+export interface SshConfigInput {
+  name: string;
+  keyFile: string;
+  knownHostsFile: string;
+  proxyCommand: string;
+}
+
+export function sshConfigBlock(c: SshConfigInput): string {
+  return [
+    `# spritely sprite "${c.name}" (spritely ssh-config ${c.name})`,
+    `Host ${c.name}`,
+    `  User root`,
+    `  IdentityFile ${sshConfigValue(c.keyFile)}`,
+    `  IdentitiesOnly yes`,
+    `  ProxyCommand ${c.proxyCommand}`,
+    `  HostKeyAlias ${hostKeyAlias(c.name)}`,
+    `  UserKnownHostsFile ${sshConfigValue(c.knownHostsFile)}`,
+    `  StrictHostKeyChecking yes`,
+    `  UpdateHostKeys no`,
+    '',
+  ].join('\n');
+}
+
+/** Writes the sprite's pinned host key to its known_hosts file (0600, in a 0700 dir) when it differs. */
+export function writeKnownHosts(l: Layout, name: string): string {
+  const m = readManifest(spritePaths(l, name).manifest);
+  if (!m) throw new SpritelyError('not_found', `No sprite named "${name}" in ${l.home}. \`spritely list\` shows your sprites.`);
+  const file = knownHostsFile(l, name);
+  const text = knownHostsLine(name, m.hostKeyPub);
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  let current: string | null = null;
+  try {
+    current = fs.readFileSync(file, 'utf8');
+  } catch {
+    /* not written yet */
+  }
+  if (current !== text) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, text, { mode: 0o600 });
+    fs.renameSync(tmp, file);
+  }
+  fs.chmodSync(file, 0o600);
+  return file;
+}
+
+export function sshConfigFor(l: Layout, name: string, env: NodeJS.ProcessEnv = process.env): string {
+  const keyFile = clientKeyFile(l);
+  if (!fs.existsSync(keyFile)) throw new SpritelyError('failed_precondition', `The client key ${keyFile} does not exist yet (the daemon makes it when it starts).`);
+  return sshConfigBlock({
+    name,
+    keyFile,
+    knownHostsFile: writeKnownHosts(l, name),
+    proxyCommand: proxyCommand({
+      execPath: process.execPath,
+      script: SPRITELY_BIN,
+      name,
+      env: { SPRITELY_HOME: env.SPRITELY_HOME ? l.home : undefined, SPRITELY_IMAGES_DIR: env.SPRITELY_IMAGES_DIR ? l.imagesDir : undefined },
+    }),
+  });
+}
+
+/**
+ * The ProxyCommand: wake (the exec below wakes a sleeping sprite and waits until its SSH server
+ * answers), hold it awake, then pipe stdin/stdout to its SSH port until either side closes.
+ */
+export async function runSshProxy(api: ApiClient, name: string, l: Layout = layout()): Promise<number> {
+  try {
+    writeKnownHosts(l, name); // a sprite re-created under the same name has a new key
+  } catch (err) {
+    if (err instanceof SpritelyError && err.code === 'not_found') throw err;
+    process.stderr.write(`spritely ssh-proxy: could not refresh ${knownHostsFile(l, name)}: ${(err as Error).message}\n`);
+  }
+  const hold = new ExecStream(api, name, ['cat'], { stdin: true });
+  await hold.started;
+  const sprite = await api.call('sprites.get', { name });
+  if (!sprite.sshPort) {
+    hold.close();
+    throw new SpritelyError('unavailable', `Sprite "${name}" is ${sprite.state}${sprite.state === 'stopped' || sprite.state === 'crashed' ? ` (spritely start ${name})` : ''}.`);
+  }
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: '127.0.0.1', port: sprite.sshPort! });
+    let connected = false;
+    let finished = false;
+    const done = (err?: Error) => {
+      if (finished) return;
+      finished = true;
+      hold.close();
+      process.stdin.unpipe(sock);
+      process.stdin.destroy();
+      if (err && !connected) reject(new SpritelyError('unavailable', `Could not connect to the SSH port of "${name}" (127.0.0.1:${sprite.sshPort}): ${err.message}`));
+      else process.stdout.end(() => resolve(err ? 1 : 0));
+    };
+    sock.once('connect', () => {
+      connected = true;
+      sock.setNoDelay(true);
+      process.stdin.pipe(sock);
+      sock.pipe(process.stdout, { end: false });
+    });
+    sock.once('error', (err) => done(err));
+    sock.once('close', () => done());
+    // The hold ending (sprite put to sleep or stopped, daemon gone) leaves the TCP connection to
+    // fail or finish on its own.
+    hold.finished.catch(() => {});
+  });
+}
+
+export function registerSshCommands(program: Command, client: () => Promise<ApiClient>): void {
+  program
+    .command('ssh-config')
+    .description('Print an OpenSSH "Host NAME" block for ~/.ssh/config (ssh NAME, scp, rsync, VS Code Remote-SSH)')
+    .argument('[name]', 'the sprite')
+    .option('--all', 'a block for every sprite')
+    .action(async (name: string | undefined, opts: { all?: boolean }) => {
+      if (!name && !opts.all) throw new SpritelyError('invalid_argument', 'Name a sprite (spritely ssh-config NAME) or pass --all.');
+      if (name && opts.all) throw new SpritelyError('invalid_argument', 'Either a sprite name or --all, not both.');
+      if (name) assertSpriteName(name);
+      const api = await client();
+      const names = name ? [(await api.call('sprites.get', { name })).name] : (await api.call('sprites.list')).map((s) => s.name);
+      const l = layout();
+      process.stdout.write(names.map((n) => sshConfigFor(l, n)).join('\n'));
+    });
+  program
+    .command('ssh-proxy', { hidden: true })
+    .description('ProxyCommand for ssh-config: wake the sprite and pipe stdin/stdout to its SSH port')
+    .argument('<name>')
+    .action(async (name: string) => {
+      assertSpriteName(name);
+      process.exitCode = await runSshProxy(await client(), name);
+    });
+}
