@@ -15,6 +15,7 @@ import { formatBytes, formatTimeline } from '../checkpoints/timeline-text.ts';
 import { ensureDaemon } from '../daemon/autostart.ts';
 import { ApiClient } from '../api/client.ts';
 import { registerUiCommand } from './ui-command.ts';
+import { bareCheckpointFlag, checkpointBefore, registerAgentCommands } from './agent-commands.ts';
 import { registerMcpCommand } from '../mcp/command.ts';
 
 const program = new Command();
@@ -98,6 +99,7 @@ program
   .option('-t, --tty', 'allocate a terminal')
   .option('-w, --workdir <dir>', 'working directory in the sprite')
   .option('-e, --env <KEY=VALUE...>', 'environment variables')
+  .option('--checkpoint [comment]', 'checkpoint the sprite first ("before: CMD", or --checkpoint=TEXT); its id goes to stderr')
   .action(async (name, command: string[], opts) => {
     nameArg(name);
     const env: Record<string, string> = {};
@@ -106,6 +108,7 @@ program
       if (at < 1) throw new SpritelyError('invalid_argument', `--env takes KEY=VALUE (got ${JSON.stringify(kv)})`);
       env[kv.slice(0, at)] = kv.slice(at + 1);
     }
+    if (opts.checkpoint !== undefined) await checkpointBefore(await client(), name, command, opts.checkpoint);
     process.exitCode = await runExec(await client(), name, command, { tty: !!opts.tty, cwd: opts.workdir, env });
   });
 
@@ -308,7 +311,7 @@ config
     print(opts.json, c, () => `idle-timeout = ${c.idleTimeoutSec ? formatDuration(c.idleTimeoutSec) : 'never'}`);
   });
 
-const checkpoint = program.command('checkpoint').alias('cp').description('Capture and restore the whole machine (disk + RAM) as a tree');
+const checkpoint = program.command('checkpoint').description('Capture and restore the whole machine (disk + RAM) as a tree');
 checkpoint
   .command('create')
   .description('Checkpoint a sprite (RAM + disk when running, disk when stopped)')
@@ -381,6 +384,7 @@ program
   });
 
 registerUiCommand(program);
+registerAgentCommands(program, client);
 registerMcpCommand(program);
 
 const daemon = program.command('daemon').description('The background daemon that owns every sprite');
@@ -453,7 +457,7 @@ function formatDuration(s: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
-program.parseAsync(process.argv).catch((err: unknown) => {
+program.parseAsync(bareCheckpointFlag(process.argv)).catch((err: unknown) => {
   const msg = err instanceof SpritelyError ? err.message : (err as Error)?.message ?? String(err);
   process.stderr.write(`spritely: ${msg}\n`);
   process.exitCode = err instanceof SpritelyError && err.code === 'invalid_argument' ? 2 : 1;
