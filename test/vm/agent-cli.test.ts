@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateEd25519 } from '../../vm/ssh/keys.ts';
-import { daemonLog, startDaemon, type TestDaemon } from './harness.ts';
+import { daemonLog, startDaemon, waitFor, type TestDaemon } from './harness.ts';
 
 const S = 'agent';
 const STEP = 120_000;
@@ -227,6 +227,18 @@ describe('spritely ssh-config and plain OpenSSH', () => {
     expect(await guest('cat /root/via-scp')).toBe('through scp\n');
   });
 
+  it('an open ssh connection keeps the sprite awake past its idle timeout; it sleeps once ssh ends', async () => {
+    await ok(['config', 'set', 'idle-timeout', '4s', '--sprite', S]);
+    try {
+      const s = await run('ssh', ['-F', config, '-o', 'BatchMode=yes', S, 'sleep 14; echo still-here']);
+      expect(s.code, s.stderr).toBe(0);
+      expect(s.stdout).toBe('still-here\n');
+      await waitFor('the sprite to fall asleep after ssh ended', async () => (await d.api.call('sprites.get', { name: S })).state === 'sleeping', 60_000, 500);
+    } finally {
+      await ok(['config', 'set', 'idle-timeout', '0', '--sprite', S]);
+    }
+  });
+
   it('refuses an unknown sprite, and --all lists every sprite', async () => {
     const r = await d.cli(['ssh-config', 'ghost']);
     expect(r.code).not.toBe(0);
@@ -238,7 +250,8 @@ describe('spritely ssh-config and plain OpenSSH', () => {
 });
 
 describe('exec --checkpoint', () => {
-  it('checkpoints before running; the id goes to stderr, stdout is the command', async () => {
+  it('checkpoints before running (waking a sleeping sprite first, so RAM is in it); the id goes to stderr, stdout is the command', async () => {
+    expect((await d.api.call('sprites.get', { name: S })).state).toBe('sleeping');
     const r = await ok(['exec', '--checkpoint', S, '--', 'sh', '-c', 'echo hello; echo to-err >&2']);
     expect(r.stdout).toBe('hello\n');
     const id = /checkpoint (v\d+) of agent/.exec(r.stderr)?.[1];

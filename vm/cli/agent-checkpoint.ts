@@ -28,9 +28,13 @@ export function bareCheckpointFlag(argv: string[]): string[] {
   return out;
 }
 
-/** Takes the checkpoint and reports its id on stderr. */
+/**
+ * Takes the checkpoint and reports its id on stderr. A sleeping sprite is woken first (the command
+ * would wake it anyway): a checkpoint of a sleeping sprite has its disk only, not its RAM.
+ */
 export async function checkpointBefore(api: ApiClient, name: string, command: string[], given?: string | boolean): Promise<string> {
   const comment = checkpointComment(command, given);
+  if ((await api.call('sprites.get', { name })).state === 'sleeping') await api.call('sprites.wake', { name });
   const r = await api.call('checkpoints.create', { name, comment });
   process.stderr.write(`checkpoint ${r.checkpoint.id} of ${name}: ${comment} (undo: spritely checkpoint restore ${name} ${r.checkpoint.id})\n`);
   return r.checkpoint.id;
