@@ -248,12 +248,14 @@ function collect(stream: NodeJS.ReadableStream | null): () => string {
   return () => text.trim();
 }
 
+/** The exit code of a tar (a tar that could not start at all is a clear error, never an unhandled one). */
 function exited(child: ChildProcess): Promise<number> {
-  return new Promise((resolve, reject) => {
-    if (child.exitCode !== null) return resolve(child.exitCode);
-    child.once('error', reject);
+  const done = new Promise<number>((resolve, reject) => {
+    child.once('error', (err) => reject(new SpritelyError('failed_precondition', `Could not run tar on this computer: ${err.message}`)));
     child.once('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
+  done.catch(() => {});
+  return done;
 }
 
 function tarFailed(where: string, detail: string, code: number | string | null): SpritelyError {
