@@ -291,16 +291,20 @@ netCmd
 const config = program.command('config').description('Settings');
 config
   .command('set')
-  .description('Set a setting: idle-timeout DURATION (e.g. 90s, 10m, 1h; 0 = never sleep)')
+  .description('Set a setting: idle-timeout DURATION (e.g. 90s, 10m, 1h; 0 = never sleep) | memory-limit SIZE (guest RAM awake sprites may add up to, e.g. 8G, 12000M; default = 80% of host RAM)')
   .argument('<key>')
   .argument('<value>')
-  .option('--sprite <name>', 'only for this sprite')
+  .option('--sprite <name>', 'only for this sprite (idle-timeout)')
   .action(async (key: string, value: string, opts) => {
-    if (key !== 'idle-timeout') throw new SpritelyError('invalid_argument', `Unknown setting "${key}" (known: idle-timeout).`);
-    const seconds = parseDuration(value);
     if (opts.sprite) nameArg(opts.sprite);
-    await (await client()).call('config.set', { idleTimeoutSec: seconds, sprite: opts.sprite });
-    process.stdout.write(`idle-timeout = ${seconds ? formatDuration(seconds) : 'never'}${opts.sprite ? ` for ${opts.sprite}` : ''}\n`);
+    if (key === 'idle-timeout') {
+      const seconds = parseDuration(value);
+      await (await client()).call('config.set', { idleTimeoutSec: seconds, sprite: opts.sprite });
+      process.stdout.write(`idle-timeout = ${seconds ? formatDuration(seconds) : 'never'}${opts.sprite ? ` for ${opts.sprite}` : ''}\n`);
+    } else if (key === 'memory-limit') {
+      const c = await (await client()).call('config.set', { memoryLimitMiB: parseMiB(value), sprite: opts.sprite });
+      process.stdout.write(`memory-limit = ${formatMiB(c.memoryLimitMiB)}${c.memoryLimitDefault ? ' (default)' : ''}\n`);
+    } else throw new SpritelyError('invalid_argument', `Unknown setting "${key}" (known: idle-timeout, memory-limit).`);
   });
 config
   .command('get')
@@ -308,8 +312,24 @@ config
   .option('--json', 'print JSON')
   .action(async (opts) => {
     const c = await (await client()).call('config.get');
-    print(opts.json, c, () => `idle-timeout = ${c.idleTimeoutSec ? formatDuration(c.idleTimeoutSec) : 'never'}`);
+    print(opts.json, c, () => `idle-timeout = ${c.idleTimeoutSec ? formatDuration(c.idleTimeoutSec) : 'never'}\nmemory-limit = ${formatMiB(c.memoryLimitMiB)}${c.memoryLimitDefault ? ' (default: 80% of host RAM)' : ''}`);
   });
+
+/** "8G", "512M", "12000" (MiB), "default" or "0" (the default). */
+function parseMiB(text: string): number {
+  const t = text.trim().toLowerCase();
+  if (t === 'default') return 0;
+  const m = /^(\d+(?:\.\d+)?)\s*(m|mi|mib|g|gi|gib)?$/.exec(t);
+  if (!m) throw new SpritelyError('invalid_argument', `"${text}" is not a size: use e.g. 8G, 512M or default`);
+  const n = Number(m[1]) * (m[2]?.startsWith('g') ? 1024 : 1);
+  if (!Number.isFinite(n) || n > 16 * 1024 * 1024) throw new SpritelyError('invalid_argument', `"${text}" is too large`);
+  if (n !== 0 && n < 256) throw new SpritelyError('invalid_argument', `"${text}" is below 256 MiB, too small for any sprite`);
+  return Math.round(n);
+}
+
+function formatMiB(mib: number): string {
+  return mib >= 1024 ? `${(mib / 1024).toFixed(1).replace(/\.0$/, '')} GiB` : `${mib} MiB`;
+}
 
 const checkpoint = program.command('checkpoint').description('Capture and restore the whole machine (disk + RAM) as a tree');
 checkpoint
