@@ -150,6 +150,39 @@ describe('a sprite through its life', () => {
     expect(rss() - rssBefore).toBeLessThan(64 * 1024 * 1024);
   });
 
+  it('stdin is flow-controlled too: a command that does not read holds the client back, daemon memory stays bounded', async () => {
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${d.pid}/status`, 'utf8'))![1]) * 1024;
+    const rssBefore = rss();
+    const ws = d.api.socket('/v1/sprites/twin/exec');
+    let exit: { code: number } | null = null;
+    let started = false;
+    ws.on('message', (raw, isBinary) => {
+      if (isBinary) return;
+      const msg = JSON.parse((raw as Buffer).toString());
+      if (msg.type === 'started') started = true;
+      if (msg.type === 'exit') exit = msg;
+    });
+    await new Promise((r) => ws.once('open', r));
+    // reads nothing for 6 s, then counts what arrives
+    ws.send(JSON.stringify({ type: 'start', argv: ['sh', '-c', 'sleep 6; wc -c'] }));
+    await waitFor('started', () => started, 60_000, 20);
+    const chunk = Buffer.alloc(1024 * 1024, 120);
+    for (let i = 0; i < 100; i++) ws.send(chunk);
+    await new Promise((r) => setTimeout(r, 3000));
+    // the client still holds most of it: the daemon stopped reading once SSH's window filled
+    expect(ws.bufferedAmount).toBeGreaterThan(50 * 1024 * 1024);
+    expect(rss() - rssBefore).toBeLessThan(48 * 1024 * 1024);
+    let out = '';
+    ws.on('message', (raw, isBinary) => {
+      if (isBinary) out += (raw as Buffer).subarray(1).toString();
+    });
+    await waitFor('all sent', () => ws.bufferedAmount === 0, 240_000, 50);
+    ws.send(JSON.stringify({ type: 'eof' }));
+    await waitFor('exit', () => exit !== null, 240_000, 50);
+    expect(out.trim()).toBe(String(100 * 1024 * 1024));
+    ws.close();
+  });
+
   it('console gives an interactive root shell on a real PTY; resize works; Ctrl-D leaves', async () => {
     const term = pty.spawn(process.execPath, [BIN, 'console', 'twin'], { cols: 100, rows: 30, env: d.env as Record<string, string> });
     let screen = '';

@@ -150,7 +150,7 @@ describe('sleep and wake', () => {
     await waitFor('busy to fall asleep once its terminal closed', async () => (await state('busy')) === 'sleeping', 30_000, 500);
     await d.api.call('config.set', { idleTimeoutSec: 0, sprite: 'web' });
     await d.api.call('config.set', { idleTimeoutSec: 0, sprite: 'busy' });
-    expect(JSON.parse((await d.cli(['config', 'get', '--json'])).stdout)).toEqual({ idleTimeoutSec: 300 });
+    expect(JSON.parse((await d.cli(['config', 'get', '--json'])).stdout)).toEqual({ idleTimeoutSec: 300, memoryLimitMiB: expect.any(Number), memoryLimitDefault: true });
   });
 });
 
@@ -201,5 +201,30 @@ describe('daemon shutdown and kills', () => {
     expect(['running', 'sleeping']).toContain(s);
     const r = await exec('web', 'cat /dev/shm/k');
     expect(r.stdout, daemonLog(d)).toBe('survive\n');
+  });
+});
+
+describe('checkpoints of a sleeping sprite', () => {
+  it('keep its RAM (the sleep state), and restoring one while asleep leaves no stale sleep state', async () => {
+    await exec('web', 'echo asleep-moment > /dev/shm/ck');
+    await d.api.call('sprites.sleep', { name: 'web' });
+    const c = await d.api.call('checkpoints.create', { name: 'web', comment: 'while asleep' });
+    expect(c.checkpoint).toMatchObject({ memory: true, comment: 'while asleep' });
+    expect(c.checkpoint.ramBytes).toBeGreaterThan(10 * 2 ** 20);
+    expect((await d.api.call('sprites.get', { name: 'web' })).state).toBe('sleeping');
+    await exec('web', 'rm /dev/shm/ck; echo later > /dev/shm/later');
+    // restore while asleep again: the backup is taken from the sleep state, then the checkpoint's RAM runs
+    await d.api.call('sprites.sleep', { name: 'web' });
+    const sleepFile = path.join(d.home, 'sprites/web/sleep.state');
+    expect(fs.existsSync(sleepFile)).toBe(true);
+    const r = await d.api.call('checkpoints.restore', { name: 'web', id: c.checkpoint.id }, { timeoutMs: 300_000 });
+    expect(r.sprite.state).toBe('running');
+    expect(fs.existsSync(sleepFile)).toBe(false);
+    expect((await exec('web', 'cat /dev/shm/ck; ls /dev/shm/later 2>&1 || true')).stdout).toMatch(/^asleep-moment\n.*No such file/s);
+    const backup = (await d.api.call('checkpoints.list', { name: 'web' })).find((x) => x.id === r.backup)!;
+    expect(backup).toMatchObject({ auto: true, memory: true });
+    // the backup has the later moment
+    await d.api.call('checkpoints.restore', { name: 'web', id: backup.id, backup: false }, { timeoutMs: 300_000 });
+    expect((await exec('web', 'cat /dev/shm/later; ls /dev/shm/ck 2>&1 || true')).stdout).toMatch(/^later\n.*No such file/s);
   });
 });

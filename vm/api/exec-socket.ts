@@ -12,6 +12,9 @@ import { clampSize } from '../terminals/terminal-manager.ts';
 import { ExecClientMessage, STREAM_STDERR, STREAM_STDOUT } from './contract.ts';
 import { parseInput } from './server.ts';
 
+/** Stdin held while the command starts (e.g. while its sprite wakes) before reading pauses. */
+const STDIN_PENDING_LIMIT = 4 * 1024 * 1024;
+
 export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): void {
   let channel: ClientChannel | null = null;
   let flow: FlowGate | null = null;
@@ -25,17 +28,40 @@ export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): v
     }
     channel?.close();
   };
+  let resumeAfterStart: (() => void) | undefined;
   const startTimer = setTimeout(() => fail(new Error('no start message within 30 s')), 30_000);
   ws.on('error', () => {});
   ws.on('close', () => {
     clearTimeout(startTimer);
     channel?.close();
   });
+  // stdin backpressure: when the guest does not read as fast as the client sends, stop reading
+  // the WebSocket (the client's socket fills up, not the daemon's memory) until SSH drains.
+  let pendingBytes = 0;
+  let stdinPaused = false;
+  const pauseStdin = (until: (resume: () => void) => void) => {
+    if (stdinPaused) return;
+    stdinPaused = true;
+    ws.pause();
+    until(() => {
+      stdinPaused = false;
+      ws.resume();
+    });
+  };
   ws.on('message', async (raw: RawData, isBinary: boolean) => {
     const data = Buffer.isBuffer(raw) ? raw : Buffer.from(raw as ArrayBuffer);
     if (isBinary) {
-      if (channel) channel.write(data);
-      else pending.push(data);
+      if (channel) {
+        const ch = channel;
+        if (!ch.write(data)) pauseStdin((resume) => ch.once('drain', resume));
+      } else {
+        pending.push(data);
+        pendingBytes += data.length;
+        if (pendingBytes > STDIN_PENDING_LIMIT) {
+          if (!starting) return fail(new Error('stdin before "start"'));
+          pauseStdin((resume) => (resumeAfterStart = resume));
+        }
+      }
       return;
     }
     let msg;
@@ -57,6 +83,8 @@ export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): v
         channel = ch;
         flow = wire(ws, ch);
         for (const d of pending.splice(0)) ch.write(d);
+        pendingBytes = 0;
+        resumeAfterStart?.();
         if (msg.stdin === false) ch.end();
         ws.send(JSON.stringify({ type: 'started' }));
       } catch (err) {

@@ -1010,9 +1010,22 @@ export class Engine extends EventEmitter<EngineEvents> {
     const diskNow = allocatedBytes(p.disk);
     const diskBytes = Math.max(0, diskNow - (previous ? (this.diskMarks.get(name) ?? 0) : 0));
     const vm = this.vms.get(name);
+    // A sleeping machine's RAM is already on disk: its checkpoint keeps that state (a hard link).
+    const m = this.mustManifest(name);
+    const sleepState = !vm && m.status === 'sleeping' && m.sleep && fs.existsSync(m.sleep.file) ? m.sleep.file : null;
     let ramBytes = 0;
     let pauseMs = 0;
     try {
+      if (sleepState) {
+        fs.mkdirSync(path.dirname(ramFile(p.dir, id)), { recursive: true, mode: 0o700 });
+        try {
+          fs.linkSync(sleepState, ramFile(p.dir, id));
+        } catch {
+          fs.copyFileSync(sleepState, ramFile(p.dir, id));
+          fsyncFile(ramFile(p.dir, id));
+        }
+        ramBytes = fs.statSync(ramFile(p.dir, id)).size;
+      }
       if (vm) {
         fs.mkdirSync(path.dirname(ramFile(p.dir, id)), { recursive: true, mode: 0o700 });
         const paused = Date.now();
@@ -1039,14 +1052,14 @@ export class Engine extends EventEmitter<EngineEvents> {
       const e = toSpritelyError(err);
       throw new SpritelyError(e.code === 'internal' && /space|full/i.test(e.message) ? 'resource_exhausted' : e.code, `Could not checkpoint "${name}": ${e.message}. The sprite is unchanged.`);
     }
-    const added = addCheckpoint(t, { comment, createdAt: new Date().toISOString(), auto, memory: !!vm, ramBytes, diskBytes, pauseMs, ...(envRequest ? { envRequest } : {}) });
+    const added = addCheckpoint(t, { comment, createdAt: new Date().toISOString(), auto, memory: !!vm || !!sleepState, ramBytes, diskBytes, pauseMs, ...(envRequest ? { envRequest } : {}) });
     t = added.timeline;
     const prune = ramToPrune(t, DEFAULT_KEEP_RAM);
     t = markRamGone(t, prune);
     await writeTimeline(p.dir, t);
     this.diskMarks.set(name, diskNow);
     for (const old of prune) fs.rmSync(ramFile(p.dir, old), { force: true });
-    this.log(`sprite ${name}: checkpoint ${id}${vm ? ` (paused ${pauseMs} ms, RAM ${(ramBytes / 2 ** 20).toFixed(0)} MiB)` : ' (disk only)'}`);
+    this.log(`sprite ${name}: checkpoint ${id}${vm ? ` (paused ${pauseMs} ms, RAM ${(ramBytes / 2 ** 20).toFixed(0)} MiB)` : sleepState ? ' (asleep: its sleep state is the RAM)' : ' (disk only)'}`);
     this.announceCheckpoints(name);
     return added.checkpoint;
   }
@@ -1094,7 +1107,9 @@ export class Engine extends EventEmitter<EngineEvents> {
       if (withRam && c.envRequest) this.envs.get(name)?.write(formatReply(c.envRequest, { ok: true, text: c.id }));
       this.diskMarks.set(name, allocatedBytes(p.disk));
       await writeTimeline(p.dir, moveHead(readTimeline(p.dir), id));
-      await this.saveManifest({ ...m, status: 'running', lastError: null });
+      await this.saveManifest({ ...m, status: 'running', lastError: null, sleep: null });
+      // restored while asleep: that sleep state is no longer the machine's (a backup keeps its own link)
+      if (m.sleep) fs.rmSync(m.sleep.file, { force: true });
       this.links.get(name)?.ready(60_000).catch(() => {});
       this.announceCheckpoints(name);
       timings.totalMs = Date.now() - t0;
