@@ -48,6 +48,11 @@ export function SpriteHeader({ name }: { name: string }) {
         </span>
         <span>{sprite.diskGiB} GiB disk</span>
         {sprite.accel && <span title="Accelerator">{sprite.accel.toUpperCase()}</span>}
+        {sprite.network && (
+          <span className="sprite-network" title="What the sprite may reach (enforced on the host; change with: spritely net set NAME POLICY)">
+            network: {sprite.network}
+          </span>
+        )}
       </div>
       <div className="sprite-actions">
         {hasPanels && (

@@ -23,6 +23,7 @@ export function sprite(name: string, over: Partial<Sprite> = {}): Sprite {
     lastError: null,
     urlPort: 8080,
     idleTimeoutSec: null,
+    network: 'internet',
     usage: { awakeSeconds: 125, cpuSeconds: 12.5, diskBytes: 20 * 1024 ** 2, lastActiveAt: null },
   };
   // A cast, not a literal: the fake keeps compiling while the contract's Sprite grows fields.
