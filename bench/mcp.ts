@@ -2,9 +2,9 @@
  * MCP overhead: on one sprite of a real daemon, N round trips (client call → result) of
  *   - the MCP tool `exec` with argv ["true"], through the SDK's Client over stdio to `spritely mcp`;
  *   - `sprites.exec` ["true"] called directly through the API client;
- *   - `sprites.exec` with the argv the MCP tool really sends (["timeout", "-k", "5", "300", "true"]:
- *     the in-guest timeout costs one more process in the guest), to split MCP's cost into transport
- *     and guest work;
+ *   - `sprites.exec` with the request the MCP tool really sends (["true"] with timeoutMs, which the
+ *     daemon enforces with one more process in the guest), to split MCP's cost into transport and
+ *     guest work;
  *   - `sprite_list` vs `sprites.list` (no VM involved: the transport alone),
  * interleaved call by call so load from elsewhere hits every variant alike. Prints median, p90, min.
  *   node bin/run-ts.js bench/mcp.ts [N=20]
@@ -42,7 +42,7 @@ try {
       if (r.isError || (r.structuredContent as { exitCode: number }).exitCode !== 0) throw new Error(`exec failed: ${JSON.stringify(r)}`);
     },
     'api sprites.exec ["true"]': () => d.api.call('sprites.exec', { name: 'bench', argv: ['true'] }, { timeoutMs: 120_000 }),
-    'api sprites.exec [timeout … true]': () => d.api.call('sprites.exec', { name: 'bench', argv: ['timeout', '-k', '5', '300', 'true'], timeoutMs: 320_000, maxOutputBytes: 65536 }, { timeoutMs: 120_000 }),
+    'api sprites.exec ["true"] + timeoutMs': () => d.api.call('sprites.exec', { name: 'bench', argv: ['true'], timeoutMs: 300_000, maxOutputBytes: 65536 }, { timeoutMs: 120_000 }),
     'mcp sprite_list': () => mcp.callTool({ name: 'sprite_list', arguments: {} }),
     'api sprites.list': () => d.api.call('sprites.list'),
   };
@@ -59,7 +59,7 @@ try {
     mcpConnectMs: Math.round(tConnect),
     ...Object.fromEntries(Object.keys(variants).map((k) => [k, row(k)])),
     execOverheadMedianMs: +(median(samples['mcp exec ["true"]']) - median(samples['api sprites.exec ["true"]'])).toFixed(1),
-    execTransportOverheadMedianMs: +(median(samples['mcp exec ["true"]']) - median(samples['api sprites.exec [timeout … true]'])).toFixed(1),
+    execTransportOverheadMedianMs: +(median(samples['mcp exec ["true"]']) - median(samples['api sprites.exec ["true"] + timeoutMs'])).toFixed(1),
     listOverheadMedianMs: +(median(samples['mcp sprite_list']) - median(samples['api sprites.list'])).toFixed(1),
   };
   console.log(JSON.stringify(result, null, 2));

@@ -154,7 +154,9 @@ async function runBuffered(engine: Engine, input: MethodInput<'sprites.exec'>, t
     : null;
   await new Promise<void>((resolve) => channel.on('close', () => resolve()));
   if (timer) clearTimeout(timer);
-  if (input.timeoutMs && (exitCode === 124 || exitCode === 137) && Date.now() - t0 >= input.timeoutMs) timedOut = true;
+  // 124: TERM ended it; after KILL the whole group, `timeout` included, may end by the signal
+  const fired = exitCode === 124 || exitCode === 137 || signal === 'KILL' || signal === 'SIGKILL';
+  if (input.timeoutMs && fired && Date.now() - t0 >= input.timeoutMs) timedOut = true;
   return {
     exitCode,
     signal,

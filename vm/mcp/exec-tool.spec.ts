@@ -13,10 +13,10 @@ const refusal = (fn: () => unknown): string | null => {
 };
 
 describe('buildExecRequest', () => {
-  it('runs a command line with bash -lc, untouched, under an in-guest timeout', () => {
+  it('runs a command line with bash -lc, untouched, with the timeout for the daemon to enforce', () => {
     const cmd = `cd /tmp && echo "$HOME" | tr a-z A-Z; ls 'a b' 2>&1`;
     expect(buildExecRequest({ name: 'dev', command: cmd })).toEqual({
-      req: { name: 'dev', argv: ['timeout', '-k', '5', '300', 'bash', '-lc', cmd], timeoutMs: 320_000, maxOutputBytes: DEFAULT_EXEC_OUTPUT_BYTES },
+      req: { name: 'dev', argv: ['bash', '-lc', cmd], timeoutMs: 300_000, maxOutputBytes: DEFAULT_EXEC_OUTPUT_BYTES },
       timeoutMs: DEFAULT_EXEC_TIMEOUT_MS,
       maxOutputBytes: DEFAULT_EXEC_OUTPUT_BYTES,
     });
@@ -25,11 +25,11 @@ describe('buildExecRequest', () => {
   it('passes argv through as it is, with cwd, env, stdin, timeout and output cap', () => {
     expect(buildExecRequest({ name: 'dev', argv: ['printf', '%s', '$(x) *'], cwd: '/srv/app', env: { A: '1', B_2: 'two words' }, stdin: 'in', timeout_ms: 1500, max_output_bytes: 10 }).req).toEqual({
       name: 'dev',
-      argv: ['timeout', '-k', '5', '1.5', 'printf', '%s', '$(x) *'],
+      argv: ['printf', '%s', '$(x) *'],
       cwd: '/srv/app',
       env: { A: '1', B_2: 'two words' },
       stdin: 'in',
-      timeoutMs: 21_500,
+      timeoutMs: 1500,
       maxOutputBytes: 10,
     });
     expect(buildExecRequest({ name: 'dev', argv: ['true'], env: {} }).req).not.toHaveProperty('env');

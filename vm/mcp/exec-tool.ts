@@ -4,11 +4,9 @@
  * structured data. Limits are tighter than the API's because the output lands in a model's context
  * (and an MCP message carries it twice: text and structuredContent).
  *
- * The timeout is enforced inside the sprite by coreutils `timeout` (TERM to the command's whole
- * process group, KILL 5 s later). The API's `sprites.exec` now does the same for its `timeoutMs`
- * (closing an SSH channel without a terminal does not end a command); the tool keeps its own,
- * tighter wrapper so the model's timeout is exact and a kill reads as "timed out, no exit code",
- * and gives the API a later timeout as a backstop.
+ * The timeout is the API's `timeoutMs`, which the daemon enforces inside the sprite (coreutils
+ * `timeout`: TERM to the command's process group, KILL 5 s later); a kill reads here as "timed
+ * out, no exit code".
  */
 import { SpritelyError } from '../errors.ts';
 import type { MethodInput, MethodOutput } from '../api/contract.ts';
@@ -22,10 +20,6 @@ export const MAX_EXEC_TIMEOUT_MS = 24 * 3600_000;
 export const DEFAULT_EXEC_OUTPUT_BYTES = 64 * 1024;
 export const MAX_EXEC_OUTPUT_BYTES = 1024 * 1024;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** `timeout -k`: how long after TERM a command that ignores it gets KILL. */
-const KILL_AFTER_S = 5;
-/** The API's own timer fires this long after the in-guest timeout, as a backstop. */
-const BACKSTOP_MS = 15_000;
 
 export interface ExecArgs {
   name: string;
@@ -41,7 +35,7 @@ export interface ExecArgs {
 
 export interface ExecPlan {
   req: ExecInput;
-  /** The timeout the model asked for (the guest enforces it). */
+  /** The timeout the model asked for (the daemon enforces it in the guest). */
   timeoutMs: number;
   maxOutputBytes: number;
 }
@@ -73,8 +67,8 @@ export function buildExecRequest(a: ExecArgs): ExecPlan {
   if (!Number.isInteger(maxOutputBytes) || maxOutputBytes < 0 || maxOutputBytes > MAX_EXEC_OUTPUT_BYTES) throw new SpritelyError('invalid_argument', `max_output_bytes must be from 0 to ${MAX_EXEC_OUTPUT_BYTES} (1 MiB) per stream.`);
   const req: ExecInput = {
     name: a.name,
-    argv: ['timeout', '-k', String(KILL_AFTER_S), String(timeoutMs / 1000), ...argv],
-    timeoutMs: Math.min(timeoutMs + KILL_AFTER_S * 1000 + BACKSTOP_MS, MAX_EXEC_TIMEOUT_MS),
+    argv,
+    timeoutMs,
     maxOutputBytes,
   };
   if (a.cwd !== undefined) req.cwd = a.cwd;

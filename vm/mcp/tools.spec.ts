@@ -90,7 +90,7 @@ describe('MCP tools over a fake daemon', () => {
     const { client, calls } = await connect({ 'sprites.exec': () => ({ exitCode: 3, signal: null, stdout: 'hi\n', stderr: 'oops\n', truncated: false, timedOut: false, durationMs: 12 }) });
     const r = await client.callTool({ name: 'exec', arguments: { name: 'dev', command: 'echo hi; echo oops >&2; exit 3', cwd: '/tmp', env: { A: 'b' } } });
     expect(r.isError).toBeFalsy();
-    expect(calls).toEqual([['sprites.exec', { name: 'dev', argv: ['timeout', '-k', '5', '300', 'bash', '-lc', 'echo hi; echo oops >&2; exit 3'], cwd: '/tmp', env: { A: 'b' }, timeoutMs: 320_000, maxOutputBytes: 65536 }]]);
+    expect(calls).toEqual([['sprites.exec', { name: 'dev', argv: ['bash', '-lc', 'echo hi; echo oops >&2; exit 3'], cwd: '/tmp', env: { A: 'b' }, timeoutMs: 300_000, maxOutputBytes: 65536 }]]);
     expect(text(r)).toBe('exit code 3 (12 ms)\n--- stdout ---\nhi\n--- stderr ---\noops');
     expect(r.structuredContent).toEqual({ exitCode: 3, signal: null, stdout: 'hi\n', stderr: 'oops\n', truncated: false, timedOut: false, durationMs: 12, checkpoint: null });
   });
