@@ -9,6 +9,9 @@ import { EventEmitter } from 'node:events';
 import { Client, type ClientChannel, type PseudoTtyOptions } from 'ssh2';
 import { publicKeyBlob } from './keys.ts';
 
+/** How long one SSH connection attempt may take to reach `ready` (a TCG handshake takes 1–3 s). */
+const ATTEMPT_TIMEOUT_MS = 8_000;
+
 export interface SshLinkOptions {
   name: string;
   port: number;
@@ -62,7 +65,9 @@ export class SshLink extends EventEmitter {
     let delay = 50;
     while (!this.closed && Date.now() < deadline) {
       try {
-        const c = await this.connectOnce(Math.max(2000, deadline - Date.now()));
+        // Each attempt gets a bounded handshake: a first connection that the guest never answers
+        // (its SYN lost while the machine was still being restored) must not hold up the retry.
+        const c = await this.connectOnce(Math.max(2000, Math.min(ATTEMPT_TIMEOUT_MS, deadline - Date.now())));
         this.client = c;
         return c;
       } catch (err) {
