@@ -9,8 +9,8 @@ import { EventEmitter } from 'node:events';
 import { Client, type ClientChannel, type PseudoTtyOptions } from 'ssh2';
 import { publicKeyBlob } from './keys.ts';
 
-/** How long one SSH connection attempt may take to reach `ready` (a TCG handshake takes 1–3 s). */
-const ATTEMPT_TIMEOUT_MS = 8_000;
+/** How long one SSH connection attempt may take to reach `ready` (a TCG handshake takes 1–3 s, more on a loaded machine). */
+const ATTEMPT_TIMEOUT_MS = 15_000;
 
 export interface SshLinkOptions {
   name: string;
