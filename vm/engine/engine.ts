@@ -442,12 +442,6 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.view(name);
   }
 
-  /** Egress counters of an awake sprite (bytes through its proxy, refused connections). */
-  egressStats(name: string): { bytesOut: number; bytesIn: number; refused: number } | null {
-    const e = this.egress.get(name);
-    return e ? { bytesOut: e.bytesOut, bytesIn: e.bytesIn, refused: e.refused } : null;
-  }
-
   /** Which guest port the local URL forwards to; applied to a running sprite right away. */
   async setUrlPort(name: string, port: number): Promise<void> {
     this.get(name);
