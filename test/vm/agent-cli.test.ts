@@ -4,14 +4,13 @@
  * cases, which must create nothing), `spritely ssh-config` used by the real OpenSSH client (host
  * key verified; a sleeping sprite woken by the proxy) and `exec --checkpoint`. One sprite.
  */
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateEd25519 } from '../../vm/ssh/keys.ts';
-import { daemonLog, startDaemon, waitFor, type TestDaemon } from './harness.ts';
+import { daemonLog, runCommand, startDaemon, waitFor, type TestDaemon } from './harness.ts';
 
 const S = 'agent';
 const STEP = 120_000;
@@ -66,24 +65,7 @@ async function guestTree(root: string): Promise<string[]> {
   return text.trim().split('\n');
 }
 
-function run(cmd: string, args: string[], timeoutMs = STEP): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const p = spawn(cmd, args, { env: d.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c) => (stdout += c));
-    p.stderr.on('data', (c) => (stderr += c));
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      reject(new Error(`${cmd} ${args.join(' ')} timed out; stderr: ${stderr}`));
-    }, timeoutMs);
-    p.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr, ms: Date.now() - t0 });
-    });
-  });
-}
+const run = (cmd: string, args: string[], timeoutMs = STEP) => runCommand(cmd, args, d.env, { timeoutMs });
 
 describe('spritely cp', () => {
   let src: string;

@@ -112,19 +112,25 @@ export function daemonLog(d: { home: string }): string {
 }
 
 export function runCli(args: string[], env: NodeJS.ProcessEnv, opts: { input?: string; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runCommand(process.execPath, [BIN, ...args], env, { ...opts, name: `spritely ${args.join(' ')}` });
+}
+
+/** Runs a program to its end (stdin from `input`), killing it after `timeoutMs`. */
+export function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv, opts: { input?: string; timeoutMs?: number; name?: string } = {}): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const t0 = Date.now();
+    const p = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (c) => (stdout += c));
     p.stderr.on('data', (c) => (stderr += c));
     const timer = setTimeout(() => {
       p.kill('SIGKILL');
-      reject(new Error(`spritely ${args.join(' ')} timed out; stderr: ${stderr}`));
+      reject(new Error(`${opts.name ?? `${cmd} ${args.join(' ')}`} timed out; stderr: ${stderr}`));
     }, opts.timeoutMs ?? 240_000);
     p.on('exit', (code) => {
       clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
+      resolve({ code: code ?? -1, stdout, stderr, ms: Date.now() - t0 });
     });
     p.stdin.end(opts.input ?? '');
   });

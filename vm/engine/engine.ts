@@ -383,13 +383,17 @@ export class Engine extends EventEmitter<EngineEvents> {
       await this.locks.run(sprite, 'configuring', async () => this.saveManifest({ ...this.mustManifest(sprite), idleTimeoutSec: seconds }));
     } else {
       this.config = { ...this.config, idleTimeoutSec: seconds };
-      await writeJsonAtomic(this.layout.configFile, this.config);
+      await this.saveConfig();
     }
+  }
+
+  private async saveConfig(): Promise<void> {
+    await writeJsonAtomic(this.layout.configFile, this.config);
   }
 
   async setMemoryLimit(mib: number): Promise<void> {
     this.config = { ...this.config, memoryLimitMiB: mib };
-    await writeJsonAtomic(this.layout.configFile, this.config);
+    await this.saveConfig();
   }
 
   configView(): { idleTimeoutSec: number; memoryLimitMiB: number; memoryLimitDefault: boolean } {

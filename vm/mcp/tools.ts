@@ -10,7 +10,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { z } from 'zod';
-import type { Checkpoint, Sprite } from '../api/contract.ts';
+import { methods, type Checkpoint, type Sprite } from '../api/contract.ts';
 import { SpritelyError } from '../errors.ts';
 import { spriteNameProblem } from '../names.ts';
 import { formatBytes, formatTimeline } from '../checkpoints/timeline-text.ts';
@@ -287,13 +287,8 @@ export function registerTools(server: McpServer, daemon: DaemonCaller, opts: Too
         checkpoint_before: z.union([z.boolean(), z.string()]).optional().describe('Take a checkpoint of the whole sprite before running: true (comment "before: <command>") or the comment to use. Its id is returned; checkpoint_restore undoes the command.'),
       },
       outputSchema: {
+        ...methods['sprites.exec'].output.shape,
         exitCode: z.number().nullable().describe('null when killed by a signal or timed out'),
-        signal: z.string().nullable(),
-        stdout: z.string(),
-        stderr: z.string(),
-        truncated: z.boolean(),
-        timedOut: z.boolean(),
-        durationMs: z.number(),
         checkpoint: z.string().nullable().describe('the checkpoint taken before running (checkpoint_before), else null'),
       },
       annotations: { destructiveHint: true, idempotentHint: false, openWorldHint: true },

@@ -71,17 +71,17 @@ const NON_PUBLIC = [
   'fc00::/7', 'fe80::/10', 'ff00::/8', // unique-local, link-local, multicast
 ];
 
-function blockList(cidrs: string[], extra: string[] = []): net.BlockList {
+function blockList(cidrs: string[]): net.BlockList {
   const list = new net.BlockList();
   for (const c of cidrs) {
     const [addr, bits] = c.split('/');
     list.addSubnet(addr, Number(bits), net.isIPv6(addr) ? 'ipv6' : 'ipv4');
   }
-  for (const a of extra) list.addAddress(a, net.isIPv6(a) ? 'ipv6' : 'ipv4');
   return list;
 }
 
 const alwaysBlocked = blockList(ALWAYS_BLOCKED);
+const nonPublic = blockList(NON_PUBLIC);
 
 function unmapped(address: string): string {
   const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
@@ -106,6 +106,6 @@ export function decideEgress(policy: NetworkPolicy, host: string, address: strin
   if (alwaysBlocked.check(a, family)) return { ok: false, reason: `${host} is the host's loopback (${a}), which sprites never reach` };
   if (policy.mode === 'allow') return { ok: true };
   if (hostAddresses.map(unmapped).includes(a)) return { ok: false, reason: `${host} (${a}) is this computer, which sprites never reach` };
-  if (blockList(NON_PUBLIC).check(a, family)) return { ok: false, reason: `${host} (${a}) is a private, link-local or multicast address; only public addresses are reachable (name it with allow= to reach it)` };
+  if (nonPublic.check(a, family)) return { ok: false, reason: `${host} (${a}) is a private, link-local or multicast address; only public addresses are reachable (name it with allow= to reach it)` };
   return { ok: true };
 }

@@ -51,7 +51,6 @@ export class EgressProxy {
   private readonly sockets = new Set<net.Socket>();
   bytesOut = 0;
   bytesIn = 0;
-  refused = 0;
 
   constructor(private readonly opts: EgressProxyOptions) {
     this.server = http.createServer({ headersTimeout: 30_000, requestTimeout: 0, maxHeaderSize: 32 * 1024 }, (req, res) => void this.forwardRequest(req, res));
@@ -102,14 +101,14 @@ export class EgressProxy {
         throw new Refusal(502, `spritely: could not resolve ${bare} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
       }
     }
-    const own = (this.opts.hostAddresses ?? hostInterfaceAddresses)();
+    // only `internet` compares against this computer's own addresses
+    const own = policy.mode === 'internet' ? (this.opts.hostAddresses ?? hostInterfaceAddresses)() : [];
     let firstReason = '';
     for (const address of addresses) {
       const d = decideEgress(policy, bare, address, own);
       if (d.ok) return address;
       firstReason ||= d.reason ?? 'refused';
     }
-    this.refused++;
     this.opts.log?.(`egress refused: ${bare}:${port}: ${firstReason}`);
     const change =
       policy.mode === 'allow' ? ` To let it out, on the host: spritely net set ${this.opts.sprite} ${formatNetworkPolicy(policy)},${bare}`
@@ -171,8 +170,10 @@ export class EgressProxy {
       const out: http.OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
       res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
-      up.on('data', () => this.opts.onActivity?.());
-      up.on('data', (c: Buffer) => (this.bytesIn += c.length));
+      up.on('data', (c: Buffer) => {
+        this.bytesIn += c.length;
+        this.opts.onActivity?.();
+      });
       up.pipe(res);
     });
     upstream.on('error', (err) => {
