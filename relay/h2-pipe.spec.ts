@@ -1,6 +1,6 @@
 import { PassThrough, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { pump, pumpAndEnd } from './h2-pipe.ts';
+import { pump } from './h2-pipe.ts';
 
 /** A sink that holds every write until `release()`, like a socket whose peer stopped reading. */
 function stuckSink() {
@@ -38,21 +38,5 @@ describe('pump', () => {
     source.write(Buffer.alloc(500));
     await new Promise((resolve) => setImmediate(resolve));
     expect(source.isPaused()).toBe(false);
-  });
-
-  it('pumpAndEnd ends the destination when the source ends', async () => {
-    const source = new PassThrough();
-    const chunks: Buffer[] = [];
-    const sink = new Writable({
-      write(chunk, _encoding, callback) {
-        chunks.push(chunk);
-        callback();
-      },
-    });
-    const finished = new Promise((resolve) => sink.once('finish', resolve));
-    pumpAndEnd(source, sink);
-    source.end('hello');
-    await finished;
-    expect(Buffer.concat(chunks).toString()).toBe('hello');
   });
 });

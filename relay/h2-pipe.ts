@@ -27,14 +27,6 @@ export function pump(from: Readable, to: Writable, limit = PUMP_BUFFER): void {
   to.once('close', () => to.off('drain', onDrain));
 }
 
-/** Pumps a readable into `to` and ends `to` when it ends. */
-export function pumpAndEnd(from: Readable, to: Writable, limit = PUMP_BUFFER): void {
-  pump(from, to, limit);
-  from.once('end', () => {
-    if (!to.destroyed) to.end();
-  });
-}
-
 export function pipeH2(from: Http2Stream, to: Writable): void {
   pump(from, to);
   from.once('end', () => {

@@ -18,7 +18,7 @@ import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.ts
 import { spriteLabel, spriteNameProblem, spriteUrl } from './host-routing.ts';
 import { readJsonLines, writeJsonLine } from './json-lines.ts';
 import { silentLog, type Log } from './log.ts';
-import { proxyRequest, proxyUpgrade, respondTunnelError, type OriginTarget } from './origin-proxy.ts';
+import { OriginPools, proxyRequest, proxyUpgrade, respondTunnelError, type OriginTarget } from './origin-proxy.ts';
 import { MAX_FRAME, SESSION_WINDOW, STREAM_WINDOW } from './relay-tunnel.ts';
 import { generateShareKey, sharePublicKey, signShareToken } from './share-link.ts';
 import { parseTunnelToken } from './tunnel-token.ts';
@@ -114,7 +114,7 @@ class Tunnel implements TunnelClient {
   private readonly shareKey: string;
   private readonly sharePublic: string;
   private readonly tokenSuffix: string | null;
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' });
+  private readonly pools = new OriginPools();
   private readonly desired = new Map<string, Publication>();
   private readonly pending = new Map<number, Pending>();
   private current: TunnelState = { status: 'connecting', since: Date.now() };
@@ -207,7 +207,7 @@ class Tunnel implements TunnelClient {
         setTimeout(() => session.destroy(), 200).unref();
       });
     }
-    this.agent.destroy();
+    await this.pools.close();
     this.setState({ status: 'closed' });
   }
 
@@ -412,6 +412,6 @@ class Tunnel implements TunnelClient {
     if (stream.destroyed || stream.closed) return;
     if (!target) return respondTunnelError(stream, 'no-target');
     if (headers[':method'] === 'CONNECT') proxyUpgrade(stream, headers, target);
-    else proxyRequest(stream, headers, target, this.agent);
+    else proxyRequest(stream, headers, target, this.pools);
   }
 }

@@ -82,12 +82,15 @@ export interface Origin {
   server: http.Server;
   /** Requests the origin saw, newest last (headers only). */
   seen: http.IncomingHttpHeaders[];
+  /** Each `/upload` body once its request closed: bytes read, and whether it arrived whole. */
+  uploads: { bytes: number; complete: boolean }[];
   close(): Promise<void>;
 }
 
 /** The stand-in for a sprite's app on port "8080". */
 export async function startOrigin(label = 'sprite'): Promise<Origin> {
   const seen: http.IncomingHttpHeaders[] = [];
+  const uploads: Origin['uploads'] = [];
   const server = http.createServer((req, res) => {
     seen.push(req.headers);
     const url = new URL(req.url ?? '/', 'http://origin');
@@ -114,6 +117,16 @@ export async function startOrigin(label = 'sprite'): Promise<Origin> {
         bytes += chunk.length;
       });
       req.on('end', () => res.end(`received ${bytes}`));
+      req.on('close', () => uploads.push({ bytes, complete: req.complete }));
+    } else if (url.pathname === '/cookies') {
+      res.setHeader('set-cookie', ['a=1; Path=/', 'b=2; Path=/']);
+      res.end('cookies');
+    } else if (url.pathname === '/nothing') {
+      res.writeHead(204);
+      res.end();
+    } else if (url.pathname === '/closing') {
+      res.writeHead(200, { connection: 'close', 'content-type': 'text/plain' });
+      res.end('closing');
     } else if (url.pathname === '/hop') {
       res.writeHead(200, { 'content-type': 'text/plain', connection: 'x-private', 'x-private': 'secret', 'keep-alive': 'timeout=5' });
       res.end('hop');
@@ -131,6 +144,7 @@ export async function startOrigin(label = 'sprite'): Promise<Origin> {
     port: (server.address() as AddressInfo).port,
     server,
     seen,
+    uploads,
     close: async () => {
       for (const client of wss.clients) client.terminate();
       wss.close();

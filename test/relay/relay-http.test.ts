@@ -3,6 +3,7 @@
  * stands in for a sprite's app: routing, auth modes, error pages, limits and header hygiene.
  */
 import path from 'node:path';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from 'undici';
 import type { Relay } from '../../relay/relay-server.ts';
@@ -211,3 +212,72 @@ describe('limits and headers', () => {
     }
   });
 });
+
+describe('the daemon side of a request (tunnel client → app)', () => {
+  it('keeps repeated Set-Cookie headers apart', async () => {
+    const response = await get(agent, publicUrl(client, 'dev', '/cookies'));
+    expect(response.status).toBe(200);
+    expect(response.headers['set-cookie']).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+  });
+
+  it('answers HEAD and 204 without a body', async () => {
+    const head = await get(agent, publicUrl(client, 'dev'), { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.body).toBe('');
+    const nothing = await get(agent, publicUrl(client, 'dev', '/nothing'));
+    expect(nothing.status).toBe(204);
+    expect(nothing.body).toBe('');
+  });
+
+  it('serves an app that closes its connection after every answer, many times over', async () => {
+    for (let i = 0; i < 20; i += 1) {
+      const response = await get(agent, publicUrl(client, 'dev', '/closing'));
+      expect(response.status).toBe(200);
+      expect(response.body).toBe('closing');
+    }
+  });
+
+  it('streams a chunked upload of unknown length to the app whole', async () => {
+    const url = publicUrl(client, 'dev', '/upload');
+    const host = new URL(url).host;
+    const chunks = ['a'.repeat(1000), 'b'.repeat(20_000), 'c'.repeat(7)];
+    const body = chunks.map((chunk) => `${chunk.length.toString(16)}\r\n${chunk}\r\n`).join('');
+    const raw = await rawTls(relay.port, host.split(':')[0], certs.cert,
+      `POST /upload HTTP/1.1\r\nhost: ${host}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n${body}0\r\n\r\n`);
+    expect(raw.text).toMatch(/^HTTP\/1.1 200 /);
+    expect(raw.text).toContain('received 21007');
+  });
+
+  it('passes a request that expects 100-continue', async () => {
+    const url = publicUrl(client, 'dev', '/upload');
+    const host = new URL(url).host;
+    const raw = await rawTls(relay.port, host.split(':')[0], certs.cert,
+      `POST /upload HTTP/1.1\r\nhost: ${host}\r\nexpect: 100-continue\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello`);
+    expect(raw.text).toContain('received 5');
+  });
+
+  it('an upload cut off mid-way reaches the app as an aborted request, never as a complete one', async () => {
+    const url = publicUrl(client, 'dev', '/upload');
+    const host = new URL(url).host;
+    const before = origin.uploads.length;
+    // Declares 60 000 bytes (under this relay's 64 KiB limit), sends 30 000, then the client goes away.
+    const socket = tls.connect({ host: '127.0.0.1', port: relay.port, servername: host.split(':')[0], ca: certs.cert });
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.once('secureConnect', resolve));
+    socket.write(`POST /upload HTTP/1.1\r\nhost: ${host}\r\ncontent-length: 60000\r\n\r\n${'x'.repeat(30_000)}`);
+    await waitUntil(() => origin.seen.length > 0 && origin.seen.at(-1)?.['content-length'] === '60000');
+    socket.destroy();
+    await waitUntil(() => origin.uploads.length > before);
+    const upload = origin.uploads.at(-1)!;
+    expect(upload.complete).toBe(false);
+    expect(upload.bytes).toBeLessThan(60_000);
+  });
+});
+
+async function waitUntil(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
