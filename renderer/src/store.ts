@@ -6,7 +6,9 @@
  */
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { Checkpoint } from '../../vm/api/contract.ts';
-import type { ConnectionState, DaemonEvent, MethodInput, Sprite, Transport } from './transport.ts';
+import type { ConnectionState, DaemonEvent, MethodInput, MethodOutput, Sprite, Transport } from './transport.ts';
+
+export type RelayStatus = MethodOutput<'relay.status'>;
 
 export interface Tab {
   id: string;
@@ -52,6 +54,8 @@ export interface UiState {
   /** Bumped when this window restored a sprite: its terminals reopen on the restored machine. */
   restored: Record<string, number>;
   panelsOpen: boolean;
+  /** The relay tunnel as the daemon last announced it (null until a window asks or it changes). */
+  relay: RelayStatus | null;
 }
 
 export const initialState: UiState = {
@@ -70,6 +74,7 @@ export const initialState: UiState = {
   checkpoints: {},
   restored: {},
   panelsOpen: true,
+  relay: null,
 };
 
 // ------------------------------------------------------------------ pure transitions
@@ -118,6 +123,8 @@ export function applyEvent(s: UiState, e: DaemonEvent): UiState {
       return { ...s, checkpoints: { ...s.checkpoints, [e.name]: e.checkpoints } };
     case 'image.progress':
       return { ...s, imageProgress: { image: e.image, phase: e.phase, message: e.message, fraction: e.fraction } };
+    case 'relay.changed':
+      return { ...s, relay: e.relay };
     default:
       return s;
   }

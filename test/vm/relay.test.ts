@@ -82,4 +82,30 @@ describe('public URLs through the relay', () => {
     await waitFor('the URL to be gone', async () => (await get(agent, url)).status === 404, 10_000, 200);
     await agent.close();
   });
+
+  it("announces the tunnel's state on /v1/events: a relay restart shows as backoff, then connected, and the URL works again", async () => {
+    const pub = JSON.parse((await d.cli(['url', 'web', '--public', '--auth', 'public', '--json'])).stdout);
+    const url = pub.public.endsWith('/') ? pub.public : `${pub.public}/`;
+    const seen: { status: string; reason: string | null; published: { name: string }[] }[] = [];
+    const events = d.api.socket('/v1/events');
+    events.on('message', (data) => {
+      const event = JSON.parse(String(data));
+      if (event.type === 'relay.changed') seen.push(event.relay);
+    });
+    await new Promise((resolve, reject) => events.once('open', resolve).once('error', reject));
+    try {
+      const port = relay.port;
+      await relay.close();
+      const down = await waitFor('backoff announced', async () => seen.find((s) => s.status === 'backoff') ?? null, 20_000, 50);
+      expect(down.reason).toBeTruthy();
+      relay = await startTestRelay(certs, path.join(certs.dir, 'tokens.json'), {}, { port });
+      await waitFor('connected announced', async () => seen.slice(seen.indexOf(down)).find((s) => s.status === 'connected') ?? null, 60_000, 50);
+      expect(seen.at(-1)?.published.map((p) => p.name)).toEqual(['web']);
+      const agent = publicAgent(certs.cert);
+      await waitFor('the URL to answer again', async () => (await get(agent, url)).status === 200, 10_000, 200);
+      await agent.close();
+    } finally {
+      events.close();
+    }
+  });
 });

@@ -44,7 +44,9 @@ ${rows.join('\n')}
 
 ### \`/v1/events\`
 Server → client JSON: first \`{"type":"hello","sprites":[…]}\`, then \`sprite.changed\` (\`sprite\`),
-\`sprite.removed\` (\`name\`) and \`image.progress\` (\`image\`, \`phase\`, \`message\`, \`fraction?\`) as they happen.
+\`sprite.removed\` (\`name\`), \`checkpoints.changed\` (\`name\`, \`checkpoints\`), \`image.progress\` (\`image\`,
+\`phase\`, \`message\`, \`fraction?\`) and \`relay.changed\` (\`relay\`: what \`relay.status\` answers; on every tunnel
+state change — connecting, connected, backoff, unauthorized — and on every publish or unpublish) as they happen.
 
 ### \`/v1/sprites/:name/exec\`
 Client sends \`{"type":"start","argv":[…],"cwd"?,"env"?,"tty"?,"cols"?,"rows"?,"stdin"?}\` first

@@ -331,6 +331,8 @@ export const DaemonEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('sprite.removed'), name: z.string() }),
   z.object({ type: z.literal('checkpoints.changed'), name: z.string(), checkpoints: z.array(Checkpoint) }),
   z.object({ type: z.literal('image.progress'), image: z.string(), phase: z.string(), message: z.string(), fraction: z.number().optional() }),
+  /** The relay tunnel's state or what is published changed (connecting, connected, backoff, …). */
+  z.object({ type: z.literal('relay.changed'), relay: z.lazy(() => RelayStatus) }),
   z.object({ type: z.literal('hello'), sprites: z.array(Sprite) }),
 ]);
 export type DaemonEvent = z.infer<typeof DaemonEvent>;

@@ -1,9 +1,12 @@
-/** WS /v1/events: a `hello` with every sprite, then every change as it happens (no polling). */
+/** WS /v1/events: a `hello` with every sprite, then every change (sprites, checkpoints, image builds, the relay) as it happens. */
 import type { WebSocket } from 'ws';
 import type { Engine } from '../engine/engine.ts';
+import type { RelayLink } from '../net/relay-link.ts';
 import type { DaemonEvent } from './contract.ts';
 
-export function handleEventsSocket(ws: WebSocket, engine: Engine): void {
+type DaemonEventRelay = Extract<DaemonEvent, { type: 'relay.changed' }>['relay'];
+
+export function handleEventsSocket(ws: WebSocket, engine: Engine, relay?: RelayLink): void {
   const send = (e: DaemonEvent) => {
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(e));
   };
@@ -15,7 +18,10 @@ export function handleEventsSocket(ws: WebSocket, engine: Engine): void {
   engine.on('sprite', onSprite);
   engine.on('removed', onRemoved);
   engine.on('imageProgress', onProgress);
+  const onRelay = (status: DaemonEventRelay) => send({ type: 'relay.changed', relay: status });
+  relay?.on('changed', onRelay);
   ws.on('close', () => {
+    relay?.off('changed', onRelay);
     engine.off('sprite', onSprite);
     engine.off('removed', onRemoved);
     engine.off('imageProgress', onProgress);

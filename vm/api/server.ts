@@ -203,7 +203,7 @@ export class ApiServer {
     }
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       const engine = this.opts.engine;
-      if (route.kind === 'events') handleEventsSocket(ws, engine);
+      if (route.kind === 'events') handleEventsSocket(ws, engine, this.opts.relay);
       else if (route.kind === 'exec') handleExecSocket(ws, engine, route.name);
       else handleTerminalSocket(ws, engine, this.terminals, route.name, url.searchParams);
     });

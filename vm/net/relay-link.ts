@@ -4,7 +4,10 @@
  * token, an optional private CA, the key that signs share links, and what is published with its
  * access token. The relay itself only ever sees sha256 hashes of access tokens and the share key's
  * public half. A request for a sleeping sprite wakes it (resolveTarget may take seconds).
+ * Every change of the tunnel's state or of what is published is emitted as `changed` (the status),
+ * so windows show a reconnecting tunnel as it happens.
  */
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type { Engine } from '../engine/engine.ts';
 import { SpritelyError } from '../errors.ts';
@@ -38,7 +41,7 @@ export interface Publication {
   live: boolean;
 }
 
-export class RelayLink {
+export class RelayLink extends EventEmitter<{ changed: [RelayStatus] }> {
   private client: TunnelClient | null = null;
   private settings: RelaySettings | null = null;
 
@@ -47,6 +50,7 @@ export class RelayLink {
     private readonly file: string,
     private readonly log: (msg: string) => void,
   ) {
+    super();
     try {
       this.settings = JSON.parse(fs.readFileSync(file, 'utf8'));
     } catch {
@@ -76,10 +80,18 @@ export class RelayLink {
         if (level !== 'debug') this.log(`relay: ${msg}`);
       },
     });
-    this.client.on('state', (st) => this.log(`relay: ${st.status}${st.reason ? ` (${st.reason})` : ''}`));
+    const client = this.client;
+    client.on('state', (st) => {
+      this.log(`relay: ${st.status}${st.reason ? ` (${st.reason})` : ''}`);
+      if (this.client === client) this.changed();
+    });
     for (const [name, p] of Object.entries(s.published)) {
       void this.client.publish(name, { auth: p.auth, accessTokenHashes: [hashAccessToken(p.accessToken)] }).catch((err) => this.log(`relay: could not publish ${name}: ${err.message}`));
     }
+  }
+
+  private changed(): void {
+    this.emit('changed', this.status());
   }
 
   private save(): void {
@@ -96,7 +108,9 @@ export class RelayLink {
       throw new SpritelyError('invalid_argument', `"${url}" is not a URL (e.g. https://relay.example.com).`);
     }
     if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new SpritelyError('invalid_argument', 'The relay URL must start with https:// (or http:// for a local test relay).');
-    await this.client?.close();
+    const previous = this.client;
+    this.client = null;
+    await previous?.close();
     this.settings = { url: parsed.origin, token, ca, shareKey: this.settings?.shareKey ?? generateShareKey(), published: this.settings?.published ?? {} };
     this.save();
     this.open(this.settings);
@@ -118,10 +132,12 @@ export class RelayLink {
   }
 
   async disconnect(): Promise<void> {
-    await this.client?.close();
+    const client = this.client;
     this.client = null;
     this.settings = null;
+    await client?.close();
     fs.rmSync(this.file, { force: true });
+    this.changed();
   }
 
   status(): RelayStatus {
@@ -132,7 +148,7 @@ export class RelayLink {
       status: st?.status ?? 'off',
       reason: st?.reason ?? null,
       account: st?.account ?? null,
-      published: Object.entries(this.settings?.published ?? {}).map(([name, p]) => ({ name, url: this.client!.urlFor(name), auth: p.auth })),
+      published: this.client ? Object.entries(this.settings?.published ?? {}).map(([name, p]) => ({ name, url: this.client!.urlFor(name), auth: p.auth })) : [],
     };
   }
 
@@ -148,6 +164,7 @@ export class RelayLink {
     const accessToken = settings.published[name]?.accessToken ?? generateAccessToken();
     settings.published[name] = { auth, accessToken };
     this.save();
+    this.changed();
     const r = await client.publish(name, { auth, accessTokenHashes: [hashAccessToken(accessToken)] });
     return { name, url: r.url, auth, accessToken: auth === 'sprite' ? accessToken : null, live: r.live };
   }
@@ -156,6 +173,7 @@ export class RelayLink {
     const { client, settings } = this.need();
     delete settings.published[name];
     this.save();
+    this.changed();
     await client.unpublish(name);
   }
 

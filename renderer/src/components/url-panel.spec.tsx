@@ -72,4 +72,18 @@ describe('URL panel', () => {
       { name: 'a', off: true },
     ]);
   });
+
+  it("follows the tunnel's state as the daemon announces it (no reload, no polling)", async () => {
+    const { t } = mount(['sprites.url', 'relay.status', 'sprites.publish']);
+    await act(async () => t.emit({ type: 'hello', sprites: [sprite('a')] }));
+    expect(await screen.findByText('relay connected')).toBeTruthy();
+    const status = { configured: true, url: 'https://relay.example', account: 'me', published: [{ name: 'a', url: 'https://a-x1.relay.example/', auth: 'public' as const }] };
+    await act(async () => t.emit({ type: 'relay.changed', relay: { ...status, status: 'backoff', reason: 'connection to the relay closed' } }));
+    const state = await screen.findByText('relay backoff');
+    expect(state.getAttribute('title')).toBe('connection to the relay closed');
+    expect(screen.getByText('https://a-x1.relay.example/')).toBeTruthy();
+    await act(async () => t.emit({ type: 'relay.changed', relay: { ...status, status: 'connected', reason: null } }));
+    expect(await screen.findByText('relay connected')).toBeTruthy();
+    expect(t.calls.filter((c) => c.method === 'relay.status')).toHaveLength(1);
+  });
 });

@@ -2,13 +2,13 @@
  * A sprite's URLs: the local one (http://NAME.localhost:PORT/ → port 8080 inside, waking the
  * sprite on request) with copy and open, and — when a relay is connected — its public URL, who may
  * open it (private: access token or share link; public: anyone), publish/unpublish, and a one-hour
- * share link. Errors come back in the daemon's own words.
+ * share link. The tunnel's state follows the daemon's `relay.changed` events (a reconnecting relay
+ * shows as it happens). Errors come back in the daemon's own words.
  */
 import { useCallback, useEffect, useState } from 'react';
-import type { MethodOutput, Sprite } from '../transport.ts';
+import type { RelayStatus } from '../store.ts';
+import type { Sprite } from '../transport.ts';
 import { useActions, useApp, useTerminalFactory } from './store-context.tsx';
-
-type RelayStatus = MethodOutput<'relay.status'>;
 
 export function UrlPanel({ sprite }: { sprite: Sprite }) {
   const name = sprite.name;
@@ -16,7 +16,11 @@ export function UrlPanel({ sprite }: { sprite: Sprite }) {
   const actions = useActions();
   const { env } = useTerminalFactory();
   const [local, setLocal] = useState<string | null>(null);
-  const [relay, setRelay] = useState<RelayStatus | null>(null);
+  const announced = useApp((s) => s.relay);
+  const [asked, setAsked] = useState<RelayStatus | null>(null);
+  // The daemon announces every tunnel change (relay.changed); the answer we asked for covers the
+  // time before the first announcement.
+  const relay = announced ?? asked;
   const [token, setToken] = useState<string | null>(null);
   const [share, setShare] = useState<string | null>(null);
   const canPublish = transport.has('relay.status') && transport.has('sprites.publish');
@@ -24,7 +28,7 @@ export function UrlPanel({ sprite }: { sprite: Sprite }) {
   const refresh = useCallback(async () => {
     try {
       setLocal((await transport.call('sprites.url', { name })).local);
-      if (canPublish) setRelay(await transport.call('relay.status'));
+      if (canPublish) setAsked(await transport.call('relay.status'));
     } catch (err) {
       actions.toast((err as Error).message, 'error');
     }
