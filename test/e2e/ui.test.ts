@@ -11,6 +11,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { build } from 'vite';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addAccount, get, makeCerts, publicAgent, removeDir, startTestRelay, writeEmptyTokens } from '../relay/harness.ts';
 import { ROOT, startDaemon, waitFor, type TestDaemon } from '../vm/harness.ts';
 
 const CHROMIUM = process.env.SPRITELY_CHROMIUM ?? '/usr/bin/chromium';
@@ -166,6 +167,66 @@ describe('the app in a browser', () => {
     await page.locator('[data-sprite="e2e-one"]').click();
     await page.getByLabel('Name of the new sprite').fill('e2e-one');
     await page.getByText(/already exists/).waitFor();
+  });
+
+  it('public URL from the URL panel through a real relay: private → token works, public → anyone, relay restart shown live, unpublish', async () => {
+    const certs = makeCerts();
+    const tokensFile = path.join(certs.dir, 'tokens.json');
+    writeEmptyTokens(tokensFile);
+    const { token } = addAccount(tokensFile, 'e2e');
+    fs.writeFileSync(path.join(certs.dir, 'ca.pem'), certs.cert);
+    let relay = await startTestRelay(certs, tokensFile);
+    const agent = publicAgent(certs.cert);
+    try {
+      await page.reload();
+      await page.locator('[data-sprite="e2e-one"]').click();
+      const app = `perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(LocalPort=>8080,Listen=>16,ReuseAddr=>1) or die; while($c=$s->accept){ while(<$c>){ last if $_ eq "\\r\\n" } print $c "HTTP/1.1 200 OK\\r\\nContent-Length: 12\\r\\nConnection: close\\r\\n\\r\\nhello phone\\n"; close $c }'`;
+      expect((await d.api.call('sprites.exec', { name: 'e2e-one', argv: ['sh', '-c', `setsid ${app} >/dev/null 2>&1 </dev/null &`] })).exitCode).toBe(0);
+      const panel = page.locator('.url-panel');
+      await panel.getByText('Public URLs: connect a relay').waitFor({ timeout: 15_000 });
+      // Connected from the CLI while the page is open: the panel follows the daemon's events.
+      const connect = await d.cli(['relay', 'connect', `https://127.0.0.1:${relay.port}`, '--token', token, '--ca', path.join(certs.dir, 'ca.pem')]);
+      expect(connect.code, connect.stderr).toBe(0);
+      await panel.getByText('relay connected').waitFor({ timeout: 15_000 });
+      await panel.getByText('not published').waitFor();
+      await panel.getByRole('button', { name: 'Publish (private)' }).click();
+      const link = panel.locator('a.url').nth(1);
+      await link.waitFor({ timeout: 15_000 });
+      const url = (await link.textContent())!;
+      expect(url).toMatch(new RegExp(`^https://e2e-one-[a-z0-9]+\\.relay\\.test:${relay.port}/?$`));
+      const accessToken = (await panel.locator('code').first().textContent())!;
+      expect((await get(agent, url)).status).toBe(401);
+      // The app was started in the background a moment ago: wait until it listens (502 until then).
+      const withToken = await waitFor('the app to answer through the relay', async () => {
+        const r = await get(agent, url, { headers: { authorization: `Bearer ${accessToken}` } });
+        return r.status === 502 ? null : r;
+      }, 30_000, 200);
+      expect(withToken).toMatchObject({ status: 200, body: 'hello phone\n' });
+      await panel.getByRole('button', { name: 'Make public' }).click();
+      await panel.getByText('Anyone with the URL can open it.').waitFor();
+      expect(await get(agent, url)).toMatchObject({ status: 200, body: 'hello phone\n' });
+      // The relay goes away and comes back: the panel shows it as it happens.
+      const port = relay.port;
+      await relay.close();
+      await panel.getByText('relay unreachable, retrying…').waitFor({ timeout: 20_000 });
+      await panel.locator('.relay-reason').waitFor(); // the words of the failure, e.g. ECONNREFUSED
+      await page.mouse.move(0, 799);
+      await page.screenshot({ path: path.join(SHOTS, 'url-panel-relay-down.png') });
+      relay = await startTestRelay(certs, tokensFile, {}, { port });
+      await panel.getByText('relay connected').waitFor({ timeout: 60_000 });
+      await waitFor('the public URL to answer again', async () => (await get(agent, url)).status === 200, 15_000, 200);
+      expect(await panel.locator('code').count()).toBe(0); // public: no access token to show
+      await page.screenshot({ path: path.join(SHOTS, 'url-panel-public.png') });
+      await panel.getByRole('button', { name: 'Unpublish' }).click();
+      await panel.getByText('not published').waitFor();
+      await waitFor('the URL to be gone', async () => (await get(agent, url)).status === 404, 10_000, 200);
+      expect((await d.cli(['relay', 'disconnect'])).code).toBe(0);
+      await panel.getByText('Public URLs: connect a relay').waitFor({ timeout: 15_000 });
+    } finally {
+      await agent.close();
+      await relay.close();
+      removeDir(certs.dir);
+    }
   });
 });
 

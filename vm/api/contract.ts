@@ -313,7 +313,8 @@ export const Config = z.object({ idleTimeoutSec: z.number(), memoryLimitMiB: z.n
 export const RelayStatus = z.object({
   configured: z.boolean(),
   url: z.string().nullable(),
-  status: z.string(),
+  /** off: no relay configured; backoff: waiting to retry after a failure (`reason` says which). */
+  status: z.enum(['off', 'connecting', 'connected', 'backoff', 'unauthorized', 'closed']),
   reason: z.string().nullable(),
   account: z.string().nullable(),
   published: z.array(z.object({ name: z.string(), url: z.string(), auth: z.enum(['sprite', 'public']) })),

@@ -64,6 +64,7 @@ describe('URL panel', () => {
     expect(await screen.findByText('https://a-x1.relay.example/?spritely_share=s')).toBeTruthy();
     await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Make public' })));
     expect(await screen.findByText('Anyone with the URL can open it.')).toBeTruthy();
+    expect(screen.queryByText('tok123')).toBeNull(); // the token matters only while private
     await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Unpublish' })));
     expect(await screen.findByText('not published')).toBeTruthy();
     expect(t.calls.filter((c) => c.method === 'sprites.publish').map((c) => c.input)).toEqual([
@@ -79,11 +80,16 @@ describe('URL panel', () => {
     expect(await screen.findByText('relay connected')).toBeTruthy();
     const status = { configured: true, url: 'https://relay.example', account: 'me', published: [{ name: 'a', url: 'https://a-x1.relay.example/', auth: 'public' as const }] };
     await act(async () => t.emit({ type: 'relay.changed', relay: { ...status, status: 'backoff', reason: 'connection to the relay closed' } }));
-    const state = await screen.findByText('relay backoff');
+    const state = await screen.findByText('relay unreachable, retrying…');
     expect(state.getAttribute('title')).toBe('connection to the relay closed');
+    expect(screen.getByText(/connection to the relay closed/)).toBeTruthy();
     expect(screen.getByText('https://a-x1.relay.example/')).toBeTruthy();
     await act(async () => t.emit({ type: 'relay.changed', relay: { ...status, status: 'connected', reason: null } }));
     expect(await screen.findByText('relay connected')).toBeTruthy();
+    expect(screen.queryByText(/connection to the relay closed/)).toBeNull();
+    await act(async () => t.emit({ type: 'relay.changed', relay: { ...status, status: 'unauthorized', reason: 'tunnel token revoked' } }));
+    expect(await screen.findByText('relay refused the token')).toBeTruthy();
+    expect(screen.getByText(/tunnel token revoked/)).toBeTruthy();
     expect(t.calls.filter((c) => c.method === 'relay.status')).toHaveLength(1);
   });
 });

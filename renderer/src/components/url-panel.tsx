@@ -10,6 +10,16 @@ import type { RelayStatus } from '../store.ts';
 import type { Sprite } from '../transport.ts';
 import { useActions, useApp, useTerminalFactory } from './store-context.tsx';
 
+/** The tunnel's state in a user's words (the reason, when there is one, is shown beside it). */
+const RELAY_STATE_WORDS: Record<RelayStatus['status'], string> = {
+  off: 'relay off',
+  connecting: 'connecting to the relay…',
+  connected: 'relay connected',
+  backoff: 'relay unreachable, retrying…',
+  unauthorized: 'relay refused the token',
+  closed: 'relay closed',
+};
+
 export function UrlPanel({ sprite }: { sprite: Sprite }) {
   const name = sprite.name;
   const transport = useApp((s) => s.transport);
@@ -74,16 +84,24 @@ export function UrlPanel({ sprite }: { sprite: Sprite }) {
           <div className="url-row">
             <span className="url-label">Public</span>
             {published ? (
-              <a className="url" href={published.url} onClick={(e) => (e.preventDefault(), env.openLink(published.url))}>
+              <a className="url" href={published.url} title={published.url} onClick={(e) => (e.preventDefault(), env.openLink(published.url))}>
                 {published.url}
               </a>
             ) : (
               <span className="muted">not published</span>
             )}
-            <span className={`relay-state ${relay.status}`} title={relay.reason ?? ''}>
-              relay {relay.status}
-            </span>
+            {published && (
+              <button className="ghost small" onClick={() => env.copyText(published.url)}>
+                Copy
+              </button>
+            )}
           </div>
+          <p className="small relay-line">
+            <span className={`relay-state ${relay.status}`} title={relay.reason ?? ''}>
+              {RELAY_STATE_WORDS[relay.status]}
+            </span>
+            {relay.status !== 'connected' && relay.reason && <span className="muted relay-reason"> — {relay.reason}</span>}
+          </p>
           <div className="url-actions">
             {!published && (
               <button onClick={() => run(async () => setToken((await transport.call('sprites.publish', { name, auth: 'sprite' })).accessToken))}>Publish (private)</button>
@@ -110,7 +128,7 @@ export function UrlPanel({ sprite }: { sprite: Sprite }) {
             )}
           </div>
           {published && <p className="muted small">{published.auth === 'public' ? 'Anyone with the URL can open it.' : 'Needs the access token (Bearer) or a share link.'}</p>}
-          {token && (
+          {token && published?.auth === 'sprite' && (
             <p className="small">
               Access token: <code>{token}</code>{' '}
               <button className="ghost small" onClick={() => env.copyText(token)}>
