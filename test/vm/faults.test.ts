@@ -222,6 +222,20 @@ describe('faults', () => {
     expect(rebound).toBe(403);
   });
 
+  it("the guest's sshd socket stopped by hand: the engine notices SSH is stuck, asks the guest agent, restarts it, and exec works again", async () => {
+    // The running connection survives (sshd is per connection); a new one after sleep/wake is refused.
+    await exec('victim', ['systemctl', 'stop', 'spritely-sshd.socket']);
+    await d.api.call('sprites.sleep', { name: 'victim' });
+    const started = Date.now();
+    const r = await exec('victim', ['sh', '-c', 'systemctl is-active spritely-sshd.socket']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('active');
+    // Only once SSH had failed for 10 s did the engine step in.
+    expect(Date.now() - started).toBeGreaterThan(9_000);
+    const log = await waitFor('the diagnosis in the daemon log', () => (/sprite victim: SSH unreachable for 10 s; the guest says: spritely-sshd\.socket: inactive.*restarted spritely-sshd\.socket/.exec(daemonLog(d)) ?? [null])[0], 10_000);
+    expect(log).toBeTruthy();
+  });
+
   it('two CLIs racing on one name never corrupt it: one wins, the other gets a clear error', async () => {
     const [a, b] = await Promise.all([d.cli(['create', 'race', '--json']), d.cli(['create', 'race', '--json'])]);
     const codes = [a.code, b.code].sort();

@@ -26,7 +26,7 @@ import { readJson, writeJsonAtomic } from '../store/atomic-json.ts';
 import { QemuVm } from '../qemu/qemu-vm.ts';
 import type { GuestAgent } from '../qemu/guest-agent.ts';
 import { type KeyPair, ensureClientKey, generateEd25519 } from '../ssh/keys.ts';
-import { SshLink } from '../ssh/ssh-link.ts';
+import { SshLink, STUCK_AFTER_MS } from '../ssh/ssh-link.ts';
 import { SpriteLocks } from '../store/sprite-lock.ts';
 import { type Manifest, readManifest, readRuntime, writeManifest, writeRuntime, type Runtime } from '../store/sprite-manifest.ts';
 import { APPLY_IDENTITY, identityPayload, newMachineId } from './identity.ts';
@@ -49,6 +49,21 @@ import { formatTimeline } from '../checkpoints/timeline-text.ts';
 
 const execFileP = promisify(execFile);
 const GiB = 1024 ** 3;
+/**
+ * Run in the guest (through its agent) when SSH into it keeps failing: says whether the per-connection
+ * sshd socket listens and what the network looks like, and restarts the socket when it is down.
+ */
+const SSH_DIAGNOSIS = [
+  'state=$(systemctl is-active spritely-sshd.socket)',
+  'echo "spritely-sshd.socket: $state"',
+  'ip -brief address 2>/dev/null | tr -s " " | tr "\\n" ";"',
+  'echo',
+  'if [ "$state" != active ]; then',
+  '  journalctl -u spritely-sshd.socket -n 5 --no-pager -o cat 2>/dev/null',
+  '  systemctl reset-failed spritely-sshd.socket 2>/dev/null',
+  '  systemctl restart spritely-sshd.socket && echo "restarted spritely-sshd.socket"',
+  'fi',
+].join('\n');
 
 export type SpriteState = 'running' | 'sleeping' | 'stopped' | 'crashed';
 
@@ -783,7 +798,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   private adopt(name: string, vm: QemuVm, rt: Runtime, m: Manifest): void {
     this.vms.set(name, vm);
     this.links.get(name)?.close();
-    this.links.set(name, new SshLink({ name, port: rt.sshPort, privateKey: this.clientKey.privateKey, hostKeyPub: m.hostKeyPub, log: (x) => this.log(x) }));
+    this.links.set(name, new SshLink({ name, port: rt.sshPort, privateKey: this.clientKey.privateKey, hostKeyPub: m.hostKeyPub, log: (x) => this.log(x), onStuck: () => this.diagnoseSsh(name, vm) }));
     this.envs.get(name)?.close();
     this.envs.set(name, new EnvChannel(rt.envSocket, this.envHandler(name), (x) => this.log(`sprite ${name}: ${x}`)));
     this.openEgress(name);
@@ -1212,6 +1227,22 @@ export class Engine extends EventEmitter<EngineEvents> {
     const image = this.images.get(m.image);
     if (!image) throw new SpritelyError('failed_precondition', `The image "${m.image}" of sprite "${m.name}" is missing from ${this.layout.imagesDir}.`);
     return image;
+  }
+
+  /**
+   * SSH into the sprite has failed for a while: ask the guest over its agent (no network needed)
+   * why, log the answer, and restart its sshd socket if that is down (stopped by hand, or failed in
+   * systemd). The link keeps retrying meanwhile.
+   */
+  private async diagnoseSsh(name: string, vm: QemuVm): Promise<void> {
+    if (this.vms.get(name) !== vm) return;
+    try {
+      const agent = await vm.agent(5_000);
+      const r = await agent.exec('/bin/sh', ['-c', SSH_DIAGNOSIS], { timeoutMs: 30_000 });
+      this.log(`sprite ${name}: SSH unreachable for ${STUCK_AFTER_MS / 1000} s; the guest says: ${(r.stdout.toString() + r.stderr.toString()).trim().replace(/\s*\n\s*/g, ' | ')}`);
+    } catch (err) {
+      this.log(`sprite ${name}: SSH unreachable for ${STUCK_AFTER_MS / 1000} s, and its guest agent did not answer: ${(err as Error).message}`);
+    }
   }
 
   /** The SSH link of a running sprite (terminals and exec ride on it). */

@@ -11,6 +11,8 @@ import { publicKeyBlob } from './keys.ts';
 
 /** How long one SSH connection attempt may take to reach `ready` (a TCG handshake takes 1–3 s, more on a loaded machine). */
 const ATTEMPT_TIMEOUT_MS = 15_000;
+/** After this long without a connection, `onStuck` is asked to look into the guest (once per connect). */
+export const STUCK_AFTER_MS = 10_000;
 
 export interface SshLinkOptions {
   name: string;
@@ -18,6 +20,11 @@ export interface SshLinkOptions {
   privateKey: string;
   hostKeyPub: string;
   log?: (msg: string) => void;
+  /**
+   * Called once when connecting has failed for `STUCK_AFTER_MS`: the engine asks the guest over its
+   * agent (no network needed) why, and repairs what it can; retries go on meanwhile.
+   */
+  onStuck?: () => Promise<void>;
 }
 
 export function shellQuote(s: string): string {
@@ -63,7 +70,13 @@ export class SshLink extends EventEmitter {
   private async connectWithRetry(deadline: number): Promise<Client> {
     let lastErr: Error | null = null;
     let delay = 50;
+    const stuckAt = Date.now() + STUCK_AFTER_MS;
+    let askedForHelp = false;
     while (!this.closed && Date.now() < deadline) {
+      if (!askedForHelp && Date.now() >= stuckAt && this.opts.onStuck) {
+        askedForHelp = true;
+        void this.opts.onStuck().catch(() => undefined);
+      }
       try {
         // Each attempt gets a bounded handshake: a first connection that the guest never answers
         // (its SYN lost while the machine was still being restored) must not hold up the retry.
