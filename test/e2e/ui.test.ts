@@ -15,7 +15,8 @@ import { addAccount, get, makeCerts, publicAgent, removeDir, startTestRelay, wri
 import { ROOT, startDaemon, waitFor, type TestDaemon } from '../vm/harness.ts';
 
 const CHROMIUM = process.env.SPRITELY_CHROMIUM ?? '/usr/bin/chromium';
-const SHOTS = path.join(ROOT, 'docs/screenshots');
+/** Screenshots go to a scratch dir, so a test run leaves the tree clean; `SPRITELY_SHOTS=docs/screenshots` refreshes the docs' pictures. */
+const SHOTS = process.env.SPRITELY_SHOTS ? path.resolve(ROOT, process.env.SPRITELY_SHOTS) : fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-e2e-shots-'));
 const PROMPT = /root@e2e-one[^\n]*[#$] *$/m;
 
 let d: TestDaemon;
@@ -56,6 +57,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await ctx?.close().catch(() => {});
   if (profile) fs.rmSync(profile, { recursive: true, force: true });
+  if (!process.env.SPRITELY_SHOTS) fs.rmSync(SHOTS, { recursive: true, force: true });
   await d?.cleanup();
 });
 
