@@ -1,10 +1,8 @@
 /** WS /v1/events: a `hello` with every sprite, then every change (sprites, checkpoints, image builds, the relay) as it happens. */
 import type { WebSocket } from 'ws';
 import type { Engine } from '../engine/engine.ts';
-import type { RelayLink } from '../net/relay-link.ts';
+import type { RelayLink, RelayStatus } from '../net/relay-link.ts';
 import type { DaemonEvent } from './contract.ts';
-
-type DaemonEventRelay = Extract<DaemonEvent, { type: 'relay.changed' }>['relay'];
 
 export function handleEventsSocket(ws: WebSocket, engine: Engine, relay?: RelayLink): void {
   const send = (e: DaemonEvent) => {
@@ -18,7 +16,7 @@ export function handleEventsSocket(ws: WebSocket, engine: Engine, relay?: RelayL
   engine.on('sprite', onSprite);
   engine.on('removed', onRemoved);
   engine.on('imageProgress', onProgress);
-  const onRelay = (status: DaemonEventRelay) => send({ type: 'relay.changed', relay: status });
+  const onRelay = (status: RelayStatus) => send({ type: 'relay.changed', relay: status });
   relay?.on('changed', onRelay);
   ws.on('close', () => {
     relay?.off('changed', onRelay);

@@ -141,14 +141,15 @@ export class RelayLink extends EventEmitter<{ changed: [RelayStatus] }> {
   }
 
   status(): RelayStatus {
-    const st = this.client?.state;
+    const client = this.client;
+    const st = client?.state;
     return {
       configured: !!this.settings,
       url: this.settings?.url ?? null,
       status: st?.status ?? 'off',
       reason: st?.reason ?? null,
       account: st?.account ?? null,
-      published: this.client ? Object.entries(this.settings?.published ?? {}).map(([name, p]) => ({ name, url: this.client!.urlFor(name), auth: p.auth })) : [],
+      published: client ? Object.entries(this.settings?.published ?? {}).map(([name, p]) => ({ name, url: client.urlFor(name), auth: p.auth })) : [],
     };
   }
 

@@ -70,24 +70,25 @@ export class SshLink extends EventEmitter {
   private async connectWithRetry(deadline: number): Promise<Client> {
     let lastErr: Error | null = null;
     let delay = 50;
-    const stuckAt = Date.now() + STUCK_AFTER_MS;
-    let askedForHelp = false;
-    while (!this.closed && Date.now() < deadline) {
-      if (!askedForHelp && Date.now() >= stuckAt && this.opts.onStuck) {
-        askedForHelp = true;
-        void this.opts.onStuck().catch(() => undefined);
+    const onStuck = this.opts.onStuck;
+    const stuck = onStuck ? setTimeout(() => void onStuck().catch(() => undefined), STUCK_AFTER_MS) : undefined;
+    stuck?.unref();
+    try {
+      while (!this.closed && Date.now() < deadline) {
+        try {
+          // Each attempt gets a bounded handshake: a first connection that the guest never answers
+          // (its SYN lost while the machine was still being restored) must not hold up the retry.
+          const c = await this.connectOnce(Math.max(2000, Math.min(ATTEMPT_TIMEOUT_MS, deadline - Date.now())));
+          this.client = c;
+          return c;
+        } catch (err) {
+          lastErr = err as Error;
+          await new Promise((r) => setTimeout(r, delay));
+          delay = Math.min(delay * 2, 500);
+        }
       }
-      try {
-        // Each attempt gets a bounded handshake: a first connection that the guest never answers
-        // (its SYN lost while the machine was still being restored) must not hold up the retry.
-        const c = await this.connectOnce(Math.max(2000, Math.min(ATTEMPT_TIMEOUT_MS, deadline - Date.now())));
-        this.client = c;
-        return c;
-      } catch (err) {
-        lastErr = err as Error;
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 500);
-      }
+    } finally {
+      clearTimeout(stuck);
     }
     throw new Error(`could not reach sprite "${this.opts.name}" over SSH: ${lastErr?.message ?? 'closed'}`);
   }
