@@ -72,17 +72,26 @@ export function parseTarget(host: string): Target {
  * Whether `name` (normalised) may be looked up at all; null means ask the resolver. No query
  * leaves for a name the policy would refuse whatever it resolved to.
  */
-export function refuseBeforeLookup(policy: NetworkPolicy, name: string, list: AllowList = readAllowList(policy.allow)): Refusal | null {
+export function refuseBeforeLookup(policy: NetworkPolicy, name: string, list: AllowList = allowListOf(policy)): Refusal | null {
   if (policy.mode === 'none') return refuse('this sprite has no network (network none)');
   if (policy.mode === 'allow' && !allowsName(list, name)) return refuse(`${name} is not in this sprite's allow list (${formatNetworkPolicy(policy)})`, name);
   const problem = nameProblem(name);
   return problem ? refuse(problem) : null;
 }
 
+/** Allow lists read once per stored list (a policy object lives until the policy changes). */
+const allowLists = new WeakMap<readonly string[], AllowList>();
+
+function allowListOf(policy: NetworkPolicy): AllowList {
+  let list = allowLists.get(policy.allow);
+  if (!list) allowLists.set(policy.allow, (list = readAllowList(policy.allow)));
+  return list;
+}
+
 export function decideEgress(q: EgressQuery): EgressDecision {
   if (!Number.isInteger(q.port) || q.port < 1 || q.port > 65535) return invalid(`port ${q.port} is not a port (1-65535)`);
   if (q.policy.mode === 'none') return refuse('this sprite has no network (network none)');
-  const list = readAllowList(q.policy.allow);
+  const list = allowListOf(q.policy);
 
   if (q.name === null) {
     if (q.candidates.length !== 1) return invalid('an address request has exactly one address');
