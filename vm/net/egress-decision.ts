@@ -13,7 +13,7 @@
  * without IPv6 routes is common and one without IPv4 is rare). The caller connects to exactly the
  * address returned, so the answer cannot change between check and connect.
  */
-import { hostPart, parseAddress, type Address, type Range, inRange } from './address.ts';
+import { hostPart, inRange, parseAddress, type Address, type Range } from './address.ts';
 import { nameProblem, normalizeName } from './domain-names.ts';
 import { allowsAddress, allowsName, formatNetworkPolicy, readAllowList, type AllowList, type NetworkPolicy } from './egress-policy.ts';
 import { matchHost, isOwnAddress, type HostNetwork } from './host-networks.ts';
