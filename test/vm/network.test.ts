@@ -1,19 +1,30 @@
 /**
- * Isolation on real QEMU, proven from inside guests: a service on the host's 127.0.0.1 is out of
- * reach (via 10.0.2.2 and every address of this computer, directly and through the egress proxy),
- * so are the daemon's TCP port and another sprite's forwarded ports — while apt and curl to the
- * Debian mirror work. `none` has no egress at all; `allow=deb.debian.org` reaches that host and
- * not another, and says so in the guest. Policy changes apply without a restart and survive sleep.
+ * Isolation on real QEMU, proven from inside guests: a service on the host (bound to 0.0.0.0 and
+ * ::) is out of reach via 10.0.2.2 and every address of this computer, in every spelling of each
+ * (IPv4-mapped, expanded, upper-case, inet_aton numbers, zone ids, NAT64), directly and through
+ * the egress proxy, under `internet` and under the widest `allow=` ranges; so are the daemon's TCP
+ * port and another sprite's forwarded ports — while apt and curl to the Debian mirror work. `none`
+ * has no egress at all; `allow=deb.debian.org` reaches that host and not another, and says so in
+ * the guest. An agent (MCP) cannot widen a sprite's network. Policy changes apply without a
+ * restart and survive sleep.
  */
+import dns from 'node:dns';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type TestDaemon } from './harness.ts';
+import { canonicalAddress } from '../../vm/net/address.ts';
+import { spellings, urlHost } from '../../vm/net/address-spellings.ts';
+import { specialRange } from '../../vm/net/ip-ranges.ts';
+import { BIN, startDaemon, type TestDaemon } from './harness.ts';
 
 let d: TestDaemon;
-let hostServer: http.Server;
+/** "This computer": one port on 0.0.0.0 and on ::, counting every connection it accepts. */
+let hostServer4: http.Server;
+let hostServer6: http.Server;
 let hostPort: number;
 let hits = 0;
 
@@ -35,33 +46,56 @@ async function curlAll(name: string, urls: string[]): Promise<{ url: string; mod
   });
 }
 
+/** Every address of this computer, zone ids dropped. */
+function hostAddressList(): string[] {
+  const all = Object.values(os.networkInterfaces()).flatMap((l) => l ?? []);
+  return [...new Set(all.map((i) => i.address.split('%')[0]))];
+}
+
 /** Every address of this computer, as URLs' host parts. */
 function hostAddresses(): string[] {
-  const all = Object.values(os.networkInterfaces()).flatMap((l) => l ?? []);
-  return [...new Set(all.map((i) => (i.family === 'IPv6' ? `[${i.address.split('%')[0]}]` : i.address)))];
+  return hostAddressList().map((a) => (a.includes(':') ? `[${a}]` : a));
+}
+
+/**
+ * This workplace's resolver answers every public name with a special-purpose address (a
+ * documentation range), which `internet` refuses. The daemon is told to treat exactly those
+ * answers as public (SPRITELY_EGRESS_TREAT_AS_PUBLIC, the knob for users behind such resolvers);
+ * on a machine whose resolver gives real answers the list is empty.
+ */
+async function treatAsPublicHere(): Promise<string> {
+  const found = await dns.promises.lookup('deb.debian.org.', { all: true }).catch(() => []);
+  return found.filter((f) => !specialRange(canonicalAddress(f.address)!).publicInternet).map((f) => f.address).join(',');
+}
+
+function countingServer(): http.Server {
+  const s = http.createServer((_req, res) => res.end('host secret\n'));
+  s.on('connection', () => hits++);
+  return s;
 }
 
 beforeAll(async () => {
-  hostServer = http.createServer((_req, res) => {
-    hits++;
-    res.end('host secret\n');
-  });
-  await new Promise<void>((r) => hostServer.listen(0, '127.0.0.1', r));
-  hostPort = (hostServer.address() as net.AddressInfo).port;
-  d = await startDaemon();
+  hostServer4 = countingServer();
+  await new Promise<void>((r) => hostServer4.listen(0, '0.0.0.0', r));
+  hostPort = (hostServer4.address() as net.AddressInfo).port;
+  hostServer6 = countingServer();
+  await new Promise<void>((r, j) => hostServer6.once('error', j).listen({ port: hostPort, host: '::', ipv6Only: true }, r));
+  d = await startDaemon(undefined, { SPRITELY_EGRESS_TREAT_AS_PUBLIC: await treatAsPublicHere() });
   await d.api.call('sprites.create', { name: 'iso-a' }, { timeoutMs: 600_000 });
   await d.api.call('sprites.create', { name: 'iso-b', network: 'allow=deb.debian.org' }, { timeoutMs: 600_000 });
 }, 900_000);
 
 afterAll(async () => {
   await d?.cleanup();
-  hostServer?.close();
+  hostServer4?.close();
+  hostServer6?.close();
 });
 
 describe('isolation from the host', () => {
-  it("the host's loopback is unreachable: 10.0.2.2 and every host address, directly and via the proxy", async () => {
-    // the server answers on the host itself
+  it("this computer is unreachable: 10.0.2.2 and every host address, directly and via the proxy", async () => {
+    // the server answers on the host itself, on IPv4 and IPv6
     expect(await (await fetch(`http://127.0.0.1:${hostPort}/`)).text()).toBe('host secret\n');
+    expect(await (await fetch(`http://[::1]:${hostPort}/`)).text()).toBe('host secret\n');
     hits = 0;
     const targets = ['10.0.2.2', '10.0.2.3', '10.0.2.100', ...hostAddresses()];
     expect(targets).toContain('127.0.0.1');
@@ -70,10 +104,56 @@ describe('isolation from the host', () => {
     for (const c of codes) expect(c.code, `${c.url} ${c.mode}`).not.toBe('200');
     // through the proxy the guest learns why
     const refused = await exec('iso-a', `curl -sS --max-time 8 http://10.0.2.2:${hostPort}/`);
-    expect(refused.stdout).toMatch(/spritely: 10\.0\.2\.2:\d+ refused: 10\.0\.2\.2 \(10\.0\.2\.2\) is a private/);
-    const loop = await exec('iso-a', `curl -sS --max-time 8 http://127.0.0.1:${hostPort}/ ; curl -sS --max-time 8 --noproxy '' -x http://10.0.2.100:3128 http://127.0.0.1:${hostPort}/`);
-    expect(loop.stdout + loop.stderr).toMatch(/refused: 127\.0\.0\.1 is the host's loopback/);
+    expect(refused.stdout).toMatch(/spritely: 10\.0\.2\.2:\d+ refused: 10\.0\.2\.2 is private-use \(10\.0\.0\.0\/8, RFC 1918\), not a public internet address/);
+    const loop = await exec('iso-a', `curl -sS --max-time 8 http://127.0.0.1:${hostPort}/ ; curl -sS --max-time 8 --noproxy '' -x http://10.0.2.100:3128 'http://[::ffff:127.0.0.1]:${hostPort}/'`);
+    expect(loop.stdout + loop.stderr).toMatch(/refused: 127\.0\.0\.1 is this computer's loopback/);
+    expect(loop.stdout + loop.stderr).toMatch(/\[::ffff:7f00:1\]:\d+ refused: 127\.0\.0\.1 is this computer's loopback/);
     expect(hits).toBe(0);
+  });
+
+  it('every spelling of every host address, as CONNECT and absolute-form, under internet and the widest allow= (0 hits; the exact listed address: every spelling reaches it)', async () => {
+    hits = 0;
+    const CRLF = '\\r\\n'; // printf %b turns these into CR LF in the guest
+    const requests: Array<{ label: string; bytes: string }> = [];
+    for (const addr of hostAddressList()) {
+      for (const s of spellings(addr)) {
+        requests.push({ label: `CONNECT ${s.host}`, bytes: `CONNECT ${s.host}:${hostPort} HTTP/1.1${CRLF}Host: ${s.host}:${hostPort}${CRLF}${CRLF}GET / HTTP/1.1${CRLF}Host: x${CRLF}${CRLF}` });
+        requests.push({ label: `GET http://${urlHost(s)}`, bytes: `GET http://${urlHost(s)}:${hostPort}/ HTTP/1.1${CRLF}Host: x${CRLF}Connection: close${CRLF}${CRLF}` });
+      }
+    }
+    // raw bytes to the proxy from bash, so no client normalises a spelling first; one status line each
+    const script = [
+      // builtins only (no fork per probe: the guest is slow under TCG)
+      `probe() { local line=; if exec 3<>/dev/tcp/10.0.2.100/3128; then printf '%b' "$1" >&3; IFS= read -r -t 5 line <&3; echo "\${line%$'\\r'} <- $2"; exec 3<&- 3>&-; else echo "no proxy <- $2"; fi; }`,
+      ...requests.map((r) => `probe '${r.bytes}' '${r.label}'`),
+    ].join('\n');
+    const bash = (name: string, only?: (label: string) => boolean) => {
+      const lines = script.split('\n').filter((l, i) => i === 0 || !only || only(requests[i - 1].label));
+      return d.api.call('sprites.exec', { name, argv: ['bash', '-c', lines.join('\n')] }, { timeoutMs: 600_000 });
+    };
+    const wide = 'allow=0.0.0.0/0,[::]/0';
+    expect((await d.cli(['net', 'set', 'iso-b', wide])).code).toBe(0);
+    try {
+      for (const name of ['iso-a', 'iso-b']) {
+        const r = await bash(name);
+        const lines = r.stdout.trim().split('\n');
+        expect(lines.length, r.stderr).toBe(requests.length);
+        for (const l of lines) expect(l, `${name}: ${l}`).toMatch(/^HTTP\/1\.1 (400|403) /);
+      }
+      expect(requests.length).toBeGreaterThan(100);
+      expect(hits).toBe(0);
+      // the probe does reach this computer when the user lists its exact address: every spelling of it
+      const lan = hostAddressList().find((a) => !a.startsWith('127.') && !a.includes(':'))!;
+      const same = new Set(spellings(lan).filter((x) => x.kind === 'canonical' || x.kind === 'same').flatMap((x) => [`CONNECT ${x.host}`, `GET http://${x.host}`]));
+      expect((await d.cli(['net', 'set', 'iso-b', `allow=${lan}`])).code).toBe(0);
+      const r = await bash('iso-b', (label) => same.has(label));
+      const lines = r.stdout.trim().split('\n');
+      expect(lines.length).toBe(same.size);
+      for (const l of lines) expect(l).toMatch(/^HTTP\/1\.1 200 /);
+      expect(hits).toBe(same.size);
+    } finally {
+      expect((await d.cli(['net', 'set', 'iso-b', 'allow=deb.debian.org'])).code).toBe(0);
+    }
   });
 
   it("the daemon's TCP port and another sprite's forwarded ports are unreachable", async () => {
@@ -151,6 +231,27 @@ describe('egress policies', () => {
     expect(c.stderr).toMatch(/"everything" is not a network policy/);
     expect(fs.existsSync(`${d.home}/sprites/iso-c`)).toBe(false);
     expect((await d.api.call('sprites.get', { name: 'iso-b' })).network).toBe('internet');
+  });
+});
+
+describe('agents cannot widen the network', () => {
+  it('MCP sprite_create refuses host, router and metadata addresses, and creates nothing', async () => {
+    const env = Object.fromEntries(Object.entries(d.env).filter((e): e is [string, string] => e[1] !== undefined));
+    const transport = new StdioClientTransport({ command: process.execPath, args: [BIN, 'mcp'], env, stderr: 'pipe' });
+    const client = new Client({ name: 'network-test', version: '1.0.0' });
+    await client.connect(transport, { timeout: 60_000 });
+    try {
+      const own = hostAddressList().filter((a) => !a.startsWith('127.') && a !== '::1');
+      for (const network of [`allow=${own.map((a) => (a.includes(':') ? `[${a}]` : a)).join(',')},10.0.2.2,169.254.169.254`, 'allow=deb.debian.org,192.168.0.0/16', 'allow=[::ffff:a9fe:a9fe]', 'allow=0x7f.1', 'allow=nas.local']) {
+        const r = (await client.callTool({ name: 'sprite_create', arguments: { name: 'iso-wide', network } })) as { isError?: boolean; content: Array<{ text: string }> };
+        expect(r.isError, network).toBe(true);
+        expect(r.content[0].text, network).toMatch(/^Error \(invalid_argument\): Network policy refused: /);
+      }
+    } finally {
+      await client.close().catch(() => {});
+    }
+    expect((await d.api.call('sprites.list')).map((s) => s.name)).not.toContain('iso-wide');
+    expect(fs.existsSync(`${d.home}/sprites/iso-wide`)).toBe(false);
   });
 });
 

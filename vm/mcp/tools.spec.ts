@@ -169,6 +169,33 @@ describe('MCP tools over a fake daemon', () => {
     expect(text(cl)).toMatch(/ v1  base[\s\S]*└─ \*v2/);
   });
 
+  it('sprite_create lets an agent narrow the network, never widen it: addresses and ranges are refused before the daemon is asked', async () => {
+    const { client, calls } = await connect({ 'sprites.create': (i) => ({ sprite: sprite(i.name, { network: i.network ?? 'internet' }), timings: { totalMs: 1000 } }) });
+    for (const network of ['internet', 'none', 'allow=deb.debian.org,*.github.com']) {
+      const r = await client.callTool({ name: 'sprite_create', arguments: { name: 'box', network } });
+      expect(r.isError, network).toBeFalsy();
+      expect(calls.at(-1), network).toEqual(['sprites.create', { name: 'box', memoryMiB: undefined, cpus: undefined, network }]);
+    }
+    const made = calls.length;
+    const table: Array<[string, RegExp]> = [
+      ['allow=192.0.2.2,10.0.2.2,169.254.169.254', /192\.0\.2\.2, 10\.0\.2\.2, 169\.254\.169\.254 are IP addresses or ranges, which only the user can allow/],
+      ['allow=deb.debian.org,[::ffff:c0a8:101]', /192\.168\.1\.1 is an IP address or range/],
+      ['allow=192.168.0.0/16', /192\.168\.0\.0\/16 is an IP address or range/],
+      ['allow=[fd00::]/8', /\[fd00::\]\/8 is an IP address or range/],
+      ['allow=127.0.0.1', /loopback/],
+      ['allow=0x7f.1', /not a host name/],
+      ['allow=printer.local', /multicast DNS/],
+      ['everything', /"everything" is not a network policy/],
+    ];
+    for (const [network, why] of table) {
+      const r = await client.callTool({ name: 'sprite_create', arguments: { name: 'box', network } });
+      expect(r.isError, network).toBe(true);
+      expect(text(r), network).toMatch(/^Error \(invalid_argument\): Network policy refused: /);
+      expect(text(r), network).toMatch(why);
+    }
+    expect(calls.length).toBe(made);
+  });
+
   it('long calls report progress to a client that asked for it', async () => {
     const { client } = await connect(
       { 'sprites.exec': async () => (await new Promise((r) => setTimeout(r, 250)), { exitCode: 0, signal: null, stdout: '', stderr: '', truncated: false, timedOut: false, durationMs: 250 }) },

@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { methods, type Checkpoint, type Sprite } from '../api/contract.ts';
 import { SpritelyError } from '../errors.ts';
 import { spriteNameProblem } from '../names.ts';
+import { agentPolicyProblem } from '../net/egress-policy.ts';
 import { formatBytes, formatTimeline } from '../checkpoints/timeline-text.ts';
 import { formatTable } from '../cli/ui.ts';
 import type { DaemonCaller } from './daemon-link.ts';
@@ -82,6 +83,13 @@ function checkName(n: string): string {
   return n;
 }
 
+/** An agent may only narrow a sprite's network (vm/net/egress-policy.ts); refused before the daemon is asked. */
+function checkAgentNetwork(policy: string): string {
+  const problem = agentPolicyProblem(policy);
+  if (problem) throw new SpritelyError('invalid_argument', `Network policy refused: ${problem}`);
+  return policy;
+}
+
 /** A daemon error (or any failure) as a result the model reads. */
 export function toolError(err: unknown): CallToolResult {
   let text: string;
@@ -101,7 +109,7 @@ function ok<T extends Record<string, unknown>>(text: string, structured: T): Cal
 // ------------------------------------------------------------------ descriptions
 
 const NETWORK_NOTE =
-  'Networking is restricted by a policy the user controls: the default `internet` allows public addresses only (never this host or its LAN); HTTP and HTTPS go out through a proxy on the host (http_proxy/https_proxy are set in the sprite, apt/curl/pip/npm/git over https use it), and there is no direct route or DNS, so programs that ignore the proxy variables cannot connect. `none` blocks everything; `allow=HOST,*.DOMAIN` allows only those. The policy can only be changed on the host (`spritely net set NAME POLICY`): if a download is refused, tell the user.';
+  'Networking is restricted by a policy the user controls: the default `internet` allows public internet addresses only (never this host, its LAN or link-local/cloud metadata); HTTP and HTTPS go out through a proxy on the host (http_proxy/https_proxy are set in the sprite, apt/curl/pip/npm/git over https use it), and there is no direct route or DNS, so programs that ignore the proxy variables cannot connect. `none` blocks everything; `allow=HOST,*.DOMAIN` allows only those names, at public addresses. An agent may choose a narrower policy when creating a sprite, never a wider one; the policy can only be changed on the host (`spritely net set NAME POLICY`): if a download is refused, tell the user.';
 
 const SLEEP_NOTE = 'Sprites go to sleep when idle (RAM saved to disk, no CPU) and wake on their own when used (exec, file tools, their URL): no need to wake them first.';
 
@@ -179,14 +187,14 @@ export function registerTools(server: McpServer, daemon: DaemonCaller, opts: Too
         name: z.string().describe('Name for the new sprite: a-z, 0-9 and "-", 1–63 characters, not starting or ending with "-".'),
         memory: z.number().int().min(128).max(65536).optional().describe('Guest RAM in MiB (default 512). A size other than the defaults costs a one-time boot of about a minute for that machine shape.'),
         cpus: z.number().int().min(1).max(64).optional().describe('Virtual CPUs (default 1).'),
-        network: z.string().min(1).optional().describe('Network policy: "internet" (default), "none", or "allow=HOST,*.DOMAIN,…". Only pass it when the user asked for a restriction.'),
+        network: z.string().min(1).optional().describe('Network policy: "internet" (default), "none", or "allow=HOST,*.DOMAIN,…" with host names only (an agent may narrow the network, never widen it: IP addresses and ranges are refused here; only the user can allow those). Only pass it when the user asked for a restriction.'),
       },
       outputSchema: { sprite: SpriteInfo, totalMs: z.number() },
       annotations: { destructiveHint: false, idempotentHint: false, openWorldHint: false },
     },
     async (a, extra) =>
       run(extra, 'sprite_create', async () => {
-        const r = await daemon.call('sprites.create', { name: checkName(a.name), memoryMiB: a.memory, cpus: a.cpus, network: a.network });
+        const r = await daemon.call('sprites.create', { name: checkName(a.name), memoryMiB: a.memory, cpus: a.cpus, network: a.network === undefined ? undefined : checkAgentNetwork(a.network) });
         const s = spriteInfo(r.sprite);
         return ok(`Created sprite ${s.name} in ${fmtMs(r.timings.totalMs)}: ${s.state}, ${s.memoryMiB} MiB, ${s.cpus} CPU(s), network ${s.network}. Run commands in it with exec.`, { sprite: s, totalMs: r.timings.totalMs });
       }),

@@ -1,64 +1,107 @@
 import { describe, expect, it } from 'vitest';
-import { allowListMatches, decideEgress, formatNetworkPolicy, parseNetworkPolicy } from './egress-policy.ts';
-
-const internet = parseNetworkPolicy('internet');
-const none = parseNetworkPolicy('none');
-const host = ['192.0.2.2', 'fd00::2', '127.0.0.1'];
+import { canonicalAddress } from './address.ts';
+import { agentPolicyProblem, allowsAddress, allowsName, formatNetworkPolicy, parseNetworkPolicy, readAllowList } from './egress-policy.ts';
 
 describe('parseNetworkPolicy', () => {
-  it('reads the three spellings and writes them back', () => {
-    expect(internet).toEqual({ mode: 'internet', allow: [] });
-    expect(none).toEqual({ mode: 'none', allow: [] });
-    const p = parseNetworkPolicy('allow=Deb.Debian.org., *.github.com,1.2.3.4,[2001:db8::1],deb.debian.org');
-    expect(p).toEqual({ mode: 'allow', allow: ['deb.debian.org', '*.github.com', '1.2.3.4', '[2001:db8::1]'] });
-    expect(formatNetworkPolicy(p)).toBe('allow=deb.debian.org,*.github.com,1.2.3.4,[2001:db8::1]');
+  it('reads the three spellings and writes them back, entries canonical', () => {
+    expect(parseNetworkPolicy('internet')).toEqual({ mode: 'internet', allow: [] });
+    expect(parseNetworkPolicy(' none ')).toEqual({ mode: 'none', allow: [] });
+    const p = parseNetworkPolicy('allow=Deb.Debian.org., *.github.com,1.2.3.4,[2001:DB8::1],deb.debian.org,::ffff:192.168.1.20,192.168.1.0/24,[FD00::]/64,2001:db8:0:0::1');
+    expect(p).toEqual({ mode: 'allow', allow: ['deb.debian.org', '*.github.com', '1.2.3.4', '[2001:db8::1]', '192.168.1.20', '192.168.1.0/24', '[fd00::]/64'] });
+    expect(formatNetworkPolicy(p)).toBe('allow=deb.debian.org,*.github.com,1.2.3.4,[2001:db8::1],192.168.1.20,192.168.1.0/24,[fd00::]/64');
+    expect(parseNetworkPolicy(formatNetworkPolicy(p))).toEqual(p);
   });
 
   it('refuses what is not a policy with a message that shows the spelling', () => {
-    for (const bad of ['', 'open', 'allow=', 'allow=,', 'allow=exa mple.com', 'allow=a..b', 'allow=-x.com', 'allow=http://x.com', 'allow=*', 'allow=x.*.com', 'internet,none']) {
-      expect(() => parseNetworkPolicy(bad), bad).toThrow(/network policy|host name|at least one/);
-    }
+    const table: Array<[string, RegExp]> = [
+      ['', /not a network policy/],
+      ['open', /"open" is not a network policy/],
+      ['internet,none', /not a network policy/],
+      ['allow=', /at least one/],
+      ['allow=,', /at least one/],
+      ['allow=exa mple.com', /"exa mple.com" is not a host name/],
+      ['allow=a..b', /not a host name/],
+      ['allow=-x.com', /not a host name/],
+      ['allow=http://x.com', /"http:\/\/x.com" is not a host name/],
+      ['allow=*', /not a host name/],
+      ['allow=x.*.com', /not a host name/],
+      ['allow=0x7f.1', /"0x7f.1" is not a host name/],
+      ['allow=017700000001', /not an IP address/],
+      ['allow=127.1', /not an IP address/],
+      ['allow=fe80::1%eth0', /zone id/],
+      ['allow=192.168.1.5/24', /host bits set; the network is 192\.168\.1\.0\/24/],
+    ];
+    for (const [bad, why] of table) expect(() => parseNetworkPolicy(bad), bad).toThrow(why);
     expect(() => parseNetworkPolicy(`allow=${Array.from({ length: 300 }, (_, i) => `h${i}.com`).join(',')}`)).toThrow(/at most 256/);
   });
+
+  it('refuses what allow= can never reach: loopback, unspecified, multicast, local names', () => {
+    const table: Array<[string, RegExp]> = [
+      ['allow=127.0.0.1', /loopback or unspecified/],
+      ['allow=[::1]', /loopback or unspecified/],
+      ['allow=[::ffff:7f00:1]', /loopback or unspecified/],
+      ['allow=[0:0:0:0:0:ffff:127.0.0.1]', /loopback or unspecified/],
+      ['allow=0.0.0.0', /loopback or unspecified/],
+      ['allow=[::]', /loopback or unspecified/],
+      ['allow=127.0.0.0/8', /loopback range/],
+      ['allow=127.1.0.0/16', /loopback range/],
+      ['allow=[64:ff9b::7f00:1]', /loopback or unspecified/],
+      ['allow=[2002:7f00:1::]', /loopback or unspecified/],
+      ['allow=224.0.0.1', /multicast or broadcast/],
+      ['allow=255.255.255.255', /multicast or broadcast/],
+      ['allow=localhost', /this computer's own name/],
+      ['allow=nas.local', /multicast DNS[^]*list its IP address/],
+      ['allow=*.local', /multicast DNS/],
+      ['allow=nas.lan', /private-network/],
+      ['allow=router.home.arpa', /home-network/],
+      ['allow=nas', /single-label/],
+    ];
+    for (const [bad, why] of table) expect(() => parseNetworkPolicy(bad), bad).toThrow(why);
+    // a wide range that includes loopback is fine: loopback itself stays refused when deciding
+    expect(parseNetworkPolicy('allow=0.0.0.0/0').allow).toEqual(['0.0.0.0/0']);
+    expect(parseNetworkPolicy('allow=*.dev').allow).toEqual(['*.dev']);
+  });
 });
 
-describe('allowListMatches', () => {
+describe('allow list matching', () => {
+  const list = readAllowList(['deb.debian.org', '*.github.com', '1.2.3.4', '[2001:db8::1]', '192.168.1.0/24', '[fd00::]/64', '10.0.0.7/32', 'nas.lan', 'garbage entry', '127.1']);
+
   it('matches exact names, and *.domain matches subdomains only', () => {
-    const allow = ['deb.debian.org', '*.github.com', '1.2.3.4', '[2001:db8::1]'];
-    expect(allowListMatches(allow, 'deb.debian.org')).toBe(true);
-    expect(allowListMatches(allow, 'DEB.debian.org.')).toBe(true);
-    expect(allowListMatches(allow, 'security.debian.org')).toBe(false);
-    expect(allowListMatches(allow, 'evil-deb.debian.org.attacker.com')).toBe(false);
-    expect(allowListMatches(allow, 'api.github.com')).toBe(true);
-    expect(allowListMatches(allow, 'a.b.github.com')).toBe(true);
-    expect(allowListMatches(allow, 'github.com')).toBe(false);
-    expect(allowListMatches(allow, 'notgithub.com')).toBe(false);
-    expect(allowListMatches(allow, '1.2.3.4')).toBe(true);
-    expect(allowListMatches(allow, '2001:db8::1')).toBe(true);
+    const table: Array<[string, boolean]> = [
+      ['deb.debian.org', true], ['security.debian.org', false], ['evil-deb.debian.org.attacker.com', false], ['api.github.com', true], ['a.b.github.com', true],
+      ['github.com', false], ['notgithub.com', false], ['nas.lan', true], ['garbage entry', false],
+    ];
+    for (const [name, yes] of table) expect(allowsName(list, name), name).toBe(yes);
+  });
+
+  it('matches addresses by value: exact, within a range, or not', () => {
+    const table: Array<[string, 'exact' | 'range' | null]> = [
+      ['1.2.3.4', 'exact'], ['[::ffff:102:304]', 'exact'], ['2001:0DB8:0000::0001', 'exact'], ['10.0.0.7', 'exact'], ['[::ffff:10.0.0.7]', 'exact'],
+      ['192.168.1.77', 'range'], ['[::ffff:c0a8:14d]', 'range'], ['fd00::1234', 'range'],
+      ['1.2.3.5', null], ['192.168.2.1', null], ['fd00:0:0:1::1', null], ['127.0.0.1', null],
+    ];
+    for (const [a, how] of table) expect(allowsAddress(list, canonicalAddress(a)!), a).toBe(how);
   });
 });
 
-describe('decideEgress', () => {
-  it('none refuses everything', () => {
-    expect(decideEgress(none, 'example.com', '93.184.216.34', host)).toEqual({ ok: false, reason: expect.stringMatching(/network none/) });
+describe('agentPolicyProblem (MCP may only narrow)', () => {
+  it('accepts internet, none and allow= of names', () => {
+    for (const ok of ['internet', 'none', 'allow=deb.debian.org', 'allow=*.github.com,pypi.org']) expect(agentPolicyProblem(ok), ok).toBeNull();
   });
 
-  it('internet reaches public addresses only: never loopback, this computer, the LAN, link-local or multicast', () => {
-    expect(decideEgress(internet, 'deb.debian.org', '203.0.113.80', host).ok).toBe(true);
-    expect(decideEgress(internet, 'x', '2001:db8::5', host).ok).toBe(true);
-    for (const a of ['127.0.0.1', '127.8.9.10', '::1', '::ffff:127.0.0.1', '0.0.0.0', '::', '192.0.2.2', 'fd00::2', '10.0.2.2', '172.16.0.1', '192.168.1.1', '100.64.0.1', '169.254.169.254', 'fe80::1', 'fc00::1', '224.0.0.1', '255.255.255.255', '::ffff:192.168.1.1']) {
-      const d = decideEgress(internet, 'h', a, host);
-      expect(d.ok, a).toBe(false);
-      expect(d.reason, a).toMatch(/loopback|this computer|private/);
-    }
-  });
-
-  it('allow lets out only listed names (even to a private address), never loopback', () => {
-    const p = parseNetworkPolicy('allow=deb.debian.org,nas.lan');
-    expect(decideEgress(p, 'deb.debian.org', '203.0.113.80', host).ok).toBe(true);
-    expect(decideEgress(p, 'nas.lan', '192.168.1.20', host).ok).toBe(true);
-    expect(decideEgress(p, 'example.com', '93.184.216.34', host)).toEqual({ ok: false, reason: expect.stringMatching(/not in this sprite's allow list \(allow=deb.debian.org,nas.lan\)/) });
-    expect(decideEgress(parseNetworkPolicy('allow=127.0.0.1,localhost'), 'localhost', '127.0.0.1', host).ok).toBe(false);
-    expect(decideEgress(parseNetworkPolicy('allow=127.0.0.1'), '127.0.0.1', '127.0.0.1', host).ok).toBe(false);
+  it('refuses any address or range, in any spelling, and anything unparseable', () => {
+    const table: Array<[string, RegExp]> = [
+      ['allow=192.0.2.2', /192\.0\.2\.2 is an IP address or range, which only the user can allow/],
+      ['allow=deb.debian.org,169.254.169.254,192.168.1.1', /169\.254\.169\.254, 192\.168\.1\.1 are IP addresses or ranges/],
+      ['allow=[::ffff:c0a8:101]', /192\.168\.1\.1 is an IP address/],
+      ['allow=10.0.0.0/8', /10\.0\.0\.0\/8 is an IP address or range/],
+      ['allow=[fd00::]/8', /\[fd00::\]\/8/],
+      ['allow=127.0.0.1', /loopback/],
+      ['allow=0x7f.1', /not a host name/],
+      ['allow=nas.local', /multicast DNS/],
+      ['everything', /not a network policy/],
+    ];
+    for (const [bad, why] of table) expect(agentPolicyProblem(bad), bad).toMatch(why);
+    expect(agentPolicyProblem('allow=10.0.0.1')).toMatch(/^an agent may only narrow a sprite's network/);
   });
 });

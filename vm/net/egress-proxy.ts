@@ -2,16 +2,21 @@
  * The egress proxy: a sprite's only way out. QEMU runs the guest's network restricted and forwards
  * the guest's connections to 10.0.2.100:3128 onto this server's unix socket (one per sprite, so the
  * socket says which sprite is asking). It speaks plain HTTP proxying: CONNECT host:port for TLS and
- * anything else, absolute-form requests for http://. Every destination is resolved on the host and
- * checked against the sprite's policy (egress-policy.ts) before one byte leaves; a refusal is a
- * 403 whose text says why and how to change it, so the person or agent in the guest can act on it.
+ * anything else, absolute-form requests for http://. Every destination is parsed, resolved on the
+ * host and decided (egress-decision.ts) before one byte leaves, and the connection goes to exactly
+ * the address decided; a refusal is a 403 whose text says why and how to change it, so the person
+ * or agent in the guest can act on it. Guest-supplied text reaches logs and messages only through
+ * printable().
  */
 import dns from 'node:dns';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import os from 'node:os';
-import { allowListMatches, decideEgress, formatNetworkPolicy, type NetworkPolicy } from './egress-policy.ts';
+import { hostPart, parseRange, type Address, type Range } from './address.ts';
+import { decideEgress, parseTarget, refuseBeforeLookup, type EgressDecision } from './egress-decision.ts';
+import { formatNetworkPolicy, type NetworkPolicy } from './egress-policy.ts';
+import { hostNetworks, type HostNetwork } from './host-networks.ts';
+import { printable } from './printable.ts';
 
 export interface EgressProxyOptions {
   sprite: string;
@@ -21,23 +26,40 @@ export interface EgressProxyOptions {
   /** Called when bytes move (the idle loop counts egress as activity). */
   onActivity?: () => void;
   log?: (line: string) => void;
-  /** Tests resolve names themselves. */
-  lookup?: (host: string) => Promise<string[]>;
-  /** Tests pretend other interface addresses. */
-  hostAddresses?: () => string[];
+  /** Resolves a normalised host name to addresses (default: the system resolver, as an absolute name). Tests fake it. */
+  lookup?: (name: string) => Promise<string[]>;
+  /** This computer's interfaces, read on every connection (default: os.networkInterfaces()). Tests fake them. */
+  hostNetworks?: () => HostNetwork[];
+  /**
+   * Special-purpose ranges this computer's network uses for public destinations, as ADDRESS/BITS
+   * (default: the comma-separated SPRITELY_EGRESS_TREAT_AS_PUBLIC, set by the user who runs the
+   * daemon; see docs/network.md). Never lifts this computer, its networks, link-local or metadata.
+   */
+  treatAsPublic?: string[];
   maxConnections?: number;
 }
 
 const CONNECT_TIMEOUT_MS = 15_000;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
-export function hostInterfaceAddresses(): string[] {
-  return Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+/**
+ * The system resolver, asked for the absolute name (`name.`): no search domain is appended and
+ * the hosts file does not answer, so what comes back is what DNS says about that exact name.
+ */
+async function systemLookup(name: string): Promise<string[]> {
+  const found = await dns.promises.lookup(`${name}.`, { all: true, verbatim: true });
+  return found.map((f) => f.address);
 }
 
-async function systemLookup(host: string): Promise<string[]> {
-  const found = await dns.promises.lookup(host, { all: true, verbatim: true });
-  return found.map((f) => f.address);
+/** Reads ADDRESS/BITS (or single addresses) from text the user wrote; bad ones are reported and dropped. */
+export function readTreatAsPublic(entries: string[], log?: (line: string) => void): Range[] {
+  const out: Range[] = [];
+  for (const raw of entries.map((e) => e.trim()).filter(Boolean)) {
+    const r = parseRange(raw.includes('/') ? raw : `${raw}/${raw.includes(':') ? 128 : 32}`);
+    if (r.ok) out.push(r.value);
+    else log?.(`egress: ignoring "${printable(raw)}" in SPRITELY_EGRESS_TREAT_AS_PUBLIC: ${r.problem}`);
+  }
+  return out;
 }
 
 class Refusal extends Error {
@@ -49,10 +71,12 @@ class Refusal extends Error {
 export class EgressProxy {
   private readonly server: http.Server;
   private readonly sockets = new Set<net.Socket>();
+  private readonly treatAsPublic: Range[];
   bytesOut = 0;
   bytesIn = 0;
 
   constructor(private readonly opts: EgressProxyOptions) {
+    this.treatAsPublic = readTreatAsPublic(opts.treatAsPublic ?? (process.env.SPRITELY_EGRESS_TREAT_AS_PUBLIC ?? '').split(','), opts.log);
     this.server = http.createServer({ headersTimeout: 30_000, requestTimeout: 0, maxHeaderSize: 32 * 1024 }, (req, res) => void this.forwardRequest(req, res));
     this.server.on('connect', (req, socket, head) => void this.tunnel(req, socket as net.Socket, head));
     this.server.on('connection', (s: net.Socket) => {
@@ -85,51 +109,55 @@ export class EgressProxy {
     fs.rmSync(this.opts.socketPath, { force: true });
   }
 
-  /** Resolves, checks and returns the address to connect to, or throws a Refusal. */
-  private async destination(host: string, port: number): Promise<string> {
+  /** Resolves, checks and returns the one address to connect to, or throws a Refusal. */
+  private async destination(host: string, port: number): Promise<Address> {
     const policy = this.opts.policy();
-    if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw new Refusal(400, `"${host}:${port}" is not a host and port`);
-    const bare = host.replace(/^\[|\]$/g, '');
-    let addresses: string[];
-    if (net.isIP(bare)) addresses = [bare];
-    // refused by name alone: no DNS query leaves for a name the policy never lets out
-    else if (policy.mode === 'none' || (policy.mode === 'allow' && !allowListMatches(policy.allow, bare))) addresses = ['0.0.0.0'];
+    const shown = printable(host, 200);
+    const where = `${shown}:${port}`;
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Refusal(400, `spritely: ${where} refused: ${port} is not a port (1-65535).`);
+    const target = parseTarget(host);
+    if (target.kind === 'invalid') throw new Refusal(400, `spritely: ${where} refused: ${printable(target.problem)}.`);
+    let decision: EgressDecision;
+    if (target.kind === 'address') decision = this.decide(policy, null, [target.address.text], port);
     else {
-      try {
-        addresses = await (this.opts.lookup ?? systemLookup)(bare);
-      } catch (err) {
-        throw new Refusal(502, `spritely: could not resolve ${bare} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-      }
+      // refused by name alone: no DNS query leaves for a name the policy never lets out
+      decision = refuseBeforeLookup(policy, target.name) ?? this.decide(policy, target.name, await this.resolve(target.name), port);
     }
-    // only `internet` compares against this computer's own addresses
-    const own = policy.mode === 'internet' ? (this.opts.hostAddresses ?? hostInterfaceAddresses)() : [];
-    let firstReason = '';
-    for (const address of addresses) {
-      const d = decideEgress(policy, bare, address, own);
-      if (d.ok) return address;
-      firstReason ||= d.reason ?? 'refused';
-    }
-    this.opts.log?.(`egress refused: ${bare}:${port}: ${firstReason}`);
+    if (decision.ok) return decision.address;
+    if (decision.kind === 'invalid') throw new Refusal(400, `spritely: ${where} refused: ${printable(decision.reason)}.`);
+    this.opts.log?.(`egress refused: ${where}: ${printable(decision.reason)}`);
     const change =
-      policy.mode === 'allow' ? ` To let it out, on the host: spritely net set ${this.opts.sprite} ${formatNetworkPolicy(policy)},${bare}`
+      policy.mode === 'allow' && decision.allowEntry ? ` To let it out, on the host: spritely net set ${this.opts.sprite} ${formatNetworkPolicy(policy)},${decision.allowEntry}`
       : policy.mode === 'none' ? ` To give it a network, on the host: spritely net set ${this.opts.sprite} internet`
       : '';
-    const where = net.isIPv6(bare) ? `[${bare}]:${port}` : `${bare}:${port}`;
-    throw new Refusal(403, `spritely: ${where} refused: ${firstReason}.${change}`);
+    throw new Refusal(403, `spritely: ${where} refused: ${printable(decision.reason)}.${change}`);
+  }
+
+  private decide(policy: NetworkPolicy, name: string | null, candidates: string[], port: number): EgressDecision {
+    return decideEgress({ policy, name, candidates, port, host: (this.opts.hostNetworks ?? hostNetworks)(), treatAsPublic: this.treatAsPublic });
+  }
+
+  private async resolve(name: string): Promise<string[]> {
+    try {
+      return await (this.opts.lookup ?? systemLookup)(name);
+    } catch (err) {
+      throw new Refusal(502, `spritely: could not resolve ${name} (${printable(String((err as NodeJS.ErrnoException).code ?? (err as Error).message))})`);
+    }
   }
 
   private async tunnel(req: http.IncomingMessage, client: net.Socket, head: Buffer): Promise<void> {
     client.on('error', () => {});
-    const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(req.url ?? '');
-    let address: string;
+    const m = /^(\[[^\]\s]*\]|[^:\s[\]]+):(\d{1,5})$/.exec(req.url ?? '');
+    let address: Address;
     try {
-      if (!m) throw new Refusal(400, `CONNECT needs host:port, got "${(req.url ?? '').slice(0, 200)}"`);
+      if (!m) throw new Refusal(400, `spritely: CONNECT needs host:port, got "${printable(req.url ?? '', 200)}"`);
       address = await this.destination(m[1], Number(m[2]));
     } catch (err) {
       return void refuseRaw(client, err);
     }
-    const upstream = net.connect({ host: address, port: Number(m[2]), timeout: CONNECT_TIMEOUT_MS });
-    upstream.once('timeout', () => upstream.destroy(new Error(`no answer from ${m[1]}:${m[2]} in ${CONNECT_TIMEOUT_MS / 1000} s`)));
+    const upstream = net.connect({ host: address.text, port: Number(m[2]), timeout: CONNECT_TIMEOUT_MS });
+    const shown = `${printable(m[1], 200)}:${m[2]}`;
+    upstream.once('timeout', () => upstream.destroy(new Error(`no answer from ${shown} (${hostPart(address)}) in ${CONNECT_TIMEOUT_MS / 1000} s`)));
     let connected = false;
     upstream.once('connect', () => {
       connected = true;
@@ -141,7 +169,7 @@ export class EgressProxy {
       upstream.pipe(client);
     });
     upstream.on('error', (err) => {
-      if (!connected && !client.destroyed) refuseRaw(client, new Refusal(502, `spritely: could not connect to ${m[1]}:${m[2]}: ${err.message}`));
+      if (!connected && !client.destroyed) refuseRaw(client, new Refusal(502, `spritely: could not connect to ${shown}: ${err.message}`));
       else client.destroy();
     });
     client.on('close', () => upstream.destroy());
@@ -150,11 +178,12 @@ export class EgressProxy {
 
   private async forwardRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     let url: URL;
-    let address: string;
+    let address: Address;
     try {
       if (!/^http:\/\//i.test(req.url ?? '')) {
-        throw new Refusal(400, `spritely: this is the sprite's egress proxy; send http://… requests or CONNECT host:port (got "${(req.url ?? '').slice(0, 200)}")`);
+        throw new Refusal(400, `spritely: this is the sprite's egress proxy; send http://… requests or CONNECT host:port (got "${printable(req.url ?? '', 200)}")`);
       }
+      if (!URL.canParse(req.url!)) throw new Refusal(400, `spritely: "${printable(req.url!, 200)}" is not a URL`);
       url = new URL(req.url!);
       address = await this.destination(url.hostname, Number(url.port || 80));
     } catch (err) {
@@ -163,9 +192,9 @@ export class EgressProxy {
     const headers: http.OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) headers[k] = v;
     headers.host = url.host;
-    const upstream = http.request({ host: address, port: Number(url.port || 80), method: req.method, path: url.pathname + url.search, headers, agent: false, timeout: CONNECT_TIMEOUT_MS });
+    const upstream = http.request({ host: address.text, port: Number(url.port || 80), method: req.method, path: url.pathname + url.search, headers, agent: false, timeout: CONNECT_TIMEOUT_MS });
     upstream.once('socket', (s) => s.once('connect', () => upstream.setTimeout(0)));
-    upstream.once('timeout', () => upstream.destroy(new Error(`no answer from ${url.host}`)));
+    upstream.once('timeout', () => upstream.destroy(new Error(`no answer from ${printable(url.host)}`)));
     upstream.on('response', (up) => {
       const out: http.OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
@@ -177,7 +206,7 @@ export class EgressProxy {
       up.pipe(res);
     });
     upstream.on('error', (err) => {
-      if (!res.headersSent) refuseResponse(res, new Refusal(502, `spritely: could not reach ${url.host}: ${err.message}`));
+      if (!res.headersSent) refuseResponse(res, new Refusal(502, `spritely: could not reach ${printable(url.host)}: ${err.message}`));
       else res.destroy();
     });
     req.on('data', (c: Buffer) => (this.bytesOut += c.length));
