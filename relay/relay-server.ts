@@ -321,6 +321,9 @@ class RelayServer implements Relay {
     if (found.kind === 'unknown') return refuse(401, 'unknown tunnel token');
     if (found.kind === 'revoked') return refuse(401, 'tunnel token revoked');
     const account = found.account;
+    // http.Server sockets allow half-open connections; a tunnel whose daemon sent FIN is over (and
+    // over plain TCP, behind --plain, HTTP/2 would otherwise sit in CLOSE_WAIT until a ping fails).
+    socket.allowHalfOpen = false;
     socket.setTimeout(0);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);

@@ -121,6 +121,7 @@ class Tunnel implements TunnelClient {
   private hello: Hello | undefined;
   private request: http.ClientRequest | undefined;
   private session: ServerHttp2Session | undefined;
+  private socket: Socket | undefined;
   private control: ServerHttp2Stream | undefined;
   private synced = false;
   private nextId = 1;
@@ -199,12 +200,22 @@ class Tunnel implements TunnelClient {
     clearTimeout(this.retryTimer);
     this.request?.destroy();
     const session = this.session;
+    const socket = this.socket;
     this.teardown();
     if (session && !session.destroyed) {
+      // Over a plain (loopback) socket a destroyed session may neither emit 'close' nor close the
+      // socket: do not wait for it, and end the socket ourselves.
       await new Promise<void>((resolve) => {
-        session.once('close', () => resolve());
+        const timer = setTimeout(() => {
+          session.destroy();
+          socket?.destroy();
+          resolve();
+        }, 200);
+        session.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
         session.close();
-        setTimeout(() => session.destroy(), 200).unref();
       });
     }
     await this.pools.close();
@@ -278,6 +289,7 @@ class Tunnel implements TunnelClient {
       maxSessionMemory: 64,
     });
     this.session = session;
+    this.socket = socket;
     this.closing = undefined;
     this.connectedAt = Date.now();
     try {
@@ -303,6 +315,7 @@ class Tunnel implements TunnelClient {
     clearInterval(this.pingTimer);
     this.pingTimer = undefined;
     this.session = undefined;
+    this.socket = undefined;
     this.control = undefined;
     this.synced = false;
     for (const settle of this.pending.values()) settle(null);

@@ -133,6 +133,22 @@ describe('reconnecting', () => {
     expect(response.body).toBe('hello from A');
   });
 
+  it('behind --plain (plain TCP from a proxy), notices at once that a daemon disconnected', async () => {
+    const file = tokensFile('plain-close');
+    const a = addAccount(file, 'alice');
+    const plain = await startTestRelay(certs, file, {}, { tls: undefined, trustProxy: true });
+    cleanups.push(() => plain.close());
+    const client = startClient(plain, certs, a.token, async () => ({ host: '127.0.0.1', port: originA.port }), { relayUrl: `http://127.0.0.1:${plain.port}` });
+    await waitForStatus(client, 'connected');
+    expect(plain.tunnelCount()).toBe(1);
+    const closedAt = Date.now();
+    await client.close();
+    while (plain.tunnelCount() > 0 && Date.now() - closedAt < 5_000) await new Promise((resolve) => setTimeout(resolve, 20));
+    // Not the 20 s + 15 s a failed ping would take.
+    expect(plain.tunnelCount()).toBe(0);
+    expect(Date.now() - closedAt).toBeLessThan(2_000);
+  });
+
   it('holds requests while the daemon reconnects, then serves them from the new tunnel', async () => {
     const file = tokensFile('grace');
     const a = addAccount(file, 'alice');
