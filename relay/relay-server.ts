@@ -19,6 +19,7 @@ import { DEFAULT_LIMITS, type RelayLimits } from './relay-config.ts';
 import { RelayTunnel } from './relay-tunnel.ts';
 import { decideAccess, type AccessDecision } from './request-auth.ts';
 import { RateLimiter } from './rate-limiter.ts';
+import { rateKey } from './rate-key.ts';
 import { readTokenFile, TokenIndex, watchTokenFile } from './token-store.ts';
 import { TunnelRegistry, type Lookup } from './tunnel-registry.ts';
 import { hashTunnelToken } from './tunnel-token.ts';
@@ -159,7 +160,7 @@ class RelayServer implements Relay {
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const deadline = Date.now() + this.limits.holdTimeoutMs;
     const peer = req.socket.remoteAddress ?? '';
-    const rate = this.limiter.take(clientIp(peer, req.headers, this.trustProxy));
+    const rate = this.limiter.take(rateKey(clientIp(peer, req.headers, this.trustProxy)));
     if (!rate.ok) return sendPage(res, relayPage('rate-limited'), { 'retry-after': String(rate.retryAfterSeconds) });
     const route = parsePublicHost(req.headers.host, this.domain);
     if (route.kind === 'apex') return this.onApex(req, res);
@@ -289,7 +290,7 @@ class RelayServer implements Relay {
     socket.on('error', () => undefined);
     this.upgraded.add(socket);
     socket.once('close', () => this.upgraded.delete(socket));
-    const rate = this.limiter.take(clientIp(socket.remoteAddress ?? '', req.headers, this.trustProxy));
+    const rate = this.limiter.take(rateKey(clientIp(socket.remoteAddress ?? '', req.headers, this.trustProxy)));
     if (!rate.ok) return writeRawPage(socket, relayPage('rate-limited'), { 'retry-after': String(rate.retryAfterSeconds) });
     const route = parsePublicHost(req.headers.host, this.domain);
     const token = (req.headers.upgrade ?? '').toLowerCase();

@@ -201,6 +201,26 @@ describe('limits', () => {
     expect(Number(last.headers['retry-after'])).toBeGreaterThanOrEqual(1);
   });
 
+  it('counts an IPv6 client by its /64, and an IPv4-mapped address as its IPv4 address', async () => {
+    // Behind a trusted proxy (plain HTTP, X-Forwarded-For): the only way to show many source
+    // addresses on loopback. The relay keys its buckets on what the proxy saw.
+    const file = tokensFile('rate64');
+    const a = addAccount(file, 'alice');
+    const plain = await startTestRelay(certs, file, { ratePerSecond: 1, rateBurst: 2 }, { tls: undefined, trustProxy: true });
+    cleanups.push(() => plain.close());
+    const client = startClient(plain, certs, a.token, async () => ({ host: '127.0.0.1', port: originA.port }), { relayUrl: `http://127.0.0.1:${plain.port}` });
+    cleanups.push(() => client.close());
+    await waitForStatus(client, 'connected');
+    await client.publish('dev', { auth: 'public' });
+    const from = async (address: string) => (await get(agent, publicUrl(client, 'dev'), { headers: { 'x-forwarded-for': address } })).status;
+    expect([await from('2001:db8:1:2::1'), await from('2001:db8:1:2::2')]).toEqual([200, 200]);
+    expect(await from('2001:db8:1:2:ffff:ffff:ffff:ffff')).toBe(429);
+    expect(await from('2001:db8:1:3::1')).toBe(200);
+    expect([await from('192.0.2.1'), await from('192.0.2.1')]).toEqual([200, 200]);
+    expect(await from('::ffff:192.0.2.1')).toBe(429);
+    expect(await from('192.0.2.2')).toBe(200);
+  });
+
   it('answers 503 beyond the per-tunnel concurrent stream limit', async () => {
     const file = tokensFile('streams');
     const a = addAccount(file, 'alice');
