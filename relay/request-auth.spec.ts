@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hashAccessToken } from './access-token.ts';
+import { DigestSet } from './digest-set.ts';
 import { decideAccess, shareCookie, takeShareParam, type AccessPolicy, type AccessRequest } from './request-auth.ts';
 import { generateShareKey, importSharePublicKey, sharePublicKey, signShareToken } from './share-link.ts';
 
@@ -7,7 +8,7 @@ const key = generateShareKey();
 const now = 1_700_000_000_000;
 const policy: AccessPolicy = {
   auth: 'sprite',
-  accessTokenHashes: new Set([hashAccessToken('sat_good')]),
+  accessTokenHashes: new DigestSet([[hashAccessToken('sat_good'), true]]),
   shareKey: importSharePublicKey(sharePublicKey(key)),
   label: 'dev-k3x9ab',
 };

@@ -6,13 +6,14 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { accessTokenMatches, bearerToken } from './access-token.ts';
+import type { DigestSet } from './digest-set.ts';
 import { readCookie, withoutCookie } from './forward-headers.ts';
 import { verifyShareToken } from './share-link.ts';
 import { SHARE_COOKIE, SHARE_PARAM, type AuthMode } from './tunnel-protocol.ts';
 
 export interface AccessPolicy {
   auth: AuthMode;
-  accessTokenHashes: ReadonlySet<string>;
+  accessTokenHashes: DigestSet<unknown>;
   shareKey: KeyObject | null;
   /** The host label the share token must name, e.g. `dev-k3x9ab`. */
   label: string;
