@@ -8,6 +8,7 @@
  *   tunnel.on('state', (s) => ui.show(s));
  *   await tunnel.publish('dev', { auth: 'sprite', accessTokenHashes: [hashAccessToken(t)] });
  *   tunnel.urlFor('dev'); tunnel.shareLink('dev', 3_600_000);
+ *   await tunnel.revokeShareLinks('dev');   // every earlier link and cookie stops working
  */
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
@@ -20,7 +21,7 @@ import { readJsonLines, writeJsonLine } from './json-lines.ts';
 import { silentLog, type Log } from './log.ts';
 import { OriginPools, proxyRequest, proxyUpgrade, respondTunnelError, type OriginTarget } from './origin-proxy.ts';
 import { MAX_FRAME, SESSION_WINDOW, STREAM_WINDOW } from './relay-tunnel.ts';
-import { generateShareKey, sharePublicKey, signShareToken } from './share-link.ts';
+import { generatePublicationId, generateShareKey, PUBLICATION_ID_PATTERN, sharePublicKey, signShareToken } from './share-link.ts';
 import { parseTunnelToken } from './tunnel-token.ts';
 import {
   CONTROL_PATH,
@@ -37,7 +38,7 @@ import {
 } from './tunnel-protocol.ts';
 
 export { hashAccessToken, generateAccessToken } from './access-token.ts';
-export { generateShareKey } from './share-link.ts';
+export { generatePublicationId, generateShareKey } from './share-link.ts';
 export type { OriginTarget } from './origin-proxy.ts';
 
 export interface TunnelClientOptions {
@@ -72,6 +73,12 @@ export interface PublishOptions {
   auth: AuthMode;
   /** sha256 (hex) of each access token allowed in `sprite` mode (see `hashAccessToken`). */
   accessTokenHashes?: string[];
+  /**
+   * The publication's id, which its share links name (`generatePublicationId`). Default: a fresh one,
+   * which revokes every link of an earlier publication of the name. Pass a saved id to re-publish the
+   * same publication after a restart with its links intact.
+   */
+  publicationId?: string;
 }
 
 export interface PublishResult {
@@ -86,8 +93,10 @@ export interface TunnelClient {
   on(event: 'state', listener: (state: TunnelState) => void): () => void;
   publish(name: string, options: PublishOptions): Promise<PublishResult>;
   unpublish(name: string): Promise<void>;
-  /** A link granting access to a `sprite`-mode URL for `ttlMs`, signed locally. */
+  /** A link granting access to a `sprite`-mode URL for `ttlMs`, signed locally; dies with this publication. */
   shareLink(name: string, ttlMs: number, path?: string): string;
+  /** Re-publishes `name` under a new publication id: every link and cookie issued so far stops working. */
+  revokeShareLinks(name: string): Promise<PublishResult>;
   urlFor(name: string): string;
   /** What is published (or will be, once connected). */
   published(): Publication[];
@@ -161,7 +170,9 @@ class Tunnel implements TunnelClient {
   shareLink(name: string, ttlMs: number, path = '/'): string {
     const suffix = this.hello?.suffix ?? this.tokenSuffix;
     if (!suffix) throw new Error('the tunnel token does not name a suffix; connect first');
-    const token = signShareToken(this.shareKey, spriteLabel(name, suffix), Date.now() + ttlMs);
+    const publicationId = this.desired.get(name)?.publicationId;
+    if (!publicationId) throw new Error(`${name} is not published: a share link belongs to a publication`);
+    const token = signShareToken(this.shareKey, { label: spriteLabel(name, suffix), publicationId }, Date.now() + ttlMs);
     const target = path.startsWith('/') ? path : `/${path}`;
     return `${this.urlFor(name)}${target}${target.includes('?') ? '&' : '?'}${SHARE_PARAM}=${token}`;
   }
@@ -174,11 +185,13 @@ class Tunnel implements TunnelClient {
     const suffix = this.hello?.suffix ?? this.tokenSuffix ?? '';
     const problem = spriteNameProblem(name, suffix);
     if (problem) throw new Error(problem);
+    if (options.publicationId !== undefined && !PUBLICATION_ID_PATTERN.test(options.publicationId)) throw new Error('a publication id is 22 to 64 base64url characters');
     const publication = publicationSchema.parse({
       name,
       auth: options.auth,
       accessTokenHashes: (options.accessTokenHashes ?? []).map((hash) => hash.toLowerCase()),
       shareKey: this.sharePublic,
+      publicationId: options.publicationId ?? generatePublicationId(),
     });
     this.desired.set(name, publication);
     const answer = await this.call({ type: 'publish', id: 0, sprite: publication });
@@ -187,6 +200,12 @@ class Tunnel implements TunnelClient {
       throw new Error(`relay refused ${name}: ${answer.error ?? 'no reason given'}`);
     }
     return { url: this.urlFor(name), live: answer !== null };
+  }
+
+  async revokeShareLinks(name: string): Promise<PublishResult> {
+    const current = this.desired.get(name);
+    if (!current) throw new Error(`${name} is not published`);
+    return this.publish(name, { auth: current.auth, accessTokenHashes: current.accessTokenHashes });
   }
 
   async unpublish(name: string): Promise<void> {

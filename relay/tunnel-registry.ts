@@ -187,6 +187,12 @@ function toLive(sprite: Publication, suffix: string): LivePublication | string {
   }
   return {
     name: sprite.name,
-    policy: { auth: sprite.auth, accessTokenHashes: new DigestSet(sprite.accessTokenHashes.map((hash) => [hash, true] as const)), shareKey, label: spriteLabel(sprite.name, suffix) },
+    policy: {
+      auth: sprite.auth,
+      accessTokenHashes: new DigestSet(sprite.accessTokenHashes.map((hash) => [hash, true] as const)),
+      shareKey,
+      label: spriteLabel(sprite.name, suffix),
+      publicationId: sprite.publicationId ?? null,
+    },
   };
 }
