@@ -21,6 +21,7 @@ import { readJsonLines, writeJsonLine } from './json-lines.ts';
 import { silentLog, type Log } from './log.ts';
 import { OriginPools, proxyRequest, proxyUpgrade, respondTunnelError, type OriginTarget } from './origin-proxy.ts';
 import { MAX_FRAME, SESSION_WINDOW, STREAM_WINDOW } from './relay-tunnel.ts';
+import { relayUrlProblem } from './relay-url.ts';
 import { generatePublicationId, generateShareKey, PUBLICATION_ID_PATTERN, sharePublicKey, signShareToken } from './share-link.ts';
 import { parseTunnelToken } from './tunnel-token.ts';
 import {
@@ -42,7 +43,7 @@ export { generatePublicationId, generateShareKey } from './share-link.ts';
 export type { OriginTarget } from './origin-proxy.ts';
 
 export interface TunnelClientOptions {
-  /** e.g. `https://relay.example.com` (the relay's apex; a port is kept in public URLs). */
+  /** e.g. `https://relay.example.com` (the relay's apex; a port is kept in public URLs). Plain `http://` only to loopback. */
   relayUrl: string;
   /** The tunnel token `spritely-relay token add` printed. */
   token: string;
@@ -142,8 +143,9 @@ class Tunnel implements TunnelClient {
   private closed = false;
 
   constructor(private readonly options: TunnelClientOptions) {
+    const problem = relayUrlProblem(options.relayUrl);
+    if (problem) throw new Error(problem);
     this.url = new URL(options.relayUrl);
-    if (this.url.protocol !== 'https:' && this.url.protocol !== 'http:') throw new Error(`relay URL must be https://…, got ${options.relayUrl}`);
     this.log = options.log ?? silentLog;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.shareKey = options.shareKey ?? generateShareKey();
