@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DigestSet } from './digest-set.ts';
 import { accessTokenMatches, bearerToken, generateAccessToken, hashAccessToken } from './access-token.ts';
 
 describe('bearerToken', () => {
@@ -15,13 +16,13 @@ describe('bearerToken', () => {
 
 describe('accessTokenMatches', () => {
   const token = generateAccessToken();
-  const hashes = new Set([hashAccessToken(token)]);
+  const hashes = new DigestSet([[hashAccessToken(token), true]]);
   it('matches a token whose hash was published', () => expect(accessTokenMatches(token, hashes)).toBe(true));
   it('refuses other tokens, no token, no hashes and absurdly long input', () => {
     expect(accessTokenMatches(generateAccessToken(), hashes)).toBe(false);
     expect(accessTokenMatches(null, hashes)).toBe(false);
-    expect(accessTokenMatches(token, new Set())).toBe(false);
-    expect(accessTokenMatches('x'.repeat(513), new Set([hashAccessToken('x'.repeat(513))]))).toBe(false);
+    expect(accessTokenMatches(token, new DigestSet())).toBe(false);
+    expect(accessTokenMatches('x'.repeat(513), new DigestSet([[hashAccessToken('x'.repeat(513)), true]]))).toBe(false);
   });
   it('never matches the hash itself used as a token', () => {
     expect(accessTokenMatches(hashAccessToken(token), hashes)).toBe(false);

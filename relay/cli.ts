@@ -1,7 +1,7 @@
 /**
  * `spritely-relay`: run a relay (`serve`) and manage its tunnel tokens (`token add|list|revoke`).
- * The relay is its own deployable: relay/ needs only Node's built-ins, zod and commander — no
- * Electron, no QEMU.
+ * The relay is its own deployable: relay/ needs only Node's built-ins, zod, commander and ipaddr.js —
+ * no Electron, no QEMU.
  */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
@@ -43,8 +43,8 @@ program
   .option('--hold-timeout <duration>', 'how long a request waits for a waking sprite', option(parseDuration), DEFAULT_LIMITS.holdTimeoutMs)
   .option('--headers-timeout <duration>', 'time a client has to send its request head', option(parseDuration), DEFAULT_LIMITS.headersTimeoutMs)
   .option('--idle-timeout <duration>', 'close connections idle this long', option(parseDuration), DEFAULT_LIMITS.idleTimeoutMs)
-  .option('--rate <n>', 'requests per second per client IP (0: off)', count, DEFAULT_LIMITS.ratePerSecond)
-  .option('--burst <n>', 'burst per client IP', count, DEFAULT_LIMITS.rateBurst)
+  .option('--rate <n>', 'requests per second per client: IPv4 address or IPv6 /64 (0: off)', count, DEFAULT_LIMITS.ratePerSecond)
+  .option('--burst <n>', 'burst per client', count, DEFAULT_LIMITS.rateBurst)
   .action(async (opts) => {
     if (!opts.plain && (!opts.tlsCert || !opts.tlsKey)) {
       program.error('serve needs --tls-cert and --tls-key, or --plain behind a TLS proxy');

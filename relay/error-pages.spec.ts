@@ -10,7 +10,6 @@ describe('relayPage', () => {
     ['rate-limited', 429],
     ['app-down', 502],
     ['no-target', 502],
-    ['tunnel-offline', 502],
     ['too-many-streams', 503],
     ['timeout', 504],
   ] as const)('%s is a %i page with a machine-readable code', (code, status) => {

@@ -11,20 +11,20 @@ export type RelayErrorCode =
   | 'rate-limited'
   | 'app-down'
   | 'no-target'
-  | 'tunnel-offline'
   | 'tunnel-error'
   | 'too-many-streams'
   | 'timeout';
 
 const PAGES: Record<RelayErrorCode, { status: number; title: string; detail: string }> = {
-  'unknown-host': { status: 404, title: 'No sprite here', detail: 'Nothing is published at this address.' },
+  // One page for "never published", "unpublished", "unknown or revoked account" and "its computer is
+  // offline": telling them apart would tell strangers which accounts exist.
+  'unknown-host': { status: 404, title: 'No sprite here', detail: 'Nothing is published at this address, or the computer that serves it is not connected.' },
   unauthorized: { status: 401, title: 'This sprite is private', detail: 'Open it with a share link, or send an access token.' },
   'body-too-large': { status: 413, title: 'Request too large', detail: 'The request body is larger than this relay accepts.' },
   'headers-too-large': { status: 431, title: 'Request headers too large', detail: 'The request headers are larger than this relay accepts.' },
   'rate-limited': { status: 429, title: 'Too many requests', detail: 'Slow down and try again shortly.' },
   'app-down': { status: 502, title: 'The app is not answering', detail: "The sprite is running, but nothing answers on its app's port." },
   'no-target': { status: 502, title: 'The sprite could not be reached', detail: 'The sprite could not be started or no longer exists.' },
-  'tunnel-offline': { status: 502, title: 'The sprite is offline', detail: 'The computer that hosts this sprite is not connected to the relay.' },
   'tunnel-error': { status: 502, title: 'Bad gateway', detail: 'The connection to the sprite failed.' },
   'too-many-streams': { status: 503, title: 'Too busy', detail: 'Too many requests are in flight for this sprite right now.' },
   timeout: { status: 504, title: 'The sprite did not answer in time', detail: 'It may still be waking up: reload in a moment.' },

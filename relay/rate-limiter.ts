@@ -1,7 +1,8 @@
 /**
- * Per-client-IP token buckets for the public side (and tunnel handshakes). Sans-IO: the clock is
- * injected so the policy is unit-tested exactly. Buckets that have refilled are pruned, so memory
- * stays bounded by the number of IPs active in the last `burst / rate` seconds.
+ * Per-client token buckets for the public side (and tunnel handshakes), keyed by relay/rate-key.ts
+ * (IPv4 address, IPv6 /64). Sans-IO: the clock is injected so the policy is unit-tested exactly.
+ * Buckets that have refilled are pruned, so memory stays bounded by the number of clients active in
+ * the last `burst / rate` seconds.
  */
 
 export interface RateLimitOptions {

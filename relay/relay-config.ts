@@ -17,7 +17,7 @@ export interface RelayLimits {
   idleTimeoutMs: number;
   /** A tunnel that dropped keeps its names reserved (and requests held) this long for a reconnect. */
   tunnelGraceMs: number;
-  /** Per-IP request rate (0 = off) and burst. */
+  /** Request rate per client — IPv4 address or IPv6 /64 (relay/rate-key.ts) — (0 = off) and burst. */
   ratePerSecond: number;
   rateBurst: number;
 }

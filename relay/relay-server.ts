@@ -19,6 +19,7 @@ import { DEFAULT_LIMITS, type RelayLimits } from './relay-config.ts';
 import { RelayTunnel } from './relay-tunnel.ts';
 import { decideAccess, type AccessDecision } from './request-auth.ts';
 import { RateLimiter } from './rate-limiter.ts';
+import { rateKey } from './rate-key.ts';
 import { readTokenFile, TokenIndex, watchTokenFile } from './token-store.ts';
 import { TunnelRegistry, type Lookup } from './tunnel-registry.ts';
 import { hashTunnelToken } from './tunnel-token.ts';
@@ -159,7 +160,7 @@ class RelayServer implements Relay {
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const deadline = Date.now() + this.limits.holdTimeoutMs;
     const peer = req.socket.remoteAddress ?? '';
-    const rate = this.limiter.take(clientIp(peer, req.headers, this.trustProxy));
+    const rate = this.limiter.take(rateKey(clientIp(peer, req.headers, this.trustProxy)));
     if (!rate.ok) return sendPage(res, relayPage('rate-limited'), { 'retry-after': String(rate.retryAfterSeconds) });
     const route = parsePublicHost(req.headers.host, this.domain);
     if (route.kind === 'apex') return this.onApex(req, res);
@@ -182,7 +183,13 @@ class RelayServer implements Relay {
     sendPage(res, relayPage('unknown-host', 'This is a Spritely relay. Sprites live at their own addresses.'));
   }
 
-  /** Waits out a tunnel reconnect (within the grace period) or turns the lookup into a page. */
+  /**
+   * Waits out a tunnel reconnect (within the grace period) or turns the lookup into a page. A host
+   * nobody publishes, one under an unknown or revoked account, and one whose daemon is not connected
+   * all get the same `unknown-host` page, at once: an unauthenticated client learns nothing about which
+   * accounts exist. (A publication whose tunnel dropped less than the grace period ago is held — it
+   * was public a moment ago.)
+   */
   private async hold(route: Extract<HostRoute, { kind: 'sprite' }>, found: Lookup, deadline: number): Promise<Target | { kind: 'page'; code: RelayErrorCode }> {
     let result = found;
     if (result.kind === 'offline') {
@@ -190,9 +197,6 @@ class RelayServer implements Relay {
       if (result.kind === 'offline') return { kind: 'page', code: 'timeout' };
     }
     if (result.kind === 'ready') return result;
-    if (result.kind === 'no-tunnel' && this.tokens.file.accounts.some((a) => a.suffix === route.suffix && a.tokenHash !== null)) {
-      return { kind: 'page', code: 'tunnel-offline' };
-    }
     return { kind: 'page', code: 'unknown-host' };
   }
 
@@ -289,7 +293,7 @@ class RelayServer implements Relay {
     socket.on('error', () => undefined);
     this.upgraded.add(socket);
     socket.once('close', () => this.upgraded.delete(socket));
-    const rate = this.limiter.take(clientIp(socket.remoteAddress ?? '', req.headers, this.trustProxy));
+    const rate = this.limiter.take(rateKey(clientIp(socket.remoteAddress ?? '', req.headers, this.trustProxy)));
     if (!rate.ok) return writeRawPage(socket, relayPage('rate-limited'), { 'retry-after': String(rate.retryAfterSeconds) });
     const route = parsePublicHost(req.headers.host, this.domain);
     const token = (req.headers.upgrade ?? '').toLowerCase();
@@ -311,16 +315,18 @@ class RelayServer implements Relay {
 
   private acceptTunnel(req: IncomingMessage, socket: Socket, head: Buffer): void {
     const token = bearerToken(req.headers.authorization);
-    const refuse = (status: number, error: string) => {
-      const body = `${JSON.stringify({ error })}\n`;
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-    };
-    if (!token) return refuse(401, 'missing tunnel token');
-    const hash = hashTunnelToken(token);
-    const found = this.tokens.lookup(hash);
-    if (found.kind === 'unknown') return refuse(401, 'unknown tunnel token');
-    if (found.kind === 'revoked') return refuse(401, 'tunnel token revoked');
+    const hash = token === null ? null : hashTunnelToken(token);
+    const found = hash === null ? null : this.tokens.lookup(hash);
+    if (hash === null || found?.kind !== 'ok') {
+      // One answer for a missing, unknown or revoked token; only the operator's log tells them apart.
+      this.log('info', 'tunnel refused', { why: found?.kind ?? 'no token', account: found?.kind === 'revoked' ? found.account.name : undefined, peer: socket.remoteAddress });
+      socket.end(TUNNEL_REFUSAL);
+      return;
+    }
     const account = found.account;
+    // http.Server sockets allow half-open connections; a tunnel whose daemon sent FIN is over (and
+    // over plain TCP, behind --plain, HTTP/2 would otherwise sit in CLOSE_WAIT until a ping fails).
+    socket.allowHalfOpen = false;
     socket.setTimeout(0);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
@@ -430,6 +436,12 @@ function tunnelErrorCode(value: string | string[] | undefined): RelayErrorCode |
   if (value === undefined) return null;
   return value === 'app-down' ? 'app-down' : 'no-target';
 }
+
+const TUNNEL_REFUSAL_BODY = `${JSON.stringify({ error: 'tunnel token not accepted: it is unknown or was revoked (ask the relay operator for a new one)' })}\n`;
+/** The relay's whole answer to a tunnel request whose token it does not accept, byte for byte. */
+const TUNNEL_REFUSAL =
+  `HTTP/1.1 401 ${http.STATUS_CODES[401]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(TUNNEL_REFUSAL_BODY)}\r\n` +
+  `cache-control: no-store\r\nconnection: close\r\n\r\n${TUNNEL_REFUSAL_BODY}`;
 
 function sendPage(res: ServerResponse, page: RelayPage, extra: Record<string, string> = {}): void {
   if (res.headersSent) {

@@ -1,18 +1,35 @@
 /**
- * Share links: `?spritely_share=<payload>.<signature>` grants access to one sprite host until an
- * expiry. The daemon signs with an Ed25519 private key that never leaves it and publishes the public
- * key; the relay verifies, then swaps the link for an HttpOnly cookie holding the same signed token
- * (so the relay keeps no session state and a relay restart logs nobody out). Rotating the key revokes
- * every link signed with the old one.
+ * Share links: `?spritely_share=<payload>.<signature>` grants access to one publication of one sprite
+ * host until an expiry. The daemon signs with an Ed25519 private key that never leaves it and
+ * publishes the public key; the relay verifies, then swaps the link for an HttpOnly cookie holding the
+ * same signed token (so the relay keeps no session state and a relay restart logs nobody out).
+ *
+ * Every publication carries a fresh random publication id, and a token names the id it was signed
+ * for: unpublishing, re-publishing (or destroying and re-creating a sprite under the same name) and
+ * `spritely url NAME --revoke-links` all give the sprite a new id, and every earlier link and cookie
+ * stops working at once. Rotating the key revokes every link of every sprite.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 
-const payloadSchema = z.object({ v: z.literal(1), h: z.string(), exp: z.number().int() });
+/** 128 random bits, base64url (22 characters); the relay accepts 22–64 characters of base64url. */
+export const PUBLICATION_ID_PATTERN = /^[A-Za-z0-9_-]{22,64}$/;
+
+const payloadSchema = z.object({ v: z.literal(2), h: z.string(), p: z.string(), exp: z.number().int() });
+
+/** What a token must name to open a host now: its label (`dev-k3x9ab`) and current publication id. */
+export interface ShareTarget {
+  label: string;
+  publicationId: string;
+}
 
 export type ShareCheck =
   | { ok: true; expiresAt: number }
-  | { ok: false; reason: 'malformed' | 'bad-signature' | 'wrong-host' | 'expired' };
+  | { ok: false; reason: 'malformed' | 'bad-signature' | 'wrong-host' | 'revoked' | 'expired' };
+
+export function generatePublicationId(): string {
+  return randomBytes(16).toString('base64url');
+}
 
 export function generateShareKey(): string {
   return generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
@@ -29,15 +46,15 @@ export function importSharePublicKey(x: string): KeyObject {
   return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
 }
 
-/** Signs a share token for the host label `label` (e.g. `dev-k3x9ab`) valid until `expiresAt` (ms). */
-export function signShareToken(privateKey: KeyObject | string, label: string, expiresAt: number): string {
+/** Signs a share token for one publication of a host label, valid until `expiresAt` (ms). */
+export function signShareToken(privateKey: KeyObject | string, target: ShareTarget, expiresAt: number): string {
   const key = typeof privateKey === 'string' ? createPrivateKey(privateKey) : privateKey;
-  const payload = Buffer.from(JSON.stringify({ v: 1, h: label, exp: Math.floor(expiresAt) })).toString('base64url');
+  const payload = Buffer.from(JSON.stringify({ v: 2, h: target.label, p: target.publicationId, exp: Math.floor(expiresAt) })).toString('base64url');
   const signature = sign(null, Buffer.from(payload), key).toString('base64url');
   return `${payload}.${signature}`;
 }
 
-export function verifyShareToken(token: string, publicKey: KeyObject, label: string, now: number): ShareCheck {
+export function verifyShareToken(token: string, publicKey: KeyObject, target: ShareTarget, now: number): ShareCheck {
   if (token.length > 1024) return { ok: false, reason: 'malformed' };
   const dot = token.indexOf('.');
   if (dot <= 0 || token.indexOf('.', dot + 1) !== -1) return { ok: false, reason: 'malformed' };
@@ -51,7 +68,8 @@ export function verifyShareToken(token: string, publicKey: KeyObject, label: str
   } catch {
     return { ok: false, reason: 'malformed' };
   }
-  if (payload.h !== label) return { ok: false, reason: 'wrong-host' };
+  if (payload.h !== target.label) return { ok: false, reason: 'wrong-host' };
+  if (payload.p !== target.publicationId) return { ok: false, reason: 'revoked' };
   if (payload.exp <= now) return { ok: false, reason: 'expired' };
   return { ok: true, expiresAt: payload.exp };
 }

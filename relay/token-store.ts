@@ -7,6 +7,7 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, watch, watchFile, unwatchFile, writeSync, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { DigestSet } from './digest-set.ts';
 import { generateSuffix, generateTunnelToken, hashTunnelToken } from './tunnel-token.ts';
 
 const accountSchema = z.object({
@@ -16,7 +17,7 @@ const accountSchema = z.object({
   tokenHash: z.string().nullable(),
   createdAt: z.string(),
   revokedAt: z.string().nullable().default(null),
-  /** Hashes of revoked tokens, so the relay can say "revoked" rather than "unknown". */
+  /** Hashes of revoked tokens, so the relay's log can say "revoked" (the client hears the same as for an unknown token). */
   revokedHashes: z.array(z.string()).default([]),
 });
 export type Account = z.infer<typeof accountSchema>;
@@ -72,28 +73,30 @@ export function revokeAccount(file: TokenFile, name: string, now: Date): TokenFi
 
 export type TokenLookup = { kind: 'ok'; account: Account } | { kind: 'revoked'; account: Account } | { kind: 'unknown' };
 
-/** A lookup index over a parsed file, by token hash. */
+/**
+ * A lookup index over a parsed file, by token hash. Lookups are constant-time (relay/digest-set.ts):
+ * the relay answers unknown and revoked tokens alike on the wire, and the time it takes must not tell
+ * them apart either. `revoked` is for the operator's log only.
+ */
 export class TokenIndex {
-  private readonly live = new Map<string, Account>();
-  private readonly revoked = new Map<string, Account>();
+  private readonly digests: DigestSet<TokenLookup>;
 
   constructor(readonly file: TokenFile) {
+    const entries: [string, TokenLookup][] = [];
     for (const account of file.accounts) {
-      if (account.tokenHash) this.live.set(account.tokenHash, account);
-      for (const hash of account.revokedHashes) this.revoked.set(hash, account);
+      if (account.tokenHash) entries.push([account.tokenHash, { kind: 'ok', account }]);
+      for (const hash of account.revokedHashes) entries.push([hash, { kind: 'revoked', account }]);
     }
+    this.digests = new DigestSet(entries);
   }
 
   lookup(tokenHash: string): TokenLookup {
-    const account = this.live.get(tokenHash);
-    if (account) return { kind: 'ok', account };
-    const gone = this.revoked.get(tokenHash);
-    return gone ? { kind: 'revoked', account: gone } : { kind: 'unknown' };
+    return this.digests.find(tokenHash) ?? { kind: 'unknown' };
   }
 
   /** Whether a tunnel opened with `tokenHash` may stay open. */
   isLive(tokenHash: string): boolean {
-    return this.live.has(tokenHash);
+    return this.lookup(tokenHash).kind === 'ok';
   }
 }
 

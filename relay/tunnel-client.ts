@@ -8,6 +8,7 @@
  *   tunnel.on('state', (s) => ui.show(s));
  *   await tunnel.publish('dev', { auth: 'sprite', accessTokenHashes: [hashAccessToken(t)] });
  *   tunnel.urlFor('dev'); tunnel.shareLink('dev', 3_600_000);
+ *   await tunnel.revokeShareLinks('dev');   // every earlier link and cookie stops working
  */
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
@@ -20,7 +21,8 @@ import { readJsonLines, writeJsonLine } from './json-lines.ts';
 import { silentLog, type Log } from './log.ts';
 import { OriginPools, proxyRequest, proxyUpgrade, respondTunnelError, type OriginTarget } from './origin-proxy.ts';
 import { MAX_FRAME, SESSION_WINDOW, STREAM_WINDOW } from './relay-tunnel.ts';
-import { generateShareKey, sharePublicKey, signShareToken } from './share-link.ts';
+import { relayUrlProblem } from './relay-url.ts';
+import { generatePublicationId, generateShareKey, PUBLICATION_ID_PATTERN, sharePublicKey, signShareToken } from './share-link.ts';
 import { parseTunnelToken } from './tunnel-token.ts';
 import {
   CONTROL_PATH,
@@ -37,11 +39,11 @@ import {
 } from './tunnel-protocol.ts';
 
 export { hashAccessToken, generateAccessToken } from './access-token.ts';
-export { generateShareKey } from './share-link.ts';
+export { generatePublicationId, generateShareKey } from './share-link.ts';
 export type { OriginTarget } from './origin-proxy.ts';
 
 export interface TunnelClientOptions {
-  /** e.g. `https://relay.example.com` (the relay's apex; a port is kept in public URLs). */
+  /** e.g. `https://relay.example.com` (the relay's apex; a port is kept in public URLs). Plain `http://` only to loopback. */
   relayUrl: string;
   /** The tunnel token `spritely-relay token add` printed. */
   token: string;
@@ -72,6 +74,12 @@ export interface PublishOptions {
   auth: AuthMode;
   /** sha256 (hex) of each access token allowed in `sprite` mode (see `hashAccessToken`). */
   accessTokenHashes?: string[];
+  /**
+   * The publication's id, which its share links name (`generatePublicationId`). Default: a fresh one,
+   * which revokes every link of an earlier publication of the name. Pass a saved id to re-publish the
+   * same publication after a restart with its links intact.
+   */
+  publicationId?: string;
 }
 
 export interface PublishResult {
@@ -86,8 +94,10 @@ export interface TunnelClient {
   on(event: 'state', listener: (state: TunnelState) => void): () => void;
   publish(name: string, options: PublishOptions): Promise<PublishResult>;
   unpublish(name: string): Promise<void>;
-  /** A link granting access to a `sprite`-mode URL for `ttlMs`, signed locally. */
+  /** A link granting access to a `sprite`-mode URL for `ttlMs`, signed locally; dies with this publication. */
   shareLink(name: string, ttlMs: number, path?: string): string;
+  /** Re-publishes `name` under a new publication id: every link and cookie issued so far stops working. */
+  revokeShareLinks(name: string): Promise<PublishResult>;
   urlFor(name: string): string;
   /** What is published (or will be, once connected). */
   published(): Publication[];
@@ -121,6 +131,7 @@ class Tunnel implements TunnelClient {
   private hello: Hello | undefined;
   private request: http.ClientRequest | undefined;
   private session: ServerHttp2Session | undefined;
+  private socket: Socket | undefined;
   private control: ServerHttp2Stream | undefined;
   private synced = false;
   private nextId = 1;
@@ -132,8 +143,9 @@ class Tunnel implements TunnelClient {
   private closed = false;
 
   constructor(private readonly options: TunnelClientOptions) {
+    const problem = relayUrlProblem(options.relayUrl);
+    if (problem) throw new Error(problem);
     this.url = new URL(options.relayUrl);
-    if (this.url.protocol !== 'https:' && this.url.protocol !== 'http:') throw new Error(`relay URL must be https://…, got ${options.relayUrl}`);
     this.log = options.log ?? silentLog;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.shareKey = options.shareKey ?? generateShareKey();
@@ -160,7 +172,9 @@ class Tunnel implements TunnelClient {
   shareLink(name: string, ttlMs: number, path = '/'): string {
     const suffix = this.hello?.suffix ?? this.tokenSuffix;
     if (!suffix) throw new Error('the tunnel token does not name a suffix; connect first');
-    const token = signShareToken(this.shareKey, spriteLabel(name, suffix), Date.now() + ttlMs);
+    const publicationId = this.desired.get(name)?.publicationId;
+    if (!publicationId) throw new Error(`${name} is not published: a share link belongs to a publication`);
+    const token = signShareToken(this.shareKey, { label: spriteLabel(name, suffix), publicationId }, Date.now() + ttlMs);
     const target = path.startsWith('/') ? path : `/${path}`;
     return `${this.urlFor(name)}${target}${target.includes('?') ? '&' : '?'}${SHARE_PARAM}=${token}`;
   }
@@ -173,11 +187,13 @@ class Tunnel implements TunnelClient {
     const suffix = this.hello?.suffix ?? this.tokenSuffix ?? '';
     const problem = spriteNameProblem(name, suffix);
     if (problem) throw new Error(problem);
+    if (options.publicationId !== undefined && !PUBLICATION_ID_PATTERN.test(options.publicationId)) throw new Error('a publication id is 22 to 64 base64url characters');
     const publication = publicationSchema.parse({
       name,
       auth: options.auth,
       accessTokenHashes: (options.accessTokenHashes ?? []).map((hash) => hash.toLowerCase()),
       shareKey: this.sharePublic,
+      publicationId: options.publicationId ?? generatePublicationId(),
     });
     this.desired.set(name, publication);
     const answer = await this.call({ type: 'publish', id: 0, sprite: publication });
@@ -186,6 +202,12 @@ class Tunnel implements TunnelClient {
       throw new Error(`relay refused ${name}: ${answer.error ?? 'no reason given'}`);
     }
     return { url: this.urlFor(name), live: answer !== null };
+  }
+
+  async revokeShareLinks(name: string): Promise<PublishResult> {
+    const current = this.desired.get(name);
+    if (!current) throw new Error(`${name} is not published`);
+    return this.publish(name, { auth: current.auth, accessTokenHashes: current.accessTokenHashes });
   }
 
   async unpublish(name: string): Promise<void> {
@@ -199,12 +221,22 @@ class Tunnel implements TunnelClient {
     clearTimeout(this.retryTimer);
     this.request?.destroy();
     const session = this.session;
+    const socket = this.socket;
     this.teardown();
     if (session && !session.destroyed) {
+      // Over a plain (loopback) socket a destroyed session may neither emit 'close' nor close the
+      // socket: do not wait for it, and end the socket ourselves.
       await new Promise<void>((resolve) => {
-        session.once('close', () => resolve());
+        const timer = setTimeout(() => {
+          session.destroy();
+          socket?.destroy();
+          resolve();
+        }, 200);
+        session.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
         session.close();
-        setTimeout(() => session.destroy(), 200).unref();
       });
     }
     await this.pools.close();
@@ -278,6 +310,7 @@ class Tunnel implements TunnelClient {
       maxSessionMemory: 64,
     });
     this.session = session;
+    this.socket = socket;
     this.closing = undefined;
     this.connectedAt = Date.now();
     try {
@@ -303,6 +336,7 @@ class Tunnel implements TunnelClient {
     clearInterval(this.pingTimer);
     this.pingTimer = undefined;
     this.session = undefined;
+    this.socket = undefined;
     this.control = undefined;
     this.synced = false;
     for (const settle of this.pending.values()) settle(null);

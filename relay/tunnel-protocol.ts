@@ -7,6 +7,7 @@
  * JSON lines on one long-lived stream the relay opens at `/.spritely/control`. See docs/relay.md.
  */
 import { z } from 'zod';
+import { PUBLICATION_ID_PATTERN } from './share-link.ts';
 
 export const TUNNEL_PATH = '/.spritely/tunnel';
 export const TUNNEL_UPGRADE = 'spritely-tunnel/1';
@@ -17,9 +18,16 @@ export const SPRITE_HEADER = 'spritely-sprite';
 export const ERROR_HEADER = 'spritely-error';
 /** On an extended CONNECT answer: the status line the origin answered the upgrade with. */
 export const UPGRADE_STATUS_HEADER = 'spritely-upgrade-status';
-/** Query parameter carrying a signed share link, and the cookie the relay swaps it for. */
+/** Query parameter carrying a signed share link. */
 export const SHARE_PARAM = 'spritely_share';
-export const SHARE_COOKIE = 'spritely_share';
+/**
+ * The cookie the relay swaps a share link for. `__Host-` makes browsers accept it only when it is
+ * Secure, has Path=/ and no Domain, so a sibling sprite (`evil-….relay.example`) cannot set one for
+ * the parent domain that shadows or replaces ours.
+ */
+export const SHARE_COOKIE = '__Host-spritely_share';
+/** The cookie's name before it had the `__Host-` prefix: stripped before forwarding, never read. */
+export const LEGACY_SHARE_COOKIE = 'spritely_share';
 
 export const tunnelErrorSchema = z.enum(['app-down', 'no-target', 'not-published', 'resolve-failed']);
 export type TunnelError = z.infer<typeof tunnelErrorSchema>;
@@ -36,6 +44,11 @@ export const publicationSchema = z.object({
   accessTokenHashes: z.array(sha256Hex).max(10_000).default([]),
   /** Ed25519 public key (base64url, 32 bytes, JWK `x`) that signs this sprite's share links. */
   shareKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/).optional(),
+  /**
+   * Random id of this publication (relay/share-link.ts): share links name it, and a new one revokes
+   * every earlier link and cookie. Without it (a daemon older than ids) share links are refused.
+   */
+  publicationId: z.string().regex(PUBLICATION_ID_PATTERN).optional(),
 });
 export type Publication = z.infer<typeof publicationSchema>;
 

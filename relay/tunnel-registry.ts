@@ -4,6 +4,7 @@
  * requests for them are held until the daemon reconnects (and re-syncs) or the hold times out.
  */
 import type { KeyObject } from 'node:crypto';
+import { DigestSet } from './digest-set.ts';
 import { spriteLabel, spriteNameProblem } from './host-routing.ts';
 import type { RelayTunnel } from './relay-tunnel.ts';
 import { importSharePublicKey } from './share-link.ts';
@@ -186,6 +187,12 @@ function toLive(sprite: Publication, suffix: string): LivePublication | string {
   }
   return {
     name: sprite.name,
-    policy: { auth: sprite.auth, accessTokenHashes: new Set(sprite.accessTokenHashes), shareKey, label: spriteLabel(sprite.name, suffix) },
+    policy: {
+      auth: sprite.auth,
+      accessTokenHashes: new DigestSet(sprite.accessTokenHashes.map((hash) => [hash, true] as const)),
+      shareKey,
+      label: spriteLabel(sprite.name, suffix),
+      publicationId: sprite.publicationId ?? null,
+    },
   };
 }

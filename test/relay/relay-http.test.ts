@@ -101,13 +101,13 @@ describe('auth mode sprite', () => {
     expect(response.status).toBe(401);
   });
 
-  it('swaps a valid share link for a host-only HttpOnly cookie that opens the sprite', async () => {
+  it('swaps a valid share link for a __Host- HttpOnly cookie that opens the sprite', async () => {
     const link = client.shareLink('private', 60_000, '/headers?x=1');
     const first = await get(agent, link);
     expect(first.status).toBe(302);
     expect(first.headers.location).toBe('/headers?x=1');
     const setCookie = String(first.headers['set-cookie']);
-    expect(setCookie).toMatch(/^spritely_share=[^;]+; Path=\/; Expires=[^;]+; Max-Age=(59|60); HttpOnly; SameSite=Lax; Secure$/);
+    expect(setCookie).toMatch(/^__Host-spritely_share=[^;]+; Path=\/; Expires=[^;]+; Max-Age=(59|60); Secure; HttpOnly; SameSite=Lax$/);
     expect(setCookie).not.toMatch(/Domain=/i);
     const cookie = setCookie.split(';')[0];
     const second = await get(agent, publicUrl(client, 'private', '/headers?x=1'), { headers: { cookie: `${cookie}; theme=dark` } });

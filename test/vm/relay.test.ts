@@ -1,8 +1,8 @@
 /**
  * Public URLs end to end: a real relay (self-signed wildcard cert, on loopback), the real daemon
  * connected to it through the CLI, and a real sprite serving HTTP on 8080. Private by default
- * (401 → bearer 200 → share link cookie 200), public on request, a sleeping sprite woken by a
- * public request, unpublished → 404.
+ * (401 → bearer 200 → share link cookie 200), `--revoke-links` and destroy-then-re-create ending
+ * links and cookies, public on request, a sleeping sprite woken by a public request, unpublished → 404.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -46,6 +46,11 @@ describe('public URLs through the relay', () => {
     expect(bad.code).toBe(1);
     const again = await d.cli(['relay', 'connect', `https://127.0.0.1:${relay.port}`, '--token', token, '--ca', path.join(certs.dir, 'ca.pem')]);
     expect(again.code).toBe(0);
+    // Plain http:// to anything but loopback would send the token in the clear: refused, nothing dialled.
+    const cleartext = await d.cli(['relay', 'connect', 'http://relay.invalid', '--token', token]);
+    expect(cleartext.code).not.toBe(0);
+    expect(cleartext.stderr).toMatch(/unencrypted/);
+    expect(JSON.parse((await d.cli(['relay', 'status', '--json'])).stdout)).toMatchObject({ url: `https://127.0.0.1:${relay.port}`, status: 'connected' });
 
     const pub = JSON.parse((await d.cli(['url', 'web', '--public', '--json'])).stdout);
     expect(pub.public).toMatch(new RegExp(`^https://web-[a-z0-9]+\\.relay\\.test:${relay.port}/?$`));
@@ -61,8 +66,53 @@ describe('public URLs through the relay', () => {
     const share = JSON.parse((await d.cli(['url', 'web', '--share', '1h', '--json'])).stdout).share;
     const viaLink = await get(agent, share.link);
     const cookie = String(viaLink.headers['set-cookie'] ?? '').split(';')[0];
-    expect(cookie).toMatch(/^spritely_share=/);
+    expect(cookie).toMatch(/^__Host-spritely_share=/);
     expect((await get(agent, url, { headers: { cookie } })).status).toBe(200);
+    await agent.close();
+  });
+
+  it('--revoke-links ends every share link and the cookies they set; the access token and new links still work', async () => {
+    const agent = publicAgent(certs.cert);
+    const pub = JSON.parse((await d.cli(['url', 'web', '--json'])).stdout);
+    const url = pub.public.endsWith('/') ? pub.public : `${pub.public}/`;
+    const link = JSON.parse((await d.cli(['url', 'web', '--share', '1h', '--json'])).stdout).share.link;
+    const cookie = String((await get(agent, link)).headers['set-cookie'] ?? '').split(';')[0];
+    expect((await get(agent, url, { headers: { cookie } })).status).toBe(200);
+
+    const revoked = await d.cli(['url', 'web', '--revoke-links', '--json']);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect(JSON.parse(revoked.stdout)).toMatchObject({ public: pub.public, linksRevoked: true, live: true });
+    const deadLink = await get(agent, link);
+    expect(deadLink.status).toBe(401);
+    expect(deadLink.body).toContain('revoked');
+    expect((await get(agent, url, { headers: { cookie } })).status).toBe(401);
+    const accessToken = JSON.parse(fs.readFileSync(path.join(d.home, 'relay.json'), 'utf8')).published.web.accessToken;
+    expect((await get(agent, url, { headers: { authorization: `Bearer ${accessToken}` } })).status).toBe(200);
+    const fresh = JSON.parse((await d.cli(['url', 'web', '--share', '1h', '--json'])).stdout).share.link;
+    const freshCookie = String((await get(agent, fresh)).headers['set-cookie'] ?? '').split(';')[0];
+    expect((await get(agent, url, { headers: { cookie: freshCookie } })).status).toBe(200);
+    await agent.close();
+  });
+
+  it('destroying a sprite ends its links: a sprite re-created under the name does not open with them', async () => {
+    const agent = publicAgent(certs.cert);
+    await d.api.call('sprites.create', { name: 'again' }, { timeoutMs: 600_000 });
+    const pub = JSON.parse((await d.cli(['url', 'again', '--public', '--json'])).stdout);
+    const url = pub.public.endsWith('/') ? pub.public : `${pub.public}/`;
+    const link = JSON.parse((await d.cli(['url', 'again', '--share', '1h', '--json'])).stdout).share.link;
+    const cookie = String((await get(agent, link)).headers['set-cookie'] ?? '').split(';')[0];
+    expect(cookie).toMatch(/^__Host-spritely_share=/);
+
+    await d.api.call('sprites.destroy', { name: 'again' });
+    await waitFor('the URL to be gone', async () => (await get(agent, url)).status === 404, 10_000, 200);
+    expect(JSON.parse(fs.readFileSync(path.join(d.home, 'relay.json'), 'utf8')).published.again).toBeUndefined();
+    await d.api.call('sprites.create', { name: 'again' }, { timeoutMs: 600_000 });
+    expect((await d.cli(['url', 'again', '--public'])).code).toBe(0);
+    const oldLink = await get(agent, link);
+    expect(oldLink.status).toBe(401);
+    expect(oldLink.body).toContain('revoked');
+    expect((await get(agent, url, { headers: { cookie } })).status).toBe(401);
+    await d.api.call('sprites.destroy', { name: 'again' });
     await agent.close();
   });
 

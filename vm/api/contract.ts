@@ -281,6 +281,13 @@ export const methods = {
     output: z.object({ link: z.string(), expiresAt: z.string() }),
     summary: 'A signed link that opens a `sprite`-mode URL for `ttlSec` seconds (the relay sets a cookie).',
   }),
+  'sprites.revokeLinks': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/share/revoke',
+    input: NameParam,
+    output: z.object({ name: z.string(), url: z.string(), auth: z.enum(['sprite', 'public']), live: z.boolean() }),
+    summary: 'Ends every share link of the sprite and the cookies they set, at once (`live`: false = as soon as the relay reconnects); the URL and its access token stay. Links also end when the sprite is unpublished, published again or destroyed.',
+  }),
   'sprites.exec': method({
     http: 'POST',
     path: '/v1/sprites/:name/exec',

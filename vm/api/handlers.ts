@@ -89,6 +89,10 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
       engine.get(name);
       return relay().shareLink(name, ttlSec * 1000);
     },
+    'sprites.revokeLinks': async ({ name }) => {
+      engine.get(name);
+      return relay().revokeLinks(name);
+    },
     'sprites.usage': async () => engine.list().map((s) => ({ name: s.name, state: s.state, ...s.usage })),
     'config.get': async () => engine.configView(),
     'config.set': async ({ idleTimeoutSec, memoryLimitMiB, sprite }) => {

@@ -191,7 +191,8 @@ program
   .option('--public', 'publish it at a public URL through the connected relay')
   .addOption(new Option('--auth <mode>', 'who may open the public URL: sprite (needs its access token or a share link) or public').choices(['sprite', 'public']))
   .option('--share <duration>', 'print a signed link that opens the public URL for this long (e.g. 1h)')
-  .option('--off', 'unpublish the public URL')
+  .option('--revoke-links', 'end every share link given out so far (and the cookies they set); the URL and its token stay')
+  .option('--off', 'unpublish the public URL (ends its share links too)')
   .option('--json', 'print JSON')
   .action(async (name, opts) => {
     nameArg(name);
@@ -208,6 +209,10 @@ program
       Object.assign(out, { public: p.url, auth: p.auth, accessToken: p.accessToken, live: p.live });
       lines.push(`public  ${p.url}  [${p.auth}${p.live ? '' : ', published once the relay connects'}]`);
       if (p.accessToken) lines.push(`token   ${p.accessToken}  (send as "Authorization: Bearer …", or make a share link with --share 1h)`);
+    } else if (opts.revokeLinks) {
+      const r = await api.call('sprites.revokeLinks', { name });
+      Object.assign(out, { public: r.url, auth: r.auth, live: r.live, linksRevoked: true });
+      lines.push(`public  ${r.url}  [${r.auth}]`, `links   every earlier share link is revoked${r.live ? '' : ' (the relay hears it as soon as it reconnects)'}`);
     } else {
       const st = await api.call('relay.status').catch(() => null);
       const pub = st?.published.find((x) => x.name === name);
@@ -228,7 +233,7 @@ const relayCmd = program.command('relay').description('Public URLs through a sel
 relayCmd
   .command('connect')
   .description('Connect to a relay (remembered; reconnects on its own)')
-  .argument('<url>', 'e.g. https://relay.example.com')
+  .argument('<url>', 'e.g. https://relay.example.com (plain http:// only to this machine: the token must not cross a network in the clear)')
   .requiredOption('--token <token>', 'the tunnel token `spritely-relay token add` printed')
   .option('--ca <file>', 'trust this CA certificate (PEM) for a self-hosted relay')
   .option('--json', 'print JSON')

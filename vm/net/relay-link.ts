@@ -2,8 +2,11 @@
  * Public URLs: the daemon's one outbound tunnel to the user's relay (relay/tunnel-client.ts), which
  * carries every published sprite. Settings live in `relay.json` (0600): the relay URL, the tunnel
  * token, an optional private CA, the key that signs share links, and what is published with its
- * access token. The relay itself only ever sees sha256 hashes of access tokens and the share key's
- * public half. A request for a sleeping sprite wakes it (resolveTarget may take seconds).
+ * access token and publication id. The relay itself only ever sees sha256 hashes of access tokens and
+ * the share key's public half. A request for a sleeping sprite wakes it (resolveTarget may take seconds).
+ * Share links belong to one publication (relay/share-link.ts): publishing again, unpublishing,
+ * destroying the sprite (the engine's `removed` event) and `revokeLinks` each end every earlier link;
+ * the id is saved, so a daemon restart or a reconnect keeps links alive.
  * Every change of the tunnel's state or of what is published is emitted as `changed` (the status),
  * so windows show a reconnecting tunnel as it happens.
  */
@@ -11,7 +14,8 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type { Engine } from '../engine/engine.ts';
 import { SpritelyError } from '../errors.ts';
-import { createTunnelClient, generateAccessToken, generateShareKey, hashAccessToken, type TunnelClient, type TunnelState } from '../../relay/tunnel-client.ts';
+import { relayUrlProblem } from '../../relay/relay-url.ts';
+import { createTunnelClient, generateAccessToken, generatePublicationId, generateShareKey, hashAccessToken, type TunnelClient, type TunnelState } from '../../relay/tunnel-client.ts';
 
 export type AuthMode = 'sprite' | 'public';
 
@@ -20,7 +24,16 @@ interface RelaySettings {
   token: string;
   ca?: string;
   shareKey: string;
-  published: Record<string, { auth: AuthMode; accessToken: string }>;
+  published: Record<string, PublishedSprite>;
+}
+
+interface PublishedSprite {
+  auth: AuthMode;
+  accessToken: string;
+  /** Named by every share link of this publication; a new one revokes them all. */
+  publicationId: string;
+  /** The sprite's `createdAt` when published: a sprite re-created under the name is not this publication. */
+  spriteCreatedAt?: string;
 }
 
 export interface RelayStatus {
@@ -44,6 +57,8 @@ export interface Publication {
 export class RelayLink extends EventEmitter<{ changed: [RelayStatus] }> {
   private client: TunnelClient | null = null;
   private settings: RelaySettings | null = null;
+  /** Why the saved relay was not opened at start (e.g. an http:// URL an older version accepted). */
+  private problem: string | null = null;
 
   constructor(
     private readonly engine: Engine,
@@ -56,14 +71,48 @@ export class RelayLink extends EventEmitter<{ changed: [RelayStatus] }> {
     } catch {
       this.settings = null;
     }
-    engine.on('removed', (name) => {
-      if (this.settings?.published[name]) void this.unpublish(name).catch(() => {});
-    });
+    engine.on('removed', (name) => this.forget(name));
   }
 
   /** Reconnects with the saved settings (daemon start). */
   start(): void {
-    if (this.settings) this.open(this.settings);
+    if (!this.settings) return;
+    this.problem = relayUrlProblem(this.settings.url);
+    if (this.problem) return this.log(`relay: not connecting: ${this.problem}`);
+    this.checkPublications(this.settings);
+    this.open(this.settings);
+  }
+
+  /**
+   * Drops publications of sprites that are gone or were re-created while the daemon was down (so
+   * their links cannot open the new sprite), and gives settings from before publication ids one.
+   */
+  private checkPublications(s: RelaySettings): void {
+    const sprites = new Map(this.engine.list().map((sprite) => [sprite.name, sprite.createdAt]));
+    let changed = false;
+    for (const [name, p] of Object.entries(s.published)) {
+      const createdAt = sprites.get(name);
+      if (createdAt === undefined || (p.spriteCreatedAt !== undefined && p.spriteCreatedAt !== createdAt)) {
+        this.log(`relay: unpublishing ${name}: ${createdAt === undefined ? 'the sprite is gone' : 'the sprite was re-created'}`);
+        delete s.published[name];
+        changed = true;
+        continue;
+      }
+      if (!p.publicationId || p.spriteCreatedAt === undefined) {
+        s.published[name] = { ...p, publicationId: p.publicationId || generatePublicationId(), spriteCreatedAt: createdAt };
+        changed = true;
+      }
+    }
+    if (changed) this.save();
+  }
+
+  /** The sprite is gone (destroyed, or a create that failed): its publication and links end with it. */
+  private forget(name: string): void {
+    if (!this.settings?.published[name]) return;
+    delete this.settings.published[name];
+    this.save();
+    this.changed();
+    void this.client?.unpublish(name).catch((err: Error) => this.log(`relay: could not unpublish ${name}: ${err.message}`));
   }
 
   private open(s: RelaySettings): void {
@@ -86,7 +135,9 @@ export class RelayLink extends EventEmitter<{ changed: [RelayStatus] }> {
       if (this.client === client) this.changed();
     });
     for (const [name, p] of Object.entries(s.published)) {
-      void this.client.publish(name, { auth: p.auth, accessTokenHashes: [hashAccessToken(p.accessToken)] }).catch((err) => this.log(`relay: could not publish ${name}: ${err.message}`));
+      void this.client
+        .publish(name, { auth: p.auth, accessTokenHashes: [hashAccessToken(p.accessToken)], publicationId: p.publicationId })
+        .catch((err) => this.log(`relay: could not publish ${name}: ${err.message}`));
     }
   }
 
@@ -101,17 +152,15 @@ export class RelayLink extends EventEmitter<{ changed: [RelayStatus] }> {
 
   /** Connects (and remembers) a relay; waits briefly to report whether the token was accepted. */
   async connect(url: string, token: string, ca?: string): Promise<RelayStatus> {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new SpritelyError('invalid_argument', `"${url}" is not a URL (e.g. https://relay.example.com).`);
-    }
-    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new SpritelyError('invalid_argument', 'The relay URL must start with https:// (or http:// for a local test relay).');
+    const problem = relayUrlProblem(url);
+    if (problem) throw new SpritelyError('invalid_argument', problem);
+    const parsed = new URL(url);
     const previous = this.client;
+    this.problem = null;
     this.client = null;
     await previous?.close();
     this.settings = { url: parsed.origin, token, ca, shareKey: this.settings?.shareKey ?? generateShareKey(), published: this.settings?.published ?? {} };
+    this.checkPublications(this.settings);
     this.save();
     this.open(this.settings);
     const client = this.client!;
@@ -147,7 +196,7 @@ export class RelayLink extends EventEmitter<{ changed: [RelayStatus] }> {
       configured: !!this.settings,
       url: this.settings?.url ?? null,
       status: st?.status ?? 'off',
-      reason: st?.reason ?? null,
+      reason: st?.reason ?? this.problem,
       account: st?.account ?? null,
       published: client ? Object.entries(this.settings?.published ?? {}).map(([name, p]) => ({ name, url: client.urlFor(name), auth: p.auth })) : [],
     };
@@ -158,16 +207,32 @@ export class RelayLink extends EventEmitter<{ changed: [RelayStatus] }> {
     return { client: this.client, settings: this.settings };
   }
 
-  /** Publishes `name` (or changes its auth mode); a `sprite`-mode URL gets a new access token once. */
+  /**
+   * Publishes `name` (or changes its auth mode); a `sprite`-mode URL gets a new access token once.
+   * Every call is a new publication: share links of an earlier one stop working.
+   */
   async publish(name: string, auth: AuthMode): Promise<Publication> {
-    this.engine.get(name);
+    const sprite = this.engine.get(name);
     const { client, settings } = this.need();
     const accessToken = settings.published[name]?.accessToken ?? generateAccessToken();
-    settings.published[name] = { auth, accessToken };
+    const publicationId = generatePublicationId();
+    settings.published[name] = { auth, accessToken, publicationId, spriteCreatedAt: sprite.createdAt };
     this.save();
     this.changed();
-    const r = await client.publish(name, { auth, accessTokenHashes: [hashAccessToken(accessToken)] });
+    const r = await client.publish(name, { auth, accessTokenHashes: [hashAccessToken(accessToken)], publicationId });
     return { name, url: r.url, auth, accessToken: auth === 'sprite' ? accessToken : null, live: r.live };
+  }
+
+  /** Ends every share link (and the cookies they set) of `name`; the URL and its access token stay. */
+  async revokeLinks(name: string): Promise<{ name: string; url: string; auth: AuthMode; live: boolean }> {
+    const { client, settings } = this.need();
+    const p = settings.published[name];
+    if (!p) throw new SpritelyError('failed_precondition', `"${name}" is not published, so it has no share links.`);
+    const publicationId = generatePublicationId();
+    settings.published[name] = { ...p, publicationId };
+    this.save();
+    const r = await client.publish(name, { auth: p.auth, accessTokenHashes: [hashAccessToken(p.accessToken)], publicationId });
+    return { name, url: r.url, auth: p.auth, live: r.live };
   }
 
   async unpublish(name: string): Promise<void> {
