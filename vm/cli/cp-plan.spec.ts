@@ -4,19 +4,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SpritelyError } from '../errors.ts';
+import { TreeReceiver } from './cp-from-sprite.ts';
 import {
   AckParser,
   guestCreateArgv,
   guestExtractArgv,
   guestPathSpec,
   hostCreateArgv,
-  hostExtractArgv,
+  hostTarget,
   parseCpArg,
   pathSpec,
   planCopy,
   transformArg,
   type PathKind,
-} from './agent-cp.ts';
+} from './cp-plan.ts';
+import { DEFAULT_LIMITS } from './tar-extract.ts';
 
 describe('parseCpArg', () => {
   it('reads NAME:PATH as a sprite path and everything else as local', () => {
@@ -93,6 +95,31 @@ describe('transformArg', () => {
   });
 });
 
+describe('hostTarget: where a copy from a sprite lands here', () => {
+  const target = (src: string, srcKind: PathKind, dst: string, dstKind: PathKind) => {
+    const d = pathSpec(dst, '/h');
+    return hostTarget(planCopy(guestPathSpec('dev', src), srcKind, d, dstKind, 'dir'), d);
+  };
+
+  it('is the destination as typed for a new name, an existing file and "SRC/." into a directory', () => {
+    expect(target('/g/f', 'file', 'new', 'none')).toEqual({ path: '/h/new', typed: true });
+    expect(target('/g/f', 'file', 'old', 'file')).toEqual({ path: '/h/old', typed: true });
+    expect(target('/g/src', 'dir', 'fresh', 'none')).toEqual({ path: '/h/fresh', typed: true });
+    expect(target('/g/src/.', 'dir', 'fresh', 'none')).toEqual({ path: '/h/fresh', typed: true });
+    expect(target('/g/src/.', 'dir', 'd', 'dir')).toEqual({ path: '/h/d', typed: true });
+  });
+
+  it('is the source name inside an existing directory otherwise', () => {
+    expect(target('/g/f', 'file', 'd', 'dir')).toEqual({ path: '/h/d/f', typed: false });
+    expect(target('/g/src', 'dir', 'd/', 'dir')).toEqual({ path: '/h/d/src', typed: false });
+  });
+
+  it('asks the guest for the source under its own name (the host renames)', () => {
+    const p = planCopy(guestPathSpec('dev', '/g/f'), 'file', pathSpec('new', '/h'), 'none', 'dir');
+    expect(guestCreateArgv(p)).toEqual(['tar', '-c', '-f', '-', '-C', '/g', '--', 'f']);
+  });
+});
+
 describe('AckParser', () => {
   it('takes the guest tar progress lines out of stderr, across chunk boundaries', () => {
     const acks: number[] = [];
@@ -106,8 +133,9 @@ describe('AckParser', () => {
   });
 });
 
-// The plans above, run for real through this machine's tar at both ends (GNU tar here stands in
-// for the guest's): the trees that come out are what docker cp would make.
+// The plans above, run for real: this machine's GNU tar stands in for the guest's at the other end;
+// into a sprite it extracts (with the rename), from a sprite it packs and the extractor + placement
+// (tar-extract.ts, cp-place.ts) unpack. The trees that come out are what docker cp would make.
 describe('plans through real tar', () => {
   const dirs: string[] = [];
   afterEach(() => {
@@ -130,11 +158,10 @@ describe('plans through real tar', () => {
     walk(root, '');
     return out;
   };
-  const run = (create: string[], extract: string[]) => {
-    const c = spawnSync('tar', create, { maxBuffer: 64 << 20 });
+  const create = (argv: string[]): Buffer => {
+    const c = spawnSync('tar', argv, { maxBuffer: 64 << 20 });
     expect(c.status, c.stderr.toString()).toBe(0);
-    const x = spawnSync('tar', extract, { input: c.stdout });
-    expect(x.status, x.stderr.toString()).toBe(0);
+    return c.stdout;
   };
   const fixture = () => {
     const h = tmp();
@@ -143,6 +170,7 @@ describe('plans through real tar', () => {
     fs.writeFileSync(path.join(h, 'src/x.sh'), 'X', { mode: 0o755 });
     fs.symlinkSync('sub/f', path.join(h, 'src/link'));
     fs.utimesSync(path.join(h, 'src/x.sh'), 1_600_000_000, 1_600_000_000);
+    fs.chmodSync(path.join(h, 'src/sub'), 0o750);
     return h;
   };
   const cases: [string, string, PathKind, string[]][] = [
@@ -156,22 +184,34 @@ describe('plans through real tar', () => {
   ];
   for (const [src, dst, dstKind, expected] of cases) {
     for (const direction of ['to a sprite', 'from a sprite'] as const) {
-      it(`${src} → ${dst} (${dstKind}), ${direction}`, () => {
+      it(`${src} → ${dst} (${dstKind}), ${direction}`, async () => {
         const h = fixture();
         const g = tmp();
         if (dstKind === 'dir') fs.mkdirSync(path.join(g, dst));
         if (dstKind === 'file') fs.writeFileSync(path.join(g, dst), 'old contents');
         const srcKind: PathKind = fs.statSync(path.join(h, src)).isDirectory() ? 'dir' : 'file';
-        const p = planCopy(pathSpec(src, h), srcKind, pathSpec(dst, g), dstKind, 'dir');
-        // Here → sprite: portable create, GNU extract (with the rename); sprite → here: the reverse.
-        if (direction === 'to a sprite') run(hostCreateArgv(p), guestExtractArgv(p).slice(1));
-        else run(guestCreateArgv(p).slice(1), hostExtractArgv(p));
+        const dstSpec = pathSpec(dst, g);
+        const p = planCopy(pathSpec(src, h), srcKind, dstSpec, dstKind, 'dir');
+        if (direction === 'to a sprite') {
+          // Portable create here, GNU extract (with the rename) in the sprite.
+          const x = spawnSync('tar', guestExtractArgv(p).slice(1), { input: create(hostCreateArgv(p)) });
+          expect(x.status, x.stderr.toString()).toBe(0);
+        } else {
+          const archive = create(guestCreateArgv(p).slice(1));
+          const t = hostTarget(p, dstSpec);
+          const rx = new TreeReceiver({ kind: srcKind as 'file' | 'dir', top: p.member, target: t.path, typed: t.typed, limits: DEFAULT_LIMITS, umask: 0o022 });
+          for (let i = 0; i < archive.length; i += 3000) await rx.write(archive.subarray(i, i + 3000));
+          await rx.finish();
+          expect(fs.existsSync(rx.tempDir)).toBe(false);
+        }
         expect(tree(g)).toEqual(expected);
         const sh = path.join(g, expected.find((e) => e.includes('.sh X'))?.split(' ')[0] ?? '');
         if (sh !== g) {
-          expect(fs.statSync(sh).mode & 0o777).toBe(0o755);
+          expect(fs.statSync(sh).mode & 0o7777).toBe(0o755);
           expect(fs.statSync(sh).mtimeMs).toBe(1_600_000_000_000);
         }
+        const sub = path.join(g, expected.find((e) => e.endsWith('sub/'))?.slice(0, -1) ?? '');
+        if (sub !== g) expect(fs.statSync(sub).mode & 0o7777).toBe(0o750);
       });
     }
   }
