@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SpritelyError } from '../errors.ts';
-import { quoteName } from '../safe-text.ts';
+import { quoteName, safeText } from '../safe-text.ts';
 import type { ExtractedTree } from './tar-extract.ts';
 
 export interface Target {
@@ -111,7 +111,7 @@ export function applyPlacement(tree: ExtractedTree, placement: Placement, umask:
       done += 1;
     }
   } catch (err) {
-    throw new SpritelyError('internal', `Could not move the copy into place (${done} of ${placement.moves.length} entries moved): ${(err as Error).message}`);
+    throw new SpritelyError('internal', `Could not move the copy into place (${done} of ${placement.moves.length} entries moved): ${safeText((err as Error).message, { maxChars: 500 })}`);
   }
   for (const d of [...tree.dirs].reverse()) {
     if (placement.merged.has(d.rel.join('/'))) continue;

@@ -71,8 +71,8 @@ export function symlinkRefusal(rel: string[], target: string): string | null {
   if (target === '') return 'is a symlink with an empty target';
   if (target.includes('\0')) return 'is a symlink with a NUL byte in its target';
   if (Buffer.byteLength(target) > MAX_NAME_BYTES) return `is a symlink with a target longer than ${MAX_NAME_BYTES} bytes`;
-  if (target.startsWith('/')) return `is a symlink to the absolute path ${shown} (on this computer that is outside what is copied)`;
   if (rel.length === 0) return `is a symlink (to ${shown}), and the copied path itself must be a file or a directory`;
+  if (target.startsWith('/')) return `is a symlink to the absolute path ${shown} (on this computer that is outside what is copied)`;
   let depth = rel.length - 1;
   let named = false;
   for (const part of target.split('/')) {

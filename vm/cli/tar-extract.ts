@@ -82,6 +82,8 @@ export class TarExtractor {
   private received = 0;
   private entries = 0;
   private tail = Buffer.alloc(0);
+  /** The file write in progress (settled: none). */
+  private inflight: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: ExtractOptions) {
     this.root = path.join(opts.dir, TREE_NAME);
@@ -90,11 +92,16 @@ export class TarExtractor {
     // A high-water mark of one byte: every write waits for 'drain', which comes once the parser
     // has handed everything written so far to an entry (or a header) — that is "consumed".
     this.ex = extract({ highWaterMark: 1 });
-    this.ex.on('drain', () => this.waiters.splice(0).forEach((w) => w.resolve()));
+    // …and whose bytes taken out of an entry's stream are on disk (the write in flight).
+    this.ex.on('drain', () => {
+      const drained = this.waiters.splice(0);
+      void this.inflight.then(() => drained.forEach((w) => w.resolve()));
+    });
     this.ex.on('error', (err: Error) => this.fail(parseError(err)));
     this.ex.on('entry', (header, stream, next) => {
-      // streamx's Readable (tar-stream's entry) is async-iterable; its typings omit it.
-      this.entry(header, stream as unknown as AsyncIterable<Buffer>).then(
+      // Destroyed with the parser when the archive is refused: its error is reported from there.
+      stream.on('error', () => {});
+      this.entry(header, stream as unknown as EntryStream).then(
         () => next(),
         (err: Error) => {
           this.fail(err);
@@ -116,7 +123,7 @@ export class TarExtractor {
     this.tail = Buffer.concat([this.tail, chunk.subarray(-END_MARKER)]).subarray(-END_MARKER);
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });
-      if (this.ex.write(chunk)) this.waiters.splice(0).forEach((w) => w.resolve());
+      this.ex.write(chunk); // always false (high-water mark 1): settled by 'drain' or a failure
     });
   }
 
@@ -148,7 +155,7 @@ export class TarExtractor {
     this.ex.destroy(err);
   }
 
-  private async entry(h: Header, stream: AsyncIterable<Buffer>): Promise<void> {
+  private async entry(h: Header, stream: EntryStream): Promise<void> {
     if (this.error) throw this.error;
     if (++this.entries > this.opts.limits.maxEntries) {
       throw new TarRefusal('payload_too_large', `the archive has more than ${this.opts.limits.maxEntries} entries (raise the limit with --max-entries)`);
@@ -181,15 +188,46 @@ export class TarExtractor {
     }
   }
 
-  private async writeFile(p: string, h: Header, stream: AsyncIterable<Buffer>, mtime: Date): Promise<void> {
+  /**
+   * Copies an entry's data into `fh`. Read by hand, not with `for await`: a chunk taken with
+   * `read()` is in a started write (`inflight`) before the parser — which runs a microtask later —
+   * can report the chunk consumed.
+   */
+  private async pour(stream: EntryStream, fh: fsp.FileHandle): Promise<number> {
+    let written = 0;
+    let ended = false;
+    let failed: Error | null = null;
+    let wake: (() => void) | null = null;
+    const poke = () => {
+      const w = wake;
+      wake = null;
+      w?.();
+    };
+    stream.on('readable', poke);
+    stream.on('end', () => ((ended = true), poke()));
+    stream.on('close', () => ((ended = true), poke()));
+    stream.on('error', (err) => ((failed = err), poke()));
+    for (;;) {
+      if (failed) throw failed;
+      const chunk = stream.read() as Buffer | null;
+      if (chunk !== null) {
+        written += chunk.length;
+        const w = writeAll(fh, chunk);
+        this.inflight = w.catch(() => {});
+        await w;
+        continue;
+      }
+      if (ended) return written;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  }
+
+  private async writeFile(p: string, h: Header, stream: EntryStream, mtime: Date): Promise<void> {
     let fh: fsp.FileHandle | undefined;
     let written = 0;
     try {
       fh = await fsp.open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
-      for await (const chunk of stream) {
-        written += chunk.length;
-        await fh.write(chunk);
-      }
+      written = await this.pour(stream, fh);
       if (written !== h.size) throw new TarTruncated('failed_precondition', `the archive ends in the middle of ${quoteName(h.name)}`);
       await fh.chmod(entryMode(h.mode, this.opts.umask));
       await fh.utimes(mtime, mtime);
@@ -199,6 +237,17 @@ export class TarExtractor {
       await fh?.close();
     }
   }
+}
+
+async function writeAll(fh: fsp.FileHandle, chunk: Buffer): Promise<void> {
+  for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off)).bytesWritten;
+}
+
+/** An entry's stream as tar-stream hands it over (a streamx Readable; its typings are partial). */
+interface EntryStream {
+  read(): unknown;
+  on(event: 'readable' | 'end' | 'close', fn: () => void): unknown;
+  on(event: 'error', fn: (err: Error) => void): unknown;
 }
 
 /** tar-stream's own errors, said in terms of what the sprite sent. */
