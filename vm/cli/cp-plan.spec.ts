@@ -15,6 +15,7 @@ import {
   parseCpArg,
   pathSpec,
   planCopy,
+  tarFailed,
   transformArg,
   type PathKind,
 } from './cp-plan.ts';
@@ -117,6 +118,14 @@ describe('hostTarget: where a copy from a sprite lands here', () => {
   it('asks the guest for the source under its own name (the host renames)', () => {
     const p = planCopy(guestPathSpec('dev', '/g/f'), 'file', pathSpec('new', '/h'), 'none', 'dir');
     expect(guestCreateArgv(p)).toEqual(['tar', '-c', '-f', '-', '-C', '/g', '--', 'f']);
+  });
+});
+
+describe('tarFailed', () => {
+  it('shows the exit status and stderr, with what a guest chose made inert', () => {
+    expect(tarFailed('in dev', 'tar: x: Cannot open\ntar: Exiting', 2).message).toBe('tar in dev failed (2): tar: x: Cannot open\ntar: Exiting');
+    expect(tarFailed('in dev', '\x1b]0;owned\x07\r', '\x1b[2JKILL').message).toBe('tar in dev failed (\\x1b[2JKILL): \\x1b]0;owned\\x07\\x0d');
+    expect(tarFailed('on this computer', '', 1).message).toBe('tar on this computer failed (1): no message');
   });
 });
 

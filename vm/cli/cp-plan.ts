@@ -193,9 +193,9 @@ export class AckParser {
   }
 }
 
-/** A tar that failed, here or in the sprite; `detail` is its stderr (from a guest: made inert). */
+/** A tar that failed, here or in the sprite; its stderr and exit signal name (from a guest: chosen by it) are made inert. */
 export function tarFailed(where: string, detail: string, code: number | string | null): SpritelyError {
-  return new SpritelyError('internal', `tar ${where} failed (${code}): ${safeText(detail, { multiline: true, maxChars: 2000 }) || 'no message'}`);
+  return new SpritelyError('internal', `tar ${where} failed (${safeText(String(code), { maxChars: 40 })}): ${safeText(detail, { multiline: true, maxChars: 2000 }) || 'no message'}`);
 }
 
 export interface CopyResult {
