@@ -1,6 +1,30 @@
 #!/usr/bin/env node
-// The `spritely` command: loads the TypeScript CLI through tsx (no build step after `npm ci`).
-import { register } from 'tsx/esm/api';
+// The `spritely` command (the CLI, the daemon and the MCP server). It runs the built bundle in
+// dist/cli (scripts/build-cli.mjs), rebuilding it first when it is missing or older than its
+// sources (a pull, an edit: about a second, once). Where it cannot be built (no esbuild, as in a
+// production install; a read-only checkout) the TypeScript runs through tsx instead, with a
+// one-line warning. SPRITELY_FROM_SOURCE=1 always runs the TypeScript (stack traces in .ts lines).
+import { pathToFileURL } from 'node:url';
+import { buildCli, cliBundle } from '../scripts/build-cli.mjs';
 
-register();
-await import('../vm/cli/main.ts');
+async function fromSource() {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../vm/cli/main.ts');
+}
+
+if (process.env.SPRITELY_FROM_SOURCE === '1') await fromSource();
+else {
+  let { entry, stale } = cliBundle();
+  if (stale) {
+    process.stderr.write(`spritely: building the CLI (${stale})…\n`);
+    try {
+      entry = (await buildCli()).entry;
+    } catch (err) {
+      entry = null;
+      process.stderr.write(`spritely: could not build the CLI (${String(err?.message ?? err).split('\n')[0]}); running it from source through tsx (slower).\n`);
+    }
+  }
+  if (entry) await import(pathToFileURL(entry).href);
+  else await fromSource();
+}
