@@ -19,10 +19,11 @@ else {
   if (stale) {
     process.stderr.write(`spritely: building the CLI (${stale})…\n`);
     try {
-      entry = (await buildCli()).entry;
+      entry = (await buildCli({ logLevel: 'silent' })).entry;
     } catch (err) {
       entry = null;
-      process.stderr.write(`spritely: could not build the CLI (${String(err?.message ?? err).split('\n')[0]}); running it from source through tsx (slower).\n`);
+      const why = err?.errors?.[0]?.text ?? String(err?.message ?? err).split('\n')[0];
+      process.stderr.write(`spritely: could not build the CLI (${why}); running it from source through tsx (slower).\n`);
     }
   }
   if (entry) await import(pathToFileURL(entry).href);

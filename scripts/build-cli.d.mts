@@ -14,6 +14,6 @@ export function cliOutRoot(root?: string): string;
 export function readManifest(outRoot?: string): CliManifest | null;
 export function staleReason(manifest: CliManifest | null, mtimeOf: (file: string) => number | null): string | null;
 export function cliBundle(root?: string, outRoot?: string): { entry: string | null; stale: string | null };
-export function buildCli(opts?: { root?: string; outRoot?: string }): Promise<{ entry: string; manifest: CliManifest; metafile: Metafile }>;
+export function buildCli(opts?: { root?: string; outRoot?: string; logLevel?: 'silent' | 'error' | 'warning' | 'info' }): Promise<{ entry: string; manifest: CliManifest; metafile: Metafile }>;
 export function ensureCliBuilt(opts?: { root?: string; log?: (message: string) => void }): Promise<{ entry: string; built: boolean }>;
 export function staticClosure(metafile: Metafile, output: string): { outputs: string[]; inputs: string[]; externals: string[] };
