@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // `npm start`: the desktop app when Electron can run here; otherwise one line saying why, and the
-// same UI in a browser through `spritely ui`. Builds the renderer and Electron bundles first if
-// they are missing or older than their sources.
+// same UI in a browser through `spritely ui`. Builds the CLI, renderer and Electron bundles first
+// if they are missing or older than their sources.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureCliBuilt } from '../scripts/build-cli.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -59,6 +60,9 @@ function run(cmd, argv, env = process.env) {
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
 }
 
+// The daemon both front ends start runs from the CLI bundle, built here up front rather than while
+// a window or a browser waits on it. If it cannot be built, bin/spritely.js says so and runs tsx.
+await ensureCliBuilt({ log: (m) => process.stderr.write(`spritely: ${m}\n`) }).catch(() => {});
 const vite = path.join(root, 'node_modules/vite/bin/vite.js');
 ensureBuilt('dist/renderer/index.html', 'UI', [process.execPath, vite, 'build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn'], ['renderer', 'vm/api/contract.ts']);
 

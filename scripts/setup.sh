@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time (idempotent) set-up on Debian/Ubuntu: the system packages Spritely and its tests use,
-# then the npm dependencies. Run as root or with sudo available.
+# then the npm dependencies, then the build: the CLI bundle (dist/cli) and the UI (dist/renderer).
+# Run as root or with sudo available.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,4 +30,12 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund
+fi
+
+# The CLI, daemon and MCP server run from dist/cli (bin/spritely.js rebuilds it when its sources
+# change); the daemon serves the UI from dist/renderer. Each is built here when missing or stale.
+node scripts/build-cli.mjs --if-stale
+if [ ! -f dist/renderer/index.html ] || [ -n "$(find renderer vm/api/contract.ts -newer dist/renderer/index.html -print -quit)" ]; then
+  echo "setup: building the UI"
+  npm run --silent build:renderer -- --logLevel warn
 fi

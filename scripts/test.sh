@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: type-check, unit tests, the real-VM tests (real QEMU, real image; the image
+# The whole test suite: the CLI bundle rebuilt if its sources changed (every daemon and CLI the tests
+# spawn runs it), type-check, unit tests, the real-VM tests (real QEMU, real image; the image
 # and golden state are built once and cached in ~/.cache/spritely-test), then the browser end-to-end
 # tests (real daemon + QEMU, Debian's Chromium). Every stage runs; the exit code is non-zero if any
 # failed, and the last line sums the tests: "tests: N passed, N failed".
@@ -15,6 +16,7 @@ stage() {
   "$@" || status=1
 }
 
+stage "build (the CLI bundle, if stale)" node scripts/build-cli.mjs --if-stale
 stage typecheck npx tsc -p tsconfig.json --noEmit
 stage "unit" npx vitest run --project unit --reporter=default --reporter=json --outputFile.json="$results/unit.json"
 stage "vm (real QEMU)" npx vitest run --project vm --reporter=default --reporter=json --outputFile.json="$results/vm.json"

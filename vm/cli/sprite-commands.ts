@@ -1,0 +1,81 @@
+/** The sprite lifecycle commands: create, list, start, stop, destroy, sleep, wake, fork, usage. */
+import { formatBytes } from '../checkpoints/timeline-text.ts';
+import { SpritelyError } from '../errors.ts';
+import { client, fmtMs, formatDuration, nameArg, print } from './command-kit.ts';
+import { confirm, formatAge, formatTable, withProgress } from './ui.ts';
+
+interface Json {
+  json?: boolean;
+}
+
+export async function create(name: string, opts: Json & { image?: string; memory?: number; cpus?: number; disk?: number; network?: string }): Promise<void> {
+  nameArg(name);
+  const api = await client();
+  const r = await withProgress(api, !opts.json, () => api.call('sprites.create', { name, image: opts.image, memoryMiB: opts.memory, cpus: opts.cpus, diskGiB: opts.disk, network: opts.network }));
+  print(opts.json, { name: r.sprite.name, state: r.sprite.state, timings: r.timings, sprite: r.sprite }, () => {
+    const t = r.timings;
+    const detail = t.runningMs !== undefined ? ` (running after ${fmtMs(t.runningMs)}${t.goldenMs > 1000 ? `, golden state built in ${fmtMs(t.goldenMs)}` : ''}${t.imageMs > 1000 ? `, image ${fmtMs(t.imageMs)}` : ''})` : '';
+    return `created ${name} in ${fmtMs(t.totalMs)}${detail} [${r.sprite.accel}]`;
+  });
+}
+
+export async function list(opts: Json): Promise<void> {
+  const sprites = await (await client()).call('sprites.list');
+  print(opts.json, sprites, () =>
+    sprites.length
+      ? formatTable(
+          ['NAME', 'STATE', 'IMAGE', 'CREATED', 'UPTIME'],
+          sprites.map((s) => [s.name, s.operation ? `${s.state} (${s.operation})` : s.state, s.image, formatAge(s.createdAt), s.uptimeSeconds === null ? '-' : formatDuration(s.uptimeSeconds)]),
+        )
+      : 'no sprites yet: spritely create NAME',
+  );
+}
+
+export async function start(name: string, opts: Json): Promise<void> {
+  nameArg(name);
+  const r = await (await client()).call('sprites.start', { name });
+  print(opts.json, r, () => `started ${name} in ${fmtMs(r.timings.totalMs)}`);
+}
+
+export async function stop(name: string, opts: Json & { force?: boolean }): Promise<void> {
+  nameArg(name);
+  const s = await (await client()).call('sprites.stop', { name, force: opts.force });
+  print(opts.json, s, () => `stopped ${name}`);
+}
+
+export async function destroy(name: string, opts: { force?: boolean }): Promise<void> {
+  nameArg(name);
+  const api = await client();
+  await api.call('sprites.get', { name });
+  if (!opts.force && !(await confirm(`Destroy sprite "${name}" and its disk? Type the name to confirm: `, name))) {
+    throw new SpritelyError('failed_precondition', 'Not destroyed.');
+  }
+  await api.call('sprites.destroy', { name });
+  process.stdout.write(`destroyed ${name}\n`);
+}
+
+export async function sleep(name: string, opts: Json): Promise<void> {
+  nameArg(name);
+  const r = await (await client()).call('sprites.sleep', { name });
+  print(opts.json, r, () => `${name} is asleep (${fmtMs(r.timings.totalMs)})`);
+}
+
+export async function wake(name: string, opts: Json): Promise<void> {
+  nameArg(name);
+  const r = await (await client()).call('sprites.wake', { name });
+  print(opts.json, r, () => `${name} is awake (${fmtMs(r.timings.totalMs)})${r.sprite.lastError ? `\nnote: ${r.sprite.lastError}` : ''}`);
+}
+
+export async function fork(name: string, id: string, newName: string, opts: Json): Promise<void> {
+  nameArg(name);
+  nameArg(newName);
+  const r = await (await client()).call('sprites.fork', { name, checkpoint: id, newName });
+  print(opts.json, { name: r.sprite.name, state: r.sprite.state, timings: r.timings, sprite: r.sprite }, () => `forked ${name}@${id} into ${newName} in ${fmtMs(r.timings.totalMs)}`);
+}
+
+export async function usage(opts: Json): Promise<void> {
+  const rows = await (await client()).call('sprites.usage');
+  print(opts.json, rows, () =>
+    formatTable(['NAME', 'STATE', 'AWAKE', 'CPU', 'DISK', 'LAST ACTIVE'], rows.map((u) => [u.name, u.state, formatDuration(u.awakeSeconds), `${u.cpuSeconds.toFixed(1)}s`, formatBytes(u.diskBytes), u.lastActiveAt ? formatAge(u.lastActiveAt) : '-'])),
+  );
+}
