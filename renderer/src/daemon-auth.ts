@@ -33,6 +33,8 @@ export interface TokenSource {
   lost(): void;
   /** The daemon refused this token (logged out, expired, or issued by a daemon process now gone). */
   rejected(token: string): void;
+  /** A new login arrived (a `#login=` code, another tab's login): worth trying again now. */
+  onChange?(listener: () => void): () => void;
 }
 
 interface Saved {
@@ -53,6 +55,8 @@ export interface DaemonAuthOptions {
   storage?: StorageLike | null;
   location?: { host: string; hash: string; pathname: string; search: string };
   history?: Pick<History, 'replaceState'> | null;
+  /** Where `hashchange` and `storage` events come from (default: the window). */
+  events?: Pick<EventTarget, 'addEventListener'> | null;
 }
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -88,21 +92,43 @@ export class DaemonAuth implements TokenSource {
   private dead = new Set<string>();
   private ended: string | null = null;
   private keys = new Map<string, Promise<CryptoKey>>();
+  private listeners = new Set<() => void>();
+  private readonly loc: { host: string; hash: string; pathname: string; search: string };
+  private readonly history: Pick<History, 'replaceState'> | null;
 
   constructor(opts: DaemonAuthOptions = {}) {
     this.fetchFn = opts.fetch ?? ((...a) => globalThis.fetch(...a));
     this.subtle = opts.subtle ?? globalThis.crypto?.subtle;
     this.random = opts.random ?? ((n) => globalThis.crypto.getRandomValues(new Uint8Array(n)));
     this.storage = opts.storage === undefined ? (globalThis.localStorage ?? null) : opts.storage;
-    const loc = opts.location ?? globalThis.location;
-    this.host = loc.host;
-    const code = new URLSearchParams(loc.hash.replace(/^#/, '')).get('login');
-    if (code) {
-      this.loginCode = code;
-      // The code leaves the address bar (and the history entry) before anything else happens.
-      (opts.history === undefined ? globalThis.history : opts.history)?.replaceState(null, '', `${loc.pathname}${loc.search}`);
-    }
+    this.loc = opts.location ?? globalThis.location;
+    this.host = this.loc.host;
+    this.history = opts.history === undefined ? (globalThis.history ?? null) : opts.history;
+    this.takeLoginCode();
     this.saved = this.readStored();
+    // Electron's "Log in again" (and a pasted link) lands on this very document as a new fragment.
+    const events = opts.events === undefined ? (globalThis.window ?? null) : opts.events;
+    events?.addEventListener('hashchange', () => this.takeLoginCode() && this.changed());
+    events?.addEventListener('storage', (e) => (e as StorageEvent).key === STORAGE_KEY && this.changed());
+  }
+
+  /** Takes `#login=CODE` out of the address bar (and the history entry) before anything else happens. */
+  private takeLoginCode(): boolean {
+    const code = new URLSearchParams(this.loc.hash.replace(/^#/, '')).get('login');
+    if (!code) return false;
+    this.loginCode = code;
+    this.history?.replaceState(null, '', `${this.loc.pathname}${this.loc.search}`);
+    return true;
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
+  private changed(): void {
+    this.verified = false;
+    for (const l of [...this.listeners]) l();
   }
 
   token(): Promise<string> {

@@ -162,16 +162,29 @@ function page(daemon: FakeDaemon, opts: { hash?: string; storage?: MemoryStorage
   const timers: (() => void)[] = [];
   const replaced: string[] = [];
   const storage = opts.storage ?? new MemoryStorage();
+  const location = { host: HOST, hash: opts.hash ?? '', pathname: '/', search: '' };
+  const events = new EventTarget();
   const auth = new DaemonAuth({
     fetch: daemon.fetch as never,
     storage,
-    location: { host: HOST, hash: opts.hash ?? '', pathname: '/', search: '' },
-    history: { replaceState: (_s: unknown, _t: string, url?: string | URL | null) => void replaced.push(String(url)) },
+    location,
+    events,
+    history: {
+      replaceState: (_s: unknown, _t: string, url?: string | URL | null) => {
+        replaced.push(String(url));
+        location.hash = '';
+      },
+    },
   });
   const t = new WebTransport({ routes, auth, fetch: daemon.fetch as never, WebSocket: FakeWS as never, location: loc, setTimeout: (fn) => timers.push(fn), clearTimeout: () => {} });
   const states: [ConnectionState, string | undefined][] = [];
-  const events: unknown[] = [];
-  return { t, auth, timers, replaced, storage, states, events, subscribe: () => t.subscribe({ onEvent: (e) => events.push(e), onState: (s, d) => states.push([s, d]) }) };
+  /** What the browser does when a new fragment lands on this document. */
+  const navigateHash = (hash: string) => {
+    location.hash = hash;
+    events.dispatchEvent(new Event('hashchange'));
+  };
+  const received: unknown[] = [];
+  return { t, auth, timers, replaced, storage, states, events: received, navigateHash, subscribe: () => t.subscribe({ onEvent: (e) => received.push(e), onState: (s, d) => states.push([s, d]) }) };
 }
 
 const lastState = (p: { states: [ConnectionState, string | undefined][] }) => p.states.at(-1)?.[0];
@@ -319,6 +332,24 @@ describe('WebTransport', () => {
     await until('logged out', () => lastState(p) === 'logged-out');
     expect(p.states.at(-1)![1]).toMatch(/^Logged out \(`spritely ui --logout-all`/);
     await expect(p.t.call('sprites.list')).rejects.toMatchObject({ code: 'unauthenticated' });
+  });
+
+  it('a logged-out window logs in again at once when a new #login= lands on it (Electron\'s "Log in again")', async () => {
+    const { d, hash } = daemonWithLogin();
+    const p = page(d, { hash });
+    p.subscribe();
+    await until('socket', () => FakeWS.all[0]);
+    FakeWS.all[0].text({ type: 'hello', sprites: [] });
+    d.auth.logoutAll();
+    FakeWS.all[0].drop('logged out', 4401);
+    p.timers.shift()!();
+    await until('logged out', () => lastState(p) === 'logged-out');
+    expect(p.timers).toHaveLength(1); // a retry is pending
+    p.navigateHash(`#login=${d.auth.mintCode().code}`);
+    expect(p.replaced).toEqual(['/', '/']); // the new code left the address bar too
+    const ws = await until('a new socket, without waiting for the retry', () => FakeWS.all[1]);
+    ws.text({ type: 'hello', sprites: [] });
+    expect(lastState(p)).toBe('online');
   });
 
   it('a page with no login says so without asking anything of the port', async () => {

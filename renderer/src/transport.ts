@@ -259,9 +259,16 @@ export class WebTransport implements Transport {
       };
       sock.onerror = () => {};
     };
+    // A new login (a fresh #login= code, another tab's): while waiting to retry, retry now.
+    const off = this.auth.onChange?.(() => {
+      if (timer === null || stopped) return;
+      this.clearT(timer);
+      connect();
+    });
     connect();
     return () => {
       stopped = true;
+      off?.();
       if (timer !== null) this.clearT(timer);
       const s = ws;
       ws = null;

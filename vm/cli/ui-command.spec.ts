@@ -1,7 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UiAuth } from '../api/ui-auth.ts';
 import { browserOpener, openerArgv, openInBrowser, registerUiCommand, type Opener } from './ui-command.ts';
@@ -72,6 +74,14 @@ describe('spritely ui', () => {
     }
     expect(openerArgv({ cmd: 'b', args: ['--x', '%s', '--y'] }, '/p')).toEqual(['--x', '/p', '--y']);
     expect(openerArgv({ cmd: 'b', args: ['--x'] }, '/p')).toEqual(['--x', '/p']);
+  });
+
+  it('keeps the CLI alive until the opener has answered (a detached child alone would let it exit first)', () => {
+    const script = path.join(home, 'open.mts');
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    fs.writeFileSync(script, `import { openInBrowser } from ${JSON.stringify(path.join(here, 'ui-command.ts'))};\nconst ok = await openInBrowser('/x', { cmd: 'sh', args: ['-c', 'sleep 0.2; exit 3'] });\nprocess.stdout.write('opened: ' + ok);\n`);
+    const out = execFileSync(process.execPath, [path.join(here, '../../bin/run-ts.js'), script], { encoding: 'utf8', timeout: 20_000 });
+    expect(out).toBe('opened: false');
   });
 
   it('reports an opener that fails or cannot start', async () => {

@@ -46,22 +46,24 @@ export function openerArgv(opener: Opener, target: string): string[] {
 
 type SpawnFn = (cmd: string, args: string[], opts: { detached: boolean; stdio: 'ignore' }) => { once(ev: 'error' | 'exit', fn: (arg: unknown) => void): unknown; unref(): void };
 
-/** Starts the opener detached; resolves false when it could not be started or failed at once. */
+/**
+ * Starts the opener detached; resolves false when it could not be started or failed at once. The
+ * 1.5 s timer keeps this process alive until then (the child is unref'd so a browser that stays
+ * open does not hold the CLI).
+ */
 export function openInBrowser(target: string, opener: Opener, spawnFn: SpawnFn = spawn as unknown as SpawnFn): Promise<boolean> {
   return new Promise((resolve) => {
-    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
     const done = (ok: boolean) => {
-      if (!settled) {
-        settled = true;
-        resolve(ok);
-      }
+      clearTimeout(timer);
+      resolve(ok);
     };
     try {
       const child = spawnFn(opener.cmd, openerArgv(opener, target), { detached: true, stdio: 'ignore' });
       child.once('error', () => done(false));
       child.once('exit', (code) => done(code === 0));
       child.unref();
-      setTimeout(() => done(true), 1500).unref();
+      timer = setTimeout(() => done(true), 1500);
     } catch {
       done(false);
     }
