@@ -125,7 +125,7 @@ class FakeDaemon {
       return a.ok ? json(200, []) : json(401, { error: { code: 'unauthenticated', message: `no (${a.reason})` } });
     } catch (err) {
       const e = err as { code?: string; message: string };
-      return json(e.code === 'unauthenticated' ? 401 : 400, { error: { code: e.code, message: e.message } });
+      return json(e.code === 'unauthenticated' ? 401 : e.code === 'failed_precondition' ? 409 : 400, { error: { code: e.code, message: e.message } });
     }
   };
 
@@ -303,6 +303,21 @@ describe('WebTransport', () => {
     // The real daemon answers, but for the port it listens on, not this page's.
     d.squatter = (url, body) => json(200, d.auth.answerIdentity(JSON.parse(body), '127.0.0.1:4001'));
     await expect(p.t.call('sprites.list')).rejects.toMatchObject({ message: expect.stringMatching(/it answered for 127\.0\.0\.1:4001/) });
+  });
+
+  it('a resume whose challenge went stale is retried, not taken for a logout', async () => {
+    const { d, hash } = daemonWithLogin();
+    const p = page(d, { hash });
+    await p.t.call('sprites.list');
+    d.restart();
+    const real = d.auth.resume.bind(d.auth);
+    let spoiled = 0;
+    d.auth.resume = (body: unknown, host: string) => {
+      if (!spoiled++) for (let i = 0; i < 1000; i++) d.auth.answerIdentity({ nonce: 'n'.repeat(22) }, HOST); // a flood evicts it
+      return real(body, host);
+    };
+    await expect(p.t.call('sprites.list')).rejects.toMatchObject({ code: 'unavailable', message: expect.stringMatching(/challenge is unknown or expired/) });
+    expect(await p.t.call('sprites.list')).toEqual([]);
   });
 
   it('a reload stays logged in while the daemon process lives; after a restart only the page that holds its key resumes', async () => {

@@ -136,6 +136,8 @@ describe('browser mode on the loopback port', () => {
     expect((await request('POST', '/ui/identity', { body: '{oops', headers: { origin } })).status).toBe(400);
     expect((await request('GET', '/ui/identity')).status).toBe(405);
     expect((await post('/ui/login', { code: 'made-up', key: pageKey().spki, nonce: nonce() })).status).toBe(401);
+    // A spent challenge is "try again" (409), not "logged out" (401).
+    expect((await post('/ui/resume', { session: answer.session, challenge: body.challenge, signature: key.sign('x') })).status).toBe(409);
   });
 
   it('ui.loginFile writes a 0600 page that logs in once, then is gone', async () => {

@@ -227,7 +227,9 @@ export class UiAuth {
     const req = parse(ResumeBody, body);
     const exp = this.challenges.get(req.challenge);
     this.challenges.delete(req.challenge);
-    if (!exp || exp <= this.now()) throw new SpritelyError('unauthenticated', 'That challenge is unknown or expired; ask for a new one.');
+    // Not "logged out": the page asks for a fresh challenge and tries again (a flood of identity
+    // requests from anyone can push a page's challenge out of the bounded table).
+    if (!exp || exp <= this.now()) throw new SpritelyError('failed_precondition', 'That challenge is unknown or expired; ask for a new one.');
     const s = this.sessions.get(req.session);
     if (!s) throw new SpritelyError('unauthenticated', endedMessage('unknown', this.limits));
     if (s.host !== host) throw new SpritelyError('unauthenticated', endedMessage('moved', this.limits));
