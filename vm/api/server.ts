@@ -17,14 +17,14 @@ import type { Engine } from '../engine/engine.ts';
 import type { RelayLink } from '../net/relay-link.ts';
 import { spriteNameProblem } from '../names.ts';
 import { TerminalManager } from '../terminals/terminal-manager.ts';
+import { bearerToken, decideAccess, type AccessDecision } from './access.ts';
 import { matchRoute, methods, type MethodName } from './contract.ts';
 import { handleEventsSocket } from './events-socket.ts';
 import { handleExecSocket } from './exec-socket.ts';
 import { createHandlers, type Handlers } from './handlers.ts';
 import { handleTerminalSocket } from './terminal-socket.ts';
-import { bearerToken, decideAccess, type AccessDecision } from './access.ts';
 import { UiAuth } from './ui-auth.ts';
-import { tokenFromSubprotocols, UI_SUBPROTOCOL, CLOSE_UNAUTHENTICATED } from './ui-protocol.ts';
+import { CLOSE_UNAUTHENTICATED, tokenFromSubprotocols, UI_SUBPROTOCOL } from './ui-protocol.ts';
 import { handleUiRoute } from './ui-routes.ts';
 
 export const MAX_BODY_BYTES = 16 * 1024 * 1024;
