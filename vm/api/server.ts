@@ -116,9 +116,7 @@ export class ApiServer {
       this.onRequest(transport, req, res).catch((err) => sendError(res, toSpritelyError(err)));
     });
     server.on('upgrade', (req, socket, head) => this.onUpgrade(transport, req, socket as net.Socket, head));
-    server.on('clientError', (_err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    });
+    server.on('clientError', answerClientError);
     this.servers.push(server);
     return server;
   }
@@ -305,6 +303,18 @@ function sendPage(res: http.ServerResponse, status: number, message: string): vo
   const html = `<!doctype html><meta charset="utf-8"><title>Spritely</title><body style="font:16px system-ui;margin:4em auto;max-width:40em"><h1>Spritely</h1><p>${esc}</p>`;
   res.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'", 'X-Frame-Options': 'DENY' });
   res.end(html);
+}
+
+/**
+ * A malformed request gets a 400. A *timeout* is closed silently instead: Node also times out
+ * connections that never sent a byte (a browser's preconnect), and a 400 written into one of those
+ * is read by the browser as the answer to the navigation it later sends there (a reload showed
+ * "HTTP ERROR 400"). A closed idle socket is simply retried on a new one.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Pick<net.Socket, 'writable' | 'end' | 'destroy'>): void {
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return void socket.destroy();
+  if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  else socket.destroy();
 }
 
 function sendError(res: http.ServerResponse, err: SpritelyError): void {
