@@ -119,7 +119,21 @@ export const methods = {
     path: '/v1/ui/login-url',
     input: Empty,
     output: z.object({ url: z.string() }),
-    summary: 'A one-time URL that logs a browser into the UI (sets an HttpOnly session cookie).',
+    summary: 'A one-time URL (`http://127.0.0.1:PORT/#login=CODE`, two minutes) that logs a browser into the UI. Keep it off command lines: `ui.loginFile` is what `spritely ui` opens.',
+  }),
+  'ui.loginFile': method({
+    http: 'POST',
+    path: '/v1/ui/login-file',
+    input: Empty,
+    output: z.object({ path: z.string(), expiresAt: z.string() }),
+    summary: 'A one-time login page written 0600 into the data dir (removed once used or after two minutes): open its path in a browser.',
+  }),
+  'ui.logoutAll': method({
+    http: 'POST',
+    path: '/v1/ui/logout-all',
+    input: Empty,
+    output: z.object({ sessions: z.number().int() }),
+    summary: 'Ends every browser login (open windows show "logged out"); returns how many there were.',
   }),
   'images.list': method({ http: 'GET', path: '/v1/images', input: Empty, output: z.array(Image), summary: 'Built images.' }),
   'images.build': method({

@@ -17,7 +17,7 @@ export type Handlers = { [M in MethodName]: (input: MethodInput<M>) => Promise<M
 
 export const DEFAULT_EXEC_OUTPUT_CAP = 8 * 1024 * 1024;
 
-export function createHandlers(engine: Engine, opts: { version: string; onShutdown?: (leaveRunning: boolean) => void; loginUrl: () => string; localUrl?: (name: string) => string; relay?: RelayLink }): Handlers {
+export function createHandlers(engine: Engine, opts: { version: string; onShutdown?: (leaveRunning: boolean) => void; loginUrl: () => string; loginFile?: () => { path: string; expiresAt: string }; logoutAll?: () => number; localUrl?: (name: string) => string; relay?: RelayLink }): Handlers {
   const relay = () => {
     if (!opts.relay) throw new SpritelyError('unavailable', 'This daemon has no relay support.');
     return opts.relay;
@@ -43,6 +43,14 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
       return { ok: true as const };
     },
     'ui.loginUrl': async () => ({ url: opts.loginUrl() }),
+    'ui.loginFile': async () => {
+      if (!opts.loginFile) throw new SpritelyError('unavailable', 'This daemon has no browser logins.');
+      return opts.loginFile();
+    },
+    'ui.logoutAll': async () => {
+      if (!opts.logoutAll) throw new SpritelyError('unavailable', 'This daemon has no browser logins.');
+      return { sessions: opts.logoutAll() };
+    },
     'images.list': async () => engine.images.list().map(imageView),
     'images.build': async (input) => imageView(await engine.ensureImage(undefined, { force: input.force })),
     'sprites.list': async () => engine.list(),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { forwardHeaders, page, spriteFromHost } from './url-proxy.ts';
+import { forwardHeaders, page, spriteFromHost, withoutDaemonCookie } from './url-proxy.ts';
 
 describe('url proxy routing', () => {
   it('takes the sprite name from NAME.localhost[:port]', () => {
@@ -15,6 +15,19 @@ describe('url proxy routing', () => {
   it('strips hop-by-hop headers (and those named in Connection) and sets X-Forwarded-*', () => {
     const h = forwardHeaders({ host: 'dev.localhost:1', connection: 'keep-alive, x-secret', 'keep-alive': '5', 'x-secret': 'no', te: 'trailers', accept: 'text/html', 'x-forwarded-for': '10.0.0.1' }, '127.0.0.1');
     expect(h).toEqual({ host: 'dev.localhost:1', accept: 'text/html', 'x-forwarded-for': '10.0.0.1, 127.0.0.1', 'x-forwarded-proto': 'http', 'x-forwarded-host': 'dev.localhost:1' });
+  });
+
+  it("never forwards the daemon's cookie, on requests and WebSocket handshakes alike, and keeps the sprite's own", () => {
+    for (const upgrade of [false, true]) {
+      const h = forwardHeaders({ host: 'dev.localhost:1', cookie: 'app=1; spritely_session=SECRET; theme=dark' }, '127.0.0.1', upgrade);
+      expect(h.cookie).toBe('app=1; theme=dark');
+      expect(JSON.stringify(h)).not.toContain('SECRET');
+      expect(forwardHeaders({ host: 'dev.localhost:1', cookie: 'spritely_session=SECRET' }, '127.0.0.1', upgrade)).not.toHaveProperty('cookie');
+    }
+    expect(withoutDaemonCookie(['a=1', ' spritely_session = x', 'b=2'])).toBe('a=1; b=2');
+    expect(withoutDaemonCookie('spritely_session_other=1; xspritely_session=2')).toBe('spritely_session_other=1; xspritely_session=2');
+    expect(withoutDaemonCookie(undefined)).toBeUndefined();
+    expect(forwardHeaders({ host: 'dev.localhost:1' }, '127.0.0.1')).not.toHaveProperty('cookie');
   });
 
   it('keeps Upgrade and Connection for WebSocket handshakes', () => {

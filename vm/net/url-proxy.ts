@@ -26,7 +26,25 @@ export function spriteFromHost(host: string | undefined): string | null {
   return spriteNameProblem(name) ? null : name;
 }
 
-/** Request headers for the sprite: hop-by-hop ones removed, X-Forwarded-* set. */
+/**
+ * The daemon's own browser cookie never reaches a sprite. The UI uses no cookie now (docs/ui.md),
+ * but earlier versions left `spritely_session` in browsers, and a guest's page must never see a
+ * daemon credential whatever a browser sends: defence in depth.
+ */
+export const DAEMON_COOKIE = 'spritely_session';
+
+/** A Cookie header without the daemon's cookie; undefined when nothing is left. */
+export function withoutDaemonCookie(cookie: string | string[] | undefined): string | undefined {
+  const joined = Array.isArray(cookie) ? cookie.join('; ') : cookie;
+  if (!joined) return undefined;
+  const kept = joined
+    .split(';')
+    .map((part) => part.trim())
+    .filter((part) => part !== '' && part.split('=', 1)[0].trim() !== DAEMON_COOKIE);
+  return kept.length ? kept.join('; ') : undefined;
+}
+
+/** Request headers for the sprite: hop-by-hop ones and the daemon's cookie removed, X-Forwarded-* set. */
 export function forwardHeaders(headers: http.IncomingHttpHeaders, clientIp: string, keepUpgrade = false): http.OutgoingHttpHeaders {
   const connectionTokens = String(headers.connection ?? '')
     .split(',')
@@ -40,6 +58,9 @@ export function forwardHeaders(headers: http.IncomingHttpHeaders, clientIp: stri
     if (keepUpgrade && key !== 'connection' && key !== 'upgrade' && (HOP_BY_HOP.has(key) || connectionTokens.includes(key))) continue;
     out[key] = v;
   }
+  const cookie = withoutDaemonCookie(headers.cookie);
+  if (cookie === undefined) delete out.cookie;
+  else out.cookie = cookie;
   const prior = headers['x-forwarded-for'];
   out['x-forwarded-for'] = prior ? `${prior}, ${clientIp}` : clientIp;
   out['x-forwarded-proto'] = 'http';
