@@ -25,7 +25,7 @@ export interface Deferred {
 export const DEFERRED: Deferred[] = [
   {
     commands: ['ui'],
-    listed: [{ name: 'ui', usage: '[options]', description: 'Open the Spritely app in your browser (prints a one-time login link)' }],
+    listed: [{ name: 'ui', usage: '[options]', description: 'Open the Spritely app in your browser (through a one-time login page)' }],
     register: async (program) => (await import('./ui-command.ts')).registerUiCommand(program),
   },
   {
