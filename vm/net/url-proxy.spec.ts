@@ -39,3 +39,29 @@ describe('url proxy routing', () => {
     expect(page(404, '<b>', '"x"').html).toContain('&#60;b&#62;');
   });
 });
+
+describe('url proxy listening', () => {
+  it('holds the same port on 127.0.0.1 and [::1], so nobody else can take it on either loopback', async () => {
+    const { UrlProxy } = await import('./url-proxy.ts');
+    const net = await import('node:net');
+    const engine = { get: () => { throw Object.assign(new Error('no'), { code: 'not_found' }); } } as never;
+    const proxy = new UrlProxy(engine);
+    const port = await proxy.listen(0);
+    try {
+      for (const host of ['127.0.0.1', '::1']) {
+        const body = await new Promise<string>((resolve, reject) => {
+          const s = net.connect({ host, port }, () => s.end('GET / HTTP/1.1\r\nHost: nope.localhost\r\nConnection: close\r\n\r\n'));
+          let out = '';
+          s.on('data', (c) => (out += c));
+          s.on('end', () => resolve(out));
+          s.on('error', reject);
+        });
+        expect(body).toMatch(/^HTTP\/1\.1 404/);
+      }
+      const squatter = net.createServer();
+      await expect(new Promise((resolve, reject) => squatter.once('error', reject).listen(port, '::1', () => resolve(null)))).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    } finally {
+      await proxy.close();
+    }
+  });
+});

@@ -1,6 +1,6 @@
 /**
  * Local URLs: `http://NAME.localhost:PORT/` (browsers resolve *.localhost to loopback) is a reverse
- * proxy, bound to 127.0.0.1, to a port in sprite NAME (8080 unless changed). A request for a
+ * proxy, bound to 127.0.0.1 and [::1], to a port in sprite NAME (8080 unless changed). A request for a
  * sleeping sprite wakes it and is held until the service inside answers; streaming responses and
  * WebSocket upgrades pass through unbuffered. Every request counts as activity and holds the
  * sprite awake while it is in flight.
@@ -78,6 +78,7 @@ export function page(status: number, title: string, body: string): { status: num
 
 export class UrlProxy {
   private server: http.Server;
+  private v6: net.Server | null = null;
   port = 0;
 
   constructor(private readonly engine: Engine) {
@@ -86,12 +87,25 @@ export class UrlProxy {
     this.server.on('clientError', (_e, socket) => socket.destroy());
   }
 
+  /**
+   * Listens on 127.0.0.1 and on [::1] at the same port: browsers try ::1 first for NAME.localhost,
+   * and a port of ours left free on ::1 is one another local user could take to read sprites'
+   * traffic. Where the host has no IPv6 loopback, 127.0.0.1 alone serves.
+   */
   async listen(port: number): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, '127.0.0.1', () => resolve());
-    });
+    await listenOn(this.server, port, '127.0.0.1');
     this.port = (this.server.address() as net.AddressInfo).port;
+    const v6 = net.createServer((socket) => this.server.emit('connection', socket));
+    try {
+      await listenOn(v6, this.port, '::1');
+      this.v6 = v6;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EADDRNOTAVAIL' && code !== 'EAFNOSUPPORT') {
+        this.server.close();
+        throw new Error(`[::1]:${this.port} is taken by another program; local URLs need it on both loopbacks (${code})`);
+      }
+    }
     return this.port;
   }
 
@@ -175,6 +189,7 @@ export class UrlProxy {
   }
 
   async close(): Promise<void> {
+    this.v6?.close();
     await new Promise<void>((r) => {
       this.server.close(() => r());
       this.server.closeAllConnections();
@@ -201,5 +216,15 @@ function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> 
         reject(e);
       },
     );
+  });
+}
+
+function listenOn(server: net.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
 }
