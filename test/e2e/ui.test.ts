@@ -194,7 +194,7 @@ describe('the app in a browser', () => {
       const panel = page.locator('.url-panel');
       await panel.getByText('Public URLs: connect a relay').waitFor({ timeout: 15_000 });
       // Connected from the CLI while the page is open: the panel follows the daemon's events.
-      const connect = await d.cli(['relay', 'connect', `https://127.0.0.1:${relay.port}`, '--token', token, '--ca', path.join(certs.dir, 'ca.pem')]);
+      const connect = await d.cli(['relay', 'connect', `https://127.0.0.1:${relay.port}`, '--ca', path.join(certs.dir, 'ca.pem')], { input: token });
       expect(connect.code, connect.stderr).toBe(0);
       await panel.getByText('relay connected').waitFor({ timeout: 15_000 });
       await panel.getByText('not published').waitFor();
