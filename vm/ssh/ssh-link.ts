@@ -48,6 +48,9 @@ export function buildRemoteCommand(argv: string[], opts: { cwd?: string; env?: R
   return parts.join(' ');
 }
 
+/** What the engine and its clients use of a link (the engine's specs pass a fake). */
+export type SshChannels = Pick<SshLink, 'ready' | 'exec' | 'shell' | 'close'>;
+
 export class SshLink extends EventEmitter {
   private client: Client | null = null;
   private connecting: Promise<Client> | null = null;
@@ -144,12 +147,6 @@ export class SshLink extends EventEmitter {
     return new Promise((resolve, reject) => {
       c.shell(pty, (err, ch) => (err ? reject(err) : resolve(ch)));
     });
-  }
-
-  /** Drops the current connection (e.g. after a restore: the guest's TCP state went back in time). */
-  reset(): void {
-    this.client?.end();
-    this.client = null;
   }
 
   close(): void {

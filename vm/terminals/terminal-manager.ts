@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ClientChannel } from 'ssh2';
 import { SpritelyError } from '../errors.ts';
-import type { SshLink } from '../ssh/ssh-link.ts';
+import type { SshChannels } from '../ssh/ssh-link.ts';
 import { FlowGate, OutputBatcher, RingBuffer, TERMINAL_HIGH_WATER, TERMINAL_LOW_WATER } from './flow-control.ts';
 
 export const SCROLLBACK_BYTES = 1024 * 1024;
@@ -124,7 +124,7 @@ export class TerminalSession extends EventEmitter<{ closed: [] }> {
 export class TerminalManager {
   private sessions = new Map<string, TerminalSession>();
 
-  async open(sprite: string, link: SshLink, size: { cols: unknown; rows: unknown }): Promise<TerminalSession> {
+  async open(sprite: string, link: SshChannels, size: { cols: unknown; rows: unknown }): Promise<TerminalSession> {
     const { cols, rows } = clampSize(size.cols, size.rows);
     const channel = await link.shell({ term: 'xterm-256color', cols, rows, width: 0, height: 0 });
     const session = new TerminalSession(sprite, channel);

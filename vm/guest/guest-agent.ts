@@ -1,32 +1,35 @@
 /**
- * A client for qemu-guest-agent on its virtio-serial port (a unix socket on the host). The agent
- * is the engine's control channel into a guest: readiness and fix-ups (identity, clock, disk) —
- * no network, no crypto. QGA has no command ids, so commands run one at a time and every session
- * starts with `guest-sync-delimited` (a random id echoed after a 0xFF marker) to discard whatever
- * a previous client or a restored snapshot left in the pipe.
+ * A client for qemu-guest-agent, spoken over a byte channel to the guest's agent port (which the
+ * driver provides: a virtio-serial socket under QEMU). It implements GuestControl: readiness and
+ * fix-ups (identity, clock, disk) — no network, no crypto. QGA has no command ids, so commands run
+ * one at a time and every session starts with `guest-sync-delimited` (a random id echoed after a
+ * 0xFF marker) to discard whatever a previous client or a restored snapshot left in the pipe.
+ * Everything the guest sends is bounded: a line longer than the cap ends the session.
  */
 import crypto from 'node:crypto';
-import net from 'node:net';
-import { JsonLineDecoder } from './json-lines.ts';
+import type { Duplex } from 'node:stream';
+import { JsonLineDecoder } from '../json-lines.ts';
+import type { GuestControl, GuestExecResult } from './guest-control.ts';
 
 export class GuestAgentError extends Error {
   override name = 'GuestAgentError';
 }
 
-export interface GuestExecResult {
-  exitCode: number;
-  stdout: Buffer;
-  stderr: Buffer;
-}
+/** Opens a new byte channel to the guest's agent port. */
+export type ConnectGuestPort = () => Promise<Duplex>;
 
-export class GuestAgent {
-  private socket: net.Socket | null = null;
+/** The most a guest may send without a newline (guest-exec output comes base64 in one line). */
+const MAX_LINE_BYTES = 64 * 1024 * 1024;
+
+export class GuestAgent implements GuestControl {
+  private socket: Duplex | null = null;
   private decoder = new JsonLineDecoder();
+  private pendingBytes = 0;
   private waiting: { resolve: (v: any) => void; reject: (e: Error) => void } | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private skipUntilMarker = false;
 
-  constructor(private readonly socketPath: string) {}
+  constructor(private readonly open: ConnectGuestPort) {}
 
   /**
    * Connects and syncs, retrying until `deadline` (epoch ms): right after a restore or during boot
@@ -48,22 +51,18 @@ export class GuestAgent {
     throw new GuestAgentError(`guest agent did not answer: ${(lastErr as Error)?.message ?? 'timeout'}`);
   }
 
-  private openSocket(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect(this.socketPath);
-      socket.once('connect', () => {
-        this.socket = socket;
-        resolve();
-      });
-      socket.once('error', reject);
-      socket.on('data', (chunk: Buffer) => this.onData(chunk));
-      socket.on('close', () => {
-        if (this.socket === socket) this.socket = null;
-        this.waiting?.reject(new GuestAgentError('guest agent connection closed'));
-        this.waiting = null;
-      });
-      socket.on('error', () => {});
+  private async openSocket(): Promise<void> {
+    const socket = await this.open();
+    this.socket = socket;
+    this.decoder.reset();
+    this.pendingBytes = 0;
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('close', () => {
+      if (this.socket === socket) this.socket = null;
+      this.waiting?.reject(new GuestAgentError('guest agent connection closed'));
+      this.waiting = null;
     });
+    socket.on('error', () => {});
   }
 
   private onData(chunk: Buffer): void {
@@ -73,15 +72,24 @@ export class GuestAgent {
       if (at < 0) return;
       this.skipUntilMarker = false;
       this.decoder.reset();
+      this.pendingBytes = 0;
       data = data.subarray(at + 1);
     }
     const { messages } = this.decoder.feed(data.toString('utf8'));
+    const nl = data.lastIndexOf(0x0a);
+    this.pendingBytes = nl < 0 ? this.pendingBytes + data.length : data.length - nl - 1;
+    if (this.pendingBytes > MAX_LINE_BYTES) {
+      this.waiting?.reject(new GuestAgentError(`the guest agent sent more than ${MAX_LINE_BYTES} bytes without a line end`));
+      this.waiting = null;
+      this.disconnect();
+      return;
+    }
     for (const m of messages) {
       const w = this.waiting;
       if (!w) continue;
       this.waiting = null;
       const msg = m as Record<string, any>;
-      if (msg && 'error' in msg) w.reject(new GuestAgentError(msg.error?.desc ?? 'guest agent error'));
+      if (msg && typeof msg === 'object' && 'error' in msg) w.reject(new GuestAgentError(String(msg.error?.desc ?? 'guest agent error')));
       else w.resolve(msg?.return);
     }
   }
@@ -123,29 +131,29 @@ export class GuestAgent {
     return run;
   }
 
-  /** Commands that end the agent's reply path (shutdown) get no answer: send and forget. */
-  fire(execute: string, args?: Record<string, unknown>): void {
-    this.socket?.write(JSON.stringify(args ? { execute, arguments: args } : { execute }) + '\n');
+  shutdown(): void {
+    this.socket?.write(JSON.stringify({ execute: 'guest-shutdown', arguments: { mode: 'powerdown' } }) + '\n');
   }
 
   async ping(timeoutMs = 2000): Promise<void> {
     await this.command('guest-ping', undefined, timeoutMs);
   }
 
-  /** Runs a program in the guest, feeding `stdin`, and waits for it to finish. */
   async exec(path: string, args: string[] = [], opts: { stdin?: Buffer | string; timeoutMs?: number } = {}): Promise<GuestExecResult> {
     const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
     const req: Record<string, unknown> = { path, arg: args, 'capture-output': true };
     if (opts.stdin !== undefined) req['input-data'] = Buffer.from(opts.stdin).toString('base64');
-    const { pid } = await this.command<{ pid: number }>('guest-exec', req);
+    const started = await this.command<{ pid?: unknown }>('guest-exec', req);
+    if (typeof started?.pid !== 'number') throw new GuestAgentError('guest agent: guest-exec returned no pid');
+    const pid = started.pid;
     let delay = 5;
     for (;;) {
       const st = await this.command<any>('guest-exec-status', { pid });
-      if (st.exited) {
+      if (st?.exited) {
         return {
-          exitCode: typeof st.exitcode === 'number' ? st.exitcode : 128 + (st.signal ?? 0),
-          stdout: Buffer.from(st['out-data'] ?? '', 'base64'),
-          stderr: Buffer.from(st['err-data'] ?? '', 'base64'),
+          exitCode: typeof st.exitcode === 'number' ? st.exitcode : 128 + (typeof st.signal === 'number' ? st.signal : 0),
+          stdout: Buffer.from(typeof st['out-data'] === 'string' ? st['out-data'] : '', 'base64'),
+          stderr: Buffer.from(typeof st['err-data'] === 'string' ? st['err-data'] : '', 'base64'),
         };
       }
       if (Date.now() > deadline) throw new GuestAgentError(`guest command ${path} did not finish in time`);
@@ -160,6 +168,44 @@ export class GuestAgent {
   }
 }
 
-function sleep(ms: number) {
+/**
+ * One machine's guest agent, connected on first use and kept: `ready` checks the kept connection
+ * with a ping and reconnects when the guest (restored, rebooted) no longer answers on it.
+ */
+export class GuestAgentLink {
+  private agent: GuestAgent | null = null;
+  private closed = false;
+
+  constructor(private readonly open: ConnectGuestPort) {}
+
+  async ready(timeoutMs = 30_000): Promise<GuestControl> {
+    if (this.closed) throw new GuestAgentError('the machine is gone');
+    if (this.agent) {
+      try {
+        await this.agent.ping(2000);
+        return this.agent;
+      } catch {
+        this.agent.disconnect();
+        this.agent = null;
+      }
+    }
+    const agent = new GuestAgent(this.open);
+    await agent.connect(Date.now() + timeoutMs);
+    if (this.closed) {
+      agent.disconnect();
+      throw new GuestAgentError('the machine is gone');
+    }
+    this.agent = agent;
+    return agent;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.agent?.disconnect();
+    this.agent = null;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
