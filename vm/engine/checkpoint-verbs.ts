@@ -102,9 +102,9 @@ export class CheckpointVerbs {
       const withRam = c.memory && fs.existsSync(ramFile(p.dir, id));
       const entry = await this.lifecycle.launch(name, m, image, withRam ? ramFile(p.dir, id) : undefined);
       try {
-        if (withRam) await entry.machine.waitRunning(60_000);
+        if (withRam) await entry.machine.waitRunning(this.ctx.timeouts.restoreMs);
         timings.runningMs = Date.now() - t;
-        const guest = await entry.guest.ready(withRam ? 30_000 : await coldBootTimeoutMs(this.ctx, image));
+        const guest = await entry.guest.ready(withRam ? this.ctx.timeouts.guestAfterRestoreMs : await coldBootTimeoutMs(this.ctx, image));
         if (withRam) await setGuestClock(guest, io.now());
       } catch (err) {
         await live.teardown(name, 'kill');

@@ -18,7 +18,23 @@ import type { LiveMachines } from './live-machines.ts';
 import { closeAwakePeriod } from './metering.ts';
 import type { SpriteRegistry } from './sprite-registry.ts';
 
+/** How long the engine waits for machines and guests (tuned for TCG; specs on the fake driver shorten them). */
+export interface EngineTimeouts {
+  /** A restored machine's saved state to land. */
+  restoreMs: number;
+  /** The guest agent to answer after a restore (it was running when the state was saved). */
+  guestAfterRestoreMs: number;
+  /** The guest agent to answer after a cold boot, with hardware acceleration / under emulation. */
+  coldBootMs: number;
+  coldBootEmulatedMs: number;
+  /** The guest to power off once asked (then it is synced and ended). */
+  powerOffMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: EngineTimeouts = { restoreMs: 60_000, guestAfterRestoreMs: 30_000, coldBootMs: 90_000, coldBootEmulatedMs: 240_000, powerOffMs: 90_000 };
+
 export interface EngineContext {
+  readonly timeouts: EngineTimeouts;
   readonly layout: Layout;
   readonly driver: Driver;
   readonly io: EngineIo;
@@ -51,7 +67,7 @@ export function mustImage(ctx: EngineContext, m: Manifest): ImageRecord {
 
 /** How long a cold boot may take before the guest agent answers (much longer under emulation). */
 export async function coldBootTimeoutMs(ctx: EngineContext, image: ImageRecord): Promise<number> {
-  return (await ctx.driver.accelerator(bootFiles(image))).emulated ? 240_000 : 90_000;
+  return (await ctx.driver.accelerator(bootFiles(image))).emulated ? ctx.timeouts.coldBootEmulatedMs : ctx.timeouts.coldBootMs;
 }
 
 export async function markCrashed(ctx: EngineContext, name: string, why: string): Promise<void> {

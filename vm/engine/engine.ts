@@ -24,7 +24,7 @@ import type { KeyPair } from '../ssh/keys.ts';
 import { SpriteLocks } from '../store/sprite-lock.ts';
 import { Admission } from './admission.ts';
 import { CheckpointVerbs } from './checkpoint-verbs.ts';
-import { bootFiles, markCrashed, withAwakePeriodClosed, type EngineContext } from './context.ts';
+import { bootFiles, DEFAULT_TIMEOUTS, markCrashed, withAwakePeriodClosed, type EngineContext, type EngineTimeouts } from './context.ts';
 import { DaemonConfig, type ConfigView } from './daemon-config.ts';
 import { realIo, type EngineIo, type SshChannels } from './engine-io.ts';
 import { diagnoseSsh } from './guest-setup.ts';
@@ -54,6 +54,7 @@ export interface EngineOptions {
   /** The engine's other I/O; the real one unless a spec passes fakes. */
   io?: EngineIo;
   images?: ImageStore;
+  timeouts?: Partial<EngineTimeouts>;
 }
 
 export class Engine extends EventEmitter<EngineEvents> {
@@ -93,6 +94,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     });
     this.registry = new SpriteRegistry({ layout, disks: this.driver.disks, live: this.live, locks: this.locks, activity: this.activity, now: () => io.now(), changed: (v) => this.emit('sprite', v) });
     this.ctx = {
+      timeouts: { ...DEFAULT_TIMEOUTS, ...opts.timeouts },
       layout,
       driver: this.driver,
       io,

@@ -237,12 +237,12 @@ export class Lifecycle {
         lap('launchMs', t);
         if (source.restoreFrom) {
           t = Date.now();
-          await entry.machine.waitRunning(60_000);
+          await entry.machine.waitRunning(this.ctx.timeouts.restoreMs);
           lap('restoreMs', t);
         }
         timings.runningMs = Date.now() - t0;
         t = Date.now();
-        const guest = await entry.guest.ready(source.restoreFrom ? 30_000 : await coldBootTimeoutMs(this.ctx, source.image));
+        const guest = await entry.guest.ready(source.restoreFrom ? this.ctx.timeouts.guestAfterRestoreMs : await coldBootTimeoutMs(this.ctx, source.image));
         lap('agentMs', t);
         t = Date.now();
         // Start the SSH link now: it pins the new host key, so attempts before apply-identity has
@@ -317,7 +317,7 @@ export class Lifecycle {
         return registry.view(name);
       }
       if (!opts.force) {
-        const off = entry.machine.waitPowerOff(opts.timeoutMs ?? 90_000);
+        const off = entry.machine.waitPowerOff(opts.timeoutMs ?? this.ctx.timeouts.powerOffMs);
         off.catch(() => {});
         try {
           (await entry.guest.ready(5000)).shutdown();

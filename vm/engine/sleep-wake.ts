@@ -68,9 +68,9 @@ export class SleepWake {
     if (fits) {
       const entry = await this.lifecycle.launch(name, m, image, m.sleep.file);
       try {
-        await entry.machine.waitRunning(60_000);
+        await entry.machine.waitRunning(this.ctx.timeouts.restoreMs);
         const runningMs = Date.now() - t0;
-        await setGuestClock(await entry.guest.ready(30_000), io.now());
+        await setGuestClock(await entry.guest.ready(this.ctx.timeouts.guestAfterRestoreMs), io.now());
         fs.rmSync(m.sleep.file, { force: true });
         await registry.save({ ...m, status: 'running', sleep: null, lastError: null });
         activity.touch(name);

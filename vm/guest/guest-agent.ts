@@ -29,7 +29,10 @@ export class GuestAgent implements GuestControl {
   private queue: Promise<unknown> = Promise.resolve();
   private skipUntilMarker = false;
 
-  constructor(private readonly open: ConnectGuestPort) {}
+  constructor(
+    private readonly open: ConnectGuestPort,
+    private readonly maxLineBytes = MAX_LINE_BYTES,
+  ) {}
 
   /**
    * Connects and syncs, retrying until `deadline` (epoch ms): right after a restore or during boot
@@ -78,8 +81,8 @@ export class GuestAgent implements GuestControl {
     const { messages } = this.decoder.feed(data.toString('utf8'));
     const nl = data.lastIndexOf(0x0a);
     this.pendingBytes = nl < 0 ? this.pendingBytes + data.length : data.length - nl - 1;
-    if (this.pendingBytes > MAX_LINE_BYTES) {
-      this.waiting?.reject(new GuestAgentError(`the guest agent sent more than ${MAX_LINE_BYTES} bytes without a line end`));
+    if (this.pendingBytes > this.maxLineBytes) {
+      this.waiting?.reject(new GuestAgentError(`the guest agent sent more than ${this.maxLineBytes} bytes without a line end`));
       this.waiting = null;
       this.disconnect();
       return;
