@@ -281,6 +281,13 @@ export const methods = {
     output: z.object({ link: z.string(), expiresAt: z.string() }),
     summary: 'A signed link that opens a `sprite`-mode URL for `ttlSec` seconds (the relay sets a cookie).',
   }),
+  'sprites.hostKey': method({
+    http: 'GET',
+    path: '/v1/sprites/:name/host-key',
+    input: NameParam,
+    output: z.object({ name: z.string(), hostKey: z.string() }),
+    summary: "The sprite's SSH host key (OpenSSH public key line), pinned by the daemon when it made the machine: what `ssh-config` puts in known_hosts.",
+  }),
   'sprites.exec': method({
     http: 'POST',
     path: '/v1/sprites/:name/exec',

@@ -10,7 +10,7 @@ import { toSpritelyError } from '../errors.ts';
 import { EXEC_HIGH_WATER, EXEC_LOW_WATER, FlowGate } from '../terminals/flow-control.ts';
 import { clampSize } from '../terminals/terminal-manager.ts';
 import { ExecClientMessage, STREAM_STDERR, STREAM_STDOUT } from './contract.ts';
-import { parseInput } from './server.ts';
+import { parseInput } from './parse-input.ts';
 
 /** Stdin held while the command starts (e.g. while its sprite wakes) before reading pauses. */
 const STDIN_PENDING_LIMIT = 4 * 1024 * 1024;

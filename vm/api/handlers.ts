@@ -56,6 +56,7 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
       return { ok: true as const };
     },
     'sprites.exec': async (input) => execBuffered(engine, input),
+    'sprites.hostKey': async ({ name }) => ({ name, hostKey: engine.hostKey(name) }),
     'checkpoints.list': async ({ name }) => engine.listCheckpoints(name),
     'checkpoints.create': async ({ name, comment }) => engine.createCheckpoint(name, { comment }),
     'checkpoints.restore': async ({ name, id, backup }) => engine.restoreCheckpoint(name, id, { backup }),

@@ -8,7 +8,7 @@ import type { Engine } from '../engine/engine.ts';
 import { toSpritelyError } from '../errors.ts';
 import type { TerminalClient, TerminalManager, TerminalSession } from '../terminals/terminal-manager.ts';
 import { TerminalClientMessage } from './contract.ts';
-import { parseInput } from './server.ts';
+import { parseInput } from './parse-input.ts';
 
 export async function handleTerminalSocket(ws: WebSocket, engine: Engine, terminals: TerminalManager, name: string, query: URLSearchParams): Promise<void> {
   ws.on('error', () => {});

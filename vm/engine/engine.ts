@@ -372,6 +372,11 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.ssh(name);
   }
 
+  /** The SSH host key the engine made for the sprite and pins (an OpenSSH public key line). */
+  hostKey(name: string): string {
+    return this.registry.must(name).hostKeyPub;
+  }
+
   /** The machine of an awake sprite (benchmarks reach below the engine through it). */
   machine(name: string): Machine | undefined {
     return this.live.get(name)?.machine;
