@@ -92,7 +92,6 @@ export interface Machine {
   /** The host process of the machine, when there is one (shown to users, never signalled by the engine). */
   readonly pid: number | null;
   on<E extends keyof MachineEvents>(event: E, listener: (...args: MachineEvents[E]) => void): this;
-  off<E extends keyof MachineEvents>(event: E, listener: (...args: MachineEvents[E]) => void): this;
 
   state(): Promise<MachineState>;
   /** After a restore, waits until the saved state has landed and the guest runs. */

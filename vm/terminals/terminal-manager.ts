@@ -16,6 +16,8 @@ export const SCROLLBACK_BYTES = 1024 * 1024;
 export const DETACHED_GRACE_MS = 10 * 60 * 1000;
 
 export interface TerminalClient {
+  /** Called on attach with how many bytes of scrollback are replayed next. */
+  attached(replayed: number): void;
   send(data: Buffer): void;
   exited(code: number | null, signal: string | null): void;
 }
@@ -72,16 +74,13 @@ export class TerminalSession extends EventEmitter<{ closed: [] }> {
     return this.exit === null;
   }
 
-  get attachedCount(): number {
-    return this.clients.size;
-  }
-
-  /** Attaches a client: replays the scrollback, then streams live output. Returns bytes replayed. */
+  /** Attaches a client: says how much is replayed, replays the scrollback, then streams live output. Returns bytes replayed. */
   attach(client: TerminalClient): number {
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.graceTimer = null;
     this.batcher.flush();
     const replay = this.scrollback.contents();
+    client.attached(replay.length);
     this.gate.add(client);
     this.clients.add(client);
     if (replay.length) {
@@ -141,11 +140,6 @@ export class TerminalManager {
 
   list(sprite?: string): TerminalSession[] {
     return [...this.sessions.values()].filter((s) => !sprite || s.sprite === sprite);
-  }
-
-  /** Whether anyone is looking at a terminal of `sprite` (an open terminal keeps a sprite awake). */
-  hasAttached(sprite: string): boolean {
-    return this.list(sprite).some((s) => s.attachedCount > 0);
   }
 
   closeAll(sprite?: string): void {
