@@ -4,35 +4,30 @@
  * each public verb to the module that owns it. Every change to a sprite runs under that sprite's
  * lock, ends in an atomically written manifest, and is announced as an event.
  *
- *   sprite-registry.ts   manifests, views, announcements      lifecycle.ts     create, fork, boot, stop, destroy
- *   live-machines.ts     running machines, the one teardown    sleep-wake.ts    sleep, wake, the cold-boot fallback
- *   recovery(-plan).ts   what a starting daemon does           checkpoint-verbs.ts  checkpoint, restore, delete, spritely-env
- *   admission.ts         the memory limit                      idle.ts          activity and idleness
- *   daemon-config.ts     daemon-wide settings                  metering.ts      awake/CPU time, disk bytes
- *   guest-setup.ts       identity, clock, filesystem, SSH diagnosis   engine-io.ts  injected I/O (SSH, egress, keys, clock)
+ * docs/architecture.md has the module map: which file owns which concept.
  */
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type { CheckpointView } from '../checkpoints/checkpoint-ops.ts';
-import type { Accelerator, Driver, ExitReason, Machine } from '../driver/driver.ts';
+import type { Accelerator, Driver, Machine } from '../driver/driver.ts';
 import { SpritelyError } from '../errors.ts';
 import { ImageStore, type ImageProgress, type ImageRecord } from '../images/image-store.ts';
-import { formatNetworkPolicy, type NetworkPolicy } from '../net/egress-policy.ts';
+import type { NetworkPolicy } from '../net/egress-policy.ts';
 import { ensureLayout, type Layout } from '../paths.ts';
-import { STUCK_AFTER_MS } from '../ssh/ssh-link.ts';
 import type { KeyPair } from '../ssh/keys.ts';
 import { SpriteLocks } from '../store/sprite-lock.ts';
 import { Admission } from './admission.ts';
 import { CheckpointVerbs } from './checkpoint-verbs.ts';
-import { bootFiles, DEFAULT_TIMEOUTS, markCrashed, withAwakePeriodClosed, type EngineContext, type EngineTimeouts } from './context.ts';
+import { bootFiles, DEFAULT_TIMEOUTS, type EngineContext, type EngineTimeouts } from './context.ts';
 import { DaemonConfig, type ConfigView } from './daemon-config.ts';
 import { realIo, type EngineIo, type SshChannels } from './engine-io.ts';
-import { diagnoseSsh } from './guest-setup.ts';
 import { Activity, idleSprites } from './idle.ts';
 import { Lifecycle, type CreateRequest, type Started, type Timings } from './lifecycle.ts';
 import { LiveMachines } from './live-machines.ts';
 import { recoverSprite } from './recovery.ts';
+import { MachineWatch } from './machine-watch.ts';
 import { SleepWake } from './sleep-wake.ts';
+import { SpriteSettings } from './sprite-settings.ts';
 import { SpriteRegistry } from './sprite-registry.ts';
 import type { SpriteView } from './sprite-view.ts';
 
@@ -69,6 +64,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly lifecycle: Lifecycle;
   private readonly sleepWake: SleepWake;
   private readonly checkpoints: CheckpointVerbs;
+  private readonly settings: SpriteSettings;
+  private readonly watch: MachineWatch;
   private stopIdleLoop: (() => void) | null = null;
   private clientKeyPair: KeyPair | null = null;
 
@@ -84,9 +81,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.activity = new Activity(() => io.now());
     this.config = new DaemonConfig(layout.configFile, () => io.hostMemoryMiB());
     this.live = new LiveMachines(layout, io, () => this.clientKey(), {
-      exited: (name, machine, reason, detail) => void this.onExit(name, machine, reason, detail),
-      poweredOff: (name, machine) => this.onPowerOff(name, machine),
-      sshStuck: (name) => this.onSshStuck(name),
+      exited: (name, reason, detail) => void this.watch.exited(name, reason, detail),
+      poweredOff: (name, machine) => this.watch.poweredOff(name, machine),
+      sshStuck: (name) => this.watch.sshStuck(name),
       envHandler: (name) => this.checkpoints.envHandler(name),
       policy: (name) => this.registry.find(name)?.network ?? { mode: 'none', allow: [] },
       touch: (name) => this.activity.touch(name),
@@ -115,6 +112,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.lifecycle = new Lifecycle(this.ctx);
     this.sleepWake = new SleepWake(this.ctx, this.lifecycle);
     this.checkpoints = new CheckpointVerbs(this.ctx, this.lifecycle);
+    this.settings = new SpriteSettings(this.ctx);
+    this.watch = new MachineWatch(this.ctx, this.lifecycle);
   }
 
   log(msg: string): void {
@@ -138,40 +137,6 @@ export class Engine extends EventEmitter<EngineEvents> {
       } catch (err) {
         this.log(`sprite ${name}: could not be loaded: ${(err as Error).message}`);
       }
-    }
-  }
-
-  // ---------------------------------------------------------------- machine events
-
-  private async onExit(name: string, _machine: Machine, reason: ExitReason, detail: string): Promise<void> {
-    const m = this.registry.find(name);
-    if (m && reason === 'crash') this.registry.replace(withAwakePeriodClosed(this.ctx, m));
-    await this.live.teardown(name, 'gone');
-    if (reason === 'crash') await markCrashed(this.ctx, name, `${this.driver.displayName} exited unexpectedly: ${detail}`).catch(() => {});
-    else this.registry.announce(name);
-  }
-
-  private onPowerOff(name: string, machine: Machine): void {
-    if (this.locks.operation(name)) return;
-    this.log(`sprite ${name}: the guest powered off`);
-    this.locks
-      .run(name, 'stopping', async () => {
-        if (this.live.get(name)?.machine === machine) await this.lifecycle.finishStop(name);
-      })
-      .catch((err) => this.log(`sprite ${name}: ${err.message}`));
-  }
-
-  /**
-   * SSH into the sprite has failed for a while: ask the guest over its control channel (no network
-   * needed) why, log the answer, and restart its sshd socket if that is down. The link keeps
-   * retrying meanwhile.
-   */
-  private async onSshStuck(name: string): Promise<void> {
-    try {
-      const said = await diagnoseSsh(await this.live.guest(name, 5_000));
-      this.log(`sprite ${name}: SSH unreachable for ${STUCK_AFTER_MS / 1000} s; the guest says: ${said}`);
-    } catch (err) {
-      this.log(`sprite ${name}: SSH unreachable for ${STUCK_AFTER_MS / 1000} s, and its guest agent did not answer: ${(err as Error).message}`);
     }
   }
 
@@ -200,7 +165,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     return idleSprites(
       this.live.names().map((name) => ({
         name,
-        timeoutSec: this.idleTimeoutOf(name),
+        timeoutSec: this.settings.idleTimeoutOf(name),
         holds: this.activity.holds(name),
         busy: this.locks.operation(name) !== null,
         lastActivityMs: this.activity.lastActivity(name),
@@ -210,14 +175,10 @@ export class Engine extends EventEmitter<EngineEvents> {
     );
   }
 
-  private idleTimeoutOf(name: string): number {
-    return this.registry.find(name)?.idleTimeoutSec ?? this.config.idleTimeoutSec;
-  }
-
   /** Puts idle sprites to sleep (the idle loop runs this every few seconds). */
   sleepIdle(): void {
     for (const name of this.idleSprites()) {
-      this.log(`sprite ${name}: idle for ${this.idleTimeoutOf(name)} s; going to sleep`);
+      this.log(`sprite ${name}: idle for ${this.settings.idleTimeoutOf(name)} s; going to sleep`);
       this.sleep(name).catch((err) => this.log(`sprite ${name}: idle sleep failed: ${err.message}`));
     }
   }
@@ -229,44 +190,24 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   // ---------------------------------------------------------------- settings
 
-  async setIdleTimeout(seconds: number, sprite?: string | null): Promise<void> {
-    if (!sprite) return this.config.setIdleTimeout(seconds);
-    this.registry.must(sprite);
-    await this.locks.run(sprite, 'configuring', async () => this.registry.save({ ...this.registry.must(sprite), idleTimeoutSec: seconds }));
+  setIdleTimeout(seconds: number, sprite?: string | null): Promise<void> {
+    return this.settings.setIdleTimeout(seconds, sprite);
   }
 
-  async setMemoryLimit(mib: number): Promise<void> {
-    await this.config.setMemoryLimit(mib);
+  setMemoryLimit(mib: number): Promise<void> {
+    return this.config.setMemoryLimit(mib);
   }
 
   configView(): ConfigView {
     return this.config.view();
   }
 
-  /** What the sprite may reach; applies to the next connection the guest opens (no restart). */
-  async setNetwork(name: string, policy: NetworkPolicy): Promise<SpriteView> {
-    this.registry.must(name);
-    await this.locks.run(name, 'configuring', async () => this.registry.save({ ...this.registry.must(name), network: policy }));
-    this.log(`sprite ${name}: network ${formatNetworkPolicy(policy)}`);
-    return this.registry.view(name);
+  setNetwork(name: string, policy: NetworkPolicy): Promise<SpriteView> {
+    return this.settings.setNetwork(name, policy);
   }
 
-  /** Which guest port the local URL forwards to; applied to a running sprite right away. */
-  async setUrlPort(name: string, port: number): Promise<void> {
-    this.registry.must(name);
-    await this.locks.run(name, 'configuring', async () => {
-      const m = this.registry.must(name);
-      if (m.urlPort === port) return;
-      const entry = this.live.get(name);
-      if (entry) {
-        try {
-          await entry.machine.setForward({ hostPort: entry.runtime.urlHostPort, guestPort: port });
-        } catch (err) {
-          throw new SpritelyError('internal', (err as Error).message);
-        }
-      }
-      await this.registry.save({ ...m, urlPort: port });
-    });
+  setUrlPort(name: string, port: number): Promise<void> {
+    return this.settings.setUrlPort(name, port);
   }
 
   /** Where the local URL proxy should connect for `name` (waking it first). */

@@ -27,7 +27,7 @@ export interface LiveMachine {
 /** What the engine does about a machine's life (wired by the facade). */
 export interface LiveHooks {
   /** The machine ended on its own (crash) or after a quit nobody is waiting for. */
-  exited(name: string, machine: Machine, reason: ExitReason, detail: string): void;
+  exited(name: string, reason: ExitReason, detail: string): void;
   /** The guest powered itself off. */
   poweredOff(name: string, machine: Machine): void;
   /** SSH into it has failed for a while. */
@@ -94,7 +94,7 @@ export class LiveMachines {
       if (current()) this.hooks.poweredOff(name, machine);
     });
     machine.on('exit', (reason, detail) => {
-      if (current()) this.hooks.exited(name, machine, reason, detail);
+      if (current()) this.hooks.exited(name, reason, detail);
     });
     return entry;
   }
