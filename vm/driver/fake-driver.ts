@@ -16,21 +16,10 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Accelerator, BootFiles, DiskOps, Driver, DriverCheck, ExitReason, GuestPortName, LaunchSpec, Machine, MachineEvents, MachineShape, MachineState, PortForward } from './driver.ts';
 import { GUEST_PORTS } from './driver.ts';
+import { FakeDisks, readDisk, writeDisk } from './fake-disks.ts';
 import { FakeGuest } from './fake-guest.ts';
 
-/** Steps that can be told to fail (`failNext`). */
-export type FakeStep =
-  | 'launch' | 'restore' | 'attach' | 'pause' | 'resume' | 'save' | 'snapshot' | 'delete-snapshot' | 'resize' | 'forward' | 'repair'
-  | 'overlay' | 'offline-snapshot' | 'apply-snapshot' | 'offline-delete' | 'clone';
-
-export interface FakeDisk {
-  format: 'fake-disk';
-  backing: string | null;
-  virtualBytes: number;
-  /** The guest's files, as far as a spec cares. */
-  files: Record<string, string>;
-  snapshots: Record<string, Record<string, string>>;
-}
+export type { FakeDisk } from './fake-disks.ts';
 
 interface FakeState {
   format: 'fake-state';
@@ -38,20 +27,11 @@ interface FakeState {
   memory: Record<string, string>;
 }
 
-function readDisk(file: string): FakeDisk {
-  let d: FakeDisk;
-  try {
-    d = JSON.parse(fs.readFileSync(file, 'utf8')) as FakeDisk;
-  } catch (err) {
-    throw new Error(`${file} is not a disk: ${(err as Error).message}`);
-  }
-  if (d.format !== 'fake-disk') throw new Error(`${file} is not a disk`);
-  return d;
-}
 
-function writeDisk(file: string, d: FakeDisk): void {
-  fs.writeFileSync(file, JSON.stringify(d));
-}
+/** Steps that can be told to fail (`failNext`). */
+export type FakeStep =
+  | 'launch' | 'restore' | 'attach' | 'pause' | 'resume' | 'save' | 'snapshot' | 'delete-snapshot' | 'resize' | 'forward' | 'repair'
+  | 'overlay' | 'offline-snapshot' | 'apply-snapshot' | 'offline-delete' | 'clone';
 
 /** One running machine: it lives until quit, killed or crashed, whichever engine watches it. */
 export class FakeProcess extends EventEmitter<MachineEvents> {
@@ -306,7 +286,8 @@ export class FakeDriver implements Driver {
     return this.signatureOf(shape);
   }
 
-  private diskInUse(disk: string): boolean {
+  /** Whether a running machine has `disk` open. */
+  diskInUse(disk: string): boolean {
     return [...this.processes.values()].some((p) => p.alive && path.resolve(p.spec.disk) === path.resolve(disk));
   }
 
@@ -345,55 +326,7 @@ export class FakeDriver implements Driver {
     this.calls.push(`release ${id}`);
   }
 
-  readonly disks: DiskOps = {
-    createOverlay: async ({ file, backing, virtualBytes }) => {
-      this.calls.push(`overlay ${path.basename(file)}`);
-      this.maybeFail('overlay');
-      writeDisk(file, { format: 'fake-disk', backing, virtualBytes, files: {}, snapshots: {} });
-    },
-    snapshots: async (disk) => new Set(Object.keys(readDisk(disk).snapshots)),
-    createSnapshot: async (disk, name) => this.offline('offline-snapshot', disk, name, (d) => {
-      if (d.snapshots[name]) throw new Error(`snapshot ${name} exists`);
-      d.snapshots[name] = { ...d.files };
-    }),
-    applySnapshot: async (disk, name) => this.offline('apply-snapshot', disk, name, (d) => {
-      const snap = d.snapshots[name];
-      if (!snap) throw new Error(`no snapshot ${name}`);
-      d.files = { ...snap };
-    }),
-    deleteSnapshot: async (disk, name) => this.offline('offline-delete', disk, name, (d) => {
-      if (!d.snapshots[name]) throw new Error(`no snapshot ${name}`);
-      delete d.snapshots[name];
-    }),
-    cloneAt: async (src, name, dest) => {
-      this.calls.push(`clone ${name}`);
-      this.maybeFail('clone');
-      const d = readDisk(src);
-      const snap = d.snapshots[name];
-      if (!snap) throw new Error(`no snapshot ${name} in ${src}`);
-      writeDisk(dest, { ...d, files: { ...snap }, snapshots: {} });
-    },
-    importRaw: async (raw, disk) => {
-      writeDisk(disk, { format: 'fake-disk', backing: null, virtualBytes: fs.statSync(raw).size, files: {}, snapshots: {} });
-    },
-    allocatedBytes: (file) => {
-      try {
-        return fs.statSync(file).size;
-      } catch {
-        return 0;
-      }
-    },
-  };
-
-  /** An operation on a closed disk; it refuses (like qemu-img must) when a machine has the disk open. */
-  private offline(step: FakeStep, disk: string, name: string, change: (d: FakeDisk) => void): void {
-    this.calls.push(`${step} ${name}`);
-    if (this.diskInUse(disk)) throw new Error(`${step} ${name}: ${disk} is open in a running machine`);
-    this.maybeFail(step);
-    const d = readDisk(disk);
-    change(d);
-    writeDisk(disk, d);
-  }
+  readonly disks: DiskOps = new FakeDisks(this);
 
   async checks(): Promise<DriverCheck[]> {
     return [{ name: 'fake', ok: true, detail: 'the fake driver' }];

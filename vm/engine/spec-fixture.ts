@@ -102,11 +102,8 @@ function writeImage(l: Layout): void {
 
 export async function makeFixture(opts: { init?: boolean } = {}): Promise<Fixture> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-engine-spec-'));
-  const l = layout(home);
-  const saved = process.env.SPRITELY_IMAGES_DIR;
-  delete process.env.SPRITELY_IMAGES_DIR;
-  const l2 = { ...l, imagesDir: path.join(home, 'images') };
-  if (saved !== undefined) process.env.SPRITELY_IMAGES_DIR = saved;
+  // images of its own, whatever SPRITELY_IMAGES_DIR says
+  const l2 = { ...layout(home), imagesDir: path.join(home, 'images') };
   writeImage(l2);
   const driver = new FakeDriver();
   const io = fakeIo();
