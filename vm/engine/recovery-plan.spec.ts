@@ -7,11 +7,11 @@ const MACHINES: RecoveryFacts['machine'][] = ['none', 'gone', 'running', 'paused
 const ALL: RecoveryFacts[] = STATUSES.flatMap((status) => MACHINES.flatMap((machine) => [true, false].map((sleepStateOk) => ({ status, machine, sleepStateOk }))));
 
 const kinds = (steps: RecoveryStep[]) => steps.map((s) => s.kind);
-const plan = (f: Partial<RecoveryFacts>) => planRecovery({ status: 'running', machine: 'running', sleepStateOk: false, ...f }, 'QEMU');
+const plan = (f: Partial<RecoveryFacts>) => planRecovery({ status: 'running', machine: 'running', sleepStateOk: false, ...f }, 'Hypervisor');
 
 describe('planRecovery: invariants over every combination', () => {
   it.each(ALL)('%o', (f) => {
-    const steps = planRecovery(f, 'QEMU');
+    const steps = planRecovery(f, 'Hypervisor');
     const k = kinds(steps);
     const alive = f.machine !== 'none' && f.machine !== 'gone';
     // a machine that is still there is never left unowned: exactly one of kill, quit, adopt
@@ -52,7 +52,7 @@ describe('planRecovery: each half-finished state', () => {
       expect(plan({ machine })).toEqual([
         { kind: 'register' },
         { kind: 'reconcile-checkpoints', live: false },
-        { kind: 'record', status: 'crashed', lastError: 'QEMU is no longer running (it was killed or the host restarted)' },
+        { kind: 'record', status: 'crashed', lastError: 'Hypervisor is no longer running (it was killed or the host restarted)' },
       ]);
     }
   });

@@ -166,7 +166,7 @@ describe('url port', () => {
     await f.engine.setUrlPort('dev', 3000);
     expect(f.driver.process('dev').forwards).toContainEqual({ hostPort: rt.urlHostPort, guestPort: 3000 });
     expect(f.engine.get('dev').urlPort).toBe(3000);
-    f.driver.failNext('forward', 'QEMU refused the new forward: busy');
+    f.driver.failNext('forward', 'the forward is busy');
     expect(((await f.engine.setUrlPort('dev', 4000).catch((e) => e)) as SpritelyError).code).toBe('internal');
     expect(f.engine.get('dev').urlPort).toBe(3000);
     // a sleeping sprite gets it when it wakes

@@ -15,7 +15,7 @@ export const ManifestSchema = z.object({
   cpus: z.number().int(),
   diskGiB: z.number().int(),
   hostKeyPub: z.string(),
-  /** Last known power state; a `running` sprite whose QEMU is gone is `crashed`. */
+  /** Last known power state; a `running` sprite whose machine is gone is `crashed`. */
   status: z.enum(['creating', 'running', 'sleeping', 'stopped', 'crashed']),
   lastError: z.string().nullable().default(null),
   /** Whether the filesystem was already grown to the disk's size. */
