@@ -64,7 +64,8 @@ describe('GuestAgentLink', () => {
       opened++;
       return guest.connectAgent();
     });
-    const a = await link.ready(1000);
+    const [a, a2] = await Promise.all([link.ready(1000), link.ready(1000)]);
+    expect(a2).toBe(a);
     expect(await link.ready(1000)).toBe(a);
     expect(opened).toBe(1);
     guest.disconnect();

@@ -177,6 +177,7 @@ export class GuestAgent implements GuestControl {
  */
 export class GuestAgentLink {
   private agent: GuestAgent | null = null;
+  private connecting: Promise<GuestControl> | null = null;
   private closed = false;
 
   constructor(private readonly open: ConnectGuestPort) {}
@@ -192,6 +193,12 @@ export class GuestAgentLink {
         this.agent = null;
       }
     }
+    // One connection attempt at a time: the guest's agent port serves one client.
+    this.connecting ??= this.connect(timeoutMs).finally(() => (this.connecting = null));
+    return this.connecting;
+  }
+
+  private async connect(timeoutMs: number): Promise<GuestControl> {
     const agent = new GuestAgent(this.open);
     await agent.connect(Date.now() + timeoutMs);
     if (this.closed) {
