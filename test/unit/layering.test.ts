@@ -23,9 +23,11 @@ const LAYERS: { name: string; units: string[] }[] = [
   { name: 'leaves', units: ['vm/errors', 'vm/names', 'vm/paths', 'vm/version', 'vm/json-lines', 'vm/text-format', 'vm/store/atomic-json'] },
   { name: 'store', units: ['vm/store/'] },
   { name: 'driver interface', units: ['vm/driver/driver.ts'] },
-  { name: 'mechanisms: drivers, guest protocols, SSH, egress, the relay program', units: ['vm/driver/', 'vm/qemu/', 'vm/guest/', 'vm/ssh/', 'vm/net/egress-', 'vm/net/free-port.ts', 'relay/'] },
+  { name: 'mechanisms: drivers, guest protocols, SSH, egress, the relay program', units: ['vm/driver/', 'vm/qemu/', 'vm/guest/', 'vm/ssh/', 'vm/net/', 'relay/'] },
   { name: 'images, terminals, checkpoints', units: ['vm/images/', 'vm/terminals/', 'vm/checkpoints/'] },
   { name: 'engine', units: ['vm/engine/'] },
+  // vm/net/ holds mechanisms (the egress proxy and its policy) and, listed apart, two services that
+  // use the engine; moving those two to a directory of their own would make this entry unnecessary.
   { name: 'services above the engine', units: ['vm/net/url-proxy', 'vm/net/relay-link'] },
   { name: 'API', units: ['vm/api/'] },
   { name: 'daemon, CLI, MCP', units: ['vm/daemon/', 'vm/cli/', 'vm/mcp/'] },
