@@ -70,11 +70,17 @@ export async function coldBootTimeoutMs(ctx: EngineContext, image: ImageRecord):
   return (await ctx.driver.accelerator(bootFiles(image))).emulated ? ctx.timeouts.coldBootEmulatedMs : ctx.timeouts.coldBootMs;
 }
 
+/**
+ * Records a crash: the sprite says why at once (in memory), then the manifest is written. A daemon
+ * killed before the write finds a running sprite without its machine: crashed all the same.
+ */
 export async function markCrashed(ctx: EngineContext, name: string, why: string): Promise<void> {
   const m = ctx.registry.find(name);
   if (!m) return;
   ctx.log(`sprite ${name}: crashed: ${why}`);
-  await ctx.registry.save({ ...m, status: 'crashed', lastError: why });
+  const crashed: Manifest = { ...m, status: 'crashed', lastError: why };
+  ctx.registry.replace(crashed);
+  await ctx.registry.save(crashed);
 }
 
 /** The manifest with the awake period of its machine (if any) added to its usage totals. */

@@ -205,11 +205,14 @@ describe('stop, start, destroy', () => {
 describe('a machine that ends on its own', () => {
   it('a crash is recorded with what the machine last said; start boots it again', async () => {
     await f.engine.create({ name: 'dev' });
+    const seen: string[] = [];
+    f.engine.on('sprite', (v) => seen.push(`${v.state}:${v.lastError}`));
     f.driver.process('dev').crash('segfault in the vCPU thread');
-    await waitFor(() => f.engine.get('dev').lastError !== null);
-    expect(f.engine.get('dev').state).toBe('crashed');
+    // as soon as it shows crashed, it says why (the file follows)
+    await waitFor(() => f.engine.get('dev').state === 'crashed', 2000, 0);
+    expect(seen.filter((x) => x.startsWith('crashed:null'))).toEqual([]);
     expect(f.engine.get('dev').lastError).toBe('FakeVM exited unexpectedly: segfault in the vCPU thread');
-    expect(manifestOf('dev').status).toBe('crashed');
+    await waitFor(() => manifestOf('dev').status === 'crashed');
     expect(f.io.links[0].closed).toBe(true);
     expect(f.io.egress[0].closed).toBe(true);
     expect((await f.engine.start('dev')).sprite.state).toBe('running');
@@ -253,10 +256,10 @@ describe('memory admission', () => {
   });
 });
 
-async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
+async function waitFor(cond: () => boolean, ms = 2000, everyMs = 2): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 2));
+    await new Promise((r) => (everyMs ? setTimeout(r, everyMs) : setImmediate(r)));
   }
 }

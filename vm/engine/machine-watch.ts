@@ -6,7 +6,7 @@
  */
 import type { ExitReason, Machine } from '../driver/driver.ts';
 import { STUCK_AFTER_MS } from '../ssh/ssh-link.ts';
-import { markCrashed, withAwakePeriodClosed, type EngineContext } from './context.ts';
+import { withAwakePeriodClosed, type EngineContext } from './context.ts';
 import { diagnoseSsh } from './guest-setup.ts';
 import type { Lifecycle } from './lifecycle.ts';
 
@@ -17,11 +17,18 @@ export class MachineWatch {
   ) {}
 
   async exited(name: string, reason: ExitReason, detail: string): Promise<void> {
-    const { registry, live, driver } = this.ctx;
+    const { registry, live, driver, log } = this.ctx;
     const m = registry.find(name);
-    if (m && reason === 'crash') registry.replace(withAwakePeriodClosed(this.ctx, m));
+    const crashed = m && reason === 'crash';
+    if (crashed) {
+      // Recorded (metered, with why) before the machine is forgotten, so no view ever shows it
+      // crashed without the reason; the manifest file follows.
+      const why = `${driver.displayName} exited unexpectedly: ${detail}`;
+      log(`sprite ${name}: crashed: ${why}`);
+      registry.replace({ ...withAwakePeriodClosed(this.ctx, m), status: 'crashed', lastError: why });
+    }
     await live.teardown(name, 'gone');
-    if (reason === 'crash') await markCrashed(this.ctx, name, `${driver.displayName} exited unexpectedly: ${detail}`).catch(() => {});
+    if (crashed) await registry.save(registry.must(name)).catch((err: Error) => log(`sprite ${name}: ${err.message}`));
     else registry.announce(name);
   }
 
