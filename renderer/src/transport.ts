@@ -8,11 +8,11 @@
  * Types come from the daemon's contract (type-only imports: no zod in the bundle); the routes
  * themselves are baked in at build time from the same contract (see vite.config.ts).
  */
-import type { DaemonEvent, MethodInput, MethodName, MethodOutput, Sprite } from '../../vm/api/contract.ts';
+import type { DaemonEvent, MethodInput, MethodName, MethodOutput, Sprite, TerminalServerMessage } from '../../vm/api/contract.ts';
 import { CLOSE_UNAUTHENTICATED, TOKEN_SUBPROTOCOL_PREFIX, UI_SUBPROTOCOL } from '../../vm/api/ui-protocol.ts';
 import { AuthError, DaemonAuth, type TokenSource } from './daemon-auth.ts';
 
-export type { DaemonEvent, MethodInput, MethodName, MethodOutput, Sprite };
+export type { DaemonEvent, MethodInput, MethodName, MethodOutput, Sprite, TerminalServerMessage };
 
 export interface Route {
   http: 'GET' | 'POST' | 'DELETE';
@@ -40,12 +40,6 @@ export interface EventsHandlers {
   onEvent(e: DaemonEvent): void;
   onState(s: ConnectionState, detail?: string): void;
 }
-
-/** Server → client text messages on a terminal socket. */
-export type TerminalServerMessage =
-  | { type: 'session'; session: string; replayed: number }
-  | { type: 'exit'; code: number | null; signal: string | null }
-  | { type: 'error'; code: string; message: string };
 
 export interface TerminalSocketHandlers {
   onOpen(): void;

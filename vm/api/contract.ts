@@ -8,8 +8,6 @@ import { z } from 'zod';
 import { SPRITE_NAME_PATTERN } from '../names.ts';
 import { CHECKPOINT_ID } from '../checkpoints/checkpoint-tree.ts';
 
-export const API_VERSION = 'v1';
-
 export const SpriteName = z.string().regex(SPRITE_NAME_PATTERN, 'a sprite name uses a-z, 0-9 and "-", 1-63 characters, not starting or ending with "-"');
 
 export const SpriteState = z.enum(['running', 'sleeping', 'stopped', 'crashed']);
@@ -65,6 +63,10 @@ export const Image = z.object({
   diskVirtualBytes: z.number(),
   default: z.boolean(),
 });
+
+/** Progress of an image build or a golden boot (`image.progress` events). */
+export const ImageProgress = z.object({ image: z.string(), phase: z.string(), message: z.string(), fraction: z.number().optional() });
+export type ImageProgress = z.infer<typeof ImageProgress>;
 
 export const ApiError = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() }),
@@ -302,6 +304,13 @@ export const methods = {
     output: z.object({ name: z.string(), url: z.string(), auth: z.enum(['sprite', 'public']), live: z.boolean() }),
     summary: 'Ends every share link of the sprite and the cookies they set, at once (`live`: false = as soon as the relay reconnects); the URL and its access token stay. Links also end when the sprite is unpublished, published again or destroyed.',
   }),
+  'sprites.hostKey': method({
+    http: 'GET',
+    path: '/v1/sprites/:name/host-key',
+    input: NameParam,
+    output: z.object({ name: z.string(), hostKey: z.string() }),
+    summary: "The sprite's SSH host key (OpenSSH public key line), pinned by the daemon when it made the machine: what `ssh-config` puts in known_hosts.",
+  }),
   'sprites.exec': method({
     http: 'POST',
     path: '/v1/sprites/:name/exec',
@@ -340,6 +349,7 @@ export const RelayStatus = z.object({
   account: z.string().nullable(),
   published: z.array(z.object({ name: z.string(), url: z.string(), auth: z.enum(['sprite', 'public']) })),
 });
+export type RelayStatus = z.infer<typeof RelayStatus>;
 
 export type Methods = typeof methods;
 export type MethodName = keyof Methods;
@@ -352,7 +362,7 @@ export const DaemonEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('sprite.changed'), sprite: Sprite }),
   z.object({ type: z.literal('sprite.removed'), name: z.string() }),
   z.object({ type: z.literal('checkpoints.changed'), name: z.string(), checkpoints: z.array(Checkpoint) }),
-  z.object({ type: z.literal('image.progress'), image: z.string(), phase: z.string(), message: z.string(), fraction: z.number().optional() }),
+  ImageProgress.extend({ type: z.literal('image.progress') }),
   /** The relay tunnel's state or what is published changed (connecting, connected, backoff, …). */
   z.object({ type: z.literal('relay.changed'), relay: z.lazy(() => RelayStatus) }),
   z.object({ type: z.literal('hello'), sprites: z.array(Sprite) }),
@@ -373,10 +383,12 @@ export const TerminalClientMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('close') }),
 ]);
 export const TerminalServerMessage = z.discriminatedUnion('type', [
+  /** Sent on attach, before the replay: `replayed` bytes of scrollback follow as binary frames. */
   z.object({ type: z.literal('session'), session: z.string(), replayed: z.number() }),
   z.object({ type: z.literal('exit'), code: z.number().nullable(), signal: z.string().nullable() }),
   z.object({ type: z.literal('error'), code: z.string(), message: z.string() }),
 ]);
+export type TerminalServerMessage = z.infer<typeof TerminalServerMessage>;
 
 /**
  * Exec: WS /v1/sprites/:name/exec. The client's first text frame is `start`. Binary frames from the
@@ -403,6 +415,7 @@ export const ExecServerMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('exit'), code: z.number().nullable(), signal: z.string().nullable() }),
   z.object({ type: z.literal('error'), code: z.string(), message: z.string() }),
 ]);
+export type ExecServerMessage = z.infer<typeof ExecServerMessage>;
 
 export const STREAM_STDOUT = 1;
 export const STREAM_STDERR = 2;

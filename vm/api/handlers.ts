@@ -34,8 +34,8 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
       version: opts.version,
       pid: process.pid,
       home: engine.layout.home,
-      accel: engine.knownAccelerator ? { accel: engine.knownAccelerator.accel, reason: engine.knownAccelerator.reason } : null,
-      qemuVersion: await engine.qemuVersion().catch(() => null),
+      accel: engine.knownAccelerator ? { accel: engine.knownAccelerator.name, reason: engine.knownAccelerator.reason } : null,
+      qemuVersion: await engine.hypervisorVersion().catch(() => null),
     }),
     'daemon.doctor': async () => ({ checks: await doctor(engine) }),
     'daemon.shutdown': async (input) => {
@@ -64,6 +64,7 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
       return { ok: true as const };
     },
     'sprites.exec': async (input) => execBuffered(engine, input),
+    'sprites.hostKey': async ({ name }) => ({ name, hostKey: engine.hostKey(name) }),
     'checkpoints.list': async ({ name }) => engine.listCheckpoints(name),
     'checkpoints.create': async ({ name, comment }) => engine.createCheckpoint(name, { comment }),
     'checkpoints.restore': async ({ name, id, backup }) => engine.restoreCheckpoint(name, id, { backup }),
@@ -189,19 +190,7 @@ async function doctor(engine: Engine): Promise<{ name: string; ok: boolean; deta
       checks.push({ name, ok: false, detail: err instanceof SpritelyError ? err.message : (err as Error).message });
     }
   };
-  await check('qemu', async () => {
-    const v = await engine.qemuVersion();
-    const [maj, min] = v.split('.').map(Number);
-    if (maj < 7 || (maj === 7 && min < 2)) throw new Error(`QEMU ${v} is too old; 7.2 or newer is needed`);
-    return `${engine.qemuBinary} ${v}`;
-  });
-  await check('qemu-img', async () => (await execFileP('qemu-img', ['--version'])).stdout.split('\n')[0]);
-  await check('egress', async () => {
-    const { stdout, stderr } = await execFileP('socat', ['-V']).catch(() => {
-      throw new Error('socat is missing (sudo apt-get install socat): without it sprites have no network');
-    });
-    return `${(stdout || stderr).split('\n').find((l) => /socat version/.test(l))?.trim() ?? 'socat'}; guests reach the network only through the daemon's egress proxy`;
-  });
+  checks.push(...(await engine.driver.checks()));
   await check('image', async () => {
     const img = engine.images.get(engine.images.defaultImageId());
     if (!img) throw new Error(`the default image ${engine.images.defaultImageId()} is not built yet (spritely image build; create also builds it)`);
@@ -214,7 +203,7 @@ async function doctor(engine: Engine): Promise<{ name: string; ok: boolean; deta
       return kvm;
     }
     const a = await engine.accelerator(img);
-    return `${a.accel}: ${a.reason}`;
+    return `${a.name}: ${a.reason}`;
   });
   await check('image builder', async () => {
     const { stdout } = await execFileP('mmdebstrap', ['--version']).catch(() => {

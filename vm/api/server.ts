@@ -11,7 +11,6 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { z } from 'zod';
 import { SpritelyError, toSpritelyError } from '../errors.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { RelayLink } from '../net/relay-link.ts';
@@ -20,6 +19,7 @@ import { TerminalManager } from '../terminals/terminal-manager.ts';
 import { bearerToken, decideAccess, type AccessDecision } from './access.ts';
 import { matchRoute, methods, type MethodName } from './contract.ts';
 import { handleEventsSocket } from './events-socket.ts';
+import { parseInput } from './parse-input.ts';
 import { handleExecSocket } from './exec-socket.ts';
 import { createHandlers, type Handlers } from './handlers.ts';
 import { handleTerminalSocket } from './terminal-socket.ts';
@@ -246,16 +246,6 @@ function routeStream(pathname: string): StreamRoute | null {
     return null;
   }
   return { kind: m[2] as 'exec' | 'terminal', name };
-}
-
-export function parseInput<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  const msg = r.error.issues
-    .slice(0, 5)
-    .map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`)
-    .join('; ');
-  throw new SpritelyError('invalid_argument', `Invalid request: ${msg}.`);
 }
 
 /**

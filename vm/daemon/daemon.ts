@@ -13,6 +13,7 @@ import { UrlProxy } from '../net/url-proxy.ts';
 import { RelayLink } from '../net/relay-link.ts';
 import { Engine } from '../engine/engine.ts';
 import { ensureLayout, layout as makeLayout, type Layout } from '../paths.ts';
+import { QemuDriver } from '../qemu/qemu-driver.ts';
 import { VERSION } from '../version.ts';
 
 const UI_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/renderer');
@@ -74,7 +75,8 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
   const l = opts.layout ?? makeLayout();
   ensureLayout(l);
   takePidLock(l.daemonPidFile);
-  const engine = new Engine(l);
+  const driver = new QemuDriver({ runDir: l.runDir, accelCacheFile: l.accelCacheFile, log });
+  const engine = new Engine(l, { driver });
   engine.on('log', log);
   let handle!: DaemonHandle;
   try {

@@ -11,8 +11,10 @@ const spec: VmSpec = {
   initrd: '/img/initrd.img',
   cmdline: 'root=/dev/vda rw console=ttyS0',
   disk: '/data/sprites/dev/disk.qcow2',
-  sshPort: 40022,
-  forwards: [{ hostPort: 40080, guestPort: 8080 }],
+  forwards: [
+    { hostPort: 40022, guestPort: 22 },
+    { hostPort: 40080, guestPort: 8080 },
+  ],
   qmpSocket: '/run/a.qmp',
   agentSocket: '/run/a.qga',
   envSocket: '/run/a.env',
@@ -94,7 +96,7 @@ describe('buildQemuArgv', () => {
 
 describe('deviceSignature', () => {
   it('ignores per-VM paths, ports and names', () => {
-    const other = { ...spec, name: 'other', disk: '/elsewhere.qcow2', sshPort: 1234, forwards: [], qmpSocket: '/x' };
+    const other = { ...spec, name: 'other', disk: '/elsewhere.qcow2', forwards: [{ hostPort: 1234, guestPort: 22 }], qmpSocket: '/x' };
     expect(deviceSignature(other, '7.2.22')).toBe(deviceSignature(spec, '7.2.22'));
   });
   it('changes with anything the RAM state depends on', () => {
@@ -103,5 +105,10 @@ describe('deviceSignature', () => {
     expect(deviceSignature({ ...spec, memoryMiB: 1024 }, '7.2.22')).not.toBe(base);
     expect(deviceSignature({ ...spec, cpus: 2 }, '7.2.22')).not.toBe(base);
     expect(deviceSignature({ ...spec, accel: 'kvm' }, '7.2.22')).not.toBe(base);
+  });
+  it('is the same value it was before the driver boundary (states saved then still fit)', () => {
+    const cmdline = 'root=/dev/vda rootfstype=ext4 rw console=ttyS0 quiet loglevel=3 systemd.show_status=0 fsck.mode=skip';
+    expect(deviceSignature({ ...spec, cmdline }, '7.2.0')).toBe('ed3431c990eec7d2');
+    expect(deviceSignature({ ...spec, cmdline, accel: 'kvm', memoryMiB: 1024, cpus: 2 }, '8.0.1')).toBe('9311c208d9846a48');
   });
 });
