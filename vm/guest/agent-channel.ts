@@ -30,19 +30,24 @@ export interface ExitInfo {
   lost?: string;
 }
 
-/** Grants output credit for what the consumer has read, in steps of a quarter window. */
+/**
+ * Grants output credit for what the consumer has read, in steps of a quarter window: the agent then
+ * always holds at least three quarters of a window minus what is unread here, so it never stalls
+ * while this side has room, and WINDOW frames stay few. Consumption is observed in `read()` — every way of consuming a Readable
+ * (flowing 'data', pipe, async iteration, read()) goes through it — and not in `_read`, which Node
+ * calls before it takes the bytes out and then not again until the next push: granting there
+ * would stall a stream whose window is exactly full.
+ */
 class OutputStream {
-  readonly readable: Readable;
   private received = 0;
   private granted: number;
 
   constructor(
     private readonly window: number,
     private readonly onGrant: (bytes: number) => void,
-    readable?: Readable,
+    readonly readable: Readable,
   ) {
     this.granted = window;
-    this.readable = readable ?? new Readable({ highWaterMark: window, read: () => this.maybeGrant() });
   }
 
   push(data: Buffer): void {
@@ -50,14 +55,27 @@ class OutputStream {
     this.readable.push(data);
   }
 
-  /** Called from _read: the consumer wants more. Keep the agent's credit at a window minus what is unread. */
+  /** Keeps the agent's credit at one window minus what is still unread here. */
   maybeGrant(): void {
-    const consumed = this.received - this.readable.readableLength;
-    const due = this.window + consumed - this.granted;
-    if (due > 0 && (due >= this.window / 4 || this.readable.readableLength === 0)) {
+    const unread = this.readable.readableLength;
+    const due = this.window + (this.received - unread) - this.granted;
+    if (due > 0 && due >= this.window / 4) {
       this.granted += due;
       this.onGrant(due);
     }
+  }
+}
+
+/** stderr: a Readable that reports its reads. */
+class StderrReadable extends Readable {
+  onRead: () => void = () => {};
+  override read(size?: number): any {
+    const r = super.read(size);
+    this.onRead();
+    return r;
+  }
+  override _read(): void {
+    process.nextTick(() => this.onRead());
   }
 }
 
@@ -84,8 +102,10 @@ export class AgentChannel extends Duplex {
     // autoDestroy off: 'close' comes after exit and after both stdout and stderr were read
     super({ allowHalfOpen: true, autoDestroy: false, readableHighWaterMark: window, writableHighWaterMark: 64 * 1024 });
     this.out = new OutputStream(window, (n) => this.link.grant(this.session, 1, n), this as Readable);
-    this.err = new OutputStream(window, (n) => this.link.grant(this.session, 2, n));
-    this.stderr = this.err.readable;
+    const stderr = new StderrReadable({ highWaterMark: window });
+    this.err = new OutputStream(window, (n) => this.link.grant(this.session, 2, n), stderr);
+    stderr.onRead = () => this.err.maybeGrant();
+    this.stderr = stderr;
     this.done = new Promise((resolve) => this.once('close', () => resolve(this.exitInfo ?? { code: null, signal: null, timedOut: false, lost: 'destroyed' })));
     const ended = () => {
       if (--this.openEnds === 0) this.destroy();
@@ -95,8 +115,14 @@ export class AgentChannel extends Duplex {
     if (kind === 'pty') this.endStream(2);
   }
 
+  override read(size?: number): any {
+    const r = super.read(size);
+    this.out?.maybeGrant();
+    return r;
+  }
+
   override _read(): void {
-    this.out.maybeGrant();
+    process.nextTick(() => this.out.maybeGrant());
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -194,9 +220,12 @@ export class AgentChannel extends Duplex {
     this.emit('exit', info.code, info.signal, info);
     this.endStream(1);
     this.endStream(2);
-    // a stream nobody ever read from is drained, so 'close' does not wait for it forever
-    // (one a consumer paused stays paused: it resumes when that consumer is ready)
-    if (this.readableFlowing === null) this.resume();
-    if (this.stderr.readableFlowing === null) this.stderr.resume();
+    // a stream nobody reads from is drained, so 'close' does not wait for it forever (checked on
+    // the next turn: a consumer attaches right after the open resolves, possibly in this one; one
+    // a consumer paused stays paused until it resumes)
+    setImmediate(() => {
+      if (this.readableFlowing === null) this.resume();
+      if (this.stderr.readableFlowing === null) this.stderr.resume();
+    });
   }
 }
