@@ -74,6 +74,7 @@ export interface SpritePaths {
   qmpSocket: string;
   agentSocket: string;
   envSocket: string;
+  spritelyAgentSocket: string;
   egressSocket: string;
   serialSocket: string;
 }
@@ -93,6 +94,7 @@ export function spritePaths(l: Layout, name: string): SpritePaths {
     qmpSocket: sock('qmp'),
     agentSocket: sock('qga'),
     envSocket: sock('env'),
+    spritelyAgentSocket: sock('agent'),
     egressSocket: sock('egress'),
     serialSocket: sock('serial'),
   };

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { AGENT_GUEST_PATH, buildAgent, hostDpkgArch } from '../guest/agent-build.ts';
 import { DEFAULT_RECIPE, IMAGE_FORMAT_VERSION, imageId, listGuestFiles, recipeHash, type Recipe } from './recipe.js';
 
 export interface ImageInfo {
@@ -101,7 +102,9 @@ export async function buildImage(opts: BuildImageOptions): Promise<ImageInfo> {
   const log = createWriteStream(path.join(work, 'build.log'));
   try {
     const tarball = path.join(work, 'rootfs.tar');
-    await runMmdebstrap(recipe, tarball, asRoot, log, progress, opts.signal);
+    progress({ phase: 'checking', message: 'building the guest agent' });
+    const agentBinary = await buildGuestAgent(recipe, work, log, opts.signal);
+    await runMmdebstrap(recipe, tarball, asRoot, log, progress, opts.signal, agentBinary);
 
     progress({ phase: 'filesystem', message: 'extracting kernel, initrd and package list' });
     const members = (await capture('tar', ['-tf', tarball], opts.signal)).toString('utf8').split('\n');
@@ -170,10 +173,24 @@ export async function buildImage(opts: BuildImageOptions): Promise<ImageInfo> {
   }
 }
 
+/**
+ * Compiles the guest agent from `recipe.agentDir` for the architecture mmdebstrap builds (the
+ * host's dpkg architecture) into the work dir; mmdebstrap uploads it into the guest. Static, no
+ * module downloads (vm/guest/agent-build.ts).
+ */
+async function buildGuestAgent(recipe: Recipe, work: string, log: NodeJS.WritableStream, signal?: AbortSignal): Promise<string> {
+  const out = path.join(work, 'spritely-agent');
+  const arch = (await capture('dpkg', ['--print-architecture'], signal).catch(() => Buffer.from(hostDpkgArch()))).toString().trim();
+  log.write(`$ go build (guest agent, ${recipe.agentDir}, ${arch}) -> ${out}\n`);
+  await buildAgent({ out, sourceDir: recipe.agentDir, dpkgArch: arch, signal });
+  return out;
+}
+
 /** mmdebstrap arguments for `recipe`, writing a tarball to `target`. No mirror: mmdebstrap then
  * uses deb.debian.org with the suite's -updates and -security, which is also what the guest's own
- * apt needs (SPRITELY_DEBIAN_MIRROR overrides the main mirror). Exported for tests. */
-export function mmdebstrapArgs(recipe: Recipe, target: string, asRoot: boolean, machineId: string): string[] {
+ * apt needs (SPRITELY_DEBIAN_MIRROR overrides the main mirror). `agentBinary`: the compiled guest
+ * agent, uploaded to AGENT_GUEST_PATH. Exported for tests. */
+export function mmdebstrapArgs(recipe: Recipe, target: string, asRoot: boolean, machineId: string, agentBinary?: string): string[] {
   const q = shellQuote;
   const files = listGuestFiles(recipe);
   const modes = files.map((f) => `chmod ${f.executable ? '0755' : '0644'} ${q(f.guestPath)}`);
@@ -182,9 +199,11 @@ export function mmdebstrapArgs(recipe: Recipe, target: string, asRoot: boolean, 
     // mmdebstrap copied the build host's files in; the recipe's guest files replace them
     'rm -f "$1/etc/resolv.conf" "$1/etc/hostname"',
     `sync-in ${q(recipe.guestDir)} /`,
+    ...(agentBinary ? [`upload ${q(agentBinary)} ${AGENT_GUEST_PATH}`] : []),
     inChroot([
       ...files.map((f) => `chown 0:0 ${q(f.guestPath)}`),
       ...modes,
+      ...(agentBinary ? [`chown 0:0 ${AGENT_GUEST_PATH}`, `chmod 0755 ${AGENT_GUEST_PATH}`] : []),
       recipe.enableUnits.length ? `systemctl enable --quiet ${recipe.enableUnits.join(' ')}` : 'true',
       recipe.disableUnits.length ? `systemctl disable --quiet ${recipe.disableUnits.join(' ')}` : 'true',
       recipe.maskUnits.length ? `systemctl mask --quiet ${recipe.maskUnits.join(' ')}` : 'true',
@@ -216,10 +235,10 @@ export function mmdebstrapArgs(recipe: Recipe, target: string, asRoot: boolean, 
 
 async function runMmdebstrap(
   recipe: Recipe, target: string, asRoot: boolean, log: NodeJS.WritableStream,
-  progress: (p: BuildProgress) => void, signal?: AbortSignal,
+  progress: (p: BuildProgress) => void, signal?: AbortSignal, agentBinary?: string,
 ): Promise<void> {
   const parser = new MmdebstrapProgress(progress);
-  const args = mmdebstrapArgs(recipe, target, asRoot, randomBytes(16).toString('hex'));
+  const args = mmdebstrapArgs(recipe, target, asRoot, randomBytes(16).toString('hex'), agentBinary);
   log.write(`$ mmdebstrap ${args.map(shellQuote).join(' ')}\n`);
   await run('mmdebstrap', args, { log, signal, onLine: (l) => parser.line(l), stdin: 'ignore' });
 }
@@ -293,6 +312,7 @@ const TOOLS: Array<{ cmd: string; pkg: string; unshareOnly?: boolean }> = [
   { cmd: 'mke2fs', pkg: 'e2fsprogs' },
   { cmd: 'qemu-img', pkg: 'qemu-utils' },
   { cmd: 'tar', pkg: 'tar' },
+  { cmd: 'go', pkg: 'golang-go' },
   { cmd: 'newuidmap', pkg: 'uidmap', unshareOnly: true },
 ];
 

@@ -74,7 +74,11 @@ describe('buildQemuArgv', () => {
     const devices = after(buildQemuArgv(spec), '-device');
     expect(devices.some((d) => d.includes('name=org.qemu.guest_agent.0'))).toBe(true);
     expect(devices.some((d) => d.includes('name=org.spritely.env.0'))).toBe(true);
+    expect(devices).toContain('virtserialport,bus=vser0.0,chardev=agent0,name=org.spritely.agent.0,id=agentport');
     const chardevs = after(buildQemuArgv(spec), '-chardev');
+    expect(chardevs).toContain('socket,id=agent0,path=/run/a.agent,server=on,wait=off');
+    expect(after(buildQemuArgv({ ...spec, spritelyAgentSocket: '/run/x,y' }), '-chardev')).toContain('socket,id=agent0,path=/run/x,,y,server=on,wait=off');
+    expect(deviceSignature({ ...spec, spritelyAgentSocket: '/elsewhere' }, '7.2.0')).toBe(deviceSignature(spec, '7.2.0'));
     expect(chardevs.find((c) => c.startsWith('socket,id=ser0'))).toContain('logfile=/data/sprites/dev/serial.log');
   });
 

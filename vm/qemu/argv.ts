@@ -27,6 +27,8 @@ export interface VmSpec {
   qmpSocket: string;
   agentSocket: string;
   envSocket: string;
+  /** The Spritely guest agent's port (docs/guest-agent.md); absent: `<agentSocket minus .qga>.agent`, what vm/paths.ts gives. */
+  spritelyAgentSocket?: string;
   /** The daemon's egress proxy for this sprite (unix socket); QEMU forwards 10.0.2.100:3128 to it. */
   egressSocket: string;
   serialSocket: string;
@@ -42,6 +44,7 @@ export const GUEST_IP = '10.0.2.15';
 export const GUEST_MAC = '52:54:00:12:34:56';
 export const GUEST_AGENT_PORT = 'org.qemu.guest_agent.0';
 export const SPRITELY_ENV_PORT = 'org.spritely.env.0';
+export const SPRITELY_AGENT_PORT = 'org.spritely.agent.0';
 /** Where the guest finds the egress proxy (the image's http_proxy); QEMU forwards it to the daemon. */
 export const EGRESS_PROXY_IP = '10.0.2.100';
 export const EGRESS_PROXY_PORT = 3128;
@@ -105,6 +108,8 @@ export function buildQemuArgv(spec: VmSpec): string[] {
     '-device', `virtserialport,bus=vser0.0,chardev=qga0,name=${GUEST_AGENT_PORT},id=qgaport`,
     '-chardev', `socket,id=env0,path=${o(spec.envSocket)},server=on,wait=off`,
     '-device', `virtserialport,bus=vser0.0,chardev=env0,name=${SPRITELY_ENV_PORT},id=envport`,
+    '-chardev', `socket,id=agent0,path=${o(spec.spritelyAgentSocket ?? `${spec.agentSocket.replace(/\.qga$/, '')}.agent`)},server=on,wait=off`,
+    '-device', `virtserialport,bus=vser0.0,chardev=agent0,name=${SPRITELY_AGENT_PORT},id=agentport`,
     '-chardev', `socket,id=ser0,path=${o(spec.serialSocket)},server=on,wait=off,logfile=${o(spec.serialLog)},logappend=on`,
     '-serial', 'chardev:ser0',
     '-device', 'virtio-rng-pci,id=rng0',
@@ -133,6 +138,7 @@ export function deviceSignature(spec: VmSpec, qemuVersion: string): string {
     qmpSocket: 'S',
     agentSocket: 'S',
     envSocket: 'S',
+    spritelyAgentSocket: 'S',
     egressSocket: 'S',
     serialSocket: 'S',
     serialLog: 'L',
