@@ -62,9 +62,10 @@ func TestIdentityWritesEverythingUnderRoot(t *testing.T) {
 	if read("root/.ssh/authorized_keys") != "ssh-ed25519 BBBB daemon\n" || fileMode(t, filepath.Join(root, "root/.ssh")) != 0o700 || fileMode(t, filepath.Join(root, "root/.ssh/authorized_keys")) != 0o600 {
 		t.Fatal("authorized_keys")
 	}
-	leftovers, _ := filepath.Glob(filepath.Join(root, "etc/*.spritely-*"))
-	if len(leftovers) != 0 {
-		t.Fatalf("temp files left: %v", leftovers)
+	// a shorter content replaces a longer one completely
+	res = applyIdentityJSON([]byte(`{"hostname":"x"}`), root)
+	if !res.OK || read("etc/hostname") != "x\n" {
+		t.Fatalf("rewrite: %v %q", res.Error, read("etc/hostname"))
 	}
 }
 

@@ -105,6 +105,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<ImageInfo> {
     progress({ phase: 'checking', message: 'building the guest agent' });
     const agentBinary = await buildGuestAgent(recipe, work, log, opts.signal);
     await runMmdebstrap(recipe, tarball, asRoot, log, progress, opts.signal, agentBinary);
+    await fs.rm(agentBinary, { force: true });
 
     progress({ phase: 'filesystem', message: 'extracting kernel, initrd and package list' });
     const members = (await capture('tar', ['-tf', tarball], opts.signal)).toString('utf8').split('\n');
