@@ -178,6 +178,19 @@ describe('AgentProtocol sessions', () => {
     expect(() => p.receive(encodeFrame(FrameType.Pong, 0, bytes.subarray(9)))).toThrow(/answers no ping/);
   });
 
+  it('strips control characters from text the guest sends (it reaches logs and terminals)', () => {
+    const p = ready();
+    const { session } = p.openExec({ argv: ['x'] });
+    expect(p.receive(encodeFrame(FrameType.Error, session, json({ code: 'invalid_request', message: 'bad\x1b[2Jthing\n' })))).toEqual([
+      { kind: 'error', session, code: 'invalid_request', message: 'bad?[2Jthing?' },
+    ]);
+    const q = ready();
+    expect(q.receive(encodeFrame(FrameType.Fault, 0, json({ message: '\u0007x' })))).toEqual([{ kind: 'fault', message: '?x' }]);
+    const r = ready();
+    const s = opened(r);
+    expect(() => r.receive(encodeFrame(FrameType.Exit, s, json({ code: null, signal: 'KILL\n', timedOut: false })))).toThrow(AgentProtocolError);
+  });
+
   it('announce and fault end the epoch', () => {
     const p = ready();
     expect(p.receive(encodeFrame(FrameType.Announce, 0, json(INFO)))).toEqual([{ kind: 'announce', info: INFO }]);

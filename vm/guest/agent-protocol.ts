@@ -25,26 +25,29 @@ export class AgentVersionError extends AgentProtocolError {
   override name = 'AgentVersionError';
 }
 
+/** Text from the guest ends up in logs, API errors and terminals: no control characters. */
+const text = (max: number) => z.string().max(max).transform((t) => t.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?'));
+
 const AgentInfo = z.object({
-  agent: z.string().max(100),
+  agent: text(100),
   protocol: z.number().int(),
   pid: z.number().int(),
   maxSessions: z.number().int(),
   maxPayload: z.number().int(),
 }).strict();
-export type AgentInfo = z.infer<typeof AgentInfo>;
+export type AgentInfo = z.output<typeof AgentInfo>;
 
 const Opened = z.object({ pid: z.number().int().positive().nullable(), stdinWindow: z.number().int().min(0).max(MAX_CREDIT) }).strict();
-const Exit = z.object({ code: z.number().int().nullable(), signal: z.string().max(32).nullable(), timedOut: z.boolean() }).strict();
-const ErrorReply = z.object({ code: z.string().max(100), message: z.string().max(4096) }).strict();
-const Fault = z.object({ message: z.string().max(4096) }).strict();
+const Exit = z.object({ code: z.number().int().nullable(), signal: z.string().regex(/^[A-Za-z0-9 ]{1,32}$/).nullable(), timedOut: z.boolean() }).strict();
+const ErrorReply = z.object({ code: z.string().regex(/^[a-z_]{1,64}$/), message: text(4096) }).strict();
+const Fault = z.object({ message: text(4096) }).strict();
 const IdentityResult = z.object({
   ok: z.boolean(),
-  error: z.string().max(4096).optional(),
+  error: text(4096).optional(),
   ms: z.number().min(0),
   steps: z.record(z.string().max(64), z.number().min(0)).optional(),
 }).strict();
-export type IdentityResult = z.infer<typeof IdentityResult>;
+export type IdentityResult = z.output<typeof IdentityResult>;
 
 export interface ExecRequest {
   argv: string[];
@@ -358,7 +361,7 @@ export class AgentProtocol {
   }
 }
 
-function json<T>(payload: Buffer, schema: z.ZodType<T>, bad: (why: string) => never): T {
+function json<T>(payload: Buffer, schema: z.ZodType<T, any>, bad: (why: string) => never): T {
   let value: unknown;
   try {
     value = JSON.parse(payload.toString('utf8'));
