@@ -5,7 +5,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -285,47 +284,6 @@ func (s *session) pump(o *outStream) {
 	}
 }
 
-// feedStdin writes queued input to the process and grants the host more as it goes.
-func (s *session) feedStdin() {
-	w := s.stdinW
-	if s.master != nil {
-		w = s.master
-	}
-	broken := false
-	for {
-		chunk, eof, ok := s.stdin.pop(s.done)
-		if !ok {
-			return
-		}
-		if chunk != nil {
-			if !broken {
-				if _, err := w.Write(chunk); err != nil {
-					broken = true // the process closed its stdin; what follows is dropped
-				}
-			}
-			if s.closing.Load() {
-				continue
-			}
-			s.stdinCredit.grant(len(chunk))
-			win := make([]byte, 5)
-			win[0] = streamStdin
-			binary.BigEndian.PutUint32(win[1:], uint32(len(chunk)))
-			if !s.send(tWindow, win) {
-				return
-			}
-			continue
-		}
-		if eof {
-			if s.master != nil {
-				w.Write([]byte{4}) // ^D: end of input for the program reading the terminal
-			} else {
-				s.stdinW.Close()
-			}
-			return
-		}
-	}
-}
-
 func (s *session) kill(sig syscall.Signal) {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
@@ -385,62 +343,6 @@ func exitJSON(state *os.ProcessState, timedOut bool) []byte {
 	}
 	b, _ := json.Marshal(map[string]any{"code": code, "signal": sig, "timedOut": timedOut})
 	return b
-}
-
-// inputQueue holds stdin the host sent ahead of the process (bounded by the stdin window).
-type inputQueue struct {
-	mu     sync.Mutex
-	chunks [][]byte
-	eof    bool
-	wake   chan struct{}
-}
-
-func newInputQueue() *inputQueue { return &inputQueue{wake: make(chan struct{}, 1)} }
-
-func (q *inputQueue) push(b []byte) {
-	q.mu.Lock()
-	q.chunks = append(q.chunks, b)
-	q.mu.Unlock()
-	q.signal()
-}
-
-func (q *inputQueue) close() {
-	q.mu.Lock()
-	q.eof = true
-	q.mu.Unlock()
-	q.signal()
-}
-
-func (q *inputQueue) signal() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-// pop returns the next chunk, or eof once everything before it was popped; ok is false when
-// done is closed first.
-func (q *inputQueue) pop(done <-chan struct{}) (chunk []byte, eof bool, ok bool) {
-	for {
-		q.mu.Lock()
-		if len(q.chunks) > 0 {
-			c := q.chunks[0]
-			q.chunks[0] = nil
-			q.chunks = q.chunks[1:]
-			q.mu.Unlock()
-			return c, false, true
-		}
-		if q.eof {
-			q.mu.Unlock()
-			return nil, true, true
-		}
-		q.mu.Unlock()
-		select {
-		case <-q.wake:
-		case <-done:
-			return nil, false, false
-		}
-	}
 }
 
 // growPipe raises a pipe's buffer to 1 MiB (root may): under emulation every pipe wake-up is
