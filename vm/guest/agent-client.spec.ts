@@ -87,7 +87,13 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-function fakeAgent(onConn: (c: Conn) => void, at = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fake-agent-')), 'agent.sock')) {
+function tempDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fake-agent-'));
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function fakeAgent(onConn: (c: Conn) => void, at = path.join(tempDir(), 'agent.sock')) {
   const conns: Conn[] = [];
   const server = net.createServer((sock) => {
     const c = new Conn(sock);
@@ -145,8 +151,7 @@ describe('AgentClient', () => {
   });
 
   it('waits for the socket to appear (QEMU starting)', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fake-agent-'));
-    const at = path.join(dir, 'agent.sock');
+    const at = path.join(tempDir(), 'agent.sock');
     const cl = client(at);
     const ready = cl.ready(5000);
     setTimeout(() => fakeAgent((c) => void c.ack(), at), 100);
