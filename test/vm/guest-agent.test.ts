@@ -12,6 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../vm/guest/agent-client.ts';
 import type { AgentChannel } from '../../vm/guest/agent-channel.ts';
+import { freeLoopbackPort } from '../../vm/net/free-port.ts';
 import { spritePaths } from '../../vm/paths.ts';
 import type { VmSpec } from '../../vm/qemu/argv.ts';
 import { QemuVm } from '../../vm/qemu/qemu-vm.ts';
@@ -195,7 +196,7 @@ describe('guest agent after a restore', () => {
     const spec: VmSpec = {
       name: 'restore-probe', qemuBinary: 'qemu-system-x86_64', accel: sprite.accel as VmSpec['accel'], memoryMiB: sprite.memoryMiB, cpus: sprite.cpus,
       kernel: path.join(imageDir, 'vmlinuz'), initrd: path.join(imageDir, 'initrd.img'), cmdline: image.kernelCmdline, disk,
-      sshPort: 1 + (process.pid % 20000) + 30000, forwards: [], qmpSocket: path.join(dir, 'q'), agentSocket: path.join(dir, 'a.qga'),
+      sshPort: await freeLoopbackPort(), forwards: [], qmpSocket: path.join(dir, 'q'), agentSocket: path.join(dir, 'a.qga'),
       envSocket: path.join(dir, 'e'), egressSocket: path.join(dir, 'x'), serialSocket: path.join(dir, 's'), serialLog: path.join(dir, 'serial.log'),
       pidFile: path.join(dir, 'pid'), incomingStateFile: golden.stateFile,
     };
