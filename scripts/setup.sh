@@ -9,6 +9,7 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-utils      # the hypervisor and qcow2 tools
   socat                           # carries each guest connection to the daemon's egress proxy
   mmdebstrap e2fsprogs            # building guest images from Debian packages (no loop mounts)
+  golang-go                       # compiling the guest agent (resources/guest-agent) into the image
   openssh-client                  # ssh-keygen / ssh for `spritely ssh-config` users
   openssl                         # test certificates for the relay tests
   chromium xvfb                   # browser end-to-end tests and screenshots

@@ -26,6 +26,8 @@ export const GUEST_PORTS = {
   control: 'org.qemu.guest_agent.0',
   /** spritely-env: the guest's own requests to the daemon (vm/checkpoints/env-channel.ts). */
   env: 'org.spritely.env.0',
+  /** The spritely agent: exec and PTY sessions multiplexed on one framed channel (docs/guest-agent.md). */
+  agent: 'org.spritely.agent.0',
 } as const;
 export type GuestPortName = (typeof GUEST_PORTS)[keyof typeof GUEST_PORTS];
 

@@ -181,7 +181,9 @@ class FakeMachine extends EventEmitter<MachineEvents> implements Machine {
 
   async openPort(name: GuestPortName): Promise<Duplex> {
     if (!this.proc.alive) throw new Error('the machine is gone');
-    return name === GUEST_PORTS.control ? this.proc.guest.connectAgent() : this.proc.guest.connectEnv();
+    if (name === GUEST_PORTS.control) return this.proc.guest.connectAgent();
+    if (name === GUEST_PORTS.env) return this.proc.guest.connectEnv();
+    throw new Error(`the fake guest has no ${name} port`);
   }
 
   async powerDown(): Promise<void> {

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { capture, ImageBuildError, isAlive, onPath, removeTree, run } from './build-commands.ts';
 import { parseDpkgStatus, runMmdebstrap, type BuildProgress } from './mmdebstrap.ts';
 import { DEFAULT_RECIPE, IMAGE_FORMAT_VERSION, imageId, recipeHash, type Recipe } from './recipe.ts';
+import { buildAgent, hostDpkgArch } from '../guest/agent-build.ts';
 
 export { ImageBuildError, type BuildProgress };
 
@@ -95,7 +96,10 @@ export async function buildImage(opts: BuildImageOptions): Promise<ImageInfo> {
   const log = createWriteStream(path.join(work, 'build.log'));
   try {
     const tarball = path.join(work, 'rootfs.tar');
-    await runMmdebstrap(recipe, tarball, asRoot, log, progress, opts.signal);
+    progress({ phase: 'checking', message: 'building the guest agent' });
+    const agentBinary = await buildGuestAgent(recipe, work, log, opts.signal);
+    await runMmdebstrap(recipe, tarball, asRoot, log, progress, opts.signal, agentBinary);
+    await fs.rm(agentBinary, { force: true });
 
     progress({ phase: 'filesystem', message: 'extracting kernel, initrd and package list' });
     const members = (await capture('tar', ['-tf', tarball], opts.signal)).toString('utf8').split('\n');
@@ -164,8 +168,22 @@ export async function buildImage(opts: BuildImageOptions): Promise<ImageInfo> {
   }
 }
 
+/**
+ * Compiles the guest agent from `recipe.agentDir` for the architecture mmdebstrap builds (the
+ * host's dpkg architecture) into the work dir; mmdebstrap uploads it into the guest. Static, no
+ * module downloads (vm/guest/agent-build.ts).
+ */
+async function buildGuestAgent(recipe: Recipe, work: string, log: NodeJS.WritableStream, signal?: AbortSignal): Promise<string> {
+  const out = path.join(work, 'spritely-agent');
+  const arch = (await capture('dpkg', ['--print-architecture'], signal).catch(() => Buffer.from(hostDpkgArch()))).toString().trim();
+  log.write(`$ go build (guest agent, ${recipe.agentDir}, ${arch}) -> ${out}\n`);
+  await buildAgent({ out, sourceDir: recipe.agentDir, dpkgArch: arch, signal });
+  return out;
+}
+
 const TOOLS: Array<{ cmd: string; pkg: string; unshareOnly?: boolean }> = [
   { cmd: 'mmdebstrap', pkg: 'mmdebstrap' },
+  { cmd: 'go', pkg: 'golang-go' },
   { cmd: 'mke2fs', pkg: 'e2fsprogs' },
   { cmd: 'tar', pkg: 'tar' },
   { cmd: 'newuidmap', pkg: 'uidmap', unshareOnly: true },

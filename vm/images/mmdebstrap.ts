@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { debianMirrorArgs } from './debian-mirror.ts';
 import { run, shellQuote } from './build-commands.ts';
 import { listGuestFiles, type Recipe } from './recipe.ts';
+import { AGENT_GUEST_PATH } from '../guest/agent-build.ts';
 
 export interface BuildProgress {
   /** checking · resolving · downloading · extracting · installing · customizing · archiving · filesystem · converting · done */
@@ -19,8 +20,9 @@ export interface BuildProgress {
 /**
  * mmdebstrap arguments for `recipe`, writing a tarball to `target`, from `mirrors` (see
  * debian-mirror.ts; none: mmdebstrap's own default). The guest's apt keeps the same sources.
+ * `agentBinary`: the compiled guest agent, uploaded to AGENT_GUEST_PATH.
  */
-export function mmdebstrapArgs(recipe: Recipe, target: string, asRoot: boolean, machineId: string, mirrors: string[] = []): string[] {
+export function mmdebstrapArgs(recipe: Recipe, target: string, asRoot: boolean, machineId: string, mirrors: string[] = [], agentBinary?: string): string[] {
   const q = shellQuote;
   const files = listGuestFiles(recipe);
   const modes = files.map((f) => `chmod ${f.executable ? '0755' : '0644'} ${q(f.guestPath)}`);
@@ -29,9 +31,11 @@ export function mmdebstrapArgs(recipe: Recipe, target: string, asRoot: boolean, 
     // mmdebstrap copied the build host's files in; the recipe's guest files replace them
     'rm -f "$1/etc/resolv.conf" "$1/etc/hostname"',
     `sync-in ${q(recipe.guestDir)} /`,
+    ...(agentBinary ? [`upload ${q(agentBinary)} ${AGENT_GUEST_PATH}`] : []),
     inChroot([
       ...files.map((f) => `chown 0:0 ${q(f.guestPath)}`),
       ...modes,
+      ...(agentBinary ? [`chown 0:0 ${AGENT_GUEST_PATH}`, `chmod 0755 ${AGENT_GUEST_PATH}`] : []),
       recipe.enableUnits.length ? `systemctl enable --quiet ${recipe.enableUnits.join(' ')}` : 'true',
       recipe.disableUnits.length ? `systemctl disable --quiet ${recipe.disableUnits.join(' ')}` : 'true',
       recipe.maskUnits.length ? `systemctl mask --quiet ${recipe.maskUnits.join(' ')}` : 'true',
@@ -62,10 +66,10 @@ export function mmdebstrapArgs(recipe: Recipe, target: string, asRoot: boolean, 
 
 export async function runMmdebstrap(
   recipe: Recipe, target: string, asRoot: boolean, log: NodeJS.WritableStream,
-  progress: (p: BuildProgress) => void, signal?: AbortSignal,
+  progress: (p: BuildProgress) => void, signal?: AbortSignal, agentBinary?: string,
 ): Promise<void> {
   const parser = new MmdebstrapProgress(progress);
-  const args = mmdebstrapArgs(recipe, target, asRoot, randomBytes(16).toString('hex'), debianMirrorArgs(recipe.suite));
+  const args = mmdebstrapArgs(recipe, target, asRoot, randomBytes(16).toString('hex'), debianMirrorArgs(recipe.suite), agentBinary);
   log.write(`$ mmdebstrap ${args.map(shellQuote).join(' ')}\n`);
   await run('mmdebstrap', args, { log, signal, onLine: (l) => parser.line(l), stdin: 'ignore' });
 }

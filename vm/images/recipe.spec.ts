@@ -39,6 +39,18 @@ describe('recipe hash and image id', () => {
     expect(recipeHash(moded)).not.toBe(base);
   });
 
+  it('changes when a guest agent source changes, but not for its tests', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'recipe-agent-'));
+    temps.push(dir);
+    cpSync(DEFAULT_RECIPE.agentDir, dir, { recursive: true });
+    const copy = { ...DEFAULT_RECIPE, agentDir: dir };
+    expect(recipeHash(copy)).toBe(recipeHash());
+    writeFileSync(path.join(dir, 'zz_test.go'), 'package main\n');
+    expect(recipeHash(copy)).toBe(recipeHash());
+    writeFileSync(path.join(dir, 'frame.go'), 'package main\n// changed\n');
+    expect(recipeHash(copy)).not.toBe(recipeHash());
+  });
+
   it('changes when the recipe data changes', () => {
     expect(recipeHash({ ...DEFAULT_RECIPE, packages: [...DEFAULT_RECIPE.packages, 'vim'] })).not.toBe(recipeHash());
     expect(recipeHash({ ...DEFAULT_RECIPE, kernelCmdline: DEFAULT_RECIPE.kernelCmdline + ' x' })).not.toBe(recipeHash());
@@ -72,6 +84,16 @@ describe('mmdebstrap invocation', () => {
     expect(root.slice(-2)).toEqual(['bookworm', '/x/rootfs.tar']);
     expect(root).toContain(`--include=${DEFAULT_RECIPE.packages.join(',')}`);
     expect(root.some((a) => a.startsWith('--customize-hook=sync-in '))).toBe(true);
+  });
+
+  it('uploads the compiled guest agent and makes it root-owned and executable', () => {
+    const args = mmdebstrapArgs(DEFAULT_RECIPE, '/x/rootfs.tar', true, 'a'.repeat(32), [], '/w/spritely-agent');
+    const hooks = args.filter((a) => a.startsWith('--customize-hook=')).map((a) => a.slice('--customize-hook='.length));
+    const upload = hooks.indexOf('upload /w/spritely-agent /usr/lib/spritely/spritely-agent');
+    expect(upload).toBeGreaterThan(hooks.findIndex((h) => h.startsWith('sync-in ')));
+    expect(hooks[upload + 1]).toContain('chmod 0755 /usr/lib/spritely/spritely-agent');
+    expect(hooks[upload + 1]).toMatch(/systemctl enable --quiet .*spritely-agent\.service/);
+    expect(mmdebstrapArgs(DEFAULT_RECIPE, '/x/rootfs.tar', true, 'a'.repeat(32)).some((a) => a.includes('upload '))).toBe(false);
   });
 
   it('passes the configured mirrors after the target, in order', () => {

@@ -23,6 +23,8 @@ export interface VmSpec {
   qmpSocket: string;
   agentSocket: string;
   envSocket: string;
+  /** The spritely agent's port (exec and terminals; docs/guest-agent.md). */
+  spritelyAgentSocket: string;
   /** The daemon's egress proxy for this sprite (unix socket); QEMU forwards 10.0.2.100:3128 to it. */
   egressSocket: string;
   serialSocket: string;
@@ -99,6 +101,8 @@ export function buildQemuArgv(spec: VmSpec): string[] {
     '-device', `virtserialport,bus=vser0.0,chardev=qga0,name=${GUEST_PORTS.control},id=qgaport`,
     '-chardev', `socket,id=env0,path=${o(spec.envSocket)},server=on,wait=off`,
     '-device', `virtserialport,bus=vser0.0,chardev=env0,name=${GUEST_PORTS.env},id=envport`,
+    '-chardev', `socket,id=agent0,path=${o(spec.spritelyAgentSocket)},server=on,wait=off`,
+    '-device', `virtserialport,bus=vser0.0,chardev=agent0,name=${GUEST_PORTS.agent},id=agentport`,
     '-chardev', `socket,id=ser0,path=${o(spec.serialSocket)},server=on,wait=off,logfile=${o(spec.serialLog)},logappend=on`,
     '-serial', 'chardev:ser0',
     '-device', 'virtio-rng-pci,id=rng0',
@@ -133,6 +137,7 @@ export function deviceSignature(spec: VmSpec, qemuVersion: string): string {
     qmpSocket: 'S',
     agentSocket: 'S',
     envSocket: 'S',
+    spritelyAgentSocket: 'S',
     egressSocket: 'S',
     serialSocket: 'S',
     serialLog: 'L',

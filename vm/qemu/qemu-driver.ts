@@ -32,10 +32,10 @@ export interface QemuDriverOptions {
 }
 
 /** The sockets of machine `id` in the run dir. */
-export function qemuSockets(runDir: string, id: string): { qmp: string; agent: string; env: string; serial: string } {
+export function qemuSockets(runDir: string, id: string): { qmp: string; agent: string; env: string; spritelyAgent: string; serial: string } {
   const tag = crypto.createHash('sha256').update(id).digest('hex').slice(0, 12);
   const sock = (kind: string) => path.join(runDir, `${tag}.${kind}`);
-  return { qmp: sock('qmp'), agent: sock('qga'), env: sock('env'), serial: sock('serial') };
+  return { qmp: sock('qmp'), agent: sock('qga'), env: sock('env'), spritelyAgent: sock('agent'), serial: sock('serial') };
 }
 
 export class QemuDriver implements Driver {
@@ -96,6 +96,7 @@ export class QemuDriver implements Driver {
       qmpSocket: sockets.qmp,
       agentSocket: sockets.agent,
       envSocket: sockets.env,
+      spritelyAgentSocket: sockets.spritelyAgent,
       egressSocket: s.egressSocket,
       serialSocket: sockets.serial,
       serialLog: path.join(s.dir, 'serial.log'),
@@ -115,7 +116,7 @@ export class QemuDriver implements Driver {
     const { pid } = await launchQemu(buildQemuArgv(spec), { logFile, qmpSocket: spec.qmpSocket });
     try {
       const qmp = await QmpClient.connect(spec.qmpSocket);
-      return new QemuMachine({ pid, qmpSocket: spec.qmpSocket, agentSocket: spec.agentSocket, envSocket: spec.envSocket, serialSocket: spec.serialSocket, logFile }, qmp);
+      return new QemuMachine({ pid, qmpSocket: spec.qmpSocket, agentSocket: spec.agentSocket, envSocket: spec.envSocket, spritelyAgentSocket: spec.spritelyAgentSocket, serialSocket: spec.serialSocket, logFile }, qmp);
     } catch (err) {
       killPid(pid);
       throw err;

@@ -20,6 +20,8 @@ export const QemuHandle = z.object({
   qmpSocket: z.string(),
   agentSocket: z.string(),
   envSocket: z.string(),
+  /** Absent in handles written before the spritely agent's port existed (their QEMU has none). */
+  spritelyAgentSocket: z.string().optional(),
   serialSocket: z.string().optional(),
   logFile: z.string().optional(),
 });
@@ -179,7 +181,8 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
   }
 
   openPort(name: GuestPortName): Promise<Duplex> {
-    const socketPath = name === GUEST_PORTS.control ? this.handle.agentSocket : this.handle.envSocket;
+    const socketPath = { [GUEST_PORTS.control]: this.handle.agentSocket, [GUEST_PORTS.env]: this.handle.envSocket, [GUEST_PORTS.agent]: this.handle.spritelyAgentSocket }[name];
+    if (!socketPath) return Promise.reject(new Error(`this machine has no guest port ${name} (it was started before that port existed)`));
     return new Promise((resolve, reject) => {
       const s = net.connect(socketPath);
       s.once('connect', () => {
