@@ -56,10 +56,11 @@ export interface EgressConnectorOptions {
   dial?: (options: net.NetConnectOpts) => net.Socket;
 }
 
+/** Exactly one of `host` and `address`. */
 export interface EgressRequest {
   /** What the guest wrote: a host name or an address literal (`[v6]` allowed). */
   host?: string;
-  /** A transparent connection's original destination address. */
+  /** A transparent connection's original destination address (the name comes from the daemon's DNS). */
   address?: string;
   port: number;
   /** Aborts resolving and connecting (the guest went away). */
@@ -192,6 +193,7 @@ export class EgressConnector {
   }
 
   async connect(req: EgressRequest): Promise<EgressResult> {
+    if ((req.host === undefined) === (req.address === undefined)) throw new Error('EgressConnector.connect takes a host or an address, not both or neither');
     const written = req.host ?? (req.address === undefined ? '' : bracketed(req.address));
     const where = `${printable(written, 200)}:${req.port}`;
     if (this.active >= this.maxConnections) {
@@ -234,15 +236,10 @@ export class EgressConnector {
       const target = parseTarget(bracketed(req.address));
       if (target.kind !== 'address') return this.refuse('invalid', where, target.kind === 'invalid' ? target.problem : `"${req.address}" is not an IP address`);
       address = target.address.text;
-      if (req.host !== undefined) {
-        const asked = parseTarget(req.host);
-        if (asked.kind !== 'name') return this.refuse('invalid', where, asked.kind === 'invalid' ? asked.problem : `"${req.host}" is not a host name`);
-        name = asked.name;
-        decision = decideEgress({ ...inputs, name, candidates: [address], port });
-      } else {
-        const names = this.opts.names?.namesFor(address, (this.opts.now ?? Date.now)()) ?? [];
-        ({ decision, name } = decideTransparent(inputs, address, port, names));
-      }
+      // the names come from the daemon's own DNS answers only: a name the guest claims beside an
+      // address would let `allow=github.com` reach any address the guest likes
+      const names = this.opts.names?.namesFor(address, (this.opts.now ?? Date.now)()) ?? [];
+      ({ decision, name } = decideTransparent(inputs, address, port, names));
     } else {
       const target = parseTarget(req.host ?? '');
       if (target.kind === 'invalid') return this.refuse('invalid', where, target.problem);

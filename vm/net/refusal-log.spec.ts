@@ -6,7 +6,7 @@ const tcp = (name: string | null, address: string | null, port: number, reason =
 function setup(extra: Partial<ConstructorParameters<typeof RefusalLog>[0]> = {}) {
   let now = Date.parse('2026-12-01T10:00:00Z');
   const lines: string[] = [];
-  const log = new RefusalLog({ sprite: 'dev', log: (l) => lines.push(l), now: () => now, timer: false, ...extra });
+  const log = new RefusalLog({ sprite: 'dev', listedBy: 'spritely net show dev', log: (l) => lines.push(l), now: () => now, timer: false, ...extra });
   return { log, lines, advance: (ms: number) => (now += ms) };
 }
 
@@ -80,7 +80,7 @@ describe('RefusalLog', () => {
     log.record(tcp('a.example', null, 1));
     expect(lines).toHaveLength(1);
     vi.advanceTimersByTime(INTERVAL_MS);
-    expect(lines[1]).toMatch(/^2 more refused \(1 destination\) in the last 60 s/);
+    expect(lines[1]).toBe('2 more refused (1 destination) in the last 60 s, not logged one by one'); // nothing lists them yet
     log.close();
   });
 
@@ -89,5 +89,19 @@ describe('RefusalLog', () => {
     log.record(tcp('\x1b[31mevil\x07', null, 1, 'because\nforged line'));
     expect(lines[0]).not.toMatch(/[\x00-\x1f\x7f]/);
     expect(JSON.stringify(log.list())).not.toMatch(/\\u001b|\\n/);
+  });
+});
+
+describe('RefusalLog under a flood of distinct destinations', () => {
+  it('stays bounded: past 1024 destinations in an interval, new ones are only counted', () => {
+    const { log, lines, advance } = setup({ linesPerInterval: 5000 });
+    for (let i = 0; i < 3000; i++) log.record({ protocol: 'dns', name: `r${i}.example`, address: null, port: null, reason: 'refused' });
+    expect(lines).toHaveLength(1024);
+    advance(INTERVAL_MS);
+    log.flush();
+    expect(lines[1024]).toMatch(/^1976 more refused \(1024\+ destinations\)/);
+    advance(1);
+    log.record({ protocol: 'dns', name: 'fresh.example', address: null, port: null, reason: 'refused' });
+    expect(lines.at(-1)).toBe('dns refused: fresh.example: refused'); // the old keys were pruned
   });
 });

@@ -1,7 +1,7 @@
 /**
  * What a sprite tried to reach and was refused, for the person who wonders why something in it
- * fails: the last LIST_SIZE refusals (time, name, address, port, protocol, why), which `spritely
- * net show NAME` and the UI's sprite header show, and the daemon log. The guest decides how often
+ * fails: the last LIST_SIZE refusals (time, name, address, port, protocol, why), for `spritely net
+ * show NAME` and the UI's sprite header (list(), through SpriteNetwork.view()), and the daemon log. The guest decides how often
  * it is refused, so the log is rate-limited: one line per destination (host) per interval, at most
  * LINES_PER_INTERVAL lines per interval in all, and what was held back is counted and summed up
  * in one "N more refused" line when the interval ends. Guest text (names) reaches the list and
@@ -37,8 +37,12 @@ export const LINES_PER_INTERVAL = 60;
 const MAX_KEYS = 1024;
 
 export interface RefusalLogOptions {
-  /** The sprite's name, for the summary line's hint. */
   sprite: string;
+  /**
+   * Where the person finds the whole list, named in the summary line (e.g. `spritely net show
+   * dev`), once something shows it.
+   */
+  listedBy?: string;
   /** A daemon log line (the caller prefixes the sprite). */
   log?: (line: string) => void;
   listSize?: number;
@@ -71,6 +75,7 @@ export class RefusalLog {
   private heldBack = 0;
   private readonly heldKeys = new Set<string>();
   private summaryTimer: NodeJS.Timeout | null = null;
+  private prunedAt = -Infinity;
 
   constructor(private readonly opts: RefusalLogOptions) {}
 
@@ -112,10 +117,8 @@ export class RefusalLog {
     if (this.heldBack > 0) {
       const secs = Math.round((now - this.windowStart) / 1000);
       const n = this.heldKeys.size;
-      this.opts.log?.(
-        `${this.heldBack} more refused (${n}${n >= MAX_KEYS ? '+' : ''} destination${n === 1 ? '' : 's'}) in the last ${secs} s, not logged one by one; ` +
-          `the latest: spritely net show ${this.opts.sprite}`,
-      );
+      const where = this.opts.listedBy ? `; the latest: ${this.opts.listedBy}` : '';
+      this.opts.log?.(`${this.heldBack} more refused (${n}${n >= MAX_KEYS ? '+' : ''} destination${n === 1 ? '' : 's'}) in the last ${secs} s, not logged one by one${where}`);
     }
     this.heldBack = 0;
     this.heldKeys.clear();
@@ -146,8 +149,12 @@ export class RefusalLog {
     if (this.entries.length > (this.opts.listSize ?? LIST_SIZE)) this.entries.shift();
   }
 
+  /** Forgets destinations whose interval is over; at most once a second (a flood calls it often). */
   private pruneKeys(now: number, interval: number): boolean {
-    for (const [k, t] of this.lastLine) if (now - t >= interval) this.lastLine.delete(k);
+    if (now - this.prunedAt >= 1000) {
+      this.prunedAt = now;
+      for (const [k, t] of this.lastLine) if (now - t >= interval) this.lastLine.delete(k);
+    }
     return this.lastLine.size < MAX_KEYS;
   }
 }

@@ -10,9 +10,9 @@
  * their TTL (a process resolves at start and reconnects later; connection pools, Java's 30 s
  * cache), and the grace costs little — the address was the allowed name's own answer a few minutes
  * ago, and every connection is still decided on its address (internet checks) when it is made.
- * Bounded per sprite (a few MiB at worst): at most MAX_ADDRESSES addresses (the least recently answered goes first)
- * and MAX_NAMES_PER_ADDRESS names per address (CDNs put many names on one address). Sans-IO: the
- * caller passes the time.
+ * Bounded per sprite (a few MiB at worst): at most MAX_ADDRESSES addresses (the least recently
+ * answered goes first) and MAX_NAMES_PER_ADDRESS names per address (CDNs put many names on one
+ * address). Sans-IO: the caller passes the time.
  */
 import { canonicalAddress } from './address.ts';
 
