@@ -27,6 +27,8 @@ export interface SpriteNetworkOptions {
   onActivity?: () => void;
   /** A daemon log line (the caller prefixes the sprite). */
   log?: (line: string) => void;
+  /** Where the refusal list is shown (`spritely net show NAME`), for the log's summary line; once it is. */
+  listedBy?: string;
   /** Default: SPRITELY_EGRESS_TREAT_AS_PUBLIC (docs/network.md). */
   treatAsPublic?: readonly Range[];
   /** Test seams and knobs, passed to the parts. */
@@ -56,7 +58,7 @@ export class SpriteNetwork {
 
   constructor(private readonly opts: SpriteNetworkOptions) {
     const treatAsPublic = opts.treatAsPublic ?? readTreatAsPublic((process.env.SPRITELY_EGRESS_TREAT_AS_PUBLIC ?? '').split(','), opts.log);
-    this.refusals = new RefusalLog({ sprite: opts.sprite, log: opts.log, now: opts.now });
+    this.refusals = new RefusalLog({ sprite: opts.sprite, log: opts.log, listedBy: opts.listedBy, now: opts.now });
     const shared = { sprite: opts.sprite, policy: opts.policy, hostNetworks: opts.hostNetworks, treatAsPublic, names: this.names, refusals: this.refusals, log: opts.log, now: opts.now };
     this.connector = new EgressConnector({ ...shared, lookup: opts.lookup, onActivity: opts.onActivity, maxConnections: opts.maxConnections });
     this.dns = new DnsResponder({ ...shared, resolver: opts.resolver, answerAAAA: opts.answerAAAA });
