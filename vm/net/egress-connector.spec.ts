@@ -198,6 +198,17 @@ describe('EgressConnector: by name or address as the guest wrote it (the HTTP pr
     expect(c2.active).toBe(0);
   });
 
+  it('check() decides without connecting', async () => {
+    policy = parseNetworkPolicy('allow=app.example');
+    const before = accepted.length;
+    const { c } = connector();
+    expect(await c.check({ host: 'app.example', port: echoPort })).toBeNull();
+    expect(await c.check({ host: 'other.example', port: echoPort })).toMatchObject({ kind: 'refused', reason: expect.stringMatching(/not in this sprite's allow list/) });
+    expect(await c.check({ host: '010.1.1.1', port: echoPort })).toMatchObject({ kind: 'invalid' });
+    expect(c.active).toBe(0);
+    expect(accepted.length).toBe(before);
+  });
+
   it('reads the policy for every request', async () => {
     const { c } = connector();
     policy = parseNetworkPolicy('none');

@@ -213,6 +213,16 @@ export class EgressConnector {
     }
   }
 
+  /**
+   * Decides a request without connecting (no slot taken): a refusal, or null when it would be let
+   * out. For a carrier that must also check a second spelling of one destination.
+   */
+  async check(req: EgressRequest): Promise<EgressRefusal | null> {
+    const written = req.host ?? (req.address === undefined ? '' : bracketed(req.address));
+    const decided = await this.decide(req, `${printable(written, 200)}:${req.port}`);
+    return decided.ok ? null : decided;
+  }
+
   /** Stops sampling activity and closes every open connection (the sprite stopped). */
   close(): void {
     for (const s of this.open) s.destroy();

@@ -166,6 +166,15 @@ export class EgressProxy {
       }
       if (!URL.canParse(req.url!)) throw new Refusal(400, `spritely: "${printable(req.url!, 200)}" is not a URL`);
       url = new URL(req.url!);
+      // WHATWG URL parsing reinterprets some spellings (http://010.231.077.001/ is octal, a
+      // different address): decide on what the guest wrote as well, as CONNECT does.
+      const written = writtenHost(req.url!);
+      if (written !== url.hostname) {
+        for (const host of [url.hostname, written]) {
+          const refusal = await this.connector.check({ host, port: Number(url.port || 80) });
+          if (refusal) throw new Refusal(STATUS[refusal.kind], refusal.message);
+        }
+      }
       upstreamSocket = await this.open(url.hostname, Number(url.port || 80), req.socket);
     } catch (err) {
       return void refuseResponse(res, err);
@@ -216,4 +225,10 @@ function refuseResponse(res: http.ServerResponse, err: unknown): void {
 
 function headerSafe(s: string): string {
   return s.replace(/[^\x20-\x7e]/g, '?').slice(0, 500);
+}
+
+/** The host of an absolute-form request target as the guest wrote it (lower-case, brackets kept). */
+export function writtenHost(target: string): string {
+  const m = /^http:\/\/(?:[^@/?#]*@)?(\[[^\]/?#]*\]|[^:/?#]*)/i.exec(target);
+  return (m?.[1] ?? '').toLowerCase();
 }
