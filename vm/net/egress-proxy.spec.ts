@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spellings, urlHost } from './address-spellings.ts';
+import { EgressConnector } from './egress-connector.ts';
 import { EgressProxy } from './egress-proxy.ts';
 import { parseNetworkPolicy, type NetworkPolicy } from './egress-policy.ts';
 
@@ -258,6 +259,26 @@ describe('EgressProxy', () => {
     closed.close();
     expect(await raw(`CONNECT ${lanAddress}:${port} HTTP/1.1\r\n\r\n`)).toMatch(/^HTTP\/1\.1 502[^]*ECONNREFUSED/);
     expect(await raw(`CONNECT ${lanAddress}:${originPort} HTTP/1.1\r\n\r\n`, /established/)).toMatch(/^HTTP\/1\.1 200/);
+  });
+
+  it("answers 503 with the sprite's connection cap when it is reached, and serves again once one closes", async () => {
+    const connector = new EgressConnector({ sprite: 'dev', policy: () => parseNetworkPolicy(`allow=${lanAddress}`), maxConnections: 1, treatAsPublic: [] });
+    const capped = new EgressProxy({ sprite: 'dev', socketPath: path.join(dir, 'capped.sock'), policy: () => policy, connector });
+    await capped.listen();
+    try {
+      const first = net.connect(path.join(dir, 'capped.sock'));
+      first.write(`CONNECT ${lanAddress}:${originPort} HTTP/1.1\r\n\r\n`);
+      await new Promise((r) => first.once('data', r));
+      const out = await raw(`CONNECT ${lanAddress}:${originPort} HTTP/1.1\r\n\r\n`, undefined, path.join(dir, 'capped.sock'));
+      expect(out).toMatch(/^HTTP\/1\.1 503 [^]*refused: this sprite already has 1 connections open, the most it may have at once\. Close some and try again/);
+      first.destroy();
+      for (let i = 0; i < 100 && connector.active > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(connector.active).toBe(0);
+      expect(await raw(`CONNECT ${lanAddress}:${originPort} HTTP/1.1\r\n\r\n`, /established/, path.join(dir, 'capped.sock'))).toMatch(/^HTTP\/1\.1 200/);
+    } finally {
+      capped.close();
+      connector.close();
+    }
   });
 
   it('is a 0600 socket', () => {
