@@ -15,8 +15,9 @@ import (
 	"fmt"
 )
 
-// ProtocolVersion is the version this agent speaks (HELLO and HELLO_ACK carry it).
-const ProtocolVersion = 1
+// ProtocolVersion is the version this agent speaks (HELLO and HELLO_ACK carry it). Version 2
+// added the network relay (netframe.go).
+const ProtocolVersion = 2
 
 const (
 	headerLen      = 9 // u32 length + u8 type + u32 session
@@ -48,8 +49,7 @@ const (
 	tError    = 0x1a // A: JSON {code, message}; the request failed, the session does not exist
 	tIdentity = 0x20 // H: JSON identity
 	tResult   = 0x21 // A: JSON result of a request (identity)
-	// 0x30-0x3f are reserved for the network relay (guest TCP streams with a destination,
-	// datagrams for DNS); a version-1 peer treats them as malformed.
+	// 0x30-0x3f: the network relay (netframe.go); a version-1 peer treats them as malformed.
 )
 
 // Stream numbers inside DATA, EOF and WINDOW.
