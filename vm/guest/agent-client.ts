@@ -12,6 +12,8 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { AgentChannel, type ChannelLink } from './agent-channel.ts';
 import { AgentProtocolError, flushBytes } from './agent-frames.ts';
+import { AgentRelay, type GuestNetwork } from './agent-relay.ts';
+import { CloseReason } from './agent-relay-protocol.ts';
 import {
   AgentProtocol, AgentVersionError, DEFAULT_WINDOW, type AgentEvent, type AgentIdentity, type AgentInfo, type ExecRequest,
   type IdentityResult, type PtyRequest,
@@ -27,6 +29,8 @@ export interface AgentClientOptions {
   name?: string;
   log?: (msg: string) => void;
   helloTimeoutsMs?: number[];
+  /** The sprite's network: the guest's TCP connections and DNS queries are carried to it (agent-relay.ts). */
+  network?: GuestNetwork;
 }
 
 interface PendingOpen {
@@ -54,9 +58,13 @@ export class AgentClient extends EventEmitter<{ ready: [AgentInfo]; lost: [Error
   private results = new Map<number, Pending<IdentityResult>>();
   private pings = new Map<string, Pending<void>>();
   private readonly link: ChannelLink;
+  private readonly relay: AgentRelay | null;
 
   constructor(private readonly opts: AgentClientOptions) {
     super();
+    this.relay = opts.network
+      ? new AgentRelay(opts.network, { protocol: () => (this.socket && this.protocol?.ready ? this.protocol.relay : null), write: (b) => this.send(b) }, opts.log)
+      : null;
     const guard = (f: () => void) => {
       try {
         f();
@@ -329,6 +337,13 @@ export class AgentClient extends EventEmitter<{ ready: [AgentInfo]; lost: [Error
         }
         case 'ready':
           break;
+        default:
+          // the network relay's events
+          if (this.relay) this.relay.onEvent(e);
+          else if (e.kind === 'tcp-connect') {
+            const f = this.protocol!.relay.close(e.session, CloseReason.Refused, 'spritely: this sprite has no network carrier');
+            if (f) this.send(f);
+          }
       }
     }
   }
@@ -338,6 +353,7 @@ export class AgentClient extends EventEmitter<{ ready: [AgentInfo]; lost: [Error
     const socket = this.socket;
     this.socket = null;
     this.protocol = null;
+    this.relay?.reset();
     socket?.destroy();
     if (log) this.opts.log?.(`guest agent${this.name()}: closing the channel: ${err.message}`);
     const reason = err.message;

@@ -12,6 +12,7 @@ import {
   AgentProtocolError, encodeFrame, FrameDecoder, FrameType, helloFrame, MAX_PAYLOAD, NONCE_BYTES, PROTOCOL_VERSION, Stream,
   type Frame,
 } from './agent-frames.ts';
+import { isRelayFrame, RelayProtocol, type RelayEvent } from './agent-relay-protocol.ts';
 
 /** Sessions this side keeps open at once (exec, pty and pending requests). */
 export const MAX_SESSIONS = 1024;
@@ -100,7 +101,9 @@ export type AgentEvent =
   | { kind: 'window'; session: number; bytes: number }
   | { kind: 'exit'; session: number; code: number | null; signal: string | null; timedOut: boolean }
   | { kind: 'error'; session: number; code: string; message: string }
-  | { kind: 'result'; session: number; result: IdentityResult };
+  | { kind: 'result'; session: number; result: IdentityResult }
+  /** The network relay's frames (agent-relay-protocol.ts). */
+  | RelayEvent;
 
 type SessionKind = 'exec' | 'pty' | 'identity';
 interface SessionState {
@@ -123,11 +126,14 @@ export class AgentProtocol {
   private pings = new Set<string>();
   private nonce: Buffer | null = null;
   private isReady = false;
+  /** The network relay of this epoch: its frames are checked and built there. */
+  readonly relay = new RelayProtocol();
 
   /** A new epoch: forgets every session and returns the HELLO to send. */
   hello(nonce: Buffer = crypto.randomBytes(NONCE_BYTES)): Buffer {
     this.sessions.clear();
     this.pings.clear();
+    this.relay.reset();
     this.isReady = false;
     this.nonce = nonce;
     this.decoder.expectAck(nonce);
@@ -155,7 +161,10 @@ export class AgentProtocol {
   receive(chunk: Buffer): AgentEvent[] {
     if (!this.nonce) throw new AgentProtocolError('the guest sent data before this side said HELLO');
     const out: AgentEvent[] = [];
-    for (const f of this.decoder.push(chunk)) out.push(this.frame(f));
+    for (const f of this.decoder.push(chunk)) {
+      const e = this.frame(f);
+      if (e) out.push(e);
+    }
     return out;
   }
 
@@ -272,7 +281,7 @@ export class AgentProtocol {
     return s;
   }
 
-  private frame(f: Frame): AgentEvent {
+  private frame(f: Frame): AgentEvent | null {
     const bad = (why: string): never => {
       throw new AgentProtocolError(`malformed ${typeName(f.type)} frame from the guest (session ${f.session}): ${why}`);
     };
@@ -299,6 +308,7 @@ export class AgentProtocol {
       if (f.type === FrameType.Announce) return { kind: 'announce', info: json(f.payload, AgentInfo, bad) };
       return { kind: 'fault', message: json(f.payload, Fault, bad).message };
     }
+    if (isRelayFrame(f.type)) return this.relay.frame(f);
     const known = [FrameType.Opened, FrameType.Data, FrameType.Eof, FrameType.Window, FrameType.Exit, FrameType.Error, FrameType.Result] as number[];
     if (!known.includes(f.type)) bad(`type 0x${f.type.toString(16).padStart(2, '0')} is not one the agent sends in protocol ${PROTOCOL_VERSION}`);
     const s = this.sessions.get(f.session);
