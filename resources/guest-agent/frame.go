@@ -114,9 +114,12 @@ func (r *frameReader) feed(data []byte, onFrame func(frame) error) error {
 	r.buf = append(r.buf, data...)
 	off := 0
 	defer func() {
-		// keep only what is not consumed (at most one partial frame or a hunting tail)
-		n := copy(r.buf, r.buf[off:])
-		r.buf = r.buf[:n]
+		// keep only what is not consumed (at most one partial frame or a hunting tail); nothing
+		// moves while a frame is still being assembled
+		if off > 0 {
+			n := copy(r.buf, r.buf[off:])
+			r.buf = r.buf[:n]
+		}
 	}()
 	for {
 		if r.hunting {
