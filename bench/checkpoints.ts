@@ -24,10 +24,10 @@ const engine = new Engine(l, { driver: new QemuDriver({ runDir: l.runDir, accelC
 await engine.init();
 
 async function exec(name: string, script: string): Promise<void> {
-  const ch = await engine.ssh(name).exec(['sh', '-c', script]);
+  const ch = await (await engine.agent(name)).exec({ argv: ['sh', '-c', script] });
   ch.resume();
   ch.stderr.resume();
-  const code = await new Promise<number>((r) => ch.on('exit', (c: number) => r(c)));
+  const code = (await ch.done).code;
   if (code !== 0) throw new Error(`${script} exited ${code}`);
 }
 

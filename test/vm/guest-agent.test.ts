@@ -10,7 +10,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '../../vm/guest/agent-client.ts';
+import { AgentClient, unixSocket } from '../../vm/guest/agent-client.ts';
 import type { AgentChannel } from '../../vm/guest/agent-channel.ts';
 import { freeLoopbackPort } from '../../vm/net/free-port.ts';
 import { spritePaths } from '../../vm/paths.ts';
@@ -47,7 +47,7 @@ function agentSocketOf(name: string): string {
 beforeAll(async () => {
   d = await startDaemon();
   await d.api.call('sprites.create', { name: NAME }, { timeoutMs: 600_000 });
-  client = new AgentClient({ socketPath: agentSocketOf(NAME), name: NAME, log: (m) => logs.push(m) });
+  client = new AgentClient({ connect: unixSocket(agentSocketOf(NAME)), name: NAME, log: (m) => logs.push(m) });
 });
 
 afterAll(async () => {
@@ -207,7 +207,7 @@ describe('guest agent after a restore', () => {
       boot: { kernel: path.join(imageDir, 'vmlinuz'), initrd: path.join(imageDir, 'initrd.img'), cmdline: image.kernelCmdline },
       forwards: [{ hostPort: await freeLoopbackPort(), guestPort: 22 }], egressSocket: path.join(dir, 'x'), restoreFrom: golden.stateFile,
     });
-    const probe = new AgentClient({ socketPath: qemuSockets(dir, 'restore-probe').spritelyAgent });
+    const probe = new AgentClient({ connect: unixSocket(qemuSockets(dir, 'restore-probe').spritelyAgent) });
     try {
       while ((await vm.state()) === 'starting') await new Promise((r) => setTimeout(r, 5));
       const t0 = performance.now();

@@ -37,8 +37,12 @@ export function makeHome(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'spr-'));
 }
 
+/**
+ * A daemon on `home`. Warm spares are off unless `extraEnv` turns them on (SPRITELY_WARM_SPARE):
+ * a test sees only the machines it makes, and the shared 2 cores are not spent on spares nobody takes.
+ */
 export async function startDaemon(home = makeHome(), extraEnv: NodeJS.ProcessEnv = {}): Promise<TestDaemon> {
-  const env: NodeJS.ProcessEnv = { ...process.env, SPRITELY_HOME: home, SPRITELY_IMAGES_DIR: testImagesDir(), ...extraEnv };
+  const env: NodeJS.ProcessEnv = { ...process.env, SPRITELY_HOME: home, SPRITELY_IMAGES_DIR: testImagesDir(), SPRITELY_WARM_SPARE: 'off', ...extraEnv };
   const l = layout(home);
   const api = new ApiClient(l.apiSocket);
   const d: TestDaemon = {

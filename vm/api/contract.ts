@@ -259,7 +259,7 @@ export const methods = {
     path: '/v1/config',
     input: Empty,
     output: z.lazy(() => Config),
-    summary: 'Daemon-wide settings (`memoryLimitMiB`: guest RAM that awake sprites may add up to; `memoryLimitDefault` says it is the default, 80% of host RAM).',
+    summary: 'Daemon-wide settings (`memoryLimitMiB`: guest RAM that awake sprites may add up to; `memoryLimitDefault` says it is the default, 80% of host RAM; `warmSpare` and the `spares` waiting now).',
   }),
   'config.set': method({
     http: 'POST',
@@ -268,11 +268,12 @@ export const methods = {
       .object({
         idleTimeoutSec: z.number().int().min(0).max(30 * 24 * 3600).optional(),
         memoryLimitMiB: z.number().int().min(0).max(16 * 1024 * 1024).optional(),
+        warmSpare: z.boolean().optional(),
         sprite: SpriteName.optional(),
       })
       .strict(),
     output: z.lazy(() => Config),
-    summary: 'Sets the idle timeout (seconds; 0 = never sleep), daemon-wide or for one `sprite`; and the memory limit (MiB; 0 = the default).',
+    summary: 'Sets the idle timeout (seconds; 0 = never sleep), daemon-wide or for one `sprite`; the memory limit (MiB; 0 = the default); and whether warm spares are kept (`warmSpare`: a machine per used shape restored ahead of time, so a create takes ~0.5 s; each costs its guest RAM while it waits and is given up first when memory is needed).',
   }),
   'relay.connect': method({
     http: 'POST',
@@ -338,7 +339,15 @@ export const methods = {
   }),
 } as const;
 
-export const Config = z.object({ idleTimeoutSec: z.number(), memoryLimitMiB: z.number(), memoryLimitDefault: z.boolean() });
+export const Config = z.object({
+  idleTimeoutSec: z.number(),
+  memoryLimitMiB: z.number(),
+  memoryLimitDefault: z.boolean(),
+  /** Keep a warm spare per used machine shape, where memory allows. */
+  warmSpare: z.boolean(),
+  /** The warm spares now: machines restored ahead of time, paused, that the next create of their shape takes. */
+  spares: z.array(z.object({ image: z.string(), memoryMiB: z.number(), cpus: z.number(), state: z.enum(['preparing', 'ready']), pid: z.number().nullable() })),
+});
 
 export const RelayStatus = z.object({
   configured: z.boolean(),

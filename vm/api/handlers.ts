@@ -16,6 +16,8 @@ const execFileP = promisify(execFile);
 export type Handlers = { [M in MethodName]: (input: MethodInput<M>) => Promise<MethodOutput<M>> };
 
 export const DEFAULT_EXEC_OUTPUT_CAP = 8 * 1024 * 1024;
+/** Output the guest agent may send per stream ahead of what the daemon has read (fewer round trips for big outputs). */
+export const EXEC_WINDOW = 1024 * 1024;
 
 export function createHandlers(engine: Engine, opts: { version: string; onShutdown?: (leaveRunning: boolean) => void; loginUrl: () => string; loginFile?: () => { path: string; expiresAt: string }; logoutAll?: () => number; localUrl?: (name: string) => string; relay?: RelayLink }): Handlers {
   const relay = () => {
@@ -104,12 +106,14 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
     },
     'sprites.usage': async () => engine.list().map((s) => ({ name: s.name, state: s.state, ...s.usage })),
     'config.get': async () => engine.configView(),
-    'config.set': async ({ idleTimeoutSec, memoryLimitMiB, sprite }) => {
-      if (idleTimeoutSec === undefined && memoryLimitMiB === undefined) throw new SpritelyError('invalid_argument', 'Nothing to set: give idleTimeoutSec and/or memoryLimitMiB.');
+    'config.set': async ({ idleTimeoutSec, memoryLimitMiB, warmSpare, sprite }) => {
+      if (idleTimeoutSec === undefined && memoryLimitMiB === undefined && warmSpare === undefined) throw new SpritelyError('invalid_argument', 'Nothing to set: give idleTimeoutSec, memoryLimitMiB and/or warmSpare.');
+      if (warmSpare !== undefined && sprite) throw new SpritelyError('invalid_argument', 'Warm spares are daemon-wide; the setting takes no sprite.');
       if (memoryLimitMiB !== undefined && memoryLimitMiB > 0 && memoryLimitMiB < 256) throw new SpritelyError('invalid_argument', `A memory limit of ${memoryLimitMiB} MiB is below 256 MiB, too small for any sprite (0 = the default).`);
       if (memoryLimitMiB !== undefined && sprite) throw new SpritelyError('invalid_argument', 'The memory limit is daemon-wide; it takes no sprite.');
       if (idleTimeoutSec !== undefined) await engine.setIdleTimeout(idleTimeoutSec, sprite);
       if (memoryLimitMiB !== undefined) await engine.setMemoryLimit(memoryLimitMiB);
+      if (warmSpare !== undefined) await engine.setWarmSpare(warmSpare);
       return engine.configView();
     },
   };
@@ -126,17 +130,15 @@ async function execBuffered(engine: Engine, input: MethodInput<'sprites.exec'>):
 }
 
 async function runBuffered(engine: Engine, input: MethodInput<'sprites.exec'>, t0: number): Promise<MethodOutput<'sprites.exec'>> {
-  // The timeout is enforced in the guest (coreutils `timeout`: TERM to the command's process group,
-  // KILL 5 s later): closing an SSH channel without a terminal does not end the command.
-  const argv = input.timeoutMs ? ['timeout', '-k', '5', (input.timeoutMs / 1000).toFixed(3), ...input.argv] : input.argv;
-  const channel = await (await engine.sshAwake(input.name)).exec(argv, { cwd: input.cwd, env: input.env });
+  // The guest agent enforces the timeout (SIGKILL to the command's process group) and reports it.
+  const agent = await engine.agentAwake(input.name);
+  const channel = await agent.exec({ argv: input.argv, cwd: input.cwd, env: input.env, timeoutMs: input.timeoutMs, window: EXEC_WINDOW });
   const cap = input.maxOutputBytes ?? DEFAULT_EXEC_OUTPUT_CAP;
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   let outSize = 0;
   let errSize = 0;
   let truncated = false;
-  let timedOut = false;
   channel.on('data', (d: Buffer) => {
     if (outSize + d.length > cap) truncated = true;
     const keep = d.subarray(0, Math.max(0, cap - outSize));
@@ -151,32 +153,18 @@ async function runBuffered(engine: Engine, input: MethodInput<'sprites.exec'>, t
   });
   if (input.stdin !== undefined) channel.end(input.stdin);
   else channel.end();
-  let exitCode: number | null = null;
-  let signal: string | null = null;
-  channel.on('exit', (code: number | null, sig?: string) => {
-    exitCode = code ?? null;
-    signal = sig ?? null;
-  });
-  // backstop, should the guest's timeout itself not answer
-  const timer = input.timeoutMs
-    ? setTimeout(() => {
-        timedOut = true;
-        channel.signal('KILL');
-        channel.close();
-      }, input.timeoutMs + 10_000)
-    : null;
-  await new Promise<void>((resolve) => channel.on('close', () => resolve()));
+  // backstop, should the guest's own timeout not answer: the session is closed (its group killed)
+  const timer = input.timeoutMs ? setTimeout(() => channel.close(), input.timeoutMs + 10_000) : null;
+  const exit = await channel.done;
   if (timer) clearTimeout(timer);
-  // 124: TERM ended it; after KILL the whole group, `timeout` included, may end by the signal
-  const fired = exitCode === 124 || exitCode === 137 || signal === 'KILL' || signal === 'SIGKILL';
-  if (input.timeoutMs && fired && Date.now() - t0 >= input.timeoutMs) timedOut = true;
+  if (exit.lost) throw new SpritelyError('unavailable', `The command in "${input.name}" did not finish: ${exit.lost}.`);
   return {
-    exitCode,
-    signal,
+    exitCode: exit.code,
+    signal: exit.signal,
     stdout: Buffer.concat(out).toString('utf8'),
     stderr: Buffer.concat(err).toString('utf8'),
     truncated,
-    timedOut,
+    timedOut: exit.timedOut,
     durationMs: Date.now() - t0,
   };
 }

@@ -16,7 +16,7 @@ import type { ApiClient } from '../api/client.ts';
 import { SpritelyError } from '../errors.ts';
 import { assertSpriteName } from '../names.ts';
 import { layout, type Layout } from '../paths.ts';
-import { shellQuote } from '../ssh/ssh-link.ts';
+import { shellQuote } from '../ssh/shell-quote.ts';
 import { ExecStream } from './agent-exec-stream.ts';
 
 export const SPRITELY_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/spritely.js');

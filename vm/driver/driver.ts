@@ -98,6 +98,14 @@ export interface Machine {
   state(): Promise<MachineState>;
   /** After a restore, waits until the saved state has landed and the guest runs. */
   waitRunning(timeoutMs: number): Promise<void>;
+  /** After a restore, waits until the saved state has landed, leaving the guest paused (a warm spare; `resume` lets it run). */
+  waitLanded(timeoutMs: number): Promise<void>;
+  /**
+   * The running machine now belongs to another id (a warm spare becoming a sprite): its disk moves
+   * to `disk` and the driver's own files beside it into `dir`; `handle` says where they are now.
+   * Its guest ports and forwards stay as they are.
+   */
+  rehome(to: { id: string; dir: string; disk: string }): Promise<void>;
   pause(): Promise<void>;
   resume(): Promise<void>;
   /** Saves RAM + devices to `file` (pausing the guest, which stays paused). Returns the bytes written. */

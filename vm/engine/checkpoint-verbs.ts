@@ -92,7 +92,7 @@ export class CheckpointVerbs {
       const backup = opts.backup === false ? null : await this.takeLocked(name, cleanComment(`before restoring ${id}`), true);
       timings.backupMs = Date.now() - t0;
       registry.replace(withAwakePeriodClosed(this.ctx, registry.must(name)));
-      await live.teardown(name, 'quit');
+      await live.teardown(name, 'quit', { why: `the sprite was restored to ${id}` });
       let t = Date.now();
       await driver.disks.applySnapshot(p.disk, id);
       timings.diskMs = Date.now() - t;
@@ -102,10 +102,13 @@ export class CheckpointVerbs {
       const withRam = c.memory && fs.existsSync(ramFile(p.dir, id));
       const entry = await this.lifecycle.launch(name, m, image, withRam ? ramFile(p.dir, id) : undefined);
       try {
-        if (withRam) await entry.machine.waitRunning(this.ctx.timeouts.restoreMs);
-        timings.runningMs = Date.now() - t;
-        const guest = await entry.guest.ready(withRam ? this.ctx.timeouts.guestAfterRestoreMs : await coldBootTimeoutMs(this.ctx, image));
-        if (withRam) await setGuestClock(guest, io.now());
+        if (withRam) {
+          await this.lifecycle.startRestored(entry, timings, t);
+          await setGuestClock(entry.agent, io.now());
+        } else {
+          timings.runningMs = Date.now() - t;
+          await entry.agent.ready(await coldBootTimeoutMs(this.ctx, image));
+        }
       } catch (err) {
         await live.teardown(name, 'kill');
         await markCrashed(this.ctx, name, `restoring ${id} failed: ${(err as Error).message}`);
@@ -118,7 +121,6 @@ export class CheckpointVerbs {
       await registry.save({ ...m, status: 'running', lastError: null, sleep: null });
       // restored while asleep: that sleep state is no longer the machine's (a backup keeps its own link)
       if (m.sleep) fs.rmSync(m.sleep.file, { force: true });
-      entry.ssh.ready(60_000).catch(() => {});
       this.announce(name);
       timings.totalMs = Date.now() - t0;
       log(`sprite ${name}: restored ${id} in ${timings.totalMs} ms (${withRam ? 'with RAM' : 'booted from disk'})`);

@@ -17,21 +17,26 @@ import type { Activity } from './idle.ts';
 import type { LiveMachines } from './live-machines.ts';
 import { closeAwakePeriod } from './metering.ts';
 import type { SpriteRegistry } from './sprite-registry.ts';
+import type { WarmSpares } from './warm-spares.ts';
 
 /** How long the engine waits for machines and guests (tuned for TCG; specs on the fake driver shorten them). */
 export interface EngineTimeouts {
   /** A restored machine's saved state to land. */
   restoreMs: number;
-  /** The guest agent to answer after a restore (it was running when the state was saved). */
+  /** The guest agent to answer after a restore (it was running when the state was saved; its HELLO is waiting when the guest runs). */
   guestAfterRestoreMs: number;
   /** The guest agent to answer after a cold boot, with hardware acceleration / under emulation. */
   coldBootMs: number;
   coldBootEmulatedMs: number;
   /** The guest to power off once asked (then it is synced and ended). */
   powerOffMs: number;
+  /** An exec or terminal waits this long for the guest agent of a running sprite before it fails. */
+  agentMs: number;
+  /** After this long without an answer from the guest agent, qemu-guest-agent is asked to restart it. */
+  agentStuckMs: number;
 }
 
-export const DEFAULT_TIMEOUTS: EngineTimeouts = { restoreMs: 60_000, guestAfterRestoreMs: 30_000, coldBootMs: 90_000, coldBootEmulatedMs: 240_000, powerOffMs: 90_000 };
+export const DEFAULT_TIMEOUTS: EngineTimeouts = { restoreMs: 60_000, guestAfterRestoreMs: 30_000, coldBootMs: 90_000, coldBootEmulatedMs: 240_000, powerOffMs: 90_000, agentMs: 20_000, agentStuckMs: 10_000 };
 
 export interface EngineContext {
   readonly timeouts: EngineTimeouts;
@@ -45,6 +50,7 @@ export interface EngineContext {
   readonly activity: Activity;
   readonly config: DaemonConfig;
   readonly admission: Admission;
+  readonly spares: WarmSpares;
   /** Allocated bytes of each disk at its last checkpoint (per-checkpoint disk estimates). */
   readonly diskMarks: Map<string, number>;
   clientKey(): KeyPair;

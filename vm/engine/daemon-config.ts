@@ -1,23 +1,31 @@
 /**
  * The daemon-wide settings (`spritely config`): the idle timeout that sprites without their own use,
- * and the memory limit for awake sprites. Kept in the data dir's config.json; per-sprite idle
- * timeouts live in the sprites' manifests.
+ * the memory limit for awake sprites, and whether warm spares are kept. Kept in the data dir's
+ * config.json; per-sprite idle timeouts live in the sprites' manifests.
  */
 import { readJson, writeJsonAtomic } from '../store/atomic-json.ts';
 
 export const DEFAULT_IDLE_TIMEOUT_SEC = Number(process.env.SPRITELY_IDLE_TIMEOUT ?? 300);
+
+/** Warm spares are on unless turned off (`spritely config set warm-spare off`; SPRITELY_WARM_SPARE=off changes the default). */
+export function defaultWarmSpare(env: string | undefined = process.env.SPRITELY_WARM_SPARE): boolean {
+  return !/^(off|0|false|no)$/i.test(env ?? '');
+}
 
 export interface EngineConfig {
   /** Seconds without use before an awake sprite sleeps; 0 = never. */
   idleTimeoutSec: number;
   /** Guest RAM (MiB) that awake sprites may add up to; 0 = the default (80% of host RAM). */
   memoryLimitMiB: number;
+  /** Keep a warm spare per used machine shape (where memory allows). */
+  warmSpare?: boolean;
 }
 
 export interface ConfigView {
   idleTimeoutSec: number;
   memoryLimitMiB: number;
   memoryLimitDefault: boolean;
+  warmSpare: boolean;
 }
 
 /** The default memory limit: leaves a fifth of the host's RAM to the host (and the hypervisor's own overhead). */
@@ -38,6 +46,16 @@ export class DaemonConfig {
     const saved = readJson<Partial<EngineConfig>>(this.file);
     if (saved && typeof saved.idleTimeoutSec === 'number') this.config = { ...this.config, idleTimeoutSec: saved.idleTimeoutSec };
     if (saved && typeof saved.memoryLimitMiB === 'number') this.config = { ...this.config, memoryLimitMiB: saved.memoryLimitMiB };
+    if (saved && typeof saved.warmSpare === 'boolean') this.config = { ...this.config, warmSpare: saved.warmSpare };
+  }
+
+  get warmSpare(): boolean {
+    return this.config.warmSpare ?? defaultWarmSpare();
+  }
+
+  async setWarmSpare(on: boolean): Promise<void> {
+    this.config = { ...this.config, warmSpare: on };
+    await writeJsonAtomic(this.file, this.config);
   }
 
   get idleTimeoutSec(): number {
@@ -60,6 +78,6 @@ export class DaemonConfig {
   }
 
   view(): ConfigView {
-    return { idleTimeoutSec: this.config.idleTimeoutSec, memoryLimitMiB: this.memoryLimitMiB, memoryLimitDefault: !this.config.memoryLimitMiB };
+    return { idleTimeoutSec: this.config.idleTimeoutSec, memoryLimitMiB: this.memoryLimitMiB, memoryLimitDefault: !this.config.memoryLimitMiB, warmSpare: this.warmSpare };
   }
 }

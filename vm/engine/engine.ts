@@ -20,7 +20,7 @@ import { Admission } from './admission.ts';
 import { CheckpointVerbs } from './checkpoint-verbs.ts';
 import { bootFiles, DEFAULT_TIMEOUTS, type EngineContext, type EngineTimeouts } from './context.ts';
 import { DaemonConfig, type ConfigView } from './daemon-config.ts';
-import { realIo, type EngineIo, type SshChannels } from './engine-io.ts';
+import { realIo, type EngineIo } from './engine-io.ts';
 import { Activity, idleSprites } from './idle.ts';
 import { Lifecycle, type CreateRequest, type Started, type Timings } from './lifecycle.ts';
 import { LiveMachines } from './live-machines.ts';
@@ -30,11 +30,15 @@ import { SleepWake } from './sleep-wake.ts';
 import { SpriteSettings } from './sprite-settings.ts';
 import { SpriteRegistry } from './sprite-registry.ts';
 import type { SpriteView } from './sprite-view.ts';
+import { WarmSpares, type SpareView } from './warm-spares.ts';
+import type { AgentClient } from '../guest/agent-client.ts';
+import { findGolden } from '../images/golden.ts';
 
 export type { CheckpointView, CreateRequest, SpriteView, Timings };
 export type { SpriteState } from './sprite-view.ts';
 export type { SpriteUsage } from './metering.ts';
 export { DEFAULTS } from './lifecycle.ts';
+import { DEFAULTS } from './lifecycle.ts';
 
 export interface EngineEvents {
   sprite: [SpriteView];
@@ -50,6 +54,8 @@ export interface EngineOptions {
   io?: EngineIo;
   images?: ImageStore;
   timeouts?: Partial<EngineTimeouts>;
+  /** How long after a create the next warm spare is made (default 3 s; specs: 0). */
+  spareDelayMs?: number;
 }
 
 export class Engine extends EventEmitter<EngineEvents> {
@@ -66,6 +72,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly checkpoints: CheckpointVerbs;
   private readonly settings: SpriteSettings;
   private readonly watch: MachineWatch;
+  private readonly spares: WarmSpares;
   private stopIdleLoop: (() => void) | null = null;
   private clientKeyPair: KeyPair | null = null;
 
@@ -80,18 +87,32 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.locks = new SpriteLocks((name) => this.registry.announce(name));
     this.activity = new Activity(() => io.now());
     this.config = new DaemonConfig(layout.configFile, () => io.hostMemoryMiB());
-    this.live = new LiveMachines(layout, io, () => this.clientKey(), {
+    const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+    this.live = new LiveMachines(layout, io, {
       exited: (name, reason, detail) => void this.watch.exited(name, reason, detail),
       poweredOff: (name, machine) => this.watch.poweredOff(name, machine),
-      sshStuck: (name) => this.watch.sshStuck(name),
+      agentStuck: (name, why) => this.watch.agentStuck(name, why),
       envHandler: (name) => this.checkpoints.envHandler(name),
       policy: (name) => this.registry.find(name)?.network ?? { mode: 'none', allow: [] },
       touch: (name) => this.activity.touch(name),
       log: (msg) => this.log(msg),
-    });
+    }, timeouts.agentStuckMs);
     this.registry = new SpriteRegistry({ layout, disks: this.driver.disks, live: this.live, locks: this.locks, activity: this.activity, now: () => io.now(), changed: (v) => this.emit('sprite', v) });
+    this.spares = new WarmSpares({
+      layout,
+      driver: this.driver,
+      io,
+      enabled: () => this.config.warmSpare,
+      image: (id) => this.images.get(id) ?? undefined,
+      golden: (image, shape) => findGolden(this.lifecycle.goldenRequest(image, shape)),
+      memory: () => ({ usedMiB: this.live.names().reduce((sum, n) => sum + (this.registry.find(n)?.memoryMiB ?? 0), 0), limitMiB: this.config.memoryLimitMiB }),
+      accel: async (image) => (await this.driver.accelerator(bootFiles(image))).name,
+      restoreMs: timeouts.restoreMs,
+      log: (msg) => this.log(msg),
+      fillDelayMs: opts.spareDelayMs,
+    });
     this.ctx = {
-      timeouts: { ...DEFAULT_TIMEOUTS, ...opts.timeouts },
+      timeouts,
       layout,
       driver: this.driver,
       io,
@@ -102,6 +123,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       activity: this.activity,
       config: this.config,
       admission: new Admission(),
+      spares: this.spares,
       diskMarks: new Map(),
       clientKey: () => this.clientKey(),
       log: (msg) => this.log(msg),
@@ -138,6 +160,9 @@ export class Engine extends EventEmitter<EngineEvents> {
         this.log(`sprite ${name}: could not be loaded: ${(err as Error).message}`);
       }
     }
+    await this.spares.recover().catch((err: Error) => this.log(`warm spares: ${err.message}`));
+    // the first create after a start finds a machine waiting too (when the default image's golden state exists)
+    this.spares.want({ image: this.images.defaultImageId(), memoryMiB: DEFAULTS.memoryMiB, cpus: DEFAULTS.cpus });
   }
 
   // ---------------------------------------------------------------- views and activity
@@ -198,8 +223,13 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.config.setMemoryLimit(mib);
   }
 
-  configView(): ConfigView {
-    return this.config.view();
+  async setWarmSpare(on: boolean): Promise<void> {
+    await this.config.setWarmSpare(on);
+    this.spares.setEnabled(on);
+  }
+
+  configView(): ConfigView & { spares: SpareView[] } {
+    return { ...this.config.view(), spares: this.spares.view() };
   }
 
   setNetwork(name: string, policy: NetworkPolicy): Promise<SpriteView> {
@@ -273,8 +303,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.sleepWake.ensureAwake(name);
   }
 
-  sleepAll(): Promise<void> {
-    return this.sleepWake.sleepAll();
+  /** Daemon shutdown: every awake sprite sleeps, warm spares end. */
+  async sleepAll(): Promise<void> {
+    await Promise.all([this.sleepWake.sleepAll(), this.spares.shutdown()]);
   }
 
   // ---------------------------------------------------------------- checkpoints
@@ -297,20 +328,26 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   // ---------------------------------------------------------------- the machines themselves
 
-  /** The SSH link of a running sprite (terminals and exec ride on it). */
-  ssh(name: string): SshChannels {
+  /** The guest agent of a running sprite (exec and terminals ride on it), ready. */
+  async agent(name: string): Promise<AgentClient> {
     const v = this.registry.view(name);
     const entry = this.live.get(name);
     if (v.state !== 'running' || !entry) {
       throw new SpritelyError('failed_precondition', `Sprite "${name}" is ${v.state}; start it first (spritely start ${name}).`);
     }
-    return entry.ssh;
+    try {
+      await entry.agent.ready(this.ctx.timeouts.agentMs);
+    } catch (err) {
+      throw new SpritelyError('unavailable', `The guest agent in sprite "${name}" does not answer (${(err as Error).message}). The daemon asked the guest to restart it; try again in a few seconds.`);
+    }
+    return entry.agent;
   }
 
-  /** The SSH link of a sprite, waking it first if it sleeps. */
-  async sshAwake(name: string): Promise<SshChannels> {
+  /** The guest agent of a sprite, waking it first if it sleeps (and waiting for an operation on it to end: a restore, a create). */
+  async agentAwake(name: string): Promise<AgentClient> {
     await this.ensureAwake(name);
-    return this.ssh(name);
+    await this.locks.idle(name);
+    return this.agent(name);
   }
 
   /** The SSH host key the engine made for the sprite and pins (an OpenSSH public key line). */
@@ -327,6 +364,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   detachAll(): void {
     this.stopIdleLoop?.();
     this.stopIdleLoop = null;
+    this.spares.detachAll();
     this.live.detachAll();
   }
 }

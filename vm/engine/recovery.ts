@@ -36,7 +36,7 @@ export async function recoverSprite(ctx: EngineContext, name: string): Promise<v
         break;
       case 'adopt':
         if (machine && rt) {
-          live.adopt(name, machine, rt, m.hostKeyPub);
+          live.adopt(name, machine, rt);
           say(`re-attached to ${driver.displayName} pid ${machine.pid}`);
         }
         break;

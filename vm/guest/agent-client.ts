@@ -351,6 +351,7 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
         try {
           events = protocol.receive(chunk);
         } catch (err) {
+          if (err instanceof AgentProtocolError && !(err instanceof AgentVersionError)) this.opts.log?.(`guest agent${this.name()}: closing the connection: ${(err as Error).message}`);
           return fail(err as Error);
         }
         // when resuming, frames of the epoch go on before the answer: they are the old

@@ -63,13 +63,13 @@ describe('recipe hash and image id', () => {
     expect(id.slice('debian-12-'.length)).toBe(recipeHash().slice(0, 12));
   });
 
-  it('ships the contract files, apply-identity executable', () => {
+  it('ships the contract files and the agent unit (identity is the agent job now: no apply-identity script)', () => {
     const files = listGuestFiles(DEFAULT_RECIPE);
     const paths = files.map((f) => f.guestPath);
-    for (const p of ['/etc/fstab', '/etc/resolv.conf', '/etc/systemd/network/10-spritely.network', '/etc/ssh/sshd_config.d/10-spritely.conf', '/usr/lib/spritely/apply-identity']) {
+    for (const p of ['/etc/fstab', '/etc/resolv.conf', '/etc/systemd/network/10-spritely.network', '/etc/ssh/sshd_config.d/10-spritely.conf', '/etc/systemd/system/spritely-agent.service']) {
       expect(paths).toContain(p);
     }
-    expect(files.find((f) => f.guestPath === '/usr/lib/spritely/apply-identity')?.executable).toBe(true);
+    expect(paths).not.toContain('/usr/lib/spritely/apply-identity');
     expect(paths.some((p) => p.includes('authorized_keys'))).toBe(false);
     expect(DEFAULT_RECIPE.kernelCmdline).toMatch(/(^| )root=\/dev\/vda( |$)/);
     expect(DEFAULT_RECIPE.kernelCmdline).toMatch(/(^| )console=ttyS0( |$)/);

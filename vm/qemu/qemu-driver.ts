@@ -116,7 +116,7 @@ export class QemuDriver implements Driver {
     const { pid } = await launchQemu(buildQemuArgv(spec), { logFile, qmpSocket: spec.qmpSocket });
     try {
       const qmp = await QmpClient.connect(spec.qmpSocket);
-      return new QemuMachine({ pid, qmpSocket: spec.qmpSocket, agentSocket: spec.agentSocket, envSocket: spec.envSocket, spritelyAgentSocket: spec.spritelyAgentSocket, serialSocket: spec.serialSocket, logFile }, qmp);
+      return new QemuMachine({ pid, qmpSocket: spec.qmpSocket, agentSocket: spec.agentSocket, envSocket: spec.envSocket, spritelyAgentSocket: spec.spritelyAgentSocket, serialSocket: spec.serialSocket, logFile, dir: s.dir, disk: s.disk }, qmp);
     } catch (err) {
       killPid(pid);
       throw err;

@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 import { GUEST_PORTS, type ExitReason, type GuestPortName, type Machine, type MachineEvents, type MachineState, type PortForward } from '../driver/driver.ts';
@@ -24,6 +25,9 @@ export const QemuHandle = z.object({
   spritelyAgentSocket: z.string().optional(),
   serialSocket: z.string().optional(),
   logFile: z.string().optional(),
+  /** The machine's dir and disk (absent in handles written before machines could be re-homed). */
+  dir: z.string().optional(),
+  disk: z.string().optional(),
 });
 export type QemuHandle = z.infer<typeof QemuHandle>;
 
@@ -46,7 +50,7 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
   private detached = false;
 
   constructor(
-    readonly handle: QemuHandle,
+    public handle: QemuHandle,
     readonly qmp: QmpClient,
   ) {
     super();
@@ -112,6 +116,39 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
       if (Date.now() > deadline) throw new Error(`VM did not finish restoring within ${timeoutMs} ms (state ${st})`);
       await sleep(5);
     }
+  }
+
+  async waitLanded(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { status: st } = await this.qmp.execute<{ status: string }>('query-status');
+      if (st === 'paused' || st === 'postmigrate' || st === 'prelaunch') return;
+      if (st === 'running') return void (await this.qmp.execute('stop'));
+      if (st !== 'inmigrate' && st !== 'restore-vm' && st !== 'finish-migrate') throw new Error(`VM is in state "${st}" instead of restored`);
+      if (Date.now() > deadline) throw new Error(`VM did not finish restoring within ${timeoutMs} ms (state ${st})`);
+      await sleep(5);
+    }
+  }
+
+  /**
+   * QEMU keeps its open files across a rename, so the disk and the logs simply move (same
+   * filesystem: the data dir); the sockets stay where the handle says. Only for machines launched
+   * with their dir and disk in the handle.
+   */
+  async rehome(to: { id: string; dir: string; disk: string }): Promise<void> {
+    const { dir, disk } = this.handle;
+    if (!dir || !disk) throw new Error('this machine cannot be moved (it was started by an older daemon)');
+    fs.renameSync(disk, to.disk);
+    const moved: Partial<QemuHandle> = { dir: to.dir, disk: to.disk };
+    for (const f of ['qemu.log', 'serial.log', 'qemu.pid']) {
+      try {
+        fs.renameSync(path.join(dir, f), path.join(to.dir, f));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    if (this.handle.logFile && path.dirname(this.handle.logFile) === dir) moved.logFile = path.join(to.dir, path.basename(this.handle.logFile));
+    this.handle = { ...this.handle, ...moved };
   }
 
   async pause(): Promise<void> {

@@ -44,6 +44,8 @@ export const RuntimeSchema = z.preprocess(
     urlHostPort: z.number().int().default(0),
     /** The driver's handle to re-attach to the machine: JSON that only the driver reads. */
     machine: z.unknown(),
+    /** Where the machine's guest connections to the egress proxy arrive, when not the sprite's usual path (a warm spare's machine keeps its own). */
+    egressSocket: z.string().optional(),
   }),
 );
 export type Runtime = z.infer<typeof RuntimeSchema>;
