@@ -91,6 +91,7 @@ describe('mmdebstrap invocation', () => {
     const hooks = args.filter((a) => a.startsWith('--customize-hook=')).map((a) => a.slice('--customize-hook='.length));
     const upload = hooks.indexOf('upload /w/spritely-agent /usr/lib/spritely/spritely-agent');
     expect(upload).toBeGreaterThan(hooks.findIndex((h) => h.startsWith('sync-in ')));
+    expect(hooks[upload - 1]).toBe('mkdir -p "$1"/usr/lib/spritely'); // nothing else may have made the directory
     expect(hooks[upload + 1]).toContain('chmod 0755 /usr/lib/spritely/spritely-agent');
     expect(hooks[upload + 1]).toMatch(/systemctl enable --quiet .*spritely-agent\.service/);
     expect(mmdebstrapArgs(DEFAULT_RECIPE, '/x/rootfs.tar', true, 'a'.repeat(32)).some((a) => a.includes('upload '))).toBe(false);
