@@ -83,13 +83,12 @@ export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): v
       starting = true;
       clearTimeout(startTimer);
       try {
-        const agent = await engine.agentAwake(name);
         const release = engine.hold(name);
         ws.on('close', release);
         const size = clampSize(msg.cols, msg.rows);
         const ch = msg.tty
-          ? await agent.pty({ argv: msg.argv, cwd: msg.cwd, env: msg.env, term: 'xterm-256color', ...size, window: EXEC_WINDOW })
-          : await agent.exec({ argv: msg.argv, cwd: msg.cwd, env: msg.env, window: EXEC_WINDOW });
+          ? await engine.pty(name, { argv: msg.argv, cwd: msg.cwd, env: msg.env, term: 'xterm-256color', ...size, window: EXEC_WINDOW })
+          : await engine.exec(name, { argv: msg.argv, cwd: msg.cwd, env: msg.env, window: EXEC_WINDOW });
         if (ws.readyState !== ws.OPEN) {
           // the client left while the command started: it must not outlive it
           ch.close();

@@ -131,8 +131,7 @@ async function execBuffered(engine: Engine, input: MethodInput<'sprites.exec'>):
 
 async function runBuffered(engine: Engine, input: MethodInput<'sprites.exec'>, t0: number): Promise<MethodOutput<'sprites.exec'>> {
   // The guest agent enforces the timeout (SIGKILL to the command's process group) and reports it.
-  const agent = await engine.agentAwake(input.name);
-  const channel = await agent.exec({ argv: input.argv, cwd: input.cwd, env: input.env, timeoutMs: input.timeoutMs, window: EXEC_WINDOW });
+  const channel = await engine.exec(input.name, { argv: input.argv, cwd: input.cwd, env: input.env, timeoutMs: input.timeoutMs, window: EXEC_WINDOW });
   const cap = input.maxOutputBytes ?? DEFAULT_EXEC_OUTPUT_CAP;
   const out: Buffer[] = [];
   const err: Buffer[] = [];

@@ -28,7 +28,7 @@ export async function handleTerminalSocket(ws: WebSocket, engine: Engine, termin
       session = terminals.get(id, name);
       // its sprite may sleep (the shell waits in its saved RAM): wake it for the one looking
       if (engine.get(name).state === 'sleeping') void engine.ensureAwake(name).catch(() => {});
-    } else session = await terminals.open(name, await engine.agentAwake(name), { cols: query.get('cols'), rows: query.get('rows') });
+    } else session = await terminals.open(name, { pty: (req) => engine.pty(name, req) }, { cols: query.get('cols'), rows: query.get('rows') });
   } catch (err) {
     const e = toSpritelyError(err);
     sendMessage(ws, { type: 'error', code: e.code, message: e.message });

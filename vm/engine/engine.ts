@@ -31,7 +31,9 @@ import { SpriteSettings } from './sprite-settings.ts';
 import { SpriteRegistry } from './sprite-registry.ts';
 import type { SpriteView } from './sprite-view.ts';
 import { WarmSpares, type SpareView } from './warm-spares.ts';
+import type { AgentChannel } from '../guest/agent-channel.ts';
 import type { AgentClient } from '../guest/agent-client.ts';
+import type { ExecRequest, PtyRequest } from '../guest/agent-protocol.ts';
 import { findGolden } from '../images/golden.ts';
 
 export type { CheckpointView, CreateRequest, SpriteView, Timings };
@@ -348,6 +350,22 @@ export class Engine extends EventEmitter<EngineEvents> {
     await this.ensureAwake(name);
     await this.locks.idle(name);
     return this.agent(name);
+  }
+
+  /** A command in the sprite (woken first) as an agent session; a guest agent that fails is a clear `unavailable`. */
+  async exec(name: string, req: ExecRequest): Promise<AgentChannel> {
+    const agent = await this.agentAwake(name);
+    return agent.exec(req, this.ctx.timeouts.agentMs).catch((err: Error) => {
+      throw new SpritelyError('unavailable', `The guest agent in sprite "${name}" could not start the command: ${err.message}.`);
+    });
+  }
+
+  /** A program on a new pty in the sprite (woken first): a terminal, or `exec -t`. */
+  async pty(name: string, req: PtyRequest): Promise<AgentChannel> {
+    const agent = await this.agentAwake(name);
+    return agent.pty(req, this.ctx.timeouts.agentMs).catch((err: Error) => {
+      throw new SpritelyError('unavailable', `The guest agent in sprite "${name}" could not open a terminal: ${err.message}.`);
+    });
   }
 
   /** The SSH host key the engine made for the sprite and pins (an OpenSSH public key line). */

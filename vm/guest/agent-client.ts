@@ -277,6 +277,7 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
     const timeouts = this.opts.helloTimeoutsMs ?? HELLO_TIMEOUTS_MS;
     let lastErr: Error | null = null;
     let backoff = 10;
+    let protocolBackoff = 50;
     const stuckAfter = this.opts.stuckAfterMs ?? 10_000;
     const stuck = setTimeout(() => this.emit('stuck', lastErr ?? new Error(`no answer for ${stuckAfter / 1000} s`)), stuckAfter);
     stuck.unref();
@@ -293,6 +294,10 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
             // the hypervisor not there (yet): nothing listens on the port
             await new Promise((r) => setTimeout(r, backoff));
             backoff = Math.min(backoff * 2, 200);
+          } else if (err instanceof AgentProtocolError) {
+            // something answers, wrongly (a guest that replaced its agent): not in a tight loop
+            await new Promise((r) => setTimeout(r, protocolBackoff));
+            protocolBackoff = Math.min(protocolBackoff * 2, 1000);
           }
         }
       }
