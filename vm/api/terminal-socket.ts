@@ -27,7 +27,7 @@ export async function handleTerminalSocket(ws: WebSocket, engine: Engine, termin
     if (id) {
       session = terminals.get(id, name);
       // its sprite may sleep (the shell waits in its saved RAM): wake it for the one looking
-      if (engine.get(name).state === 'sleeping') void engine.ensureAwake(name).catch(() => {});
+      if (engine.isAsleep(name)) void engine.ensureAwake(name).catch(() => {});
     } else session = await terminals.open(name, { pty: (req) => engine.pty(name, req) }, { cols: query.get('cols'), rows: query.get('rows') });
   } catch (err) {
     const e = toSpritelyError(err);
@@ -67,7 +67,7 @@ export async function handleTerminalSocket(ws: WebSocket, engine: Engine, termin
     if (isBinary) {
       engine.touch(name);
       // typing into a sleeping sprite's shell wakes it; the input waits for the resumed shell
-      if (engine.get(name).state === 'sleeping') void engine.ensureAwake(name).catch(() => {});
+      if (engine.isAsleep(name)) void engine.ensureAwake(name).catch(() => {});
       return session.write(data);
     }
     try {

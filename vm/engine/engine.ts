@@ -177,6 +177,11 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.registry.view(name);
   }
 
+  /** Whether the sprite sleeps (cheap: no view is built; for hot paths such as terminal input). */
+  isAsleep(name: string): boolean {
+    return this.registry.find(name)?.status === 'sleeping' && !this.live.get(name);
+  }
+
   /** Something used the sprite now (API call, exec, terminal input, proxied request). */
   touch(name: string): void {
     this.activity.touch(name);
