@@ -202,6 +202,28 @@ describe('a guest that breaks its agent', () => {
     expect((await run(await (await f.engine.agent('other')).exec({ argv: ['true'] }))).code).toBe(0);
   });
 
+  it('replaces it with an impostor that answers HELLO, then breaks the stream: one failed exec, then the engine keeps probing by itself, asks for a repair, and sees the agent back', async () => {
+    const proc = f.driver.process('dev');
+    const agent = agentOf(proc);
+    (await f.engine.agent('dev')).reset('test: an impostor takes the port');
+    agent.misbehave = 'oversized';
+    agent.misbehaveAlways = true;
+    proc.guest.onExec = (call) => {
+      if (call.path === '/bin/sh' && call.args[1]?.includes('systemctl restart spritely-agent')) {
+        agent.misbehave = null;
+        return { stdout: 'spritely-agent: active\nrestarted spritely-agent\nnow: active\n' };
+      }
+      return undefined;
+    };
+    const err = (await f.engine.exec('dev', { argv: ['true'] }).catch((e) => e)) as Error & { code?: string };
+    expect(err.code).toBe('unavailable');
+    expect(err.message).toMatch(/^The guest agent in sprite "dev" (could not start the command|does not answer)/);
+    // nobody calls again: the client's own probes notice it goes on, and the repair follows
+    await until(() => /sprite dev: its guest agent did not answer for 0\.4 s \(.*frame length.*\); asked the guest to restart it/.test(f.logs.join('\n')), 5000);
+    await until(() => agent.misbehave === null, 5000);
+    expect((await run(await (await f.engine.agent('dev')).exec({ argv: ['echo', 'back'] }))).out).toBe('back\n');
+  });
+
   it('silences it for good (and qemu-guest-agent cannot help): a clear error, never a hang', async () => {
     const proc = f.driver.process('dev');
     (await f.engine.agent('dev')).reset('test');

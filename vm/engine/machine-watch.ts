@@ -46,8 +46,9 @@ export class MachineWatch {
   private repairing = new Set<string>();
 
   async agentStuck(name: string, why: Error): Promise<void> {
-    const { live, log } = this.ctx;
-    if (this.repairing.has(name) || !live.get(name)) return;
+    const { live, log, locks } = this.ctx;
+    // not while the machine is being made, booted, woken or restored: that operation waits for the agent itself
+    if (this.repairing.has(name) || !live.get(name) || locks.operation(name)) return;
     this.repairing.add(name);
     try {
       const said = await repairAgent(await live.guest(name, Math.min(5_000, this.ctx.timeouts.agentMs)));

@@ -32,6 +32,10 @@ const RESUME_TIMEOUT_MS = 5_000;
 const OPEN_TIMEOUT_MS = 30_000;
 /** Frames held while suspended, at most (stdin credit bounds them long before). */
 const MAX_HELD_BYTES = 8 * 1024 * 1024;
+/** Probing a broken agent: first after this long, then backing off to PROBE_MAX_MS. */
+const PROBE_FIRST_MS = 200;
+const PROBE_MAX_MS = 5_000;
+const STUCK_AGAIN_MS = 60_000;
 
 /** Opens a new byte channel to the guest's agent port. */
 export type AgentConnector = () => Promise<Duplex>;
@@ -55,7 +59,12 @@ export interface AgentClientOptions {
   name?: string;
   log?: (msg: string) => void;
   helloTimeoutsMs?: number[];
-  /** After this long without an answer, `stuck` is emitted once per connect attempt (default 10 s). */
+  /**
+   * After this long failing (no answer, or only wrong ones), `stuck` is emitted (again every minute
+   * while it goes on; default 10 s). After a channel broke abnormally the client probes the agent
+   * by itself (reconnect + PING, backing off to every 5 s) until it answers, so a guest that
+   * replaced its agent is noticed even when nobody is waiting.
+   */
   stuckAfterMs?: number;
 }
 
@@ -93,6 +102,11 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
   private heldBytes = 0;
   /** Suspended with a quiet stream: the sessions wait for a resume. */
   private suspended = false;
+  /** Since when connecting or the channel has been failing (null: healthy). */
+  private failingSince: number | null = null;
+  private stuckAt = -Infinity;
+  private probeTimer: NodeJS.Timeout | null = null;
+  private probeDelay = PROBE_FIRST_MS;
   private readonly link: ChannelLink;
 
   constructor(private readonly opts: AgentClientOptions) {
@@ -216,6 +230,8 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
   close(reason = 'guest agent client closed'): void {
     this.closed = true;
     this.suspended = false;
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    this.probeTimer = null;
     this.lose(new Error(reason), false);
   }
 
@@ -278,17 +294,17 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
     let lastErr: Error | null = null;
     let backoff = 10;
     let protocolBackoff = 50;
-    const stuckAfter = this.opts.stuckAfterMs ?? 10_000;
-    const stuck = setTimeout(() => this.emit('stuck', lastErr ?? new Error(`no answer for ${stuckAfter / 1000} s`)), stuckAfter);
-    stuck.unref();
-    try {
+    const started = Date.now();
+    {
       for (let attempt = 0; !this.closed && (attempt === 0 || Date.now() < deadline); attempt++) {
         const wait = Math.max(50, Math.min(timeouts[Math.min(attempt, timeouts.length - 1)], deadline - Date.now()));
         try {
-          return await this.attempt({ resume: false, flush: attempt > 0, timeoutMs: wait, after: attempt === 0 ? after : undefined });
+          const info = await this.attempt({ resume: false, flush: attempt > 0, timeoutMs: wait, after: attempt === 0 ? after : undefined });
+          return info;
         } catch (err) {
           lastErr = err as Error;
           if (err instanceof AgentVersionError) throw err;
+          this.noteFailure(lastErr, started);
           const code = (err as NodeJS.ErrnoException).code;
           if (code === 'ENOENT' || code === 'ECONNREFUSED') {
             // the hypervisor not there (yet): nothing listens on the port
@@ -301,8 +317,6 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
           }
         }
       }
-    } finally {
-      clearTimeout(stuck);
     }
     throw new Error(`could not reach the guest agent${this.name()}: ${lastErr?.message ?? 'closed'}`);
   }
@@ -447,6 +461,7 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
       if (!this.protocol) return; // lost while dispatching
       switch (e.kind) {
         case 'pong': {
+          this.noteHealthy();
           const p = this.pings.get(e.token);
           if (p) {
             this.pings.delete(e.token);
@@ -464,6 +479,7 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
           this.lose(new Error(`the guest agent reported malformed input from the daemon: ${e.message}`), true);
           return;
         case 'opened': {
+          this.noteHealthy();
           const o = this.opens.get(e.session);
           const channel = this.channels.get(e.session);
           if (!o || !channel) break;
@@ -506,6 +522,7 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
           break;
         }
         case 'result': {
+          this.noteHealthy();
           const r = this.results.get(e.session);
           if (r) {
             this.results.delete(e.session);
@@ -555,5 +572,44 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
     if (log) this.opts.log?.(`guest agent${this.name()}: closing the channel: ${err.message}`);
     this.failAll(err.message);
     if (socket || hadSessions) this.emit('lost', err);
+    // the guest broke the channel (malformed frames, a restart, a fault): find out whether it
+    // answers again, without waiting for a caller
+    if (log && !this.closed) this.noteFailure(err);
+  }
+
+  /** Something failed: account for it, say `stuck` once it has gone on too long, and probe. */
+  private noteFailure(err: Error, since = Date.now()): void {
+    if (this.closed) return;
+    const now = Date.now();
+    this.failingSince ??= since;
+    const stuckAfter = this.opts.stuckAfterMs ?? 10_000;
+    if (now - this.failingSince >= stuckAfter && now - this.stuckAt >= STUCK_AGAIN_MS) {
+      this.stuckAt = now;
+      this.emit('stuck', err);
+    }
+    this.scheduleProbe();
+  }
+
+  private noteHealthy(): void {
+    this.failingSince = null;
+    this.stuckAt = -Infinity;
+    this.probeDelay = PROBE_FIRST_MS;
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    this.probeTimer = null;
+  }
+
+  /** Reconnects and pings a broken agent, backing off, until it answers (or the client closes or suspends). */
+  private scheduleProbe(): void {
+    if (this.closed || this.suspended || this.probeTimer) return;
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = null;
+      if (this.closed || this.suspended || this.failingSince === null) return;
+      const stuckAfter = this.opts.stuckAfterMs ?? 10_000;
+      this.ready(Math.max(stuckAfter, 1000))
+        .then(() => this.pingNow(2_000))
+        .catch((err: Error) => this.noteFailure(err));
+    }, this.probeDelay);
+    this.probeTimer.unref?.();
+    this.probeDelay = Math.min(this.probeDelay * 2, PROBE_MAX_MS);
   }
 }

@@ -115,6 +115,8 @@ export class FakeAgent {
   silent = false;
   /** Answer the next HELLO with garbage, or with a frame whose length lies beyond the maximum. */
   misbehave: 'garbage' | 'oversized' | null = null;
+  /** Keep misbehaving (an impostor on the port) instead of only once. */
+  misbehaveAlways = false;
   /** Refuse identities with this message. */
   refuseIdentity: string | null = null;
   /** HELLOs seen; resumed epochs. */
@@ -233,12 +235,12 @@ export class FakeAgent {
     const nonce = p.subarray(HELLO_MAGIC.length, HELLO_MAGIC.length + NONCE_BYTES);
     const resume = p.length >= HELLO_MAGIC.length + NONCE_BYTES * 2 + 2 ? p.subarray(HELLO_MAGIC.length + NONCE_BYTES + 2).toString('hex') : null;
     if (this.misbehave === 'garbage') {
-      this.misbehave = null;
+      if (!this.misbehaveAlways) this.misbehave = null;
       this.port?.write(Buffer.concat([encodeFrame(FrameType.HelloAck, 0, Buffer.concat([nonce, Buffer.from([0, PROTOCOL_VERSION]), this.info()])), Buffer.from([0, 0, 0, 9, 0x7e, 0, 0, 0, 0, 1, 2, 3, 4])]));
       return;
     }
     if (this.misbehave === 'oversized') {
-      this.misbehave = null;
+      if (!this.misbehaveAlways) this.misbehave = null;
       const big = Buffer.alloc(9);
       big.writeUInt32BE(5 + MAX_PAYLOAD + 1000);
       big[4] = FrameType.Data;
