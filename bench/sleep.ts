@@ -45,6 +45,7 @@ try {
     wakeExec.push(Math.round(performance.now() - t0));
     await d.api.call('sprites.sleep', { name: 'w' });
     wakeHttp.push(Math.round(await firstByte()));
+    console.log(`round ${i}: wake ${JSON.stringify(w.timings)} → exec true ${wakeExec.at(-1)} ms; HTTP to the sleeping sprite → first byte ${wakeHttp.at(-1)} ms`);
   }
   // Proxy overhead: the same tiny server (it closes every connection) through the raw QEMU
   // host-forward and through the proxy, sequential requests on fresh connections, timed in µs.
