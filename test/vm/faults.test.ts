@@ -264,6 +264,7 @@ while (time < $end) {
       const err = await exec('victim', ['true']).then(() => null, (e: Error & { code?: string }) => e);
       expect(err?.code).toBe('unavailable');
       expect(err?.message).toMatch(/^The guest agent in sprite "victim" (does not answer|could not start the command)/);
+      // the exec waited at most its 20 s for the (gone) agent, then a PING found it gone
       expect(Date.now() - t0).toBeLessThan(40_000);
       // a repair was attempted through qemu-guest-agent, and the guest's answer logged
       const fullLog = () => fs.readFileSync(path.join(d.home, 'daemon-test.log'), 'utf8');

@@ -224,6 +224,24 @@ describe('a guest that breaks its agent', () => {
     expect((await run(await (await f.engine.agent('dev')).exec({ argv: ['echo', 'back'] }))).out).toBe('back\n');
   });
 
+  it('stops it on a live connection (nothing answers, nothing closes): the open times out, a PING finds it gone, the channel is dropped and repaired', async () => {
+    const proc = f.driver.process('dev');
+    await f.engine.agent('dev');
+    agentOf(proc).silent = true; // the port stays connected, nobody reads it
+    proc.guest.onExec = (call) => {
+      if (call.path === '/bin/sh' && call.args[1]?.includes('systemctl restart spritely-agent')) {
+        agentOf(proc).silent = false;
+        return { stdout: 'spritely-agent: inactive\nrestarted spritely-agent\n' };
+      }
+      return undefined;
+    };
+    const err = (await f.engine.exec('dev', { argv: ['true'] }).catch((e) => e)) as Error & { code?: string };
+    expect(err.message).toMatch(/could not start the command: the guest agent did not start the exec session within 1500 ms/);
+    await until(() => /guest agent of dev: closing the channel: the guest agent stopped answering/.test(f.logs.join('\n')), 5000);
+    await until(() => /sprite dev: its guest agent did not answer .*asked the guest to restart it: spritely-agent: inactive/.test(f.logs.join('\n')), 5000);
+    expect((await run(await (await f.engine.agent('dev')).exec({ argv: ['echo', 'back'] }))).out).toBe('back\n');
+  });
+
   it('silences it for good (and qemu-guest-agent cannot help): a clear error, never a hang', async () => {
     const proc = f.driver.process('dev');
     (await f.engine.agent('dev')).reset('test');

@@ -190,10 +190,12 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
   async identity(id: AgentIdentity, timeoutMs = 60_000): Promise<IdentityResult> {
     await this.ready(timeoutMs);
     const { session, bytes } = this.protocol!.identity(id);
+    const sentAt = Date.now();
     const result = await new Promise<IdentityResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.results.delete(session);
         reject(new Error(`the guest did not apply its identity within ${timeoutMs} ms`));
+        this.checkAlive(sentAt);
       }, timeoutMs);
       this.results.set(session, { resolve, reject, timer });
       this.send(bytes);
@@ -247,11 +249,13 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
     const { session, bytes } = kind === 'exec' ? p.openExec(req as ExecRequest) : p.openPty(req as PtyRequest);
     const channel = new AgentChannel(session, kind, this.link, req.window ?? DEFAULT_WINDOW);
     this.channels.set(session, channel);
+    const sentAt = Date.now();
     return new Promise<AgentChannel>((resolve, reject) => {
       const timer = setTimeout(() => {
         const o = this.opens.get(session);
         if (o) o.abandoned = true;
         reject(new Error(`the guest agent did not start the ${kind} session within ${timeoutMs} ms`));
+        this.checkAlive(sentAt);
       }, timeoutMs);
       this.opens.set(session, { channel, resolve, reject, timer, abandoned: false });
       this.send(bytes);
@@ -575,6 +579,21 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
     // the guest broke the channel (malformed frames, a restart, a fault): find out whether it
     // answers again, without waiting for a caller
     if (log && !this.closed) this.noteFailure(err);
+  }
+
+  /**
+   * A request went unanswered since `since`: a PING tells a slow agent from a gone one (stopped,
+   * replaced: the connection to the port stays up while nothing reads it). Gone: the channel is
+   * dropped as broken, failing since the request was sent.
+   */
+  private checkAlive(since: number): void {
+    if (!this.isReady) return;
+    const socket = this.socket;
+    this.pingNow(3_000).catch(() => {
+      if (this.socket !== socket || this.closed) return;
+      this.failingSince ??= since;
+      this.lose(new Error(`the guest agent stopped answering (no answer to a request for ${Math.round((Date.now() - since) / 1000)} s, nor to a PING)`), true);
+    });
   }
 
   /** Something failed: account for it, say `stuck` once it has gone on too long, and probe. */
