@@ -23,6 +23,15 @@ function sendMessage(ws: WebSocket, m: ExecServerMessage): void {
   if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
 }
 
+/**
+ * Ends the exchange. A socket paused for stdin backpressure is resumed first: the closing
+ * handshake needs the client's answer read, or the client waits out ws's 30 s close timeout.
+ */
+function closeSocket(ws: WebSocket, code: number, reason?: string): void {
+  ws.resume();
+  ws.close(code, reason);
+}
+
 export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): void {
   let channel: AgentChannel | null = null;
   let flow: FlowGate | null = null;
@@ -32,7 +41,7 @@ export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): v
     const e = toSpritelyError(err);
     if (ws.readyState === ws.OPEN) {
       sendMessage(ws, { type: 'error', code: e.code, message: e.message });
-      ws.close(1011, e.code);
+      closeSocket(ws, 1011, e.code);
     }
     channel?.close();
   };
@@ -143,11 +152,11 @@ function wire(ws: WebSocket, ch: AgentChannel): FlowGate {
     if (exit.lost) {
       const e = new SpritelyError('unavailable', `The command ended without an exit status: ${exit.lost}.`);
       sendMessage(ws, { type: 'error', code: e.code, message: e.message });
-      ws.close(1011, e.code);
+      closeSocket(ws, 1011, e.code);
       return;
     }
     sendMessage(ws, { type: 'exit', code: exit.code, signal: exit.signal });
-    ws.close(1000);
+    closeSocket(ws, 1000);
   });
   return g;
 }
