@@ -7,7 +7,7 @@
  * resolved on the host and decided (egress-decision.ts) before one byte leaves, connected to
  * exactly the address decided; a refusal is a 403 whose text says why and how to change it, so
  * the person or agent in the guest can act on it. Guest-supplied text reaches logs and messages
- * only through printable().
+ * only through safeText().
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -16,7 +16,7 @@ import type { Range } from './address.ts';
 import { EgressConnector, readTreatAsPublic, type EgressRefusal } from './egress-connector.ts';
 import type { NetworkPolicy } from './egress-policy.ts';
 import type { HostNetwork } from './host-networks.ts';
-import { printable } from './printable.ts';
+import { safeText } from '../safe-text.ts';
 
 export { readTreatAsPublic } from './egress-connector.ts';
 
@@ -144,7 +144,7 @@ export class EgressProxy {
     const m = /^(\[[^\]\s]*\]|[^:\s[\]]+):(\d{1,5})$/.exec(req.url ?? '');
     let upstream: net.Socket;
     try {
-      if (!m) throw new Refusal(400, `spritely: CONNECT needs host:port, got "${printable(req.url ?? '', 200)}"`);
+      if (!m) throw new Refusal(400, `spritely: CONNECT needs host:port, got "${safeText(req.url ?? '', { maxChars: 200 })}"`);
       upstream = await this.open(m[1], Number(m[2]), client);
     } catch (err) {
       return void refuseRaw(client, err);
@@ -162,9 +162,9 @@ export class EgressProxy {
     let upstreamSocket: net.Socket;
     try {
       if (!/^http:\/\//i.test(req.url ?? '')) {
-        throw new Refusal(400, `spritely: this is the sprite's egress proxy; send http://… requests or CONNECT host:port (got "${printable(req.url ?? '', 200)}")`);
+        throw new Refusal(400, `spritely: this is the sprite's egress proxy; send http://… requests or CONNECT host:port (got "${safeText(req.url ?? '', { maxChars: 200 })}")`);
       }
-      if (!URL.canParse(req.url!)) throw new Refusal(400, `spritely: "${printable(req.url!, 200)}" is not a URL`);
+      if (!URL.canParse(req.url!)) throw new Refusal(400, `spritely: "${safeText(req.url!, { maxChars: 200 })}" is not a URL`);
       url = new URL(req.url!);
       // WHATWG URL parsing reinterprets some spellings (http://010.231.077.001/ is octal, a
       // different address): decide on what the guest wrote as well, as CONNECT does.
@@ -191,7 +191,7 @@ export class EgressProxy {
       up.pipe(res);
     });
     upstream.on('error', (err) => {
-      if (!res.headersSent) refuseResponse(res, new Refusal(502, `spritely: could not reach ${printable(url.host)}: ${err.message}`));
+      if (!res.headersSent) refuseResponse(res, new Refusal(502, `spritely: could not reach ${safeText(url.host, { maxChars: 300 })}: ${err.message}`));
       else res.destroy();
     });
     req.pipe(upstream);
