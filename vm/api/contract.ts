@@ -245,7 +245,7 @@ export const methods = {
     path: '/v1/sprites/:name/network',
     input: z.object({ name: SpriteName, policy: NetworkPolicyText }).strict(),
     output: Sprite,
-    summary: 'Sets what the sprite may reach: `internet` (public addresses, never the host or the LAN), `none`, or `allow=HOST,*.DOMAIN,…`. Applies to the next connection, no restart.',
+    summary: 'Sets what the sprite may reach: `internet` (globally routable addresses only: never this computer, its networks, the LAN, link-local or special-purpose ranges), `none`, or `allow=HOST,*.DOMAIN,…`. Applies to the next connection, no restart.',
   }),
   'sprites.usage': method({
     http: 'GET',
