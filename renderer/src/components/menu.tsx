@@ -10,6 +10,8 @@ export interface MenuItem {
   label: string;
   tone?: 'danger';
   disabled?: boolean;
+  /** Drawn with a line above it (the irreversible ones, apart from the rest). */
+  separated?: boolean;
   run(): void;
 }
 
@@ -71,7 +73,7 @@ export function Menu({ label, items, buttonText = '⋯', className = '' }: { lab
               key={item.id}
               type="button"
               role="menuitem"
-              className={`menu-item${item.tone ? ` ${item.tone}` : ''}`}
+              className={`menu-item${item.tone ? ` ${item.tone}` : ''}${item.separated ? ' separated' : ''}`}
               disabled={item.disabled}
               data-action={item.id}
               onClick={() => {

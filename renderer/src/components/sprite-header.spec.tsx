@@ -181,7 +181,8 @@ describe('a narrow window (820 px)', () => {
     expect(within(header).queryByRole('button', { name: 'Destroy…' })).toBeNull();
     expect(within(header).getByRole('button', { name: 'Sleep' })).toBeTruthy();
     fireEvent.click(menu());
-    expect(screen.getAllByRole('menuitem').map((i) => i.textContent)).toEqual(['Destroy…', 'Network…', 'Idle timeout…', 'Usage…', 'Copy SSH config']);
+    expect(screen.getAllByRole('menuitem').map((i) => i.textContent)).toEqual(['Network…', 'Idle timeout…', 'Usage…', 'Copy SSH config', 'Destroy…']);
+    expect(screen.getByRole('menuitem', { name: 'Destroy…' }).className).toMatch(/danger.*separated/);
     fireEvent.click(screen.getByRole('menuitem', { name: 'Destroy…' }));
     const dialog = screen.getByRole('dialog', { name: 'Destroy dev?' });
     fireEvent.keyDown(dialog, { key: 'Escape' });
@@ -200,9 +201,15 @@ describe('a narrow window (820 px)', () => {
   });
 
   it('at 640 px only the main action stays a button', () => {
+    mount({ width: 640 });
+    let header = document.querySelector('.sprite-header') as HTMLElement;
+    expect(within(header).queryByRole('button', { name: 'Sleep' })).toBeNull();
+    fireEvent.click(menu());
+    expect(screen.getAllByRole('menuitem').map((i) => i.textContent)).toEqual(['Sleep', 'Stop', 'Network…', 'Idle timeout…', 'Usage…', 'Copy SSH config', 'Destroy…']);
+    cleanup();
     mount({ width: 640, over: { state: 'stopped', startedAt: null } });
-    const header = document.querySelector('.sprite-header') as HTMLElement;
-    expect(within(header).getAllByRole('button').map((b) => b.textContent)).toContain('Start');
+    header = document.querySelector('.sprite-header') as HTMLElement;
+    expect(within(header).getByRole('button', { name: 'Start' })).toBeTruthy();
     expect(within(header).queryByRole('button', { name: 'Destroy…' })).toBeNull();
   });
 });

@@ -67,9 +67,12 @@ export function SpriteHeader({ name }: { name: string }) {
       if (text) await copy(text, `SSH config for ${name} copied. Add it to ~/.ssh/config, then: ssh ${name}`);
     })();
   };
+  // Lifecycle first, then settings and tools, the irreversible last and set apart.
+  const asItem = (a: SpriteAction): MenuItem => ({ id: a.id, label: a.label, tone: a.tone === 'danger' ? 'danger' : undefined, run: () => run(a) });
   const menu: MenuItem[] = [
-    ...overflow.map((a) => ({ id: a.id, label: a.label, tone: a.tone === 'danger' ? ('danger' as const) : undefined, run: () => run(a) })),
+    ...overflow.filter((a) => a.tone !== 'danger').map(asItem),
     ...tools.map((t) => ({ id: t.id, label: t.label, run: () => useTool(t.id) })),
+    ...overflow.filter((a) => a.tone === 'danger').map((a, i) => ({ ...asItem(a), separated: i === 0 })),
   ];
   const canNetwork = tools.some((t) => t.id === 'network');
   const canIdle = tools.some((t) => t.id === 'idle');
