@@ -198,15 +198,15 @@ describe("a sprite's own settings from its header", () => {
     await header().getByRole('button', { name: 'network: none' }).click();
     dialog = page.getByRole('dialog', { name: `Network of ${NAME}` });
     await dialog.getByLabel(/^Only these/).check();
-    await dialog.getByLabel('Add hosts').fill('deb.debian.org *.github.com printer');
+    await dialog.getByLabel('Add hosts').fill('mirror.example.org *.github.com printer');
     await dialog.getByLabel('Add hosts').press('Enter');
     await dialog.getByRole('button', { name: 'Apply' }).click();
     await dialog.getByRole('alert').getByText('"printer" is a single-label name', { exact: false }).waitFor();
     await shot('network.png');
     await dialog.getByRole('button', { name: 'Remove printer' }).click();
     await dialog.getByRole('button', { name: 'Apply' }).click();
-    await header().getByRole('button', { name: 'network: allow=deb.debian.org,*.github.com' }).waitFor();
-    expect((await cli('net', 'show', NAME)).trim()).toBe('allow=deb.debian.org,*.github.com');
+    await header().getByRole('button', { name: 'network: allow=mirror.example.org,*.github.com' }).waitFor();
+    expect((await cli('net', 'show', NAME)).trim()).toBe('allow=mirror.example.org,*.github.com');
   });
 
   it('idle timeout: its own, never, then the default again', async () => {

@@ -57,10 +57,10 @@ describe('config', () => {
 describe('sprites.network', () => {
   it('sets the policy and answers the sprite; a bad entry is refused with the parser’s reason', async () => {
     expect((await api.call('sprites.network', { name: 'dev', policy: 'none' })).network).toBe('none');
-    expect((await api.call('sprites.network', { name: 'dev', policy: 'allow=Deb.Debian.org,*.github.com,192.168.1.0/24' })).network).toBe('allow=deb.debian.org,*.github.com,192.168.1.0/24');
+    expect((await api.call('sprites.network', { name: 'dev', policy: 'allow=Mirror.Example.org,*.github.com,192.168.1.0/24' })).network).toBe('allow=mirror.example.org,*.github.com,192.168.1.0/24');
     expect(await failure(api.call('sprites.network', { name: 'dev', policy: 'allow=printer' }))).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/single-label name/) });
     expect(await failure(api.call('sprites.network', { name: 'dev', policy: 'allow=127.0.0.1' }))).toMatchObject({ message: expect.stringMatching(/loopback/) });
-    expect((await api.call('sprites.get', { name: 'dev' })).network).toBe('allow=deb.debian.org,*.github.com,192.168.1.0/24');
+    expect((await api.call('sprites.get', { name: 'dev' })).network).toBe('allow=mirror.example.org,*.github.com,192.168.1.0/24');
   });
 });
 

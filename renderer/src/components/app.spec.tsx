@@ -46,9 +46,9 @@ describe('App with a fake daemon', () => {
 
   it("shows a sprite's network policy in its header", () => {
     const { t } = mount();
-    act(() => t.emit({ type: 'hello', sprites: [sprite('alpha', { network: 'allow=deb.debian.org,*.github.com' })] }));
+    act(() => t.emit({ type: 'hello', sprites: [sprite('alpha', { network: 'allow=mirror.example.org,*.github.com' })] }));
     fireEvent.click(within(screen.getByRole('list', { name: 'Sprites' })).getByText('alpha').closest('button')!);
-    expect(document.querySelector('.sprite-network')?.textContent).toBe('network: allow=deb.debian.org,*.github.com');
+    expect(document.querySelector('.sprite-network')?.textContent).toBe('network: allow=mirror.example.org,*.github.com');
   });
 
   it('creates a sprite in one click, shows image progress, then opens a terminal on it', async () => {

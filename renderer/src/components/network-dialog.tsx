@@ -74,7 +74,7 @@ export function NetworkDialog({ sprite, onClose }: { sprite: Sprite; onClose(): 
           <div className="inline-form">
             <input
               aria-label="Add hosts"
-              placeholder="deb.debian.org, *.github.com, 192.168.1.20"
+              placeholder="mirror.example.org, *.github.com, 192.168.1.20"
               value={typed}
               spellCheck={false}
               autoComplete="off"

@@ -67,11 +67,11 @@ describe('the sprite header’s settings and tools', () => {
     expect((within(dialog).getByLabelText(/Internet/) as HTMLInputElement).checked).toBe(true);
     fireEvent.click(within(dialog).getByLabelText(/Only these/));
     const add = within(dialog).getByLabelText('Add hosts');
-    fireEvent.change(add, { target: { value: 'deb.debian.org, *.github.com' } });
+    fireEvent.change(add, { target: { value: 'mirror.example.org, *.github.com' } });
     fireEvent.keyDown(add, { key: 'Enter' });
     fireEvent.change(add, { target: { value: 'printer' } });
     fireEvent.click(within(dialog).getByRole('button', { name: 'Add' }));
-    expect(within(dialog).getAllByRole('listitem').map((li) => li.querySelector('code')!.textContent)).toEqual(['deb.debian.org', '*.github.com', 'printer']);
+    expect(within(dialog).getAllByRole('listitem').map((li) => li.querySelector('code')!.textContent)).toEqual(['mirror.example.org', '*.github.com', 'printer']);
     await act(async () => fireEvent.click(within(dialog).getByRole('button', { name: 'Apply' })));
     expect(within(dialog).getByRole('alert').textContent).toMatch(/"printer" is a single-label name/);
     expect(dialog.querySelector('.chip.refused code')?.textContent).toBe('printer');
@@ -81,10 +81,10 @@ describe('the sprite header’s settings and tools', () => {
     await act(async () => fireEvent.click(within(dialog).getByRole('button', { name: 'Apply' })));
     expect(screen.queryByRole('dialog')).toBeNull();
     expect(t.calls.filter((c) => c.method === 'sprites.network').map((c) => c.input)).toEqual([
-      { name: 'dev', policy: 'allow=deb.debian.org,*.github.com,printer' },
-      { name: 'dev', policy: 'allow=deb.debian.org,*.github.com' },
+      { name: 'dev', policy: 'allow=mirror.example.org,*.github.com,printer' },
+      { name: 'dev', policy: 'allow=mirror.example.org,*.github.com' },
     ]);
-    expect(screen.getByRole('button', { name: 'network: allow=deb.debian.org,*.github.com' })).toBeTruthy();
+    expect(screen.getByRole('button', { name: 'network: allow=mirror.example.org,*.github.com' })).toBeTruthy();
     expect(screen.getByRole('status').textContent).toMatch(/next connection; nothing restarted/);
     // and back to nothing, keyboard only: the radios and Enter
     fireEvent.click(screen.getByRole('button', { name: /^network:/ }));
