@@ -259,20 +259,20 @@ export const methods = {
     path: '/v1/config',
     input: Empty,
     output: z.lazy(() => Config),
-    summary: 'Daemon-wide settings (`memoryLimitMiB`: guest RAM that awake sprites may add up to; `memoryLimitDefault` says it is the default, 80% of host RAM).',
+    summary: 'Daemon-wide settings (`memoryLimitMiB`: guest RAM that awake sprites may add up to; `memoryLimitDefault` says it is the default, 80% of host RAM, which `memoryLimitDefaultMiB` gives either way). A sprite\'s own idle timeout is its `idleTimeoutSec` (null: this one).',
   }),
   'config.set': method({
     http: 'POST',
     path: '/v1/config',
     input: z
       .object({
-        idleTimeoutSec: z.number().int().min(0).max(30 * 24 * 3600).optional(),
+        idleTimeoutSec: z.number().int().min(0).max(30 * 24 * 3600).nullable().optional(),
         memoryLimitMiB: z.number().int().min(0).max(16 * 1024 * 1024).optional(),
         sprite: SpriteName.optional(),
       })
       .strict(),
     output: z.lazy(() => Config),
-    summary: 'Sets the idle timeout (seconds; 0 = never sleep), daemon-wide or for one `sprite`; and the memory limit (MiB; 0 = the default).',
+    summary: 'Sets the idle timeout (seconds; 0 = never sleep), daemon-wide or for one `sprite` (null: that sprite follows the daemon-wide one again); and the memory limit (MiB; 0 = the default).',
   }),
   'relay.connect': method({
     http: 'POST',
@@ -311,6 +311,13 @@ export const methods = {
     output: z.object({ name: z.string(), hostKey: z.string() }),
     summary: "The sprite's SSH host key (OpenSSH public key line), pinned by the daemon when it made the machine: what `ssh-config` puts in known_hosts.",
   }),
+  'sprites.sshConfig': method({
+    http: 'GET',
+    path: '/v1/sprites/:name/ssh-config',
+    input: NameParam,
+    output: z.object({ name: z.string(), config: z.string() }),
+    summary: "The OpenSSH `Host NAME` block for ~/.ssh/config, exactly what `spritely ssh-config NAME` prints (the daemon first writes the sprite's pinned host key to the known_hosts file the block names).",
+  }),
   'sprites.exec': method({
     http: 'POST',
     path: '/v1/sprites/:name/exec',
@@ -338,7 +345,8 @@ export const methods = {
   }),
 } as const;
 
-export const Config = z.object({ idleTimeoutSec: z.number(), memoryLimitMiB: z.number(), memoryLimitDefault: z.boolean() });
+export const Config = z.object({ idleTimeoutSec: z.number(), memoryLimitMiB: z.number(), memoryLimitDefault: z.boolean(), memoryLimitDefaultMiB: z.number() });
+export type Config = z.infer<typeof Config>;
 
 export const RelayStatus = z.object({
   configured: z.boolean(),

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { layout } from '../paths.ts';
-import { clientKeyFile, knownHostsLine, proxyCommand, sshConfigBlock, sshConfigValue, writeKnownHosts } from './agent-ssh.ts';
+import { clientKeyFile, knownHostsLine, proxyCommand, proxyEnv, sshConfigBlock, sshConfigFor, sshConfigValue, SPRITELY_BIN, writeKnownHosts } from './ssh-config-block.ts';
 
 describe('ssh_config values', () => {
   it('leaves plain paths alone, quotes spaces and doubles "%"', () => {
@@ -88,6 +88,33 @@ describe('known_hosts from the pinned key', () => {
       expect(fs.readFileSync(file, 'utf8')).toBe('spritely-dev ssh-ed25519 AAAAsecond\n');
       expect(() => writeKnownHosts(l, 'dev', 'garbage')).toThrow(/not an OpenSSH public key/);
       expect(clientKeyFile(l)).toBe(path.join(home, 'keys', 'id_ed25519'));
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the block for a sprite (what the CLI prints and the API returns)', () => {
+  it('carries a non-default data dir and images dir, and Electron’s run-as-Node switch inside the app', () => {
+    const l = { ...layout('/d/home'), imagesDir: '/d/images' };
+    expect(proxyEnv(l, {}, false)).toEqual({ SPRITELY_HOME: undefined, SPRITELY_IMAGES_DIR: undefined });
+    expect(proxyEnv(l, { SPRITELY_HOME: 'home', SPRITELY_IMAGES_DIR: 'x' }, false)).toEqual({ SPRITELY_HOME: '/d/home', SPRITELY_IMAGES_DIR: '/d/images' });
+    expect(proxyEnv(l, {}, true)).toEqual({ ELECTRON_RUN_AS_NODE: '1', SPRITELY_HOME: undefined, SPRITELY_IMAGES_DIR: undefined });
+  });
+
+  it('refuses while the client key is missing, then writes known_hosts and names it', () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'ssh-config-'));
+    try {
+      const l = layout(home);
+      const runtime = { execPath: '/usr/bin/node', electron: false };
+      expect(() => sshConfigFor(l, 'dev', 'ssh-ed25519 AAAAk dev', {}, runtime)).toThrow(/client key .* does not exist yet/);
+      fs.mkdirSync(l.keysDir, { recursive: true });
+      fs.writeFileSync(clientKeyFile(l), 'key');
+      const text = sshConfigFor(l, 'dev', 'ssh-ed25519 AAAAk dev', { SPRITELY_HOME: home }, runtime);
+      expect(text).toContain(`  ProxyCommand env SPRITELY_HOME=${home} /usr/bin/node ${SPRITELY_BIN} ssh-proxy dev\n`);
+      expect(text).toContain(`  UserKnownHostsFile ${path.join(home, 'ssh', 'dev.known_hosts')}\n`);
+      expect(fs.readFileSync(path.join(home, 'ssh', 'dev.known_hosts'), 'utf8')).toBe('spritely-dev ssh-ed25519 AAAAk\n');
+      expect(SPRITELY_BIN).toBe(path.resolve(import.meta.dirname, '../../bin/spritely.js'));
     } finally {
       fs.rmSync(home, { recursive: true, force: true });
     }
