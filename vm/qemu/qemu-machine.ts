@@ -9,6 +9,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 import { GUEST_PORTS, type ExitReason, type GuestPortName, type Machine, type MachineEvents, type MachineState, type PortForward } from '../driver/driver.ts';
+import { safeText } from '../safe-text.ts';
 import { fsyncFile } from '../store/atomic-json.ts';
 import { GUEST_IP, shellQuote } from './argv.ts';
 import { QmpClient } from './qmp-client.ts';
@@ -70,7 +71,8 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
     // The socket dropped but QEMU lives on: treat as a crash of our view; kill to keep one owner.
     if (!gone) killPid(this.pid);
     const reason: ExitReason = this.quitting ? 'quit' : this.guestPoweredOff ? 'poweroff' : 'crash';
-    this.emit('exit', reason, this.handle.logFile ? tailOfLog(this.handle.logFile, 3) : '(no log)');
+    const said = this.handle.logFile ? tailOfLog(this.handle.logFile, 3) : '(no log)';
+    this.emit('exit', reason, this.qmp.closeReason ? `${this.qmp.closeReason} (its log: ${said})` : said);
   }
 
   async state(): Promise<MachineState> {
@@ -140,7 +142,7 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
         const m = await this.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
         if (m.status === 'failed' || m.status === 'cancelled') {
           fs.rmSync(tmp, { force: true });
-          throw new Error(`saving the VM state failed: ${m['error-desc'] ?? m.status}${diskFullHint(tmp)}`);
+          throw new Error(`saving the VM state failed: ${safeText(String(m['error-desc'] ?? m.status), { maxChars: 500 })}${diskFullHint(tmp)}`);
         }
         completed = m.status === 'completed';
         if (completed) completedAt = Date.now();
@@ -177,7 +179,7 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
   async setForward(f: PortForward): Promise<void> {
     await this.qmp.hmp(`hostfwd_remove n0 tcp:127.0.0.1:${f.hostPort}`);
     const out = await this.qmp.hmp(`hostfwd_add n0 tcp:127.0.0.1:${f.hostPort}-${GUEST_IP}:${f.guestPort}`);
-    if (out.trim()) throw new Error(`QEMU refused the new forward: ${out.trim()}`);
+    if (out.trim()) throw new Error(`QEMU refused the new forward: ${safeText(out.trim(), { maxChars: 500 })}`);
   }
 
   openPort(name: GuestPortName): Promise<Duplex> {
