@@ -91,6 +91,26 @@ describe('GuestAgent over a guest port', () => {
     expect(host.destroyed).toBe(true);
   });
 
+  it('many short lines nobody asked for are cut off too (an answer is one line): the daemon never parses without end', async () => {
+    const [host, guestEnd] = duplexPair();
+    guestEnd.on('data', (chunk: Buffer) => {
+      const m = /"id":(\d+)/.exec(chunk.toString('latin1'));
+      if (m) guestEnd.write(Buffer.concat([Buffer.from([0xff]), Buffer.from(`{"return": ${m[1]}}\n`)]));
+      else if (chunk.includes('guest-ping')) {
+        guestEnd.write('{"return": {}}\n');
+        const lines = Buffer.from('{"return": {}}\n'.repeat(4096));
+        for (let i = 0; i < 40 && !guestEnd.destroyed; i++) guestEnd.write(lines);
+      }
+    });
+    const told: string[] = [];
+    const agent = new GuestAgent(async () => host, 1024 * 1024, (why) => told.push(why));
+    await agent.connect(Date.now() + 1000);
+    await agent.ping(1000);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(told).toEqual(['the guest agent sent more than 1048576 bytes in answer to one command']);
+    expect(host.destroyed).toBe(true);
+  });
+
   it('error text from the guest is made inert', async () => {
     const [host, guestEnd] = duplexPair();
     guestEnd.on('data', (chunk: Buffer) => {

@@ -38,6 +38,8 @@ export class GuestAgent implements GuestControl {
   private skipUntilMarker = false;
 
   private skipped = 0;
+  /** Bytes received since the last command was sent: an answer is one line, so this is capped too. */
+  private received = 0;
 
   constructor(
     private readonly open: ConnectGuestPort,
@@ -95,6 +97,7 @@ export class GuestAgent implements GuestControl {
       this.decoder.reset();
       data = data.subarray(at + 1);
     }
+    this.received += data.length;
     const { messages, overflow } = this.decoder.feed(data);
     for (const m of messages) {
       const w = this.waiting;
@@ -105,6 +108,7 @@ export class GuestAgent implements GuestControl {
       else w.resolve(msg?.return);
     }
     if (overflow) this.fail(`the guest agent sent more than ${this.maxLineBytes} bytes without a line end`);
+    else if (this.received > this.maxLineBytes) this.fail(`the guest agent sent more than ${this.maxLineBytes} bytes in answer to one command`);
   }
 
   /** The guest broke the protocol: the session ends here, and the one who keeps the link is told once. */
@@ -143,6 +147,7 @@ export class GuestAgent implements GuestControl {
           reject(e);
         },
       };
+      this.received = 0;
       socket.write(JSON.stringify(args ? { execute, arguments: args } : { execute }) + '\n');
     });
   }
