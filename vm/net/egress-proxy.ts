@@ -36,8 +36,18 @@ export interface EgressProxyOptions {
    * daemon; see docs/network.md). Never lifts this computer, its networks, link-local or metadata.
    */
   treatAsPublic?: string[];
+  /** Connections open at once (default EGRESS_MAX_CONNECTIONS); more are refused at once with a 503. */
   maxConnections?: number;
 }
+
+/**
+ * Connections a sprite may have open through its proxy at once (SPRITELY_EGRESS_MAX_CONNECTIONS
+ * overrides it). Under QEMU each one is also a host `socat` process (the guestfwd), so this bounds
+ * how many of those a guest keeps alive; a refused one ends at once, and its socat with it.
+ */
+export const EGRESS_MAX_CONNECTIONS = Number(process.env.SPRITELY_EGRESS_MAX_CONNECTIONS) > 0 ? Number(process.env.SPRITELY_EGRESS_MAX_CONNECTIONS) : 128;
+/** At most one log line per this long about refusals over the cap (with how many there were). */
+const OVER_CAP_LOG_MS = 60_000;
 
 const CONNECT_TIMEOUT_MS = 15_000;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -69,34 +79,69 @@ class Refusal extends Error {
 }
 
 export class EgressProxy {
+  /** Accepts connections and applies the cap; the ones it lets in go to the HTTP server. */
+  private readonly listener: net.Server;
   private readonly server: http.Server;
   private readonly sockets = new Set<net.Socket>();
   private readonly treatAsPublic: Range[];
+  private readonly maxConnections: number;
+  private refusedSinceLog = 0;
+  private lastCapLog = 0;
   bytesOut = 0;
   bytesIn = 0;
 
   constructor(private readonly opts: EgressProxyOptions) {
     this.treatAsPublic = readTreatAsPublic(opts.treatAsPublic ?? (process.env.SPRITELY_EGRESS_TREAT_AS_PUBLIC ?? '').split(','), opts.log);
+    this.maxConnections = opts.maxConnections ?? EGRESS_MAX_CONNECTIONS;
     this.server = http.createServer({ headersTimeout: 30_000, requestTimeout: 0, maxHeaderSize: 32 * 1024 }, (req, res) => void this.forwardRequest(req, res));
     this.server.on('connect', (req, socket, head) => void this.tunnel(req, socket as net.Socket, head));
-    this.server.on('connection', (s: net.Socket) => {
-      this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
-      if (this.sockets.size > (opts.maxConnections ?? 512)) {
-        s.end('HTTP/1.1 503 Too many connections\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      }
-    });
     this.server.on('clientError', (_err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     });
+    this.listener = net.createServer((s) => this.accept(s));
+  }
+
+  /** Connections open now. */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  private accept(s: net.Socket): void {
+    s.on('error', () => {});
+    if (this.sockets.size >= this.maxConnections) return this.refuseOverCap(s);
+    this.sockets.add(s);
+    s.once('close', () => this.sockets.delete(s));
+    this.server.emit('connection', s);
+  }
+
+  /**
+   * Over the cap: a 503 saying why, then the connection ends (so its socat does too). What the
+   * guest sent is read and dropped, so the close is a clean end, not a reset.
+   */
+  private refuseOverCap(s: net.Socket): void {
+    const body = `spritely: this sprite already has ${this.sockets.size} connections open through its proxy, the most it may have at once; close some and try again.\n`;
+    s.resume();
+    s.end(
+      `HTTP/1.1 503 Too many connections\r\nContent-Type: text/plain; charset=utf-8\r\nX-Spritely-Error: ${headerSafe(body.trim())}\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+    s.setTimeout(2000, () => s.destroy());
+    this.refusedSinceLog++;
+    const now = Date.now();
+    if (now - this.lastCapLog >= OVER_CAP_LOG_MS) {
+      const since = this.lastCapLog ? ` (${this.refusedSinceLog} refused since the last note)` : '';
+      this.opts.log?.(`egress: ${this.sockets.size} connections open at once, the most a sprite may have; new ones are refused with a 503${since}`);
+      this.lastCapLog = now;
+      this.refusedSinceLog = 0;
+    }
   }
 
   async listen(): Promise<void> {
     fs.rmSync(this.opts.socketPath, { force: true });
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.socketPath, () => {
-        this.server.off('error', reject);
+      this.listener.once('error', reject);
+      this.listener.listen(this.opts.socketPath, () => {
+        this.listener.off('error', reject);
         resolve();
       });
     });
@@ -104,6 +149,7 @@ export class EgressProxy {
   }
 
   close(): void {
+    this.listener.close();
     this.server.close();
     for (const s of this.sockets) s.destroy();
     fs.rmSync(this.opts.socketPath, { force: true });
