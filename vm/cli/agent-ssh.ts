@@ -63,6 +63,16 @@ export interface SshConfigInput {
   proxyCommand: string;
 }
 
+/**
+ * The `Host NAME` block. Root in a sprite is untrusted, so nothing of this computer is handed to it:
+ * no agent forwarding (it could sign in elsewhere as you while you are connected), no X11 (it
+ * could watch your display), and no port forwardings from other config blocks (a RemoteForward
+ * under `Host *` would open a way back into this computer). OpenSSH takes the first value it meets
+ * for each option, so these hold only when the block comes before any `Host *`: docs/agents.md
+ * says how to `Include` the generated file at the top of ~/.ssh/config. ClearAllForwardings also
+ * drops `-L`/`-R`/`-D` given on the command line; `ssh -o ClearAllForwardings=no -L …` is how to
+ * ask for one on purpose (command-line options come first).
+ */
 export function sshConfigBlock(c: SshConfigInput): string {
   return [
     `# spritely sprite "${c.name}" (spritely ssh-config ${c.name})`,
@@ -75,6 +85,9 @@ export function sshConfigBlock(c: SshConfigInput): string {
     `  UserKnownHostsFile ${sshConfigValue(c.knownHostsFile)}`,
     `  StrictHostKeyChecking yes`,
     `  UpdateHostKeys no`,
+    `  ForwardAgent no`,
+    `  ForwardX11 no`,
+    `  ClearAllForwardings yes`,
     '',
   ].join('\n');
 }
@@ -163,7 +176,7 @@ export async function runSshProxy(api: ApiClient, name: string, l: Layout = layo
 export function registerSshCommands(program: Command, client: () => Promise<ApiClient>): void {
   program
     .command('ssh-config')
-    .description('Print an OpenSSH "Host NAME" block for ~/.ssh/config (ssh NAME, scp, rsync, VS Code Remote-SSH)')
+    .description('Print an OpenSSH "Host NAME" block (ssh NAME, scp, rsync, VS Code Remote-SSH); Include its file at the top of ~/.ssh/config')
     .argument('[name]', 'the sprite')
     .option('--all', 'a block for every sprite')
     .action(async (name: string | undefined, opts: { all?: boolean }) => {
