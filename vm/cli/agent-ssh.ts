@@ -176,7 +176,7 @@ export async function runSshProxy(api: ApiClient, name: string, l: Layout = layo
 export function registerSshCommands(program: Command, client: () => Promise<ApiClient>): void {
   program
     .command('ssh-config')
-    .description('Print an OpenSSH "Host NAME" block (ssh NAME, scp, rsync, VS Code Remote-SSH); Include its file at the top of ~/.ssh/config')
+    .description('Print an OpenSSH "Host NAME" block for ~/.ssh/config (ssh NAME, scp, rsync, VS Code Remote-SSH)')
     .argument('[name]', 'the sprite')
     .option('--all', 'a block for every sprite')
     .action(async (name: string | undefined, opts: { all?: boolean }) => {
