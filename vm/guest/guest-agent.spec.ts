@@ -182,8 +182,9 @@ describe('GuestAgentLink', () => {
     const again = await link.ready(1000);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
     expect(opened).toBe(2);
+    expect(logs[1]).toBe('guest agent channel reopened: the agent answers again');
     await expect(again.ping(1000)).rejects.toThrow(/without a line end/);
-    expect(logs[1]).toMatch(/in 0.4 s at the earliest$/);
+    expect(logs[2]).toMatch(/in 0.4 s at the earliest$/);
     // a caller with less time than the back-off is refused at once, saying why
     await expect(link.ready(100)).rejects.toThrow(/the guest agent channel was closed \(the guest agent sent more than 262144 bytes without a line end\); it opens again in 1 s/);
     expect(opened).toBe(2);
@@ -192,7 +193,8 @@ describe('GuestAgentLink', () => {
     const healed = await link.ready(2000);
     await expect(healed.ping(1000)).resolves.toBeUndefined();
     expect(opened).toBe(3);
-    expect(logs).toHaveLength(2);
+    expect(logs).toHaveLength(4);
+    expect(logs[3]).toBe('guest agent channel reopened: the agent answers again');
     link.close();
   });
 });

@@ -221,6 +221,8 @@ export class GuestAgentLink {
   private quietUntil = 0;
   private lastMisbehaviour = 0;
   private lastReason = '';
+  /** Closed for misbehaving and not yet answered again (its reopening is logged). */
+  private reopening = false;
 
   constructor(
     private readonly open: ConnectGuestPort,
@@ -256,6 +258,10 @@ export class GuestAgentLink {
       agent.disconnect();
       throw new GuestAgentError('the machine is gone');
     }
+    if (this.reopening) {
+      this.reopening = false;
+      this.opts.log?.('guest agent channel reopened: the agent answers again');
+    }
     this.agent = agent;
     return agent;
   }
@@ -268,6 +274,7 @@ export class GuestAgentLink {
     this.lastMisbehaviour = now;
     this.quietUntil = now + this.backoffMs;
     this.lastReason = why;
+    this.reopening = true;
     this.opts.log?.(`guest agent channel closed: ${why}; it is reopened when next needed, in ${this.backoffMs / 1000} s at the earliest`);
   }
 
