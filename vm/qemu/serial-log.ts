@@ -29,7 +29,8 @@ export interface SerialLogOptions {
   log?: (msg: string) => void;
 }
 
-export const SERIAL_LOG_MAX_BYTES = 1024 * 1024;
+/** Where serial.log starts over (SPRITELY_SERIAL_LOG_BYTES overrides it: the VM test uses a small one). */
+export const SERIAL_LOG_MAX_BYTES = Number(process.env.SPRITELY_SERIAL_LOG_BYTES) >= 4096 ? Math.floor(Number(process.env.SPRITELY_SERIAL_LOG_BYTES)) : 1024 * 1024;
 export const SERIAL_BYTES_PER_SECOND = 256 * 1024;
 
 /** An append-only file that starts over at `maxBytes`, keeping the previous one as `FILE.1`. */
