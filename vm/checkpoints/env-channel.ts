@@ -11,7 +11,7 @@
  * (line-splitter.ts), requests are served one at a time with a short queue (more are answered
  * "busy" at once), and a guest that sends a line over the cap or does not read its answers has its
  * connection closed — logged once — and reopened after a back-off (1 s, doubling up to a minute),
- * during which the hypervisor drops what it writes. What a guest may ask, and how often, is the
+ * during which what it writes waits in the guest (or is dropped by the hypervisor). What a guest may ask, and how often, is the
  * handler's business (vm/engine/checkpoint-verbs.ts and guest-checkpoint-limits.ts).
  */
 import type { Duplex } from 'node:stream';

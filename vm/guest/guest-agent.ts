@@ -36,7 +36,7 @@ export class GuestAgent implements GuestControl {
   private waiting: { resolve: (v: any) => void; reject: (e: Error) => void } | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private skipUntilMarker = false;
-
+  /** Bytes dropped while waiting for the sync marker. */
   private skipped = 0;
   /** Bytes received since the last command was sent: an answer is one line, so this is capped too. */
   private received = 0;
@@ -211,7 +211,8 @@ export const DEFAULT_LINK_BACKOFF: LinkBackoff = { firstMs: 1000, maxMs: 60_000,
  * with a ping and reconnects when the guest (restored, rebooted) no longer answers on it. A guest
  * that breaks the protocol (floods its port) has its connection closed and logged once, and the
  * link connects again only when asked and after a back-off (1 s, doubling up to a minute): while
- * it is closed nobody reads the port, and the hypervisor drops what the guest writes into it.
+ * it is closed nobody reads the port: what the guest writes into it waits in the guest (or is
+ * dropped by the hypervisor), costing the daemon nothing.
  */
 export class GuestAgentLink {
   private agent: GuestAgent | null = null;
