@@ -9,10 +9,11 @@
  *
  * The guest is untrusted, so the channel is bounded: lines are split in linear time and capped
  * (line-splitter.ts), requests are served one at a time with a short queue (more are answered
- * "busy" at once), and a guest that sends a line over the cap or does not read its answers has its
- * connection closed — logged once — and reopened after a back-off (1 s, doubling up to a minute),
- * during which what it writes waits in the guest (or is dropped by the hypervisor). What a guest may ask, and how often, is the
- * handler's business (vm/engine/checkpoint-verbs.ts and guest-checkpoint-limits.ts).
+ * "busy" at once), and a guest that sends a line over the cap, floods requests or does not read
+ * its answers has its connection closed — logged once — and reopened after a back-off (1 s,
+ * doubling up to a minute), during which what it writes waits in the guest (or is dropped by the
+ * hypervisor). What a guest may ask, and how often, is the handler's business
+ * (vm/engine/checkpoint-verbs.ts and guest-checkpoint-limits.ts).
  */
 import type { Duplex } from 'node:stream';
 import { z } from 'zod';
