@@ -250,6 +250,8 @@ describe('spritely ssh-config and plain OpenSSH', () => {
     } finally {
       fakeAgent.close();
     }
+    // as the tests before left it (ssh woke it)
+    await ok(['sleep', S]);
   });
 
   it('refuses an unknown sprite, and --all lists every sprite', async () => {
