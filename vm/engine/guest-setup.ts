@@ -2,11 +2,19 @@
  * What the engine does inside a guest, through its control channel (no network needed): give a
  * restored or forked machine its own identity, set the clock of a machine that was restored from
  * a saved moment, grow the filesystem to the disk, and find out why SSH into it keeps failing.
+ * What the guest prints is its own choice (root there is untrusted): it reaches an error or the
+ * log only through `guestSaid`, inert and bounded.
  */
 import type { Machine } from '../driver/driver.ts';
 import type { GuestControl } from '../guest/guest-control.ts';
+import { safeText } from '../safe-text.ts';
 import type { KeyPair } from '../ssh/keys.ts';
 import { APPLY_IDENTITY, identityPayload, newMachineId } from './identity.ts';
+
+/** Guest output for a message: terminal controls shown as escapes, one line, at most 500 characters. */
+export function guestSaid(output: Buffer | string, maxChars = 500): string {
+  return safeText(output.toString().trim(), { maxChars }) || '(nothing)';
+}
 
 /** Epoch nanoseconds, as apply-identity's `time` wants them. */
 export function toNs(epochMs: number): bigint {
@@ -26,7 +34,7 @@ export async function applyIdentity(guest: GuestControl, opts: { name: string; h
     }),
     timeoutMs: 60_000,
   });
-  if (applied.exitCode !== 0) throw new Error(`the guest refused its identity (exit ${applied.exitCode}): ${applied.stderr.toString().trim()}`);
+  if (applied.exitCode !== 0) throw new Error(`the guest refused its identity (exit ${applied.exitCode}): ${guestSaid(applied.stderr)}`);
 }
 
 /**
@@ -35,14 +43,14 @@ export async function applyIdentity(guest: GuestControl, opts: { name: string; h
  */
 export async function setGuestClock(guest: GuestControl, nowMs: number): Promise<void> {
   const r = await guest.exec(APPLY_IDENTITY, [], { stdin: identityPayload({ timeNs: toNs(nowMs) }), timeoutMs: 30_000 });
-  if (r.exitCode !== 0) throw new Error(`setting the guest clock failed: ${r.stderr.toString().trim()}`);
+  if (r.exitCode !== 0) throw new Error(`setting the guest clock failed: ${guestSaid(r.stderr)}`);
 }
 
 /** Grows the virtual disk to `bytes` and the guest's filesystem with it (online). */
 export async function growDisk(machine: Machine, guest: GuestControl, bytes: number): Promise<void> {
   await machine.resizeDisk(bytes);
   const r = await guest.exec(APPLY_IDENTITY, [], { stdin: identityPayload({ resize: `/dev/vda ${bytes}` }), timeoutMs: 120_000 });
-  if (r.exitCode !== 0) throw new Error(`growing the filesystem failed: ${r.stderr.toString().trim()}`);
+  if (r.exitCode !== 0) throw new Error(`growing the filesystem failed: ${guestSaid(r.stderr)}`);
 }
 
 /** Grows the filesystem to the disk after a cold boot of a sprite whose filesystem never was. */
@@ -75,8 +83,8 @@ export const SSH_DIAGNOSIS = [
   'fi',
 ].join('\n');
 
-/** What the guest says about its SSH server (restarting it when it is down), on one line. */
+/** What the guest says about its SSH server (restarting it when it is down), on one line, made inert. */
 export async function diagnoseSsh(guest: GuestControl): Promise<string> {
   const r = await guest.exec('/bin/sh', ['-c', SSH_DIAGNOSIS], { timeoutMs: 30_000 });
-  return (r.stdout.toString() + r.stderr.toString()).trim().replace(/\s*\n\s*/g, ' | ');
+  return guestSaid((r.stdout.toString() + r.stderr.toString()).trim().replace(/\s*\n\s*/g, ' | '), 2000);
 }

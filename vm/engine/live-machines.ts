@@ -76,7 +76,7 @@ export class LiveMachines {
       machine,
       runtime,
       ssh: this.io.sshLink({ name, port: runtime.sshPort, privateKey: this.clientKey().privateKey, hostKeyPub, log: this.hooks.log, onStuck: () => this.hooks.sshStuck(name) }),
-      guest: new GuestAgentLink(() => machine.openPort(GUEST_PORTS.control)),
+      guest: new GuestAgentLink(() => machine.openPort(GUEST_PORTS.control), { log }),
       env: this.io.envChannel(() => machine.openPort(GUEST_PORTS.env), this.hooks.envHandler(name), log),
       egress: this.io.egressProxy({
         sprite: name,

@@ -35,6 +35,9 @@ describe('ssh_config values', () => {
         '  UserKnownHostsFile /h/ssh/dev.known_hosts',
         '  StrictHostKeyChecking yes',
         '  UpdateHostKeys no',
+        '  ForwardAgent no',
+        '  ForwardX11 no',
+        '  ClearAllForwardings yes',
         '',
       ].join('\n'),
     );
@@ -65,9 +68,47 @@ describe('ssh_config values', () => {
       expect(opt('hostkeyalias')).toBe('spritely-dev');
       expect(opt('stricthostkeychecking')).toBe('true');
       expect(opt('identitiesonly')).toBe('yes');
+      expect(opt('forwardagent')).toBe('no');
+      expect(opt('forwardx11')).toBe('no');
+      expect(opt('clearallforwardings')).toBe('yes');
       const v = spawnSync('ssh', ['-v', '-F', cfg, 'dev', 'true'], { encoding: 'utf8', timeout: 20_000 });
       expect(v.status).not.toBe(0);
       expect(v.stderr).toContain(`identity file ${path.join(dir, 'id_ed25519')} type -1`);
+      expect(fs.readFileSync(path.join(dir, 'proxy-ran'), 'utf8')).toBe('ssh-proxy dev\n');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a ~/.ssh/config with the generated file Included at the top', () => {
+  it('keeps agent, X11 and forwardings from a later `Host *` away from the sprite; the ProxyCommand still runs; other hosts keep theirs', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-ssh-include-'));
+    try {
+      const script = path.join(dir, 'proxy.sh');
+      fs.writeFileSync(script, `#!/bin/sh\necho "$@" > '${path.join(dir, 'proxy-ran')}'\n`, { mode: 0o755 });
+      const generated = path.join(dir, 'spritely.conf');
+      fs.writeFileSync(generated, sshConfigBlock({ name: 'dev', keyFile: path.join(dir, 'id'), knownHostsFile: path.join(dir, 'kh'), proxyCommand: proxyCommand({ execPath: '/bin/sh', script, name: 'dev' }) }));
+      const cfg = path.join(dir, 'config');
+      fs.writeFileSync(
+        cfg,
+        [`Include ${generated}`, '', 'Host *', '  ForwardAgent yes', '  ForwardX11 yes', '  RemoteForward 9999 127.0.0.1:22', '  LocalForward 8888 127.0.0.1:80', '  DynamicForward 1080', ''].join('\n'),
+      );
+      const g = (host: string) => {
+        const r = spawnSync('ssh', ['-G', '-F', cfg, host], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0);
+        return r.stdout;
+      };
+      const dev = g('dev');
+      expect(dev).toMatch(/^forwardagent no$/m);
+      expect(dev).toMatch(/^forwardx11 no$/m);
+      expect(dev).toMatch(/^clearallforwardings yes$/m);
+      expect(dev).not.toMatch(/^(local|remote|dynamic)forward /m);
+      const other = g('elsewhere.example');
+      expect(other).toMatch(/^forwardagent yes$/m);
+      expect(other).toMatch(/^remoteforward 9999 /m);
+      // the ProxyCommand runs as before (scp sets ClearAllForwardings itself and uses it too)
+      spawnSync('ssh', ['-F', cfg, 'dev', 'true'], { encoding: 'utf8', timeout: 20_000 });
       expect(fs.readFileSync(path.join(dir, 'proxy-ran'), 'utf8')).toBe('ssh-proxy dev\n');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -58,6 +58,16 @@ export interface SshConfigInput {
   proxyCommand: string;
 }
 
+/**
+ * The `Host NAME` block. Root in a sprite is untrusted, so nothing of this computer is handed to it:
+ * no agent forwarding (it could sign in elsewhere as you while you are connected), no X11 (it
+ * could watch your display), and no port forwardings from other config blocks (a RemoteForward
+ * under `Host *` would open a way back into this computer). OpenSSH takes the first value it meets
+ * for each option, so these hold only when the block comes before any `Host *`: docs/agents.md
+ * says how to `Include` the generated file at the top of ~/.ssh/config. ClearAllForwardings also
+ * drops `-L`/`-R`/`-D` given on the command line; `ssh -o ClearAllForwardings=no -L …` is how to
+ * ask for one on purpose (command-line options come first).
+ */
 export function sshConfigBlock(c: SshConfigInput): string {
   return [
     `# spritely sprite "${c.name}" (spritely ssh-config ${c.name})`,
@@ -70,6 +80,9 @@ export function sshConfigBlock(c: SshConfigInput): string {
     `  UserKnownHostsFile ${sshConfigValue(c.knownHostsFile)}`,
     `  StrictHostKeyChecking yes`,
     `  UpdateHostKeys no`,
+    `  ForwardAgent no`,
+    `  ForwardX11 no`,
+    `  ClearAllForwardings yes`,
     '',
   ].join('\n');
 }
