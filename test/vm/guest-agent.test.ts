@@ -121,7 +121,9 @@ describe('guest agent in a sprite', () => {
     report('identity: in the guest / round trip (ms)', [r.ms, +(performance.now() - t).toFixed(1)]);
     report('identity steps (ms)', r.steps);
     expect(r.ok).toBe(true);
-    expect(r.ms).toBeLessThan(100);
+    // Typically 5-20 ms in the guest under TCG; the bound only separates one request from the
+    // shell script it replaced (1.8-3.6 s), with room for a loaded 2-core CI machine.
+    expect(r.ms).toBeLessThan(500);
     const check = await sh('hostname; cat /etc/machine-id; grep 127.0.1.1 /etc/hosts');
     expect(check.out).toBe(`ga-renamed\n${machineId}\n127.0.1.1\tga-renamed\n`);
   });
