@@ -6,6 +6,7 @@
  */
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { Checkpoint, ImageProgress, RelayStatus } from '../../vm/api/contract.ts';
+import { createSettingsActions, initialSettings, type SettingsActions, type SettingsState } from './settings-state.ts';
 import type { ConnectionState, DaemonEvent, MethodInput, Sprite, Transport } from './transport.ts';
 
 export type { ImageProgress, RelayStatus };
@@ -26,7 +27,7 @@ export interface Toast {
 
 export type ThemeChoice = 'system' | 'light' | 'dark';
 
-export interface UiState {
+export interface UiState extends SettingsState {
   connection: ConnectionState;
   connectionDetail: string | null;
   /** False until the first `hello`: the list is unknown, not empty. */
@@ -47,6 +48,11 @@ export interface UiState {
   /** Bumped when this window restored a sprite: its terminals reopen on the restored machine. */
   restored: Record<string, number>;
   panelsOpen: boolean;
+  /**
+   * In a narrow window: the drawer that is open over the terminal — the sprite list, or one of the
+   * sprite's panels (by its id in sprite-panels.ts) — or none.
+   */
+  drawer: string | null;
   /** The relay tunnel as the daemon last announced it (null until a window asks or it changes). */
   relay: RelayStatus | null;
 }
@@ -67,7 +73,9 @@ export const initialState: UiState = {
   checkpoints: {},
   restored: {},
   panelsOpen: true,
+  drawer: null,
   relay: null,
+  ...initialSettings,
 };
 
 // ------------------------------------------------------------------ pure transitions
@@ -127,8 +135,11 @@ export function setConnection(s: UiState, connection: ConnectionState, detail: s
   return { ...s, connection, connectionDetail: detail };
 }
 
+/** Picking a sprite shows it: the settings page and the sprite-list drawer give way. */
 export function selectSprite(s: UiState, name: string | null): UiState {
-  return s.selected === name ? s : { ...s, selected: name };
+  const drawer = s.drawer === SPRITES_DRAWER ? null : s.drawer;
+  if (s.selected === name && s.view === 'sprite' && drawer === s.drawer) return s;
+  return { ...s, selected: name, view: 'sprite', drawer };
 }
 
 export function tabsOf(s: UiState, sprite: string | null): Tab[] {
@@ -219,6 +230,18 @@ export function setTheme(s: UiState, theme: ThemeChoice): UiState {
   return { ...s, theme };
 }
 
+/** The drawer that holds the sprite list in a narrow window. */
+export const SPRITES_DRAWER = 'sprites';
+
+/** Opens a drawer, or closes it when it is the one open. */
+export function toggleDrawer(s: UiState, drawer: string): UiState {
+  return { ...s, drawer: s.drawer === drawer ? null : drawer };
+}
+
+export function closeDrawer(s: UiState): UiState {
+  return s.drawer === null ? s : { ...s, drawer: null };
+}
+
 export type DisplayState = Sprite['state'] | 'busy';
 
 /** What the list shows: the daemon's state, or "busy" while anyone has an operation running. */
@@ -296,7 +319,7 @@ export interface AppDeps {
 
 export type CreateOptions = Omit<MethodInput<'sprites.create'>, 'name'>;
 
-export interface Actions {
+export interface Actions extends SettingsActions {
   start(): () => void;
   createSprite(name: string, opts?: CreateOptions): Promise<boolean>;
   startSprite(name: string): Promise<void>;
@@ -315,6 +338,8 @@ export interface Actions {
   dismissToast(id: number): void;
   setTheme(t: ThemeChoice): void;
   togglePanels(): void;
+  toggleDrawer(drawer: string): void;
+  closeDrawer(): void;
   loadCheckpoints(sprite: string): Promise<void>;
   createCheckpoint(sprite: string, comment: string): Promise<boolean>;
   restoreCheckpoint(sprite: string, id: string): Promise<boolean>;
@@ -372,6 +397,14 @@ export function createAppStore(deps: AppDeps): AppStore {
       }
     };
     const actions: Actions = {
+      ...createSettingsActions<UiState>({
+        transport,
+        apply,
+        get,
+        toast: (m, kind) => apply((s) => pushToast(s, m, kind)),
+        refreshSprite: (name) => refresh(name),
+        clearImageProgress: () => apply(clearImageProgress),
+      }),
       start: () =>
         transport.subscribe({
           onEvent: (e) => apply((s) => applyEvent(s, e)),
@@ -424,6 +457,8 @@ export function createAppStore(deps: AppDeps): AppStore {
       dismissToast: (id) => apply((s) => dismissToast(s, id)),
       setTheme: (t) => apply((s) => setTheme(s, t)),
       togglePanels: () => apply((s) => ({ ...s, panelsOpen: !s.panelsOpen })),
+      toggleDrawer: (d) => apply((s) => toggleDrawer(s, d)),
+      closeDrawer: () => apply(closeDrawer),
       loadCheckpoints: async (name) => {
         try {
           const checkpoints = await transport.call('checkpoints.list', { name });

@@ -245,7 +245,7 @@ export const methods = {
     path: '/v1/sprites/:name/network',
     input: z.object({ name: SpriteName, policy: NetworkPolicyText }).strict(),
     output: Sprite,
-    summary: 'Sets what the sprite may reach: `internet` (public addresses, never the host or the LAN), `none`, or `allow=HOST,*.DOMAIN,…`. Applies to the next connection, no restart.',
+    summary: 'Sets what the sprite may reach: `internet` (globally routable addresses only: never this computer, its networks, the LAN, link-local or special-purpose ranges), `none`, or `allow=HOST,*.DOMAIN,…`. Applies to the next connection, no restart.',
   }),
   'sprites.usage': method({
     http: 'GET',
@@ -259,21 +259,21 @@ export const methods = {
     path: '/v1/config',
     input: Empty,
     output: z.lazy(() => Config),
-    summary: 'Daemon-wide settings (`memoryLimitMiB`: guest RAM that awake sprites may add up to; `memoryLimitDefault` says it is the default, 80% of host RAM; `warmSpare` and the `spares` waiting now).',
+    summary: 'Daemon-wide settings (`memoryLimitMiB`: guest RAM that awake sprites may add up to; `memoryLimitDefault` says it is the default, 80% of host RAM, which `memoryLimitDefaultMiB` gives either way; `warmSpare` and the `spares` waiting now). A sprite\'s own idle timeout is its `idleTimeoutSec` (null: this one).',
   }),
   'config.set': method({
     http: 'POST',
     path: '/v1/config',
     input: z
       .object({
-        idleTimeoutSec: z.number().int().min(0).max(30 * 24 * 3600).optional(),
+        idleTimeoutSec: z.number().int().min(0).max(30 * 24 * 3600).nullable().optional(),
         memoryLimitMiB: z.number().int().min(0).max(16 * 1024 * 1024).optional(),
         warmSpare: z.boolean().optional(),
         sprite: SpriteName.optional(),
       })
       .strict(),
     output: z.lazy(() => Config),
-    summary: 'Sets the idle timeout (seconds; 0 = never sleep), daemon-wide or for one `sprite`; the memory limit (MiB; 0 = the default); and whether warm spares are kept (`warmSpare`: a machine per used shape restored ahead of time, so a create takes ~0.5 s; each costs its guest RAM while it waits and is given up first when memory is needed).',
+    summary: 'Sets the idle timeout (seconds; 0 = never sleep), daemon-wide or for one `sprite` (null: that sprite follows the daemon-wide one again); the memory limit (MiB; 0 = the default); and whether warm spares are kept (`warmSpare`: a machine per used shape restored ahead of time, so a create takes ~0.5 s; each costs its guest RAM while it waits and is given up first when memory is needed).',
   }),
   'relay.connect': method({
     http: 'POST',
@@ -312,6 +312,13 @@ export const methods = {
     output: z.object({ name: z.string(), hostKey: z.string() }),
     summary: "The sprite's SSH host key (OpenSSH public key line), pinned by the daemon when it made the machine: what `ssh-config` puts in known_hosts.",
   }),
+  'sprites.sshConfig': method({
+    http: 'GET',
+    path: '/v1/sprites/:name/ssh-config',
+    input: NameParam,
+    output: z.object({ name: z.string(), config: z.string() }),
+    summary: "The OpenSSH `Host NAME` block for ~/.ssh/config, exactly what `spritely ssh-config NAME` prints (the daemon first writes the sprite's pinned host key to the known_hosts file the block names).",
+  }),
   'sprites.exec': method({
     http: 'POST',
     path: '/v1/sprites/:name/exec',
@@ -343,11 +350,13 @@ export const Config = z.object({
   idleTimeoutSec: z.number(),
   memoryLimitMiB: z.number(),
   memoryLimitDefault: z.boolean(),
+  memoryLimitDefaultMiB: z.number(),
   /** Keep a warm spare per used machine shape, where memory allows. */
   warmSpare: z.boolean(),
   /** The warm spares now: machines restored ahead of time, paused, that the next create of their shape takes. */
   spares: z.array(z.object({ image: z.string(), memoryMiB: z.number(), cpus: z.number(), state: z.enum(['preparing', 'ready']), pid: z.number().nullable() })),
 });
+export type Config = z.infer<typeof Config>;
 
 export const RelayStatus = z.object({
   configured: z.boolean(),

@@ -4,11 +4,14 @@
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import { promisify } from 'node:util';
 import type { Engine } from '../engine/engine.ts';
 import type { RelayLink } from '../net/relay-link.ts';
 import { SpritelyError } from '../errors.ts';
 import { parseNetworkPolicy, type NetworkPolicy } from '../net/egress-policy.ts';
+import { defaultMemoryLimitMiB } from '../engine/daemon-config.ts';
+import { sshConfigFor } from '../ssh/ssh-config-block.ts';
 import type { MethodInput, MethodName, MethodOutput } from './contract.ts';
 
 const execFileP = promisify(execFile);
@@ -19,10 +22,30 @@ export const DEFAULT_EXEC_OUTPUT_CAP = 8 * 1024 * 1024;
 /** Output the guest agent may send per stream ahead of what the daemon has read (fewer round trips for big outputs). */
 export const EXEC_WINDOW = 1024 * 1024;
 
-export function createHandlers(engine: Engine, opts: { version: string; onShutdown?: (leaveRunning: boolean) => void; loginUrl: () => string; loginFile?: () => { path: string; expiresAt: string }; logoutAll?: () => number; localUrl?: (name: string) => string; relay?: RelayLink }): Handlers {
+export interface HandlerOptions {
+  version: string;
+  onShutdown?: (leaveRunning: boolean) => void;
+  loginUrl: () => string;
+  loginFile?: () => { path: string; expiresAt: string };
+  logoutAll?: () => number;
+  localUrl?: (name: string) => string;
+  relay?: RelayLink;
+  /** The host's RAM, for the default memory limit (the engine's own source unless a spec fakes it). */
+  hostMemoryMiB?: () => number;
+  /** Builds a sprite's ssh-config block (the real one writes its known_hosts file in the data dir). */
+  sshConfig?: (name: string, hostKey: string) => string;
+}
+
+export function createHandlers(engine: Engine, opts: HandlerOptions): Handlers {
   const relay = () => {
     if (!opts.relay) throw new SpritelyError('unavailable', 'This daemon has no relay support.');
     return opts.relay;
+  };
+  const hostMemoryMiB = opts.hostMemoryMiB ?? (() => os.totalmem() / 2 ** 20);
+  const sshConfig = opts.sshConfig ?? ((name: string, hostKey: string) => sshConfigFor(engine.layout, name, hostKey));
+  const configView = () => {
+    const c = engine.configView();
+    return { ...c, memoryLimitDefaultMiB: c.memoryLimitDefault ? c.memoryLimitMiB : defaultMemoryLimitMiB(hostMemoryMiB()) };
   };
   const imageView = (img: { id: string; createdAt: string; sizeBytes: number; diskVirtualBytes: number }) => ({
     id: img.id,
@@ -67,6 +90,7 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
     },
     'sprites.exec': async (input) => execBuffered(engine, input),
     'sprites.hostKey': async ({ name }) => ({ name, hostKey: engine.hostKey(name) }),
+    'sprites.sshConfig': async ({ name }) => ({ name, config: sshConfig(name, engine.hostKey(name)) }),
     'checkpoints.list': async ({ name }) => engine.listCheckpoints(name),
     'checkpoints.create': async ({ name, comment }) => engine.createCheckpoint(name, { comment }),
     'checkpoints.restore': async ({ name, id, backup }) => engine.restoreCheckpoint(name, id, { backup }),
@@ -105,16 +129,17 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
       return relay().revokeLinks(name);
     },
     'sprites.usage': async () => engine.list().map((s) => ({ name: s.name, state: s.state, ...s.usage })),
-    'config.get': async () => engine.configView(),
+    'config.get': async () => configView(),
     'config.set': async ({ idleTimeoutSec, memoryLimitMiB, warmSpare, sprite }) => {
       if (idleTimeoutSec === undefined && memoryLimitMiB === undefined && warmSpare === undefined) throw new SpritelyError('invalid_argument', 'Nothing to set: give idleTimeoutSec, memoryLimitMiB and/or warmSpare.');
       if (warmSpare !== undefined && sprite) throw new SpritelyError('invalid_argument', 'Warm spares are daemon-wide; the setting takes no sprite.');
+      if (idleTimeoutSec === null && !sprite) throw new SpritelyError('invalid_argument', 'idleTimeoutSec: null (back to the default) needs a sprite; the daemon-wide idle timeout takes seconds (0 = never).');
       if (memoryLimitMiB !== undefined && memoryLimitMiB > 0 && memoryLimitMiB < 256) throw new SpritelyError('invalid_argument', `A memory limit of ${memoryLimitMiB} MiB is below 256 MiB, too small for any sprite (0 = the default).`);
       if (memoryLimitMiB !== undefined && sprite) throw new SpritelyError('invalid_argument', 'The memory limit is daemon-wide; it takes no sprite.');
       if (idleTimeoutSec !== undefined) await engine.setIdleTimeout(idleTimeoutSec, sprite);
       if (memoryLimitMiB !== undefined) await engine.setMemoryLimit(memoryLimitMiB);
       if (warmSpare !== undefined) await engine.setWarmSpare(warmSpare);
-      return engine.configView();
+      return configView();
     },
   };
 }

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { DiskOps, Machine } from '../driver/driver.ts';
 import { SpritelyError, toSpritelyError } from '../errors.ts';
+import { quoteName } from '../safe-text.ts';
 import { fsyncFile } from '../store/atomic-json.ts';
 import {
   addCheckpoint,
@@ -23,7 +24,7 @@ import {
 import { ramFile, readTimeline, removeStrayRamFiles, writeTimeline } from './checkpoint-store.ts';
 
 /** A checkpoint as clients see it: its bytes summed, and whether the machine descends from it. */
-export type CheckpointView = Omit<Checkpoint, 'envRequest'> & { bytes: number; current: boolean };
+export type CheckpointView = Omit<Checkpoint, 'envRequest' | 'byGuest'> & { bytes: number; current: boolean };
 
 /** One sprite as checkpoint operations see it. */
 export interface CheckpointSubject {
@@ -38,12 +39,12 @@ export interface CheckpointSubject {
 
 export function checkpointViews(spriteDir: string): CheckpointView[] {
   const t = readTimeline(spriteDir);
-  return t.checkpoints.map(({ envRequest: _, ...c }) => ({ ...c, bytes: c.ramBytes + c.diskBytes, current: c.id === t.head }));
+  return t.checkpoints.map(({ envRequest: _, byGuest: _g, ...c }) => ({ ...c, bytes: c.ramBytes + c.diskBytes, current: c.id === t.head }));
 }
 
 /** The checkpoint `id` of `sprite`, or a clear invalid_argument / not_found. */
 export function checkpointOrThrow(sprite: string, spriteDir: string, id: string): Checkpoint {
-  if (!CHECKPOINT_ID.test(id)) throw new SpritelyError('invalid_argument', `"${id.slice(0, 40)}" is not a checkpoint id (they look like v1, v2, …).`);
+  if (!CHECKPOINT_ID.test(id)) throw new SpritelyError('invalid_argument', `${quoteName(id, 40)} is not a checkpoint id (they look like v1, v2, …).`);
   const c = find(readTimeline(spriteDir), id);
   if (!c) throw new SpritelyError('not_found', `Sprite "${sprite}" has no checkpoint ${id}. \`spritely checkpoint list ${sprite}\` shows them.`);
   return c;
@@ -54,6 +55,8 @@ export interface TakeOptions {
   auto: boolean;
   /** The spritely-env request that asked for it (answered again after a restore to it). */
   envRequest?: string;
+  /** The guest asked for it (directly, or as the undo checkpoint of a restore it asked for). */
+  byGuest?: boolean;
   /** Allocated bytes of the disk at the previous checkpoint, if known. */
   diskMark: number | undefined;
   /** RAM states kept (newest first); older checkpoints keep their disk state only. */
@@ -120,7 +123,7 @@ export async function takeCheckpoint(disks: DiskOps, s: CheckpointSubject, o: Ta
     throw new SpritelyError(e.code === 'internal' && /space|full/i.test(e.message) ? 'resource_exhausted' : e.code, `Could not checkpoint "${s.name}": ${e.message}. The sprite is unchanged.`);
   }
   const memory = s.machine !== null || s.sleepState !== null;
-  const added = addCheckpoint(t, { comment: o.comment, createdAt: o.createdAt, auto: o.auto, memory, ramBytes, diskBytes, pauseMs, ...(o.envRequest ? { envRequest: o.envRequest } : {}) });
+  const added = addCheckpoint(t, { comment: o.comment, createdAt: o.createdAt, auto: o.auto, memory, ramBytes, diskBytes, pauseMs, ...(o.envRequest ? { envRequest: o.envRequest } : {}), ...(o.byGuest ? { byGuest: true } : {}) });
   t = added.timeline;
   const pruned = ramToPrune(t, o.keepRam);
   t = markRamGone(t, pruned);

@@ -20,6 +20,8 @@ export interface Checkpoint {
   pauseMs: number;
   /** Set when the guest asked for it through spritely-env: the request to answer again after a restore. */
   envRequest?: string;
+  /** Made from inside (a spritely-env create, or the undo checkpoint of a restore the guest asked for): counted against the guest's limit. */
+  byGuest?: boolean;
 }
 
 export interface Timeline {

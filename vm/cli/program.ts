@@ -87,7 +87,7 @@ export async function buildProgram(word: string | undefined): Promise<Command> {
     .addOption(new Option('--memory <MiB>', 'guest RAM in MiB').argParser(intArg))
     .addOption(new Option('--cpus <n>', 'virtual CPUs').argParser(intArg))
     .addOption(new Option('--disk <GiB>', 'disk size in GiB (sparse)').argParser(intArg))
-    .option('--network <policy>', 'internet (default: public addresses, never this computer or the LAN), none, or allow=HOST,*.DOMAIN,…')
+    .option('--network <policy>', 'internet (default: globally routable addresses only, never this computer or the LAN), none, or allow=HOST,*.DOMAIN,ADDRESS,…')
     .option('--json', 'print JSON')
     .action(async (name, opts) => (await sprites()).create(name, opts));
 

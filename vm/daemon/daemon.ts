@@ -13,6 +13,7 @@ import { UrlProxy } from '../net/url-proxy.ts';
 import { RelayLink } from '../net/relay-link.ts';
 import { Engine } from '../engine/engine.ts';
 import { ensureLayout, layout as makeLayout, type Layout } from '../paths.ts';
+import { safeText } from '../safe-text.ts';
 import { QemuDriver } from '../qemu/qemu-driver.ts';
 import { VERSION } from '../version.ts';
 
@@ -26,8 +27,9 @@ export interface DaemonHandle {
   stop(opts?: { leaveRunning?: boolean }): Promise<void>;
 }
 
+/** One line per entry: whatever a message carries (a guest's text, a stack) cannot forge another line or drive a terminal. */
 function log(msg: string): void {
-  process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+  process.stderr.write(`${new Date().toISOString()} ${safeText(msg, { maxChars: 8000 })}\n`);
 }
 
 /** Takes the pid lock; a stale one (its process gone or not a daemon) is replaced. */

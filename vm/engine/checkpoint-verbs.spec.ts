@@ -184,6 +184,73 @@ describe('spritely-env from inside the guest', () => {
   });
 });
 
+describe('limits on what a guest may checkpoint from inside', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    process.env.SPRITELY_GUEST_CHECKPOINTS_KEPT = saved.SPRITELY_GUEST_CHECKPOINTS_KEPT;
+    process.env.SPRITELY_GUEST_CHECKPOINTS_PER_MINUTE = saved.SPRITELY_GUEST_CHECKPOINTS_PER_MINUTE;
+    if (saved.SPRITELY_GUEST_CHECKPOINTS_KEPT === undefined) delete process.env.SPRITELY_GUEST_CHECKPOINTS_KEPT;
+    if (saved.SPRITELY_GUEST_CHECKPOINTS_PER_MINUTE === undefined) delete process.env.SPRITELY_GUEST_CHECKPOINTS_PER_MINUTE;
+  });
+
+  async function ask(req: Record<string, unknown>): Promise<string> {
+    await waitFor(() => f.driver.process('dev').guest.env !== null);
+    const env = f.driver.process('dev').guest.env!;
+    let got = '';
+    const onData = (c: Buffer) => (got += c.toString());
+    env.on('data', onData);
+    env.write(JSON.stringify(req) + '\n');
+    await waitFor(() => /\n=(OK|ERR)[^\n]*\n$/.test(got));
+    env.off('data', onData);
+    return got;
+  }
+
+  it('keeps at most N checkpoints made from inside; the user’s own are neither limited nor counted', async () => {
+    process.env.SPRITELY_GUEST_CHECKPOINTS_KEPT = '2';
+    process.env.SPRITELY_GUEST_CHECKPOINTS_PER_MINUTE = '100';
+    const logs: string[] = [];
+    f.engine.on('log', (m) => logs.push(m));
+    expect(await ask({ id: 'g1', op: 'checkpoint.create' })).toBe('=BEGIN g1\nv1\n=OK\n');
+    await f.engine.createCheckpoint('dev', { comment: 'mine' });
+    expect(await ask({ id: 'g2', op: 'checkpoint.create' })).toBe('=BEGIN g2\nv3\n=OK\n');
+    const refused = 'this sprite already keeps 2 checkpoints made from inside it, the limit is 2; delete some on the host (spritely checkpoint list dev, then spritely checkpoint delete dev ID)';
+    expect(await ask({ id: 'g3', op: 'checkpoint.create' })).toBe(`=BEGIN g3\n=ERR ${refused}\n`);
+    expect(logs).toContain(`sprite dev: refused a checkpoint asked from inside: ${refused}`);
+    expect((await f.engine.createCheckpoint('dev')).checkpoint.id).toBe('v4');
+    // a restore with an undo checkpoint would make a third: refused too; without one it goes ahead
+    expect(await ask({ id: 'r1', op: 'checkpoint.restore', checkpoint: 'v2' })).toMatch(/^=BEGIN r1\n=ERR this sprite already keeps 2 .*, or restore without an undo checkpoint \(--no-backup\)\n$/);
+    await f.engine.deleteCheckpoint('dev', 'v1');
+    expect(await ask({ id: 'g4', op: 'checkpoint.create' })).toBe('=BEGIN g4\nv5\n=OK\n');
+    expect(f.engine.listCheckpoints('dev').map((c) => c.id)).toEqual(['v2', 'v3', 'v4', 'v5']);
+  });
+
+  it('allows at most M asks a minute (creates and restores alike); the undo checkpoint of a guest’s restore counts as the guest’s', async () => {
+    process.env.SPRITELY_GUEST_CHECKPOINTS_KEPT = '100';
+    process.env.SPRITELY_GUEST_CHECKPOINTS_PER_MINUTE = '2';
+    expect(await ask({ id: 'g1', op: 'checkpoint.create' })).toBe('=BEGIN g1\nv1\n=OK\n');
+    f.io.clock.now += 20_000;
+    expect(await ask({ id: 'g2', op: 'checkpoint.create' })).toBe('=BEGIN g2\nv2\n=OK\n');
+    f.io.clock.now += 10_000;
+    expect(await ask({ id: 'g3', op: 'checkpoint.create' })).toBe(
+      '=BEGIN g3\n=ERR too many checkpoints and restores asked from inside this sprite: 2 in the last minute, the limit is 2 a minute; try again in 30 s\n',
+    );
+    expect(await ask({ id: 'r0', op: 'checkpoint.restore', checkpoint: 'v1' })).toMatch(/^=BEGIN r0\n=ERR too many/);
+    await f.engine.createCheckpoint('dev', { comment: 'the user is not limited' });
+    f.io.clock.now += 31_000;
+    const before = f.driver.process('dev');
+    expect(await ask({ id: 'r1', op: 'checkpoint.restore', checkpoint: 'v1' })).toBe('=BEGIN r1\nrestoring v1…\n=OK\n');
+    await waitFor(() => f.driver.processes.get('dev') !== before && f.engine.listCheckpoints('dev').length === 4, 3000);
+    const t = JSON.parse(fs.readFileSync(path.join(dir(), 'checkpoints.json'), 'utf8'));
+    expect(t.checkpoints.map((c: { id: string; byGuest?: boolean; auto: boolean }) => [c.id, !!c.byGuest, c.auto])).toEqual([
+      ['v1', true, false],
+      ['v2', true, false],
+      ['v3', false, false],
+      ['v4', true, true],
+    ]);
+    expect(f.engine.listCheckpoints('dev')[0]).not.toHaveProperty('byGuest');
+  });
+});
+
 async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {

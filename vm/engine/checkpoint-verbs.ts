@@ -10,6 +10,7 @@ import { checkpointOrThrow, checkpointViews, deleteCheckpoint, takeCheckpoint, t
 import { ramFile, readTimeline, writeTimeline } from '../checkpoints/checkpoint-store.ts';
 import { cleanComment, moveHead, type Checkpoint } from '../checkpoints/checkpoint-tree.ts';
 import { formatReply, type EnvHandler } from '../checkpoints/env-channel.ts';
+import { recentAsks, refuseGuestAsk, type GuestAsk } from '../checkpoints/guest-checkpoint-limits.ts';
 import { formatTimeline } from '../checkpoints/timeline-text.ts';
 import { SpritelyError } from '../errors.ts';
 import { spritePaths } from '../paths.ts';
@@ -22,6 +23,9 @@ import type { SpriteView } from './sprite-view.ts';
 export const DEFAULT_KEEP_RAM = Number(process.env.SPRITELY_KEEP_RAM ?? 8);
 
 export class CheckpointVerbs {
+  /** When each sprite's guest last asked for a checkpoint or a restore (the last minute's). */
+  private readonly guestAsks = new Map<string, number[]>();
+
   constructor(
     private readonly ctx: EngineContext,
     private readonly lifecycle: Lifecycle,
@@ -58,19 +62,20 @@ export class CheckpointVerbs {
     });
   }
 
-  private async takeLocked(name: string, comment: string, auto: boolean, envRequest?: string): Promise<Checkpoint> {
+  private async takeLocked(name: string, comment: string, auto: boolean, guest?: { envRequest?: string }): Promise<Checkpoint> {
     const s = this.subject(name);
     const { checkpoint: c, diskNow } = await takeCheckpoint(this.ctx.driver.disks, s, {
       comment,
       auto,
-      envRequest,
+      envRequest: guest?.envRequest,
+      byGuest: guest !== undefined,
       diskMark: this.ctx.diskMarks.get(name),
       keepRam: DEFAULT_KEEP_RAM,
       createdAt: new Date(this.ctx.io.now()).toISOString(),
     });
     this.ctx.diskMarks.set(name, diskNow);
     const how = s.machine ? ` (paused ${c.pauseMs} ms, RAM ${(c.ramBytes / 2 ** 20).toFixed(0)} MiB)` : s.sleepState ? ' (asleep: its sleep state is the RAM)' : ' (disk only)';
-    this.ctx.log(`sprite ${name}: checkpoint ${c.id}${how}`);
+    this.ctx.log(`sprite ${name}: checkpoint ${c.id}${how}${guest ? ', asked from inside' : ''}`);
     this.announce(name);
     return c;
   }
@@ -80,7 +85,7 @@ export class CheckpointVerbs {
    * (unless `backup` is false), then the disk is reverted and the RAM state restored (or, without
    * one, the machine boots from the restored disk).
    */
-  async restore(name: string, id: string, opts: { backup?: boolean } = {}): Promise<{ sprite: SpriteView; backup: string | null; timings: Timings }> {
+  async restore(name: string, id: string, opts: { backup?: boolean; byGuest?: boolean } = {}): Promise<{ sprite: SpriteView; backup: string | null; timings: Timings }> {
     const { registry, live, locks, driver, io, layout, log } = this.ctx;
     registry.must(name);
     this.find(name, id);
@@ -89,7 +94,7 @@ export class CheckpointVerbs {
       const timings: Record<string, number> = {};
       const c = this.find(name, id);
       const p = spritePaths(layout, name);
-      const backup = opts.backup === false ? null : await this.takeLocked(name, cleanComment(`before restoring ${id}`), true);
+      const backup = opts.backup === false ? null : await this.takeLocked(name, cleanComment(`before restoring ${id}`), true, opts.byGuest ? {} : undefined);
       timings.backupMs = Date.now() - t0;
       registry.replace(withAwakePeriodClosed(this.ctx, registry.must(name)));
       await live.teardown(name, 'quit', { why: `the sprite was restored to ${id}` });
@@ -138,11 +143,29 @@ export class CheckpointVerbs {
     });
   }
 
-  /** What a sprite may ask of the daemon from inside (spritely-env): only about itself. */
+  /**
+   * Whether the guest may have what it asks (guest-checkpoint-limits.ts): refused with a sentence
+   * for its `=ERR` line and the log; accepted asks are counted.
+   */
+  private admitGuest(name: string, ask: GuestAsk): void {
+    const now = this.ctx.io.now();
+    const times = recentAsks(this.guestAsks.get(name) ?? [], now);
+    const refusal = refuseGuestAsk(ask, readTimeline(spritePaths(this.ctx.layout, name).dir), times, now, this.ctx.config.guestCheckpointLimits, name);
+    if (refusal) {
+      this.ctx.log(`sprite ${name}: refused a ${ask.op === 'create' ? 'checkpoint' : 'restore'} asked from inside: ${refusal}`);
+      throw new SpritelyError('resource_exhausted', refusal);
+    }
+    this.guestAsks.set(name, [...times, now]);
+  }
+
+  /** What a sprite may ask of the daemon from inside (spritely-env): only about itself, and within its limits. */
   envHandler(name: string): EnvHandler {
     return async (req) => {
       if (req.op === 'checkpoint.create') {
-        const c = await this.ctx.locks.run(name, 'checkpointing', () => this.takeLocked(name, cleanComment(req.comment), false, req.id));
+        const c = await this.ctx.locks.run(name, 'checkpointing', async () => {
+          this.admitGuest(name, { op: 'create' });
+          return this.takeLocked(name, cleanComment(req.comment), false, { envRequest: req.id });
+        });
         const view = this.list(name).find((x) => x.id === c.id)!;
         return { text: req.json ? JSON.stringify(view) : c.id };
       }
@@ -151,9 +174,10 @@ export class CheckpointVerbs {
         return { text: req.json ? JSON.stringify(cps) : formatTimeline(cps) };
       }
       this.find(name, req.checkpoint);
+      this.admitGuest(name, { op: 'restore', backup: req.backup !== false });
       return {
         text: `restoring ${req.checkpoint}…`,
-        after: () => void this.restore(name, req.checkpoint, { backup: req.backup }).catch((err) => this.ctx.log(`sprite ${name}: restore from inside failed: ${err.message}`)),
+        after: () => void this.restore(name, req.checkpoint, { backup: req.backup, byGuest: true }).catch((err) => this.ctx.log(`sprite ${name}: restore from inside failed: ${err.message}`)),
       };
     };
   }

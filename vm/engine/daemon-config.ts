@@ -1,8 +1,12 @@
 /**
  * The daemon-wide settings (`spritely config`): the idle timeout that sprites without their own use,
  * the memory limit for awake sprites, and whether warm spares are kept. Kept in the data dir's
- * config.json; per-sprite idle timeouts live in the sprites' manifests.
+ * config.json; per-sprite idle timeouts live in the sprites' manifests. The limits on what a guest
+ * may checkpoint from inside (`guestCheckpointsKept`, `guestCheckpointsPerMinute`) are read from the
+ * same file (edited by hand; the environment variables SPRITELY_GUEST_CHECKPOINTS_KEPT / _PER_MINUTE
+ * set the defaults).
  */
+import { DEFAULT_GUEST_CHECKPOINT_LIMITS, type GuestCheckpointLimits } from '../checkpoints/guest-checkpoint-limits.ts';
 import { readJson, writeJsonAtomic } from '../store/atomic-json.ts';
 
 export const DEFAULT_IDLE_TIMEOUT_SEC = Number(process.env.SPRITELY_IDLE_TIMEOUT ?? 300);
@@ -19,7 +23,18 @@ export interface EngineConfig {
   memoryLimitMiB: number;
   /** Keep a warm spare per used machine shape (where memory allows). */
   warmSpare?: boolean;
+  /** Checkpoints made from inside a sprite that it may keep (absent: the default). */
+  guestCheckpointsKept?: number;
+  /** Checkpoint creates and restores a sprite may ask from inside in any minute (absent: the default). */
+  guestCheckpointsPerMinute?: number;
 }
+
+function envCount(name: string, fallback: number): number {
+  const v = Number(process.env[name]);
+  return process.env[name] !== undefined && Number.isInteger(v) && v >= 0 ? v : fallback;
+}
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
 
 export interface ConfigView {
   idleTimeoutSec: number;
@@ -47,6 +62,8 @@ export class DaemonConfig {
     if (saved && typeof saved.idleTimeoutSec === 'number') this.config = { ...this.config, idleTimeoutSec: saved.idleTimeoutSec };
     if (saved && typeof saved.memoryLimitMiB === 'number') this.config = { ...this.config, memoryLimitMiB: saved.memoryLimitMiB };
     if (saved && typeof saved.warmSpare === 'boolean') this.config = { ...this.config, warmSpare: saved.warmSpare };
+    if (saved && isCount(saved.guestCheckpointsKept)) this.config = { ...this.config, guestCheckpointsKept: saved.guestCheckpointsKept };
+    if (saved && isCount(saved.guestCheckpointsPerMinute)) this.config = { ...this.config, guestCheckpointsPerMinute: saved.guestCheckpointsPerMinute };
   }
 
   get warmSpare(): boolean {
@@ -56,6 +73,14 @@ export class DaemonConfig {
   async setWarmSpare(on: boolean): Promise<void> {
     this.config = { ...this.config, warmSpare: on };
     await writeJsonAtomic(this.file, this.config);
+  }
+
+  /** What a guest may checkpoint and restore from inside (spritely-env). */
+  get guestCheckpointLimits(): GuestCheckpointLimits {
+    return {
+      kept: this.config.guestCheckpointsKept ?? envCount('SPRITELY_GUEST_CHECKPOINTS_KEPT', DEFAULT_GUEST_CHECKPOINT_LIMITS.kept),
+      perMinute: this.config.guestCheckpointsPerMinute ?? envCount('SPRITELY_GUEST_CHECKPOINTS_PER_MINUTE', DEFAULT_GUEST_CHECKPOINT_LIMITS.perMinute),
+    };
   }
 
   get idleTimeoutSec(): number {

@@ -222,7 +222,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   // ---------------------------------------------------------------- settings
 
-  setIdleTimeout(seconds: number, sprite?: string | null): Promise<void> {
+  setIdleTimeout(seconds: number | null, sprite?: string | null): Promise<void> {
     return this.settings.setIdleTimeout(seconds, sprite);
   }
 

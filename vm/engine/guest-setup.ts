@@ -4,6 +4,8 @@
  * spritely agent; grow the filesystem to the disk; flush the guest's caches before an abrupt
  * end, and repair a guest agent that stopped answering — those two through qemu-guest-agent,
  * the independent second channel.
+ * What the guest prints is its own choice (root there is untrusted): it reaches an error or the
+ * log only through `guestSaid`, inert and bounded.
  */
 import crypto from 'node:crypto';
 import type { Machine } from '../driver/driver.ts';
@@ -12,6 +14,11 @@ import type { IdentityResult } from '../guest/agent-protocol.ts';
 import type { GuestControl } from '../guest/guest-control.ts';
 import { safeText } from '../safe-text.ts';
 import { identityRequest, toNs, type NewIdentity } from './identity.ts';
+
+/** Guest output for a message: terminal controls shown as escapes, one line, at most 500 characters. */
+export function guestSaid(output: Buffer | string, maxChars = 500): string {
+  return safeText(output.toString().trim(), { maxChars }) || '(nothing)';
+}
 
 /** A new hostname, machine-id, SSH host key (made on the host, pinned by us), authorized key, RNG seed and clock; and a bigger filesystem when the disk was grown. */
 export async function applyIdentity(agent: AgentClient, id: NewIdentity, timeoutMs = 60_000): Promise<IdentityResult> {
@@ -59,5 +66,5 @@ export const AGENT_REPAIR = [
 /** What the guest says about its agent (restarting it), on one line. */
 export async function repairAgent(guest: GuestControl): Promise<string> {
   const r = await guest.exec('/bin/sh', ['-c', AGENT_REPAIR], { timeoutMs: 30_000 });
-  return safeText((r.stdout.toString() + r.stderr.toString()).trim().replace(/\s*\n\s*/g, ' | '), { maxChars: 2000 });
+  return guestSaid((r.stdout.toString() + r.stderr.toString()).trim().replace(/\s*\n\s*/g, ' | '), 2000);
 }

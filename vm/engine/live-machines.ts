@@ -108,7 +108,7 @@ export class LiveMachines {
       machine,
       runtime,
       agent: this.agentOf(name),
-      guest: new GuestAgentLink(() => machine.openPort(GUEST_PORTS.control)),
+      guest: new GuestAgentLink(() => machine.openPort(GUEST_PORTS.control), { log }),
       env: this.io.envChannel(() => machine.openPort(GUEST_PORTS.env), this.hooks.envHandler(name), log),
       egress: this.io.egressProxy({
         sprite: name,

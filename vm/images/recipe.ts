@@ -11,10 +11,11 @@ import { fileURLToPath } from 'node:url';
 import { AGENT_SOURCE_DIR, listAgentSources } from '../guest/agent-build.ts';
 
 /**
- * Bumped whenever build-image.ts changes what it makes from the same recipe (hooks, mke2fs
- * options, layout of the image directory), so old images are not mistaken for new ones.
+ * Bumped whenever the build changes what it makes from the same recipe (hooks, mke2fs options,
+ * layout of the image directory, where apt points). 2: the guest's apt uses the host's Debian mirrors
+ * (debian-mirror.ts) and the compiled guest agent is uploaded.
  */
-export const IMAGE_FORMAT_VERSION = 1;
+export const IMAGE_FORMAT_VERSION = 2;
 
 export interface Recipe {
   /** Prefix of the image id, e.g. `debian-12`. */

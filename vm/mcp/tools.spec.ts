@@ -171,7 +171,7 @@ describe('MCP tools over a fake daemon', () => {
 
   it('sprite_create lets an agent narrow the network, never widen it: addresses and ranges are refused before the daemon is asked', async () => {
     const { client, calls } = await connect({ 'sprites.create': (i) => ({ sprite: sprite(i.name, { network: i.network ?? 'internet' }), timings: { totalMs: 1000 } }) });
-    for (const network of ['internet', 'none', 'allow=deb.debian.org,*.github.com']) {
+    for (const network of ['internet', 'none', 'allow=mirror.example.org,*.github.com']) {
       const r = await client.callTool({ name: 'sprite_create', arguments: { name: 'box', network } });
       expect(r.isError, network).toBeFalsy();
       expect(calls.at(-1), network).toEqual(['sprites.create', { name: 'box', memoryMiB: undefined, cpus: undefined, network }]);
@@ -179,7 +179,7 @@ describe('MCP tools over a fake daemon', () => {
     const made = calls.length;
     const table: Array<[string, RegExp]> = [
       ['allow=192.0.2.2,10.0.2.2,169.254.169.254', /192\.0\.2\.2, 10\.0\.2\.2, 169\.254\.169\.254 are IP addresses or ranges, which only the user can allow/],
-      ['allow=deb.debian.org,[::ffff:c0a8:101]', /192\.168\.1\.1 is an IP address or range/],
+      ['allow=mirror.example.org,[::ffff:c0a8:101]', /192\.168\.1\.1 is an IP address or range/],
       ['allow=192.168.0.0/16', /192\.168\.0\.0\/16 is an IP address or range/],
       ['allow=[fd00::]/8', /\[fd00::\]\/8 is an IP address or range/],
       ['allow=127.0.0.1', /loopback/],

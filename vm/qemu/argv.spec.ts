@@ -21,7 +21,6 @@ const spec: VmSpec = {
   spritelyAgentSocket: '/run/a.agent',
   egressSocket: '/run/a.egress',
   serialSocket: '/run/a.serial',
-  serialLog: '/data/sprites/dev/serial.log',
   pidFile: '/data/sprites/dev/qemu.pid',
 };
 
@@ -73,7 +72,7 @@ describe('buildQemuArgv', () => {
     expect(deviceSignature({ ...spec, egressSocket: '/elsewhere' }, '7.2.0')).toBe(deviceSignature(spec, '7.2.0'));
   });
 
-  it('exposes the guest agent and spritely-env ports and a logged serial console', () => {
+  it('exposes the guest agent and spritely-env ports and the serial console on a socket', () => {
     const devices = after(buildQemuArgv(spec), '-device');
     expect(devices.some((d) => d.includes('name=org.qemu.guest_agent.0'))).toBe(true);
     expect(devices.some((d) => d.includes('name=org.spritely.env.0'))).toBe(true);
@@ -82,7 +81,12 @@ describe('buildQemuArgv', () => {
     expect(chardevs).toContain('socket,id=agent0,path=/run/a.agent,server=on,wait=off');
     expect(after(buildQemuArgv({ ...spec, spritelyAgentSocket: '/run/x,y' }), '-chardev')).toContain('socket,id=agent0,path=/run/x,,y,server=on,wait=off');
     expect(deviceSignature({ ...spec, spritelyAgentSocket: '/elsewhere' }, '7.2.0')).toBe(deviceSignature(spec, '7.2.0'));
-    expect(chardevs.find((c) => c.startsWith('socket,id=ser0'))).toContain('logfile=/data/sprites/dev/serial.log');
+    expect(chardevs.find((c) => c.startsWith('socket,id=ser0'))).toBe('socket,id=ser0,path=/run/a.serial,server=on,wait=off');
+  });
+
+  it('leaves the serial log to the daemon: QEMU writes no log file a guest could grow', () => {
+    expect(buildQemuArgv(spec).join(' ')).not.toMatch(/logfile|logappend/);
+    expect(after(buildQemuArgv(spec), '-serial')).toEqual(['chardev:ser0']);
   });
 
   it('restores from a state file through a quoted exec: URI', () => {

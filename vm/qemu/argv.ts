@@ -27,8 +27,8 @@ export interface VmSpec {
   spritelyAgentSocket: string;
   /** The daemon's egress proxy for this sprite (unix socket); QEMU forwards 10.0.2.100:3128 to it. */
   egressSocket: string;
+  /** The serial console (the daemon reads it into a bounded log: serial-log.ts). */
   serialSocket: string;
-  serialLog: string;
   pidFile: string;
   /** Restore RAM + device state from this file instead of booting. */
   incomingStateFile?: string;
@@ -103,7 +103,9 @@ export function buildQemuArgv(spec: VmSpec): string[] {
     '-device', `virtserialport,bus=vser0.0,chardev=env0,name=${GUEST_PORTS.env},id=envport`,
     '-chardev', `socket,id=agent0,path=${o(spec.spritelyAgentSocket)},server=on,wait=off`,
     '-device', `virtserialport,bus=vser0.0,chardev=agent0,name=${GUEST_PORTS.agent},id=agentport`,
-    '-chardev', `socket,id=ser0,path=${o(spec.serialSocket)},server=on,wait=off,logfile=${o(spec.serialLog)},logappend=on`,
+    // No logfile= here: QEMU would append whatever the guest writes, without bound. The daemon
+    // reads this socket into a size-bounded log instead (serial-log.ts).
+    '-chardev', `socket,id=ser0,path=${o(spec.serialSocket)},server=on,wait=off`,
     '-serial', 'chardev:ser0',
     '-device', 'virtio-rng-pci,id=rng0',
     // A new generation id on every restore makes Linux (>= 5.18) reseed its RNG.
@@ -123,6 +125,13 @@ export function buildQemuArgv(spec: VmSpec): string[] {
 const SIGNATURE_FORWARDS: PortForward[] = [{ hostPort: 1, guestPort: 22 }];
 
 /**
+ * Stands in for the serial chardev in a signature: QEMU used to write the console's log itself
+ * (`logfile=`). Where a chardev logs is host-side plumbing that no saved state records, so the
+ * normalized argv keeps the old text and states saved before the daemon took the log over still fit.
+ */
+const SIGNATURE_SERIAL_CHARDEV = 'socket,id=ser0,path=S,server=on,wait=off,logfile=L,logappend=on';
+
+/**
  * What a saved RAM state depends on: the argv with every per-VM path and port blanked, plus the
  * QEMU version. Two specs with the same signature can exchange RAM states.
  */
@@ -140,13 +149,13 @@ export function deviceSignature(spec: VmSpec, qemuVersion: string): string {
     spritelyAgentSocket: 'S',
     egressSocket: 'S',
     serialSocket: 'S',
-    serialLog: 'L',
     pidFile: 'P',
     incomingStateFile: undefined,
   };
+  const argv = buildQemuArgv(normalized).map((a) => (a.startsWith('socket,id=ser0,') ? SIGNATURE_SERIAL_CHARDEV : a));
   return crypto
     .createHash('sha256')
-    .update(JSON.stringify({ qemuVersion, argv: buildQemuArgv(normalized) }))
+    .update(JSON.stringify({ qemuVersion, argv }))
     .digest('hex')
     .slice(0, 16);
 }

@@ -99,7 +99,6 @@ export class QemuDriver implements Driver {
       spritelyAgentSocket: sockets.spritelyAgent,
       egressSocket: s.egressSocket,
       serialSocket: sockets.serial,
-      serialLog: path.join(s.dir, 'serial.log'),
       pidFile: path.join(s.dir, 'qemu.pid'),
       incomingStateFile: s.restoreFrom,
     };
@@ -116,7 +115,8 @@ export class QemuDriver implements Driver {
     const { pid } = await launchQemu(buildQemuArgv(spec), { logFile, qmpSocket: spec.qmpSocket });
     try {
       const qmp = await QmpClient.connect(spec.qmpSocket);
-      return new QemuMachine({ pid, qmpSocket: spec.qmpSocket, agentSocket: spec.agentSocket, envSocket: spec.envSocket, spritelyAgentSocket: spec.spritelyAgentSocket, serialSocket: spec.serialSocket, logFile, dir: s.dir, disk: s.disk }, qmp);
+      const handle = { pid, qmpSocket: spec.qmpSocket, agentSocket: spec.agentSocket, envSocket: spec.envSocket, spritelyAgentSocket: spec.spritelyAgentSocket, serialSocket: spec.serialSocket, serialLog: path.join(s.dir, 'serial.log'), logFile, dir: s.dir, disk: s.disk };
+      return new QemuMachine(handle, qmp, { log: this.machineLog(s.id) });
     } catch (err) {
       killPid(pid);
       throw err;
@@ -126,7 +126,11 @@ export class QemuDriver implements Driver {
   async attach(handle: unknown): Promise<QemuMachine | null> {
     const h = QemuHandle.safeParse(handle);
     if (!h.success) return null;
-    return QemuMachine.attach(h.data);
+    return QemuMachine.attach(h.data, { log: this.machineLog(path.basename(path.dirname(h.data.logFile ?? '/unknown/x'))) });
+  }
+
+  private machineLog(id: string): (msg: string) => void {
+    return (msg) => this.opts.log?.(`sprite ${id}: ${msg}`);
   }
 
   release(id: string): void {

@@ -10,9 +10,11 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 import { GUEST_PORTS, type ExitReason, type GuestPortName, type Machine, type MachineEvents, type MachineState, type PortForward } from '../driver/driver.ts';
+import { safeText } from '../safe-text.ts';
 import { fsyncFile } from '../store/atomic-json.ts';
 import { GUEST_IP, shellQuote } from './argv.ts';
 import { QmpClient } from './qmp-client.ts';
+import { SerialLog } from './serial-log.ts';
 import { cpuSeconds, isOurQemu, killPid, sleep, tailOfLog, waitForExit } from './qemu-process.ts';
 
 /** What runtime.json keeps for a QEMU machine (the field names of the runtime files before the driver boundary). */
@@ -24,6 +26,8 @@ export const QemuHandle = z.object({
   /** Absent in handles written before the spritely agent's port existed (their QEMU has none). */
   spritelyAgentSocket: z.string().optional(),
   serialSocket: z.string().optional(),
+  /** Where the daemon keeps the serial console's log (absent in older handles: serial.log beside logFile). */
+  serialLog: z.string().optional(),
   logFile: z.string().optional(),
   /** The machine's dir and disk (absent in handles written before machines could be re-homed). */
   dir: z.string().optional(),
@@ -44,16 +48,25 @@ function diskFullHint(file: string): string {
   }
 }
 
+/** Where a machine's serial log goes: the handle says, or (older handles) beside its QEMU log. */
+export function serialLogOf(handle: QemuHandle): string | null {
+  return handle.serialLog ?? (handle.logFile ? path.join(path.dirname(handle.logFile), 'serial.log') : null);
+}
+
 export class QemuMachine extends EventEmitter<MachineEvents> implements Machine {
   private quitting = false;
   private guestPoweredOff = false;
   private detached = false;
+  private readonly serial: SerialLog | null;
 
   constructor(
     public handle: QemuHandle,
     readonly qmp: QmpClient,
+    opts: { log?: (msg: string) => void; keepSerialLog?: boolean } = {},
   ) {
     super();
+    const serialLog = serialLogOf(handle);
+    this.serial = opts.keepSerialLog !== false && handle.serialSocket && serialLog ? new SerialLog({ socketPath: handle.serialSocket, file: serialLog, log: opts.log }) : null;
     qmp.on('event', (e) => {
       if (e.event === 'SHUTDOWN' && (e.data as { guest?: unknown } | undefined)?.guest) {
         this.guestPoweredOff = true;
@@ -68,13 +81,15 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
   }
 
   private async onQmpClosed(): Promise<void> {
+    this.serial?.close();
     if (this.detached) return;
     // QEMU closes QMP as it exits; give it a moment to be gone before judging.
     const gone = await waitForExit(this.pid, this.handle.qmpSocket, 3000);
     // The socket dropped but QEMU lives on: treat as a crash of our view; kill to keep one owner.
     if (!gone) killPid(this.pid);
     const reason: ExitReason = this.quitting ? 'quit' : this.guestPoweredOff ? 'poweroff' : 'crash';
-    this.emit('exit', reason, this.handle.logFile ? tailOfLog(this.handle.logFile, 3) : '(no log)');
+    const said = this.handle.logFile ? tailOfLog(this.handle.logFile, 3) : '(no log)';
+    this.emit('exit', reason, this.qmp.closeReason ? `${this.qmp.closeReason} (its log: ${said})` : said);
   }
 
   async state(): Promise<MachineState> {
@@ -177,7 +192,7 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
         const m = await this.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
         if (m.status === 'failed' || m.status === 'cancelled') {
           fs.rmSync(tmp, { force: true });
-          throw new Error(`saving the VM state failed: ${m['error-desc'] ?? m.status}${diskFullHint(tmp)}`);
+          throw new Error(`saving the VM state failed: ${safeText(String(m['error-desc'] ?? m.status), { maxChars: 500 })}${diskFullHint(tmp)}`);
         }
         completed = m.status === 'completed';
         if (completed) completedAt = Date.now();
@@ -214,7 +229,7 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
   async setForward(f: PortForward): Promise<void> {
     await this.qmp.hmp(`hostfwd_remove n0 tcp:127.0.0.1:${f.hostPort}`);
     const out = await this.qmp.hmp(`hostfwd_add n0 tcp:127.0.0.1:${f.hostPort}-${GUEST_IP}:${f.guestPort}`);
-    if (out.trim()) throw new Error(`QEMU refused the new forward: ${out.trim()}`);
+    if (out.trim()) throw new Error(`QEMU refused the new forward: ${safeText(out.trim(), { maxChars: 500 })}`);
   }
 
   openPort(name: GuestPortName): Promise<Duplex> {
@@ -262,14 +277,28 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
 
   detach(): void {
     this.detached = true;
+    this.serial?.close();
     this.qmp.close();
   }
 
-  /** Re-attaches to a QEMU that outlived a daemon; null when it is not running any more. */
-  static async attach(handle: QemuHandle): Promise<QemuMachine | null> {
+  /**
+   * Re-attaches to a QEMU that outlived a daemon; null when it is not running any more. A QEMU
+   * started before the daemon kept the serial log writes it itself (its argv has `logfile=`); the
+   * daemon leaves that one alone until the machine next starts.
+   */
+  static async attach(handle: QemuHandle, opts: { log?: (msg: string) => void } = {}): Promise<QemuMachine | null> {
     if (!isOurQemu(handle.pid, handle.qmpSocket)) return null;
     const qmp = await QmpClient.connect(handle.qmpSocket).catch(() => null);
     if (!qmp) return null;
-    return new QemuMachine(handle, qmp);
+    return new QemuMachine(handle, qmp, { log: opts.log, keepSerialLog: !qemuLogsSerialItself(handle.pid) });
+  }
+}
+
+/** True when that QEMU was started with a chardev log file (before the daemon kept the serial log). */
+function qemuLogsSerialItself(pid: number): boolean {
+  try {
+    return /,logfile=/.test(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+  } catch {
+    return false;
   }
 }

@@ -1,6 +1,7 @@
 /**
  * A sprite's checkpoint timeline: the tree drawn as lanes (branches visible, newest at the end,
- * the live machine marked "now"), auto checkpoints set apart, comments, ages, RAM/disk and size.
+ * the live machine marked "now"), auto checkpoints set apart, comments, ages, and what each takes
+ * on this computer (its RAM state and its disk snapshot).
  * Clicking a checkpoint restores it after a confirm that says an undo checkpoint is taken first;
  * fork and delete sit on each row; a comment box creates one.
  */
@@ -89,8 +90,9 @@ export function Timeline({ sprite }: { sprite: Sprite }) {
                   </span>
                   <span className="tl-meta">
                     {r.checkpoint.auto && <span className="pill">auto</span>}
-                    <span title={`RAM ${formatBytes(r.checkpoint.ramBytes)}, disk ${formatBytes(r.checkpoint.diskBytes)}; guest paused ${r.checkpoint.pauseMs} ms`}>{r.checkpoint.memory ? 'RAM + disk' : 'disk only'}</span>
-                    <span>{formatBytes(r.checkpoint.bytes)}</span>
+                    <span className="tl-size" title={`${formatBytes(r.checkpoint.bytes)} in all; guest paused ${r.checkpoint.pauseMs} ms`}>
+                      {r.checkpoint.memory ? `RAM ${formatBytes(r.checkpoint.ramBytes)} + disk ${formatBytes(r.checkpoint.diskBytes)}` : `disk only, ${formatBytes(r.checkpoint.diskBytes)}`}
+                    </span>
                     <span>{formatAge(r.checkpoint.createdAt, now)}</span>
                   </span>
                 </button>
