@@ -25,13 +25,15 @@ interface FakeState {
   format: 'fake-state';
   signature: string;
   memory: Record<string, string>;
+  /** Snapshot views attached when it was saved: a restore needs their devices (as QEMU does). */
+  attached?: string[];
 }
 
 
 /** Steps that can be told to fail (`failNext`). */
 export type FakeStep =
   | 'launch' | 'restore' | 'attach' | 'pause' | 'resume' | 'save' | 'snapshot' | 'delete-snapshot' | 'resize' | 'forward' | 'repair'
-  | 'overlay' | 'offline-snapshot' | 'apply-snapshot' | 'offline-delete' | 'clone';
+  | 'overlay' | 'offline-snapshot' | 'apply-snapshot' | 'offline-delete' | 'clone' | 'attach-view' | 'detach-view';
 
 /** One running machine: it lives until quit, killed or crashed, whichever engine watches it. */
 export class FakeProcess extends EventEmitter<MachineEvents> {
@@ -44,6 +46,10 @@ export class FakeProcess extends EventEmitter<MachineEvents> {
   readonly guest = new FakeGuest();
   /** Why a restore will not land (set at launch from a bad state file or an injected failure). */
   restoreError: string | null = null;
+  /** Snapshot views plugged in now (`attachSnapshot`), placeholders of a restored state included. */
+  readonly attached = new Set<string>();
+  /** Placeholders a restore brought, unplugged once it has landed. */
+  placeholders: string[] = [];
 
   constructor(
     readonly driver: FakeDriver,
@@ -129,6 +135,7 @@ class FakeMachine extends EventEmitter<MachineEvents> implements Machine {
   async waitRunning(_timeoutMs: number): Promise<void> {
     if (!this.proc.alive) throw new Error('the machine is gone');
     if (this.proc.restoreError) throw new Error(this.proc.restoreError);
+    for (const p of this.proc.placeholders.splice(0)) this.proc.attached.delete(p);
     this.proc.state = 'running';
   }
 
@@ -145,7 +152,7 @@ class FakeMachine extends EventEmitter<MachineEvents> implements Machine {
   async saveState(file: string): Promise<number> {
     this.proc.state = 'paused';
     this.step('save', 'save');
-    const state: FakeState = { format: 'fake-state', signature: this.driver.signatureOf(this.proc.spec.shape), memory: { ...this.proc.memory } };
+    const state: FakeState = { format: 'fake-state', signature: this.driver.signatureOf(this.proc.spec.shape), memory: { ...this.proc.memory }, attached: [...this.proc.attached].sort() };
     fs.writeFileSync(file, JSON.stringify(state));
     this.proc.state = 'saving';
     return fs.statSync(file).size;
@@ -182,6 +189,23 @@ class FakeMachine extends EventEmitter<MachineEvents> implements Machine {
   async openPort(name: GuestPortName): Promise<Duplex> {
     if (!this.proc.alive) throw new Error('the machine is gone');
     return name === GUEST_PORTS.control ? this.proc.guest.connectAgent() : this.proc.guest.connectEnv();
+  }
+
+  async attachSnapshot(name: string): Promise<{ serial: string }> {
+    this.step('attach-view', `attach-view ${name}`);
+    if (!readDisk(this.proc.spec.disk).snapshots[name]) throw new Error(`the disk has no snapshot ${name}`);
+    this.proc.attached.add(name);
+    return { serial: `spritely-${name}` };
+  }
+
+  async detachSnapshot(name: string): Promise<void> {
+    this.step('detach-view', `detach-view ${name}`);
+    this.proc.attached.delete(name);
+  }
+
+  async attachedSnapshots(): Promise<string[]> {
+    if (!this.proc.alive) throw new Error('the machine is gone');
+    return [...this.proc.attached].sort();
   }
 
   async powerDown(): Promise<void> {
@@ -304,7 +328,12 @@ export class FakeDriver implements Driver {
         const state = JSON.parse(fs.readFileSync(spec.restoreFrom, 'utf8')) as FakeState;
         if (state.format !== 'fake-state') throw new Error('not a saved state');
         if (state.signature !== this.signatureOf(spec.shape)) throw new Error(`the state was saved by ${state.signature}`);
+        const needs = state.attached ?? [];
+        const given = [...(spec.restoreAttached ?? [])].sort();
+        if (needs.join() !== given.join()) throw new Error(`Unknown savevm section: the state had snapshot views [${needs.join(', ')}], the launch gave [${given.join(', ')}]`);
         proc.memory = { ...state.memory };
+        for (const p of given) proc.attached.add(p);
+        proc.placeholders = given;
       } catch (err) {
         proc.restoreError = `restoring ${path.basename(spec.restoreFrom)} failed: ${(err as Error).message}`;
       }

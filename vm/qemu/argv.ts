@@ -28,8 +28,30 @@ export interface VmSpec {
   serialSocket: string;
   serialLog: string;
   pidFile: string;
-  /** Restore RAM + device state from this file instead of booting. */
+  /** Restore RAM + device state from this file instead of booting (`.zst`: compressed with zstd). */
   incomingStateFile?: string;
+  /**
+   * Snapshot views that were hot-plugged when the state being restored was saved: their devices,
+   * each on a backend-less placeholder, so the state finds them (they are unplugged before the guest runs).
+   */
+  placeholders?: ViewAddress[];
+}
+
+/** Where a snapshot view sits on the machine's SCSI controller (see snapshot-views.ts). */
+export interface ViewAddress {
+  name: string;
+  target: number;
+  lun: number;
+}
+
+/** The id of a snapshot view's device (QEMU ids: a letter, then letters, digits, '-', '_', '.'). */
+export function viewDeviceId(name: string): string {
+  return `sview-${name}`;
+}
+
+/** The command QEMU runs to read a saved state: plain, or decompressed on the fly. */
+export function incomingCommand(file: string): string {
+  return file.endsWith('.zst') ? `exec:zstd -dcq -- ${shellQuote(file)}` : `exec:cat ${shellQuote(file)}`;
 }
 
 /** Guest side of QEMU user networking; the image configures this address statically. */
@@ -99,6 +121,9 @@ export function buildQemuArgv(spec: VmSpec): string[] {
     '-device', `virtserialport,bus=vser0.0,chardev=qga0,name=${GUEST_PORTS.control},id=qgaport`,
     '-chardev', `socket,id=env0,path=${o(spec.envSocket)},server=on,wait=off`,
     '-device', `virtserialport,bus=vser0.0,chardev=env0,name=${GUEST_PORTS.env},id=envport`,
+    // Checkpoints are shown to the guest as hot-plugged SCSI disks (snapshot-views.ts): on q35 only
+    // a controller present from the start can take them, and SCSI unplugs need no guest consent.
+    '-device', 'virtio-scsi-pci,id=scsi0',
     '-chardev', `socket,id=ser0,path=${o(spec.serialSocket)},server=on,wait=off,logfile=${o(spec.serialLog)},logappend=on`,
     '-serial', 'chardev:ser0',
     '-device', 'virtio-rng-pci,id=rng0',
@@ -107,7 +132,11 @@ export function buildQemuArgv(spec: VmSpec): string[] {
     '-qmp', `unix:${o(spec.qmpSocket)},server=on,wait=off`,
     '-pidfile', spec.pidFile,
   ];
-  if (spec.incomingStateFile) argv.push('-incoming', `exec:cat ${shellQuote(spec.incomingStateFile)}`);
+  for (const p of spec.placeholders ?? []) {
+    argv.push('-blockdev', `driver=null-co,node-name=svp-${p.name},size=1073741824,read-zeroes=on`);
+    argv.push('-device', `scsi-hd,bus=scsi0.0,drive=svp-${p.name},id=${viewDeviceId(p.name)},scsi-id=${p.target},lun=${p.lun}`);
+  }
+  if (spec.incomingStateFile) argv.push('-incoming', incomingCommand(spec.incomingStateFile));
   return argv;
 }
 
@@ -138,6 +167,7 @@ export function deviceSignature(spec: VmSpec, qemuVersion: string): string {
     serialLog: 'L',
     pidFile: 'P',
     incomingStateFile: undefined,
+    placeholders: undefined,
   };
   return crypto
     .createHash('sha256')

@@ -15,6 +15,7 @@ import type { Accelerator, BootFiles, Driver, DriverCheck, LaunchSpec, MachineSh
 import { SpritelyError } from '../errors.ts';
 import { chooseAccelerator, type AccelChoice } from './accel.ts';
 import { buildQemuArgv, deviceSignature, type VmSpec } from './argv.ts';
+import { viewAddress } from './snapshot-views.ts';
 import { qemuDisks } from './qemu-img.ts';
 import { QemuHandle, QemuMachine } from './qemu-machine.ts';
 import { killPid, launchQemu, qemuVersion } from './qemu-process.ts';
@@ -101,6 +102,7 @@ export class QemuDriver implements Driver {
       serialLog: path.join(s.dir, 'serial.log'),
       pidFile: path.join(s.dir, 'qemu.pid'),
       incomingStateFile: s.restoreFrom,
+      placeholders: s.restoreFrom ? s.restoreAttached?.map(viewAddress) : undefined,
     };
   }
 
@@ -115,7 +117,8 @@ export class QemuDriver implements Driver {
     const { pid } = await launchQemu(buildQemuArgv(spec), { logFile, qmpSocket: spec.qmpSocket });
     try {
       const qmp = await QmpClient.connect(spec.qmpSocket);
-      return new QemuMachine({ pid, qmpSocket: spec.qmpSocket, agentSocket: spec.agentSocket, envSocket: spec.envSocket, serialSocket: spec.serialSocket, logFile }, qmp);
+      const handle = { pid, qmpSocket: spec.qmpSocket, agentSocket: spec.agentSocket, envSocket: spec.envSocket, serialSocket: spec.serialSocket, logFile, disk: s.disk, dir: s.dir };
+      return new QemuMachine(handle, qmp, spec.placeholders?.map((p) => p.name) ?? []);
     } catch (err) {
       killPid(pid);
       throw err;
@@ -129,7 +132,10 @@ export class QemuDriver implements Driver {
   }
 
   release(id: string): void {
-    for (const s of Object.values(qemuSockets(this.opts.runDir, id))) fs.rmSync(s, { force: true });
+    const sockets = qemuSockets(this.opts.runDir, id);
+    for (const s of Object.values(sockets)) fs.rmSync(s, { force: true });
+    const prefix = `${path.basename(sockets.qmp).replace(/\.qmp$/, '')}.n-`;
+    for (const f of fs.existsSync(this.opts.runDir) ? fs.readdirSync(this.opts.runDir) : []) if (f.startsWith(prefix)) fs.rmSync(path.join(this.opts.runDir, f), { force: true });
   }
 
   async checks(): Promise<DriverCheck[]> {

@@ -13,6 +13,7 @@ import { fsyncFile } from '../store/atomic-json.ts';
 import { GUEST_IP, shellQuote } from './argv.ts';
 import { QmpClient } from './qmp-client.ts';
 import { cpuSeconds, isOurQemu, killPid, sleep, tailOfLog, waitForExit } from './qemu-process.ts';
+import { attachView, detachView, endAllViews, listViews, removePlaceholders, type ViewHost } from './snapshot-views.ts';
 
 /** What runtime.json keeps for a QEMU machine (the field names of the runtime files before the driver boundary). */
 export const QemuHandle = z.object({
@@ -22,6 +23,9 @@ export const QemuHandle = z.object({
   envSocket: z.string(),
   serialSocket: z.string().optional(),
   logFile: z.string().optional(),
+  /** The disk and the machine's dir (snapshot views need them; absent in handles from before them). */
+  disk: z.string().optional(),
+  dir: z.string().optional(),
 });
 export type QemuHandle = z.infer<typeof QemuHandle>;
 
@@ -46,6 +50,8 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
   constructor(
     readonly handle: QemuHandle,
     readonly qmp: QmpClient,
+    /** Views the restored state had: unplugged once it has landed, before the guest runs. */
+    private placeholders: string[] = [],
   ) {
     super();
     qmp.on('event', (e) => {
@@ -67,6 +73,7 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
     const gone = await waitForExit(this.pid, this.handle.qmpSocket, 3000);
     // The socket dropped but QEMU lives on: treat as a crash of our view; kill to keep one owner.
     if (!gone) killPid(this.pid);
+    this.endViews();
     const reason: ExitReason = this.quitting ? 'quit' : this.guestPoweredOff ? 'poweroff' : 'crash';
     this.emit('exit', reason, this.handle.logFile ? tailOfLog(this.handle.logFile, 3) : '(no log)');
   }
@@ -103,6 +110,10 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
       const { status: st } = await this.qmp.execute<{ status: string }>('query-status');
       if (st === 'running') return;
       if (st === 'paused' || st === 'postmigrate' || st === 'prelaunch') {
+        if (this.placeholders.length) {
+          await removePlaceholders(this.qmp, this.placeholders);
+          this.placeholders = [];
+        }
         await this.qmp.execute('cont');
         continue;
       }
@@ -190,6 +201,28 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
     });
   }
 
+  private views(): ViewHost {
+    const { disk, dir } = this.handle;
+    if (!disk || !dir) throw new Error('this machine was started before checkpoints could be shown inside it; stop and start the sprite once');
+    return { qmp: this.qmp, disk, dir, socketPrefix: this.handle.qmpSocket.replace(/\.qmp$/, '') };
+  }
+
+  private endViews(): void {
+    if (this.handle.dir) endAllViews({ dir: this.handle.dir, socketPrefix: this.handle.qmpSocket.replace(/\.qmp$/, '') });
+  }
+
+  attachSnapshot(name: string): Promise<{ serial: string }> {
+    return attachView(this.views(), name);
+  }
+
+  async detachSnapshot(name: string): Promise<void> {
+    await detachView(this.views(), name);
+  }
+
+  attachedSnapshots(): Promise<string[]> {
+    return listViews(this.qmp);
+  }
+
   async powerDown(): Promise<void> {
     await this.qmp.execute('system_powerdown');
   }
@@ -212,12 +245,15 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
     await this.qmp.execute('quit').catch(() => {});
     if (!(await waitForExit(this.pid, this.handle.qmpSocket, timeoutMs))) killPid(this.pid);
     await this.qmp.closed;
+    this.endViews();
   }
 
   async kill(): Promise<void> {
     this.quitting = true;
     killPid(this.pid);
     await this.qmp.closed;
+    await waitForExit(this.pid, this.handle.qmpSocket, 3000);
+    this.endViews();
   }
 
   detach(): void {
