@@ -20,6 +20,10 @@ export interface Checkpoint {
   pauseMs: number;
   /** Set when the guest asked for it through spritely-env: the request to answer again after a restore. */
   envRequest?: string;
+  /** The device signature its RAM state needs (absent in checkpoints from before it was recorded). */
+  signature?: string;
+  /** Snapshot views the machine had attached when its RAM state was saved (the restore re-creates their devices). */
+  attached?: string[];
 }
 
 export interface Timeline {

@@ -298,3 +298,17 @@ export function countChanges(changes: TreeChange[]): { added: number; removed: n
   for (const x of changes) c[x.change]++;
   return c;
 }
+
+/** The inode at `path` (no symlink followed), or null when there is none. */
+export function lookupPath(v: Ext4Volume, path: Buffer): Inode | null {
+  let inode = v.inode(2);
+  const parts = normalizePath(path).toString('latin1').split('/').filter(Boolean);
+  if (parts.length > 256) return null;
+  for (const part of parts) {
+    if (inode.type !== 'dir') return null;
+    const e = v.readDir(inode).find((x) => x.name.toString('latin1') === part);
+    if (!e) return null;
+    inode = v.inode(e.ino);
+  }
+  return inode;
+}

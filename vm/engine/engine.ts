@@ -9,6 +9,8 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type { CheckpointView } from '../checkpoints/checkpoint-ops.ts';
+import type { DiffReport } from '../checkpoints/diff-report.ts';
+import { RamCompressor } from '../checkpoints/ram-compressor.ts';
 import type { Accelerator, Driver, Machine } from '../driver/driver.ts';
 import { SpritelyError } from '../errors.ts';
 import { ImageStore, type ImageProgress, type ImageRecord } from '../images/image-store.ts';
@@ -17,6 +19,8 @@ import { ensureLayout, type Layout } from '../paths.ts';
 import type { KeyPair } from '../ssh/keys.ts';
 import { SpriteLocks } from '../store/sprite-lock.ts';
 import { Admission } from './admission.ts';
+import { CheckpointBrowse } from './checkpoint-browse.ts';
+import type { DiffRequest } from './checkpoint-diff.ts';
 import { CheckpointVerbs } from './checkpoint-verbs.ts';
 import { bootFiles, DEFAULT_TIMEOUTS, type EngineContext, type EngineTimeouts } from './context.ts';
 import { DaemonConfig, type ConfigView } from './daemon-config.ts';
@@ -31,7 +35,7 @@ import { SpriteSettings } from './sprite-settings.ts';
 import { SpriteRegistry } from './sprite-registry.ts';
 import type { SpriteView } from './sprite-view.ts';
 
-export type { CheckpointView, CreateRequest, SpriteView, Timings };
+export type { CheckpointView, CreateRequest, DiffReport, DiffRequest, SpriteView, Timings };
 export type { SpriteState } from './sprite-view.ts';
 export type { SpriteUsage } from './metering.ts';
 export { DEFAULTS } from './lifecycle.ts';
@@ -50,6 +54,8 @@ export interface EngineOptions {
   io?: EngineIo;
   images?: ImageStore;
   timeouts?: Partial<EngineTimeouts>;
+  /** Compress checkpoints' RAM states in the background (default: yes, unless SPRITELY_COMPRESS_RAM=0). */
+  compressRam?: boolean;
 }
 
 export class Engine extends EventEmitter<EngineEvents> {
@@ -64,6 +70,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly lifecycle: Lifecycle;
   private readonly sleepWake: SleepWake;
   private readonly checkpoints: CheckpointVerbs;
+  private readonly browse: CheckpointBrowse;
+  readonly compressor: RamCompressor;
   private readonly settings: SpriteSettings;
   private readonly watch: MachineWatch;
   private stopIdleLoop: (() => void) | null = null;
@@ -80,6 +88,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.locks = new SpriteLocks((name) => this.registry.announce(name));
     this.activity = new Activity(() => io.now());
     this.config = new DaemonConfig(layout.configFile, () => io.hostMemoryMiB());
+    const browse = () => this.browse;
     this.live = new LiveMachines(layout, io, () => this.clientKey(), {
       exited: (name, reason, detail) => void this.watch.exited(name, reason, detail),
       poweredOff: (name, machine) => this.watch.poweredOff(name, machine),
@@ -89,6 +98,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       touch: (name) => this.activity.touch(name),
       log: (msg) => this.log(msg),
     });
+    this.compressor = new RamCompressor(io.compress, (m) => this.log(m), (name) => this.registry.find(name) && this.ctx.checkpointsChanged(name), opts.compressRam ?? process.env.SPRITELY_COMPRESS_RAM !== '0');
     this.registry = new SpriteRegistry({ layout, disks: this.driver.disks, live: this.live, locks: this.locks, activity: this.activity, now: () => io.now(), changed: (v) => this.emit('sprite', v) });
     this.ctx = {
       timeouts: { ...DEFAULT_TIMEOUTS, ...opts.timeouts },
@@ -103,12 +113,17 @@ export class Engine extends EventEmitter<EngineEvents> {
       config: this.config,
       admission: new Admission(),
       diskMarks: new Map(),
+      compressor: this.compressor,
+      get browse() {
+        return browse();
+      },
       clientKey: () => this.clientKey(),
       log: (msg) => this.log(msg),
       removed: (name) => this.emit('removed', name),
       checkpointsChanged: (name) => this.emit('checkpoints', name, this.checkpoints.list(name)),
       imageProgress: (p) => this.emit('imageProgress', p),
     };
+    this.browse = new CheckpointBrowse(this.ctx);
     this.lifecycle = new Lifecycle(this.ctx);
     this.sleepWake = new SleepWake(this.ctx, this.lifecycle);
     this.checkpoints = new CheckpointVerbs(this.ctx, this.lifecycle);
@@ -293,6 +308,21 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   deleteCheckpoint(name: string, id: string): Promise<void> {
     return this.checkpoints.delete(name, id);
+  }
+
+  /** What changed between checkpoint `from` and `to` (a checkpoint or "now"). */
+  diffCheckpoints(name: string, req: DiffRequest): Promise<DiffReport> {
+    return this.checkpoints.differ.diff(name, req);
+  }
+
+  /** Shows checkpoint `id` inside the sprite at /.spritely/checkpoints/ID (waking it first). */
+  async mountCheckpoint(name: string, id: string): Promise<{ path: string; mounted: string[] }> {
+    await this.ensureAwake(name);
+    return this.browse.mount(name, id);
+  }
+
+  unmountCheckpoint(name: string, id: string, opts: { force?: boolean } = {}): Promise<{ mounted: string[] }> {
+    return this.browse.unmount(name, id, opts);
   }
 
   // ---------------------------------------------------------------- the machines themselves

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { checkpointOrThrow, cloneCheckpoint } from '../checkpoints/checkpoint-ops.ts';
+import { removeState } from '../checkpoints/state-files.ts';
 import type { MachineShape } from '../driver/driver.ts';
 import { SpritelyError, toSpritelyError } from '../errors.ts';
 import { ensureGolden, type GoldenRequest } from '../images/golden.ts';
@@ -50,6 +51,8 @@ interface Source {
   diskBytes: number;
   /** A file to remove once the machine runs (a hard link to the state it restored). */
   consumed?: string;
+  /** Snapshot views the restored state was saved with. */
+  attached?: string[];
 }
 
 type NewManifest = Omit<Manifest, 'name' | 'createdAt' | 'hostKeyPub' | 'status' | 'lastError' | 'sleep' | 'usage'>;
@@ -89,8 +92,11 @@ export class Lifecycle {
     return admission.reserve(name, memoryMiB, config.memoryLimitMiB, awake);
   }
 
-  /** Starts a machine for a sprite (booting, or restoring `restoreFrom`) and takes ownership of it. */
-  async launch(name: string, m: Manifest, image: ImageRecord, restoreFrom?: string): Promise<LiveMachine> {
+  /**
+   * Starts a machine for a sprite (booting, or restoring `restoreFrom`, saved with the snapshot
+   * views `restoreAttached` attached) and takes ownership of it.
+   */
+  async launch(name: string, m: Manifest, image: ImageRecord, restoreFrom?: string, restoreAttached?: string[]): Promise<LiveMachine> {
     const { driver, io, live, layout } = this.ctx;
     const release = this.admit(name, m.memoryMiB);
     try {
@@ -110,6 +116,7 @@ export class Lifecycle {
         ],
         egressSocket: p.egressSocket,
         restoreFrom,
+        ...(restoreFrom && restoreAttached?.length ? { restoreAttached } : {}),
       });
       const runtime: Runtime = { startedAt: new Date(io.now()).toISOString(), accel: accel.name, sshPort, urlHostPort, machine: machine.handle };
       try {
@@ -190,9 +197,12 @@ export class Lifecycle {
       prepare: async (p, m, lap) => {
         const t = Date.now();
         const ram = path.join(p.dir, 'fork-source.state');
-        const withRam = await locks.run(source, 'forking', () => cloneCheckpoint(driver.disks, { name: source, dir: sp.dir, disk: sp.disk }, id, { disk: p.disk, ram }));
+        const cloned = await locks.run(source, 'forking', () => cloneCheckpoint(driver.disks, { name: source, dir: sp.dir, disk: sp.disk }, id, { disk: p.disk, ram }));
         lap('diskMs', t);
-        return { image: mustImage(this.ctx, m), restoreFrom: withRam ? ram : null, diskBytes: m.diskGiB * GiB, consumed: ram };
+        const image = mustImage(this.ctx, m);
+        // a state saved under another device set would not load: the fork boots the copied disk instead
+        const fits = !!cloned && (!cloned.signature || cloned.signature === (await driver.signature(shapeOf(m), bootFiles(image))));
+        return { image, restoreFrom: fits ? cloned!.state : null, diskBytes: m.diskGiB * GiB, consumed: cloned?.state, attached: cloned?.attached };
       },
     });
   }
@@ -233,7 +243,7 @@ export class Lifecycle {
         await registry.save(m);
         const source = await plan.prepare(p, m, lap);
         let t = Date.now();
-        const entry = await this.launch(name, m, source.image, source.restoreFrom ?? undefined);
+        const entry = await this.launch(name, m, source.image, source.restoreFrom ?? undefined, source.attached);
         lap('launchMs', t);
         if (source.restoreFrom) {
           t = Date.now();
@@ -250,6 +260,7 @@ export class Lifecycle {
         entry.ssh.ready(90_000).catch(() => {});
         await applyIdentity(guest, { name, hostKey, authorizedKey: this.ctx.clientKey().publicKey, nowMs: io.now() });
         lap('identityMs', t);
+        this.ctx.browse.afterRestore(name, source.restoreFrom ? source.attached : undefined);
         if (m.diskGiB * GiB > source.diskBytes) {
           t = Date.now();
           await growDisk(entry.machine, guest, m.diskGiB * GiB);
@@ -312,7 +323,10 @@ export class Lifecycle {
       const entry = live.get(name);
       if (!entry) {
         const m = registry.must(name);
-        if (m.sleep) fs.rmSync(m.sleep.file, { force: true });
+        if (m.sleep) {
+          this.ctx.compressor.cancel(m.sleep.file);
+          removeState(m.sleep.file);
+        }
         if (m.status !== 'stopped') await registry.save({ ...m, status: 'stopped', sleep: null });
         return registry.view(name);
       }
@@ -352,6 +366,7 @@ export class Lifecycle {
     await locks.run(name, 'destroying', async () => {
       await live.teardown(name, 'kill');
       const p = spritePaths(layout, name);
+      this.ctx.compressor.cancelUnder(p.dir);
       fs.rmSync(p.dir, { recursive: true, force: true });
       fs.rmSync(p.egressSocket, { force: true });
       driver.release(name);

@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import { reconcileCheckpoints } from '../checkpoints/checkpoint-ops.ts';
+import { settleStates, stateExists } from '../checkpoints/state-files.ts';
 import type { Machine } from '../driver/driver.ts';
 import { spritePaths } from '../paths.ts';
 import { readManifest, readRuntime } from '../store/sprite-manifest.ts';
@@ -20,7 +21,7 @@ export async function recoverSprite(ctx: EngineContext, name: string): Promise<v
   const facts: RecoveryFacts = {
     status: m.status,
     machine: !rt ? 'none' : !machine ? 'gone' : await machine.state(),
-    sleepStateOk: !!m.sleep && fs.existsSync(m.sleep.file),
+    sleepStateOk: !!m.sleep && stateExists(m.sleep.file),
   };
   const say = (msg: string) => log(`sprite ${name}: ${msg}`);
   for (const step of planRecovery(facts, driver.displayName)) {
@@ -38,6 +39,7 @@ export async function recoverSprite(ctx: EngineContext, name: string): Promise<v
         if (machine && rt) {
           live.adopt(name, machine, rt, m.hostKeyPub);
           say(`re-attached to ${driver.displayName} pid ${machine.pid}`);
+          await ctx.browse.adopt(name);
         }
         break;
       case 'remove-runtime':
@@ -49,9 +51,13 @@ export async function recoverSprite(ctx: EngineContext, name: string): Promise<v
       case 'register':
         registry.load(m);
         break;
-      case 'reconcile-checkpoints':
-        await reconcileCheckpoints(driver.disks, { name, dir: p.dir, disk: p.disk, machine: step.live ? machine : null, sleepState: null }, say);
+      case 'reconcile-checkpoints': {
+        const raw = await reconcileCheckpoints(driver.disks, { name, dir: p.dir, disk: p.disk, machine: step.live ? machine : null, sleepState: null }, say);
+        // RAM states a killed daemon had not compressed yet; a sleep state settles to one complete form
+        for (const f of raw) ctx.compressor.enqueue(f, name);
+        if (m.sleep) settleStates([m.sleep.file]);
         break;
+      }
       case 'record':
         if (step.status === 'crashed') await markCrashed(ctx, name, step.lastError ?? 'it stopped unexpectedly');
         else {

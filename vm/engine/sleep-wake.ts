@@ -1,17 +1,22 @@
 /**
  * Sleep and wake. Sleep = RAM + devices to `sleep.state`, the manifest says `sleeping` (with the
- * signature the state needs) *before* the machine goes — so a daemon killed in between finds a
- * complete state — then the machine quits: no process, no RAM. Wake = a machine restored from that
- * file, its clock set, the file deleted; when the state no longer fits (another hypervisor version
- * or device set) or fails to load, the sprite boots from its disk instead and `lastError` says so.
+ * signature the state needs and the checkpoint views it was saved with) *before* the machine goes —
+ * so a daemon killed in between finds a complete state — then the machine quits: no process, no
+ * RAM. Wake = a machine restored from that file, its clock set, the file deleted; when the state no
+ * longer fits (another hypervisor version or device set) or fails to load, the sprite boots from
+ * its disk instead and `lastError` says so. Sleep states are not compressed: measured, the wake
+ * would then miss its target (docs/benchmarks.md); checkpoints' states are.
  */
-import fs from 'node:fs';
 import path from 'node:path';
+import { completeState, removeState } from '../checkpoints/state-files.ts';
 import { SpritelyError } from '../errors.ts';
 import { spritePaths } from '../paths.ts';
 import { bootFiles, mustImage, withAwakePeriodClosed, type EngineContext } from './context.ts';
 import { setGuestClock } from './guest-setup.ts';
 import { shapeOf, type Lifecycle, type Started } from './lifecycle.ts';
+
+/** Whether sleep states are compressed too (decided by measurement: docs/benchmarks.md). */
+export const COMPRESS_SLEEP_STATES = process.env.SPRITELY_COMPRESS_SLEEP === '1';
 
 export class SleepWake {
   constructor(
@@ -32,7 +37,10 @@ export class SleepWake {
         throw new SpritelyError('failed_precondition', `Sprite "${name}" is ${registry.view(name).state}; only a running sprite can sleep.`);
       }
       const file = path.join(spritePaths(layout, name).dir, 'sleep.state');
+      let attached: string[];
       try {
+        // (views change only under this lock: none can come between the listing and the save)
+        attached = await entry.machine.attachedSnapshots();
         await entry.machine.saveState(file);
       } catch (err) {
         await entry.machine.resume().catch(() => {});
@@ -41,8 +49,9 @@ export class SleepWake {
       const saveMs = Date.now() - t0;
       // Durable before the machine goes: a daemon killed here finds a complete state and a sleeping sprite.
       const signature = await driver.signature(shapeOf(m), bootFiles(mustImage(this.ctx, m)));
-      await registry.save({ ...withAwakePeriodClosed(this.ctx, m), status: 'sleeping', sleep: { file, signature, savedAt: new Date(io.now()).toISOString() } });
+      await registry.save({ ...withAwakePeriodClosed(this.ctx, m), status: 'sleeping', sleep: { file, signature, savedAt: new Date(io.now()).toISOString(), ...(attached.length ? { attached } : {}) } });
       await live.teardown(name, 'quit');
+      if (COMPRESS_SLEEP_STATES) this.ctx.compressor.enqueue(file, name);
       registry.announce(name);
       return { sprite: registry.view(name), timings: { saveMs, totalMs: Date.now() - t0 } };
     });
@@ -63,15 +72,18 @@ export class SleepWake {
     const image = mustImage(this.ctx, m);
     this.lifecycle.admit(name, m.memoryMiB)(); // refuse before anything of the sleep state is touched
     const signature = await driver.signature(shapeOf(m), bootFiles(image));
-    const fits = signature === m.sleep.signature && fs.existsSync(m.sleep.file);
+    const state = completeState(m.sleep.file);
+    const fits = signature === m.sleep.signature && state !== null;
     let note: string;
     if (fits) {
-      const entry = await this.lifecycle.launch(name, m, image, m.sleep.file);
+      const entry = await this.lifecycle.launch(name, m, image, state, m.sleep.attached);
       try {
         await entry.machine.waitRunning(this.ctx.timeouts.restoreMs);
         const runningMs = Date.now() - t0;
         await setGuestClock(await entry.guest.ready(this.ctx.timeouts.guestAfterRestoreMs), io.now());
-        fs.rmSync(m.sleep.file, { force: true });
+        this.ctx.browse.afterRestore(name, m.sleep.attached);
+        this.ctx.compressor.cancel(m.sleep.file);
+        removeState(m.sleep.file);
         await registry.save({ ...m, status: 'running', sleep: null, lastError: null });
         activity.touch(name);
         entry.ssh.ready(60_000).catch(() => {});
@@ -85,7 +97,8 @@ export class SleepWake {
     }
     log(`sprite ${name}: ${note}`);
     await registry.save({ ...m, status: 'stopped', sleep: null });
-    fs.rmSync(m.sleep.file, { force: true });
+    this.ctx.compressor.cancel(m.sleep.file);
+    removeState(m.sleep.file);
     const started = await this.lifecycle.bootLocked(name);
     await registry.save({ ...registry.must(name), lastError: `Woke without its RAM: ${note}.` });
     return { sprite: registry.view(name), timings: { ...started.timings, totalMs: Date.now() - t0 } };

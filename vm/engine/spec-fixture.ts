@@ -43,6 +43,8 @@ export interface FakeIo extends EngineIo {
   egress: { opts: EgressProxyOptions; closed: boolean }[];
   idleLoops: (() => void)[];
   hostMiB: number;
+  /** While set, compressions wait for it (a spec holds one mid-way). */
+  compressGate: Promise<void> | null;
 }
 
 export function fakeIo(): FakeIo {
@@ -74,6 +76,14 @@ export function fakeIo(): FakeIo {
       io.idleLoops.push(fn);
       return () => io.idleLoops.splice(io.idleLoops.indexOf(fn), 1);
     },
+    // "compression" that copies: the fake driver restores a .zst state as it would the raw one
+    compress: async (src, dest, signal) => {
+      fs.writeFileSync(dest, ''); // under way: the output exists, incomplete
+      if (io.compressGate) await io.compressGate;
+      if (signal.aborted) throw new Error('cancelled');
+      fs.copyFileSync(src, dest);
+    },
+    compressGate: null,
   };
   return io;
 }
@@ -100,7 +110,7 @@ function writeImage(l: Layout): void {
   fs.writeFileSync(path.join(dir, 'image.json'), JSON.stringify({ id, kernelCmdline: 'console=ttyS0', diskVirtualBytes: 4 * 2 ** 30, createdAt: '2030-01-01T00:00:00.000Z' }));
 }
 
-export async function makeFixture(opts: { init?: boolean } = {}): Promise<Fixture> {
+export async function makeFixture(opts: { init?: boolean; compress?: boolean } = {}): Promise<Fixture> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-engine-spec-'));
   // images of its own, whatever SPRITELY_IMAGES_DIR says
   const l2 = { ...layout(home), imagesDir: path.join(home, 'images') };
@@ -109,7 +119,7 @@ export async function makeFixture(opts: { init?: boolean } = {}): Promise<Fixtur
   const io = fakeIo();
   const logs: string[] = [];
   const make = () => {
-    const e = new Engine(l2, { driver, io, timeouts: FAST_TIMEOUTS });
+    const e = new Engine(l2, { driver, io, timeouts: FAST_TIMEOUTS, compressRam: opts.compress ?? false });
     e.on('log', (m) => logs.push(m));
     return e;
   };

@@ -154,6 +154,18 @@ export class QemuDriver implements Driver {
       return `${this.qemuBinary} ${v}`;
     });
     await check('qemu-img', async () => (await execFileP('qemu-img', ['--version'])).stdout.split('\n')[0]);
+    await check('qemu-nbd', async () => {
+      const { stdout } = await execFileP('qemu-nbd', ['--version']).catch(() => {
+        throw new Error('qemu-nbd is missing (it comes with qemu-utils): checkpoints cannot be shown inside sprites');
+      });
+      return `${stdout.split('\n')[0]}; serves checkpoints to the sprites that mount them`;
+    });
+    await check('zstd', async () => {
+      const { stdout } = await execFileP('zstd', ['--version']).catch(() => {
+        throw new Error('zstd is missing (sudo apt-get install zstd): checkpoints keep their RAM states uncompressed, and compressed ones cannot be restored');
+      });
+      return `${stdout.trim()}; compresses checkpoints' RAM states`;
+    });
     await check('egress', async () => {
       const { stdout, stderr } = await execFileP('socat', ['-V']).catch(() => {
         throw new Error('socat is missing (sudo apt-get install socat): without it sprites have no network');
