@@ -42,6 +42,7 @@ export class RamCompressor {
   private readonly queue: Job[] = [];
   private running: Job | null = null;
   private waiters: (() => void)[] = [];
+  private stopped = false;
 
   constructor(
     private readonly compress: Compress,
@@ -53,7 +54,7 @@ export class RamCompressor {
 
   /** Queues a raw state (no-op when it is queued already or compression is off). */
   enqueue(file: string, owner: string): void {
-    if (!this.enabled || this.running?.file === file || this.queue.some((j) => j.file === file)) return;
+    if (!this.enabled || this.stopped || this.running?.file === file || this.queue.some((j) => j.file === file)) return;
     this.queue.push({ file, owner, abort: new AbortController(), cancelled: false });
     if (!this.running) void this.next();
   }
@@ -72,6 +73,16 @@ export class RamCompressor {
   /** Cancels every job of `owner` (a sprite destroyed) or whose file is under `dir`. */
   cancelUnder(dir: string): void {
     for (const j of [...this.queue, ...(this.running ? [this.running] : [])]) if (j.file.startsWith(dir + path.sep)) this.cancel(j.file);
+  }
+
+  /**
+   * The daemon is exiting: nothing more starts, and a running zstd is ended (its partial output
+   * removed; the raw state stays and the next daemon compresses it).
+   */
+  stop(): void {
+    this.stopped = true;
+    for (const j of this.queue.splice(0)) fs.rmSync(partialOf(j.file), { force: true });
+    if (this.running) this.cancel(this.running.file);
   }
 
   /** Resolves when nothing is queued or running (tests, benchmarks, shutdown). */
@@ -117,7 +128,8 @@ export class RamCompressor {
         }
       }
     } catch (err) {
-      fs.rmSync(partial, { force: true });
+      // (a cancel removed the partial output already; it may be a newer job's by now)
+      if (!job.cancelled) fs.rmSync(partial, { force: true });
       if (!job.cancelled) this.log(`${path.basename(job.file)} of ${job.owner}: could not compress the RAM state (kept as it is): ${(err as Error).message}`);
     }
     await this.next();

@@ -357,6 +357,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   detachAll(): void {
     this.stopIdleLoop?.();
     this.stopIdleLoop = null;
+    this.compressor.stop();
     this.live.detachAll();
   }
 }

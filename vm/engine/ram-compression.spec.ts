@@ -41,6 +41,14 @@ describe('RAM states compressed after the checkpoint', () => {
     expect(f.driver.process('dev').memory.counter).toBe('41');
   });
 
+  it('a daemon that exits mid-compression ends zstd and leaves the raw state', async () => {
+    hold();
+    await f.engine.createCheckpoint('dev');
+    f.engine.detachAll();
+    await f.engine.compressor.idle();
+    expect(files()).toEqual(['v1.state']);
+  });
+
   it('deleting a checkpoint mid-compression cancels it and leaves no file', async () => {
     hold();
     await f.engine.createCheckpoint('dev');
@@ -54,7 +62,9 @@ describe('RAM states compressed after the checkpoint', () => {
     hold();
     await f.engine.createCheckpoint('dev');
     expect(files()).toEqual(['v1.state', 'v1.state.zst.partial']);
-    // the daemon dies here (its compressor with it); a new one starts on the same files
+    // the daemon dies here, leaving the half-written output behind; a new one starts on the same files
+    f.engine.detachAll();
+    fs.writeFileSync(path.join(dir(), 'v1.state.zst.partial'), 'half');
     const e2 = await f.restart();
     expect(e2.listCheckpoints('dev')[0]).toMatchObject({ id: 'v1', memory: true });
     release();

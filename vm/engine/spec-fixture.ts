@@ -79,7 +79,8 @@ export function fakeIo(): FakeIo {
     // "compression" that copies: the fake driver restores a .zst state as it would the raw one
     compress: async (src, dest, signal) => {
       fs.writeFileSync(dest, ''); // under way: the output exists, incomplete
-      if (io.compressGate) await io.compressGate;
+      const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new Error('cancelled'))));
+      if (io.compressGate) await Promise.race([io.compressGate, aborted]);
       if (signal.aborted) throw new Error('cancelled');
       fs.copyFileSync(src, dest);
     },
