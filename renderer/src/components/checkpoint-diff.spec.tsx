@@ -109,7 +109,11 @@ describe('comparing two timeline nodes', () => {
     await act(async () => t.emit({ type: 'hello', sprites: [sprite('a')] }));
     const list = await screen.findByLabelText('Checkpoints of a');
     const rows = within(list).getAllByRole('listitem');
-    expect(rows[0].textContent).toMatch(/300 MiB · frees 120 MiB/);
+    expect(within(rows[0]).getByTitle('takes 300 MiB on disk; deleting it frees 120 MiB').textContent).toBe('300 MiB');
+    // and the delete confirmation says it
+    fireEvent.click(within(rows[0]).getByRole('button', { name: 'Delete v1' }));
+    expect(screen.getByRole('dialog').textContent).toMatch(/It frees 120 MiB on this computer/);
+    fireEvent.click(within(screen.getByRole('dialog')).getByRole('button', { name: 'Cancel' }));
     expect(rows[1].textContent).toMatch(/mounted/);
     expect(within(list).getByRole('button', { name: 'Compare v1' })).toBeTruthy();
   });

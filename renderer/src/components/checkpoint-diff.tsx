@@ -27,6 +27,12 @@ function Lines({ patch }: { patch: FileDiff }) {
   if (!patch.hunks.length) return <p className="muted">The lines are the same.</p>;
   return (
     <table className="diff-lines" aria-label="Lines before and after">
+      <colgroup>
+        <col className="no" />
+        <col />
+        <col className="no" />
+        <col />
+      </colgroup>
       <tbody>
         {sideBySide(patch).map((r, i) =>
           r.kind === 'hunk' ? (

@@ -76,7 +76,9 @@ export function Timeline({ sprite }: { sprite: Sprite }) {
       </form>
       {picked.length === 1 && (
         <p className="compare-hint">
-          Comparing from <b>{picked[0]}</b>: pick another checkpoint or now.{' '}
+          <span>
+            Comparing from <b>{picked[0]}</b>: pick another checkpoint or now.
+          </span>
           <button className="ghost small" onClick={() => actions.closeCompare(name)}>
             Cancel
           </button>
@@ -111,7 +113,6 @@ export function Timeline({ sprite }: { sprite: Sprite }) {
                     <span title={`RAM ${formatBytes(r.checkpoint.ramBytes)}${r.checkpoint.compressed ? ' (compressed)' : ''}, disk ${formatBytes(r.checkpoint.diskBytes)}; guest paused ${r.checkpoint.pauseMs} ms`}>{r.checkpoint.memory ? 'RAM + disk' : 'disk only'}</span>
                     <span title={typeof r.checkpoint.freeBytes === 'number' ? `takes ${formatBytes(r.checkpoint.bytes)} on disk; deleting it frees ${formatBytes(r.checkpoint.freeBytes)}` : `takes ${formatBytes(r.checkpoint.bytes)} on disk`}>
                       {formatBytes(r.checkpoint.bytes)}
-                      {typeof r.checkpoint.freeBytes === 'number' && <span className="tl-frees"> · frees {formatBytes(r.checkpoint.freeBytes)}</span>}
                     </span>
                     {r.checkpoint.mounted && <span className="pill" title={`Mounted inside the sprite at /.spritely/checkpoints/${r.checkpoint.id}`}>mounted</span>}
                     <span>{formatAge(r.checkpoint.createdAt, now)}</span>
