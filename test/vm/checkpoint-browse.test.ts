@@ -195,6 +195,9 @@ describe('RAM states compressed after the checkpoint', () => {
     const { checkpoint: c, timings } = await d.api.call('checkpoints.create', { name: 'dev', comment: 'counting' });
     expect(timings.pauseMs).toBeLessThan(2000);
     const atCheckpoint = Number(await out('cat /dev/shm/count'));
+    // the newest two stay raw (quick to restore): two more make this one older
+    await checkpoint('later 1');
+    await checkpoint('later 2');
     const packed = await waitFor('the RAM state to be compressed', async () => (await d.api.call('checkpoints.list', { name: 'dev' })).find((x) => x.id === c.id && x.compressed), 120_000, 500);
     expect(packed.ramBytes).toBeLessThan(c.ramBytes);
     process.stderr.write(`[compress] ${c.id}: ${c.ramBytes} → ${packed.ramBytes} bytes\n`);

@@ -116,8 +116,6 @@ export interface Taken {
   /** Allocated bytes of the disk now (the next checkpoint's mark). */
   diskNow: number;
   pruned: string[];
-  /** A raw RAM state just written (to compress in the background), if any. */
-  rawState: string | null;
 }
 
 /**
@@ -135,13 +133,11 @@ export async function takeCheckpoint(disks: DiskOps, s: CheckpointSubject, o: Ta
   let ramBytes = 0;
   let pauseMs = 0;
   let attached: string[] = [];
-  let rawState: string | null = null;
   try {
     if (s.sleepState) {
       const made = linkState(s.sleepState, ram, fsyncFile);
       ramBytes = made ? fs.statSync(made).size : 0;
       attached = s.sleepAttached ?? [];
-      if (made === ram) rawState = ram;
     }
     if (s.machine) {
       fs.mkdirSync(path.dirname(ram), { recursive: true, mode: 0o700 });
@@ -164,7 +160,6 @@ export async function takeCheckpoint(disks: DiskOps, s: CheckpointSubject, o: Ta
         pauseMs = Date.now() - paused;
       }
       fsyncFile(ram);
-      rawState = ram;
     } else {
       await disks.createSnapshot(s.disk, id);
     }
@@ -194,7 +189,7 @@ export async function takeCheckpoint(disks: DiskOps, s: CheckpointSubject, o: Ta
     o.cancel(ramFile(s.dir, old));
     removeState(ramFile(s.dir, old));
   }
-  return { checkpoint: added.checkpoint, diskNow, pruned, rawState: pruned.includes(id) ? null : rawState };
+  return { checkpoint: added.checkpoint, diskNow, pruned };
 }
 
 /** Deletes checkpoint `id`: its disk snapshot (live or offline), its RAM file, its entry (children move up). */

@@ -83,6 +83,15 @@ export function ramToPrune(t: Timeline, keep: number): string[] {
   return withRam.slice(Math.max(0, keep)).map((c) => c.id);
 }
 
+/**
+ * Which RAM states to store compressed: all but the newest `keepRaw` (restoring a compressed state
+ * costs its decompression, ~0.2 s per 200 MiB here; the newest are the likely ones to restore).
+ */
+export function ramToCompress(t: Timeline, keepRaw: number): string[] {
+  const withRam = t.checkpoints.filter((c) => c.memory).sort((a, b) => numberOf(b.id) - numberOf(a.id));
+  return withRam.slice(Math.max(0, keepRaw)).map((c) => c.id);
+}
+
 export function markRamGone(t: Timeline, ids: string[]): Timeline {
   const set = new Set(ids);
   return { ...t, checkpoints: t.checkpoints.map((c) => (set.has(c.id) ? { ...c, memory: false, ramBytes: 0 } : c)) };

@@ -1,6 +1,8 @@
 /**
  * Compresses saved RAM states in the background, after the guest is running again (never while it
- * is paused: a checkpoint's pause stays the raw write). One state at a time for the whole daemon,
+ * is paused: a checkpoint's pause stays the raw write). Which ones is the engine's choice: a
+ * checkpoint's state once it is no longer among the newest few (restoring from a compressed state
+ * costs its decompression), and sleep states. One state at a time for the whole daemon,
  * at the lowest CPU priority, so sprites' guests keep their cores. The file steps are
  * state-files.ts's: the compressed form appears only once complete and fsynced, then the raw one
  * goes. Anything about to delete or move a state cancels its job first (`cancel`, synchronous):
@@ -19,6 +21,9 @@ import { compressedOf, partialOf } from './state-files.ts';
 export type Compress = (src: string, dest: string, signal: AbortSignal) => Promise<void>;
 
 export const ZSTD_LEVEL = 3;
+
+/** How many of a sprite's newest checkpoint RAM states stay raw (fast to restore); older ones are compressed. */
+export const DEFAULT_KEEP_RECENT_RAW = Math.max(0, Number(process.env.SPRITELY_RAW_RECENT ?? 2) || 0);
 
 /** The real compressor: zstd at the lowest priority (nice 19; without nice when it is missing). */
 export const zstdCompress: Compress = (src, dest, signal) =>
@@ -49,7 +54,10 @@ export class RamCompressor {
     private readonly log: (msg: string) => void,
     /** A state of `owner` was compressed (its size changed). */
     private readonly done: (owner: string) => void,
-    private readonly enabled = true,
+    /** Off: nothing is queued (SPRITELY_COMPRESS_RAM=0; benchmarks compare both). */
+    public enabled = true,
+    /** Checkpoints' newest RAM states kept raw (see ramToCompress). */
+    readonly keepRecentRaw = DEFAULT_KEEP_RECENT_RAW,
   ) {}
 
   /** Queues a raw state (no-op when it is queued already or compression is off). */

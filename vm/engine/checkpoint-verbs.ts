@@ -8,7 +8,7 @@
  */
 import { checkpointOrThrow, checkpointViews, deleteCheckpoint, takeCheckpoint, type CheckpointSubject, type CheckpointView } from '../checkpoints/checkpoint-ops.ts';
 import { ramFile, readTimeline, writeTimeline } from '../checkpoints/checkpoint-store.ts';
-import { cleanComment, moveHead, type Checkpoint } from '../checkpoints/checkpoint-tree.ts';
+import { cleanComment, moveHead, ramToCompress, type Checkpoint } from '../checkpoints/checkpoint-tree.ts';
 import { formatReport, terminalSafeJson } from '../checkpoints/diff-report.ts';
 import { formatReply, type EnvHandler } from '../checkpoints/env-channel.ts';
 import { completeState, removeState, stateExists } from '../checkpoints/state-files.ts';
@@ -75,6 +75,15 @@ export class CheckpointVerbs {
     this.ctx.checkpointsChanged(name);
   }
 
+  /** Queues the RAM states that are no longer among the newest few for compression. */
+  compressOlder(name: string): void {
+    const dir = spritePaths(this.ctx.layout, name).dir;
+    for (const id of ramToCompress(readTimeline(dir), this.ctx.compressor.keepRecentRaw)) {
+      const file = ramFile(dir, id);
+      if (completeState(file) === file) this.ctx.compressor.enqueue(file, name);
+    }
+  }
+
   /** The checkpoints changed: what they cost is counted again. */
   private changed(name: string): void {
     this.costs.delete(name);
@@ -99,7 +108,7 @@ export class CheckpointVerbs {
     const s = this.subject(name);
     const m = this.ctx.registry.must(name);
     const signature = s.sleepState && m.sleep ? m.sleep.signature : await this.ctx.driver.signature(shapeOf(m), bootFiles(mustImage(this.ctx, m)));
-    const { checkpoint: c, diskNow, rawState } = await takeCheckpoint(this.ctx.driver.disks, s, {
+    const { checkpoint: c, diskNow } = await takeCheckpoint(this.ctx.driver.disks, s, {
       comment,
       auto,
       envRequest,
@@ -110,7 +119,7 @@ export class CheckpointVerbs {
       cancel: (file) => this.ctx.compressor.cancel(file),
     });
     this.ctx.diskMarks.set(name, diskNow);
-    if (rawState) this.ctx.compressor.enqueue(rawState, name);
+    this.compressOlder(name);
     const how = s.machine ? ` (paused ${c.pauseMs} ms, RAM ${(c.ramBytes / 2 ** 20).toFixed(0)} MiB)` : s.sleepState ? ' (asleep: its sleep state is the RAM)' : ' (disk only)';
     this.ctx.log(`sprite ${name}: checkpoint ${c.id}${how}`);
     this.changed(name);

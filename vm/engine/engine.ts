@@ -56,6 +56,8 @@ export interface EngineOptions {
   timeouts?: Partial<EngineTimeouts>;
   /** Compress checkpoints' RAM states in the background (default: yes, unless SPRITELY_COMPRESS_RAM=0). */
   compressRam?: boolean;
+  /** How many of each sprite's newest checkpoint RAM states stay raw (default 2, SPRITELY_RAW_RECENT). */
+  keepRecentRaw?: number;
 }
 
 export class Engine extends EventEmitter<EngineEvents> {
@@ -98,7 +100,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       touch: (name) => this.activity.touch(name),
       log: (msg) => this.log(msg),
     });
-    this.compressor = new RamCompressor(io.compress, (m) => this.log(m), (name) => this.registry.find(name) && this.ctx.checkpointsChanged(name), opts.compressRam ?? process.env.SPRITELY_COMPRESS_RAM !== '0');
+    this.compressor = new RamCompressor(io.compress, (m) => this.log(m), (name) => this.registry.find(name) && this.ctx.checkpointsChanged(name), opts.compressRam ?? process.env.SPRITELY_COMPRESS_RAM !== '0', opts.keepRecentRaw);
     this.registry = new SpriteRegistry({ layout, disks: this.driver.disks, live: this.live, locks: this.locks, activity: this.activity, now: () => io.now(), changed: (v) => this.emit('sprite', v) });
     this.ctx = {
       timeouts: { ...DEFAULT_TIMEOUTS, ...opts.timeouts },
@@ -149,6 +151,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       if (name.startsWith('.')) continue;
       try {
         await recoverSprite(this.ctx, name);
+        if (this.registry.find(name)) this.checkpoints.compressOlder(name);
       } catch (err) {
         this.log(`sprite ${name}: could not be loaded: ${(err as Error).message}`);
       }

@@ -96,6 +96,29 @@ describe('RAM states compressed after the checkpoint', () => {
     expect(fs.readdirSync(path.join(f.home, 'sprites/twin')).filter((x) => x.includes('state'))).toEqual([]);
   });
 
+  it('keeps the newest RAM states raw (fast to restore) and compresses them once older', async () => {
+    await f.cleanup();
+    f = await makeFixture({ compress: true, keepRecentRaw: 2 });
+    await f.engine.create({ name: 'dev' });
+    for (let i = 0; i < 2; i++) await f.engine.createCheckpoint('dev');
+    await f.engine.compressor.idle();
+    expect(files()).toEqual(['v1.state', 'v2.state']);
+    await f.engine.createCheckpoint('dev');
+    await f.engine.compressor.idle();
+    expect(files()).toEqual(['v1.state.zst', 'v2.state', 'v3.state']);
+  });
+
+  it('compresses a sleep state; the wake reads it', async () => {
+    f.driver.process('dev').memory.k = 'v';
+    await f.engine.sleep('dev');
+    await f.engine.compressor.idle();
+    expect(fs.readdirSync(path.join(f.home, 'sprites/dev')).filter((x) => x.startsWith('sleep'))).toEqual(['sleep.state.zst']);
+    await f.engine.wake('dev');
+    expect(f.driver.calls).toContain('launch dev from sleep.state.zst');
+    expect(f.driver.process('dev').memory.k).toBe('v');
+    expect(fs.readdirSync(path.join(f.home, 'sprites/dev')).filter((x) => x.startsWith('sleep'))).toEqual([]);
+  });
+
   it('says what deleting each checkpoint would free: its RAM state and what only its disk snapshot holds', async () => {
     f.driver.process('dev').writeFile('/big', 'x'.repeat(5000));
     await f.engine.createCheckpoint('dev');

@@ -9,6 +9,7 @@ import type { Machine } from '../driver/driver.ts';
 import { spritePaths } from '../paths.ts';
 import { readManifest, readRuntime } from '../store/sprite-manifest.ts';
 import { markCrashed, type EngineContext } from './context.ts';
+import { COMPRESS_SLEEP_STATES } from './sleep-wake.ts';
 import { planRecovery, type RecoveryFacts } from './recovery-plan.ts';
 
 export async function recoverSprite(ctx: EngineContext, name: string): Promise<void> {
@@ -52,10 +53,10 @@ export async function recoverSprite(ctx: EngineContext, name: string): Promise<v
         registry.load(m);
         break;
       case 'reconcile-checkpoints': {
-        const raw = await reconcileCheckpoints(driver.disks, { name, dir: p.dir, disk: p.disk, machine: step.live ? machine : null, sleepState: null }, say);
-        // RAM states a killed daemon had not compressed yet; a sleep state settles to one complete form
-        for (const f of raw) ctx.compressor.enqueue(f, name);
-        if (m.sleep) settleStates([m.sleep.file]);
+        // (raw states a killed daemon had not compressed yet are queued again once the sprite is loaded)
+        await reconcileCheckpoints(driver.disks, { name, dir: p.dir, disk: p.disk, machine: step.live ? machine : null, sleepState: null }, say);
+        // a sleep state settles to one complete form
+        if (m.sleep && settleStates([m.sleep.file]).length && COMPRESS_SLEEP_STATES) ctx.compressor.enqueue(m.sleep.file, name);
         break;
       }
       case 'record':

@@ -111,7 +111,7 @@ function writeImage(l: Layout): void {
   fs.writeFileSync(path.join(dir, 'image.json'), JSON.stringify({ id, kernelCmdline: 'console=ttyS0', diskVirtualBytes: 4 * 2 ** 30, createdAt: '2030-01-01T00:00:00.000Z' }));
 }
 
-export async function makeFixture(opts: { init?: boolean; compress?: boolean } = {}): Promise<Fixture> {
+export async function makeFixture(opts: { init?: boolean; compress?: boolean; keepRecentRaw?: number } = {}): Promise<Fixture> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-engine-spec-'));
   // images of its own, whatever SPRITELY_IMAGES_DIR says
   const l2 = { ...layout(home), imagesDir: path.join(home, 'images') };
@@ -120,7 +120,7 @@ export async function makeFixture(opts: { init?: boolean; compress?: boolean } =
   const io = fakeIo();
   const logs: string[] = [];
   const make = () => {
-    const e = new Engine(l2, { driver, io, timeouts: FAST_TIMEOUTS, compressRam: opts.compress ?? false });
+    const e = new Engine(l2, { driver, io, timeouts: FAST_TIMEOUTS, compressRam: opts.compress ?? false, keepRecentRaw: opts.keepRecentRaw ?? 0 });
     e.on('log', (m) => logs.push(m));
     return e;
   };
