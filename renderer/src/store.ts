@@ -5,8 +5,9 @@
  * The daemon owns the truth about sprites: the list only ever comes from its events.
  */
 import { createStore, type StoreApi } from 'zustand/vanilla';
-import type { Checkpoint, ImageProgress, RelayStatus } from '../../vm/api/contract.ts';
+import type { Checkpoint, DiffEntry, DiffReport, ImageProgress, RelayStatus } from '../../vm/api/contract.ts';
 import { createSettingsActions, initialSettings, type SettingsActions, type SettingsState } from './settings-state.ts';
+import { comparePair } from './diff-view.ts';
 import type { ConnectionState, DaemonEvent, MethodInput, Sprite, Transport } from './transport.ts';
 
 export type { ImageProgress, RelayStatus };
@@ -26,6 +27,19 @@ export interface Toast {
 }
 
 export type ThemeChoice = 'system' | 'light' | 'dark';
+
+/** Comparing two nodes of a sprite's timeline (checkpoint ids, or "now"). */
+export interface CompareState {
+  /** The picked nodes, at most two, in the order picked. */
+  picked: string[];
+  status: 'picking' | 'loading' | 'ready' | 'error';
+  from: string | null;
+  to: string | null;
+  report: DiffReport | null;
+  error: string | null;
+  /** The file whose lines are shown. */
+  file: { path: string; status: 'loading' | 'ready' | 'error'; entry: DiffEntry | null; error: string | null } | null;
+}
 
 export interface UiState extends SettingsState {
   connection: ConnectionState;
@@ -55,6 +69,8 @@ export interface UiState extends SettingsState {
   drawer: string | null;
   /** The relay tunnel as the daemon last announced it (null until a window asks or it changes). */
   relay: RelayStatus | null;
+  /** Per sprite: two timeline nodes being compared (checkpoint diff). */
+  compare: Record<string, CompareState>;
 }
 
 export const initialState: UiState = {
@@ -76,6 +92,7 @@ export const initialState: UiState = {
   drawer: null,
   relay: null,
   ...initialSettings,
+  compare: {},
 };
 
 // ------------------------------------------------------------------ pure transitions
@@ -117,7 +134,7 @@ export function applyEvent(s: UiState, e: DaemonEvent): UiState {
     case 'sprite.removed': {
       if (!s.sprites[e.name]) return s;
       const sprites = omit(s.sprites, e.name);
-      const next: UiState = { ...s, sprites, ...withoutSpriteTabs(s, e.name), pending: omit(s.pending, e.name), checkpoints: omit(s.checkpoints, e.name) };
+      const next: UiState = { ...s, sprites, ...withoutSpriteTabs(s, e.name), pending: omit(s.pending, e.name), checkpoints: omit(s.checkpoints, e.name), compare: omit(s.compare, e.name) };
       return next.selected === e.name ? { ...next, selected: spriteNames(next)[0] ?? null } : next;
     }
     case 'checkpoints.changed':
@@ -242,6 +259,43 @@ export function closeDrawer(s: UiState): UiState {
   return s.drawer === null ? s : { ...s, drawer: null };
 }
 
+// ------------------------------------------------------------------ comparing checkpoints
+
+const EMPTY_COMPARE: CompareState = { picked: [], status: 'picking', from: null, to: null, report: null, error: null, file: null };
+
+/**
+ * Picks (or un-picks) a timeline node to compare: a third pick starts over from it. With two picked
+ * the comparison is `loading` between the older (`from`) and the newer (`to`).
+ */
+export function pickForCompare(s: UiState, sprite: string, key: string): UiState {
+  const cur = s.compare[sprite] ?? EMPTY_COMPARE;
+  let picked = cur.picked.includes(key) ? cur.picked.filter((k) => k !== key) : [...cur.picked, key];
+  if (picked.length > 2) picked = [key];
+  if (!picked.length) return { ...s, compare: omit(s.compare, sprite) };
+  const pair = comparePair(s.checkpoints[sprite] ?? [], picked);
+  const next: CompareState = pair ? { ...EMPTY_COMPARE, picked, status: 'loading', ...pair } : { ...EMPTY_COMPARE, picked };
+  return { ...s, compare: { ...s.compare, [sprite]: next } };
+}
+
+/** The daemon answered the comparison `from` → `to` (ignored if the picks changed meanwhile). */
+export function setCompareResult(s: UiState, sprite: string, from: string, to: string, result: { report: DiffReport } | { error: string }): UiState {
+  const cur = s.compare[sprite];
+  if (!cur || cur.from !== from || cur.to !== to) return s;
+  const next: CompareState = 'report' in result ? { ...cur, status: 'ready', report: result.report, error: null } : { ...cur, status: 'error', error: result.error };
+  return { ...s, compare: { ...s.compare, [sprite]: next } };
+}
+
+export function setCompareFile(s: UiState, sprite: string, file: CompareState['file']): UiState {
+  const cur = s.compare[sprite];
+  if (!cur) return s;
+  if (file && cur.file && file.status !== 'loading' && cur.file.path !== file.path) return s; // an answer for a file no longer shown
+  return { ...s, compare: { ...s.compare, [sprite]: { ...cur, file } } };
+}
+
+export function closeCompare(s: UiState, sprite: string): UiState {
+  return { ...s, compare: omit(s.compare, sprite) };
+}
+
 export type DisplayState = Sprite['state'] | 'busy';
 
 /** What the list shows: the daemon's state, or "busy" while anyone has an operation running. */
@@ -345,6 +399,11 @@ export interface Actions extends SettingsActions {
   restoreCheckpoint(sprite: string, id: string): Promise<boolean>;
   deleteCheckpoint(sprite: string, id: string): Promise<boolean>;
   forkSprite(sprite: string, checkpoint: string, newName: string): Promise<boolean>;
+  /** Picks a timeline node to compare; with two picked, asks the daemon what changed between them. */
+  pickCompare(sprite: string, key: string): Promise<void>;
+  /** Shows the lines of one changed file of the comparison. */
+  openCompareFile(sprite: string, path: string): Promise<void>;
+  closeCompare(sprite: string): void;
 }
 
 export type AppStore = StoreApi<UiState & { actions: Actions; transport: Transport }>;
@@ -485,6 +544,32 @@ export function createAppStore(deps: AppDeps): AppStore {
           await transport.call('checkpoints.delete', { name, id });
           await actions.loadCheckpoints(name);
         }),
+      pickCompare: async (name, key) => {
+        apply((s) => pickForCompare(s, name, key));
+        const c = get().compare[name];
+        if (!c || c.status !== 'loading' || !c.from || !c.to) return;
+        const { from, to } = c;
+        try {
+          const report = await transport.call('checkpoints.diff', { name, from, to });
+          apply((s) => setCompareResult(s, name, from, to, { report }));
+        } catch (err) {
+          apply((s) => setCompareResult(s, name, from, to, { error: (err as Error)?.message ?? String(err) }));
+        }
+      },
+      openCompareFile: async (name, path) => {
+        const c = get().compare[name];
+        if (!c?.from || !c.to) return;
+        const { from, to } = c;
+        apply((s) => setCompareFile(s, name, { path, status: 'loading', entry: null, error: null }));
+        try {
+          const r = await transport.call('checkpoints.diff', { name, from, to, paths: [path], patch: true });
+          const entry = r.entries.find((e) => e.path === path) ?? null;
+          apply((s) => (s.compare[name]?.from === from && s.compare[name]?.to === to ? setCompareFile(s, name, { path, status: 'ready', entry, error: null }) : s));
+        } catch (err) {
+          apply((s) => setCompareFile(s, name, { path, status: 'error', entry: null, error: (err as Error)?.message ?? String(err) }));
+        }
+      },
+      closeCompare: (name) => apply((s) => closeCompare(s, name)),
       forkSprite: async (name, checkpoint, newName) => {
         const ok = await guarded(newName, 'create', () => transport.call('sprites.fork', { name, checkpoint, newName }));
         if (ok) actions.newTerminal(newName);

@@ -51,10 +51,59 @@ export const Checkpoint = z.object({
   diskBytes: z.number(),
   pauseMs: z.number(),
   current: z.boolean(),
+  /** Shown inside the sprite now, at /.spritely/checkpoints/ID. */
+  mounted: z.boolean().optional(),
+  /** Its RAM state is stored compressed (done in the background after it is taken). */
+  compressed: z.boolean().optional(),
+  /** Bytes deleting it would give back (its RAM state and the disk only it holds); null until counted. */
+  freeBytes: z.number().nullable().optional(),
 });
 export type Checkpoint = z.infer<typeof Checkpoint>;
 
-export const Timings = z.object({ totalMs: z.number() }).catchall(z.number());
+const DiffMeta = z.object({ type: z.string(), size: z.number(), mode: z.string(), uid: z.number(), gid: z.number(), mtime: z.string(), target: z.string().nullable() });
+const DiffLine = z.object({ op: z.enum([' ', '-', '+']), text: z.string() });
+export const FileDiff = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('text'),
+    hunks: z.array(z.object({ aStart: z.number(), aLines: z.number(), bStart: z.number(), bLines: z.number(), lines: z.array(DiffLine) })),
+    noNewlineAtEnd: z.object({ before: z.boolean(), after: z.boolean() }),
+  }),
+  z.object({ kind: z.literal('binary'), beforeBytes: z.number().nullable(), afterBytes: z.number().nullable() }),
+  z.object({ kind: z.literal('too-large'), beforeBytes: z.number().nullable(), afterBytes: z.number().nullable() }),
+]);
+export type FileDiff = z.infer<typeof FileDiff>;
+
+/** One changed path. `path` is chosen by the guest: show it through safe text, never use it as a host path. */
+export const DiffEntry = z.object({
+  path: z.string(),
+  /** The path's exact bytes (base64) when they are not valid UTF-8. */
+  pathBytes: z.string().optional(),
+  change: z.enum(['added', 'removed', 'modified']),
+  /** For `modified`: what differs. */
+  changes: z.array(z.enum(['type', 'content', 'size', 'mode', 'owner', 'target'])),
+  before: DiffMeta.nullable(),
+  after: DiffMeta.nullable(),
+  patch: FileDiff.optional(),
+});
+export type DiffEntry = z.infer<typeof DiffEntry>;
+
+export const DiffReport = z.object({
+  name: z.string(),
+  from: z.string(),
+  to: z.string(),
+  entries: z.array(DiffEntry),
+  counts: z.object({ added: z.number(), removed: z.number(), modified: z.number() }),
+  truncated: z.boolean(),
+  changedBytes: z.number().nullable(),
+  problems: z.array(z.string()),
+  timings: Timings0(),
+});
+export type DiffReport = z.infer<typeof DiffReport>;
+
+function Timings0() {
+  return z.object({ totalMs: z.number() }).catchall(z.number());
+}
+export const Timings = Timings0();
 
 export const Image = z.object({
   id: z.string(),
@@ -212,6 +261,36 @@ export const methods = {
     output: z.object({ ok: z.literal(true) }),
     summary: 'Deletes a checkpoint; its children are re-parented to its parent.',
   }),
+  'checkpoints.diff': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/diff',
+    input: z
+      .object({
+        name: SpriteName,
+        from: CheckpointId,
+        to: z.union([CheckpointId, z.literal('now')]).optional(),
+        paths: z.array(z.string().min(1).max(4096)).max(100).optional(),
+        patch: z.boolean().optional(),
+        maxEntries: z.number().int().min(1).max(100_000).optional(),
+      })
+      .strict(),
+    output: DiffReport,
+    summary: 'What changed between checkpoint `from` and `to` (a checkpoint, or `now`, the default): added, removed and modified paths (type, content, size, mode, owner, symlink target), limited to `paths` if given; `patch` adds line diffs of text files. Read on the host from the disk snapshots: works asleep or stopped, and the guest runs nothing.',
+  }),
+  'checkpoints.mount': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/checkpoints/:id/mount',
+    input: z.object({ name: SpriteName, id: CheckpointId }).strict(),
+    output: z.object({ path: z.string(), mounted: z.array(z.string()) }),
+    summary: 'Shows a checkpoint read-only inside the sprite at /.spritely/checkpoints/ID (waking it; at most a few at once: the least recently used one not in use makes room).',
+  }),
+  'checkpoints.unmount': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/checkpoints/:id/unmount',
+    input: z.object({ name: SpriteName, id: CheckpointId, force: z.boolean().optional() }).strict(),
+    output: z.object({ mounted: z.array(z.string()) }),
+    summary: 'Unmounts a checkpoint inside the sprite (refused while something uses it unless `force`: then it goes once nothing does).',
+  }),
   'sprites.fork': method({
     http: 'POST',
     path: '/v1/sprites/:name/fork',
@@ -251,8 +330,20 @@ export const methods = {
     http: 'GET',
     path: '/v1/usage',
     input: Empty,
-    output: z.array(z.object({ name: z.string(), state: SpriteState, awakeSeconds: z.number(), cpuSeconds: z.number(), diskBytes: z.number(), lastActiveAt: z.string().nullable() })),
-    summary: 'Per sprite: awake seconds, CPU seconds, disk bytes (overlay + checkpoints + sleep state), last activity.',
+    output: z.array(
+      z.object({
+        name: z.string(),
+        state: SpriteState,
+        awakeSeconds: z.number(),
+        cpuSeconds: z.number(),
+        diskBytes: z.number(),
+        lastActiveAt: z.string().nullable(),
+        checkpoints: z.number().optional(),
+        /** What its checkpoints take: their RAM states and the disk each holds on its own. */
+        checkpointBytes: z.number().optional(),
+      }),
+    ),
+    summary: 'Per sprite: awake seconds, CPU seconds, disk bytes (overlay + checkpoints + sleep state), last activity, and its checkpoints (how many, and the bytes they take; `checkpoints.list` has what deleting each would free).',
   }),
   'config.get': method({
     http: 'GET',

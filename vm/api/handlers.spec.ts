@@ -65,10 +65,10 @@ describe('sprites.network', () => {
 });
 
 describe('sprites.usage', () => {
-  it('one row per sprite: awake and CPU seconds, disk bytes', async () => {
+  it('one row per sprite: awake and CPU seconds, disk bytes, checkpoints and their bytes', async () => {
     f.io.clock.now += 42_000;
     const rows = await api.call('sprites.usage');
-    expect(rows).toEqual([{ name: 'dev', state: 'running', awakeSeconds: 42, cpuSeconds: expect.any(Number), diskBytes: expect.any(Number), lastActiveAt: null }]);
+    expect(rows).toEqual([{ name: 'dev', state: 'running', awakeSeconds: 42, cpuSeconds: expect.any(Number), diskBytes: expect.any(Number), lastActiveAt: null, checkpoints: 0, checkpointBytes: 0 }]);
   });
 });
 

@@ -98,6 +98,9 @@ export function createHandlers(engine: Engine, opts: HandlerOptions): Handlers {
       await engine.deleteCheckpoint(name, id);
       return { ok: true as const };
     },
+    'checkpoints.diff': async ({ name, ...req }) => engine.diffCheckpoints(name, req),
+    'checkpoints.mount': async ({ name, id }) => engine.mountCheckpoint(name, id),
+    'checkpoints.unmount': async ({ name, id, force }) => engine.unmountCheckpoint(name, id, { force }),
     'sprites.fork': async ({ name, checkpoint, newName }) => engine.fork(name, checkpoint, newName),
     'sprites.sleep': async ({ name }) => engine.sleep(name),
     'sprites.wake': async ({ name }) => engine.wake(name),
@@ -128,7 +131,11 @@ export function createHandlers(engine: Engine, opts: HandlerOptions): Handlers {
       engine.get(name);
       return relay().revokeLinks(name);
     },
-    'sprites.usage': async () => engine.list().map((s) => ({ name: s.name, state: s.state, ...s.usage })),
+    'sprites.usage': async () =>
+      engine.list().map((s) => {
+        const cps = engine.listCheckpoints(s.name);
+        return { name: s.name, state: s.state, ...s.usage, checkpoints: cps.length, checkpointBytes: cps.reduce((n, c) => n + c.bytes, 0) };
+      }),
     'config.get': async () => configView(),
     'config.set': async ({ idleTimeoutSec, memoryLimitMiB, warmSpare, sprite }) => {
       if (idleTimeoutSec === undefined && memoryLimitMiB === undefined && warmSpare === undefined) throw new SpritelyError('invalid_argument', 'Nothing to set: give idleTimeoutSec, memoryLimitMiB and/or warmSpare.');

@@ -1,5 +1,6 @@
 /**
- * The host end of `spritely-env`: the guest's own requests (checkpoint create/list/restore) over
+ * The host end of `spritely-env`: the guest's own requests (checkpoint create/list/restore/mount/
+ * unmount/diff) over
  * the sprite's dedicated guest port (a byte channel the driver hands out only to this daemon). It is scoped to that one sprite by construction — a request cannot name
  * another sprite or reach any other API — and works with the guest's network cut off.
  *
@@ -20,10 +21,24 @@ import { z } from 'zod';
 import { LineSplitter } from '../line-splitter.ts';
 import { safeText } from '../safe-text.ts';
 
+const Id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const CheckpointRef = z.string().max(20);
+
 export const EnvRequest = z.discriminatedUnion('op', [
-  z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), op: z.literal('checkpoint.create'), comment: z.string().max(10_000).optional(), json: z.boolean().optional() }),
-  z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), op: z.literal('checkpoint.list'), json: z.boolean().optional() }),
-  z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), op: z.literal('checkpoint.restore'), checkpoint: z.string().max(20), backup: z.boolean().optional() }),
+  z.object({ id: Id, op: z.literal('checkpoint.create'), comment: z.string().max(10_000).optional(), json: z.boolean().optional() }),
+  z.object({ id: Id, op: z.literal('checkpoint.list'), json: z.boolean().optional() }),
+  z.object({ id: Id, op: z.literal('checkpoint.restore'), checkpoint: CheckpointRef, backup: z.boolean().optional() }),
+  z.object({ id: Id, op: z.literal('checkpoint.mount'), checkpoint: CheckpointRef }),
+  z.object({ id: Id, op: z.literal('checkpoint.unmount'), checkpoint: CheckpointRef, force: z.boolean().optional() }),
+  z.object({
+    id: Id,
+    op: z.literal('checkpoint.diff'),
+    from: CheckpointRef,
+    to: z.union([CheckpointRef, z.literal('now')]).optional(),
+    paths: z.array(z.string().max(4096)).max(100).optional(),
+    patch: z.boolean().optional(),
+    json: z.boolean().optional(),
+  }),
 ]);
 export type EnvRequest = z.infer<typeof EnvRequest>;
 
@@ -37,7 +52,9 @@ export type EnvHandler = (req: EnvRequest) => Promise<EnvReply>;
 
 export function formatReply(id: string, result: { ok: true; text: string } | { ok: false; error: string }): string {
   const oneLine = (s: string) => s.replace(/[\r\n]+/g, ' ');
-  const body = result.ok ? (result.text ? result.text.replace(/\r/g, '').replace(/\n?$/, '\n') : '') + '=OK\n' : `=ERR ${oneLine(result.error)}\n`;
+  // a text line that starts with "=" would read as the end of the answer: it gets a space first
+  const text = result.ok && result.text ? result.text.replace(/\r/g, '').replace(/^=/gm, ' =').replace(/\n?$/, '\n') : '';
+  const body = result.ok ? text + '=OK\n' : `=ERR ${oneLine(result.error)}\n`;
   return `=BEGIN ${id}\n${body}`;
 }
 

@@ -250,6 +250,31 @@ export async function buildProgram(word: string | undefined): Promise<Command> {
     .argument('<name>')
     .argument('<id>')
     .action(async (name, id) => (await checkpoints()).checkpointDelete(name, id));
+  checkpoint
+    .command('diff')
+    .description('What changed between two checkpoints, or one and now: added, removed, modified files (-- PATH… narrows it)')
+    .argument('<name>')
+    .argument('<from>', 'checkpoint id (v1, v2, …)')
+    .argument('[to-and-paths...]', 'another checkpoint or "now" (the default); then -- and paths in the sprite')
+    .option('--patch', 'show line diffs of changed text files')
+    .option('--max <n>', 'list at most this many paths (default 10000)', (v) => Number(v))
+    .option('--json', 'print JSON')
+    .action(async (name, from, rest, opts) => (await checkpoints()).checkpointDiff(name, from, rest, opts));
+  checkpoint
+    .command('mount')
+    .description('Show a checkpoint read-only inside the sprite, at /.spritely/checkpoints/ID')
+    .argument('<name>')
+    .argument('<id>')
+    .option('--json', 'print JSON')
+    .action(async (name, id, opts) => (await checkpoints()).checkpointMount(name, id, opts));
+  checkpoint
+    .command('unmount')
+    .description('Stop showing a checkpoint inside the sprite')
+    .argument('<name>')
+    .argument('<id>')
+    .option('--force', 'even while something inside uses it (it goes once nothing does)')
+    .option('--json', 'print JSON')
+    .action(async (name, id, opts) => (await checkpoints()).checkpointUnmount(name, id, opts));
 
   program
     .command('fork')

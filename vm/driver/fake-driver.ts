@@ -27,13 +27,15 @@ interface FakeState {
   memory: Record<string, string>;
   /** The spritely agent's epoch and sessions (they live in the guest's RAM). */
   agent?: unknown;
+  /** Snapshot views attached when it was saved: a restore needs their devices (as QEMU does). */
+  attached?: string[];
 }
 
 
 /** Steps that can be told to fail (`failNext`). */
 export type FakeStep =
   | 'launch' | 'restore' | 'attach' | 'pause' | 'resume' | 'save' | 'snapshot' | 'delete-snapshot' | 'resize' | 'forward' | 'repair' | 'rehome'
-  | 'overlay' | 'offline-snapshot' | 'apply-snapshot' | 'offline-delete' | 'clone';
+  | 'overlay' | 'offline-snapshot' | 'apply-snapshot' | 'offline-delete' | 'clone' | 'attach-view' | 'detach-view';
 
 /** One running machine: it lives until quit, killed or crashed, whichever engine watches it. */
 export class FakeProcess extends EventEmitter<MachineEvents> {
@@ -46,6 +48,10 @@ export class FakeProcess extends EventEmitter<MachineEvents> {
   readonly guest: FakeGuest;
   /** Why a restore will not land (set at launch from a bad state file or an injected failure). */
   restoreError: string | null = null;
+  /** Snapshot views plugged in now (`attachSnapshot`), placeholders of a restored state included. */
+  readonly attached = new Set<string>();
+  /** Placeholders a restore brought, unplugged once it has landed. */
+  placeholders: string[] = [];
 
   constructor(
     readonly driver: FakeDriver,
@@ -132,6 +138,7 @@ class FakeMachine extends EventEmitter<MachineEvents> implements Machine {
   async waitRunning(_timeoutMs: number): Promise<void> {
     if (!this.proc.alive) throw new Error('the machine is gone');
     if (this.proc.restoreError) throw new Error(this.proc.restoreError);
+    for (const p of this.proc.placeholders.splice(0)) this.proc.attached.delete(p);
     this.proc.state = 'running';
   }
 
@@ -162,7 +169,7 @@ class FakeMachine extends EventEmitter<MachineEvents> implements Machine {
   async saveState(file: string): Promise<number> {
     this.proc.state = 'paused';
     this.step('save', 'save');
-    const state: FakeState = { format: 'fake-state', signature: this.driver.signatureOf(this.proc.spec.shape), memory: { ...this.proc.memory }, agent: this.proc.guest.agent?.snapshot() };
+    const state: FakeState = { format: 'fake-state', signature: this.driver.signatureOf(this.proc.spec.shape), memory: { ...this.proc.memory }, agent: this.proc.guest.agent?.snapshot(), attached: [...this.proc.attached].sort() };
     fs.writeFileSync(file, JSON.stringify(state));
     this.proc.state = 'saving';
     return fs.statSync(file).size;
@@ -202,6 +209,23 @@ class FakeMachine extends EventEmitter<MachineEvents> implements Machine {
     if (name === GUEST_PORTS.env) return this.proc.guest.connectEnv();
     if (name === GUEST_PORTS.agent) return this.proc.guest.connectSpritelyAgent();
     throw new Error(`the fake guest has no ${name} port`);
+  }
+
+  async attachSnapshot(name: string): Promise<{ serial: string }> {
+    this.step('attach-view', `attach-view ${name}`);
+    if (!readDisk(this.proc.spec.disk).snapshots[name]) throw new Error(`the disk has no snapshot ${name}`);
+    this.proc.attached.add(name);
+    return { serial: `spritely-${name}` };
+  }
+
+  async detachSnapshot(name: string): Promise<void> {
+    this.step('detach-view', `detach-view ${name}`);
+    this.proc.attached.delete(name);
+  }
+
+  async attachedSnapshots(): Promise<string[]> {
+    if (!this.proc.alive) throw new Error('the machine is gone');
+    return [...this.proc.attached].sort();
   }
 
   async powerDown(): Promise<void> {
@@ -326,8 +350,13 @@ export class FakeDriver implements Driver {
         const state = JSON.parse(fs.readFileSync(spec.restoreFrom, 'utf8')) as FakeState;
         if (state.format !== 'fake-state') throw new Error('not a saved state');
         if (state.signature !== this.signatureOf(spec.shape)) throw new Error(`the state was saved by ${state.signature}`);
+        const needs = state.attached ?? [];
+        const given = [...(spec.restoreAttached ?? [])].sort();
+        if (needs.join() !== given.join()) throw new Error(`Unknown savevm section: the state had snapshot views [${needs.join(', ')}], the launch gave [${given.join(', ')}]`);
         proc.memory = { ...state.memory };
         if (state.agent !== undefined) proc.guest.agent?.restore(state.agent);
+        for (const p of given) proc.attached.add(p);
+        proc.placeholders = given;
       } catch (err) {
         proc.restoreError = `restoring ${path.basename(spec.restoreFrom)} failed: ${(err as Error).message}`;
       }

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { SpritelyError } from '../errors.ts';
 import { DEFAULT_KEEP_RAM } from './checkpoint-verbs.ts';
 import { agentOf, makeFixture, type Fixture } from './spec-fixture.ts';
@@ -28,7 +28,10 @@ describe('checkpoint', () => {
     expect(timings.pauseMs).toBe(checkpoint.pauseMs);
     expect(f.driver.calls.slice(-4)).toEqual(['pause dev', 'snapshot v1 dev', 'save dev', 'resume dev']);
     expect(await f.engine.machine('dev')!.state()).toBe('running');
-    expect(announced).toEqual([['dev', 'v1']]);
+    // announced at once; again once what deleting it would free is counted (in the background)
+    expect(announced[0]).toEqual(['dev', 'v1']);
+    await vi.waitFor(() => expect(f.engine.listCheckpoints('dev')[0].freeBytes).toBeTypeOf('number'));
+    expect(announced.every((a) => a.join() === 'dev,v1')).toBe(true);
     expect((await f.engine.createCheckpoint('dev')).checkpoint).toMatchObject({ id: 'v2', parent: 'v1' });
   });
 
@@ -122,6 +125,26 @@ describe('restore', () => {
     expect(f.driver.processes.has('dev')).toBe(false);
   });
 
+  it('a RAM state saved under another device set boots the restored disk instead, and says so', async () => {
+    await f.engine.createCheckpoint('dev');
+    f.driver.hypervisorVersion = '2.0';
+    const r = await f.engine.restoreCheckpoint('dev', 'v1', { backup: false });
+    expect(r.sprite.state).toBe('running');
+    expect(f.driver.calls.slice(-2)).toEqual(['apply-snapshot v1', 'launch dev']);
+    expect(r.sprite.lastError).toMatch(/^Restored v1 without its RAM: the RAM state of v1 does not fit this FakeVM or device set any more; booted its disk instead/);
+  });
+
+  it('a RAM state that fails to load (an old checkpoint with no signature recorded) falls back to booting its disk', async () => {
+    await f.engine.createCheckpoint('dev');
+    const t = JSON.parse(fs.readFileSync(path.join(dir(), 'checkpoints.json'), 'utf8'));
+    delete t.checkpoints[0].signature;
+    fs.writeFileSync(path.join(dir(), 'checkpoints.json'), JSON.stringify(t));
+    f.driver.hypervisorVersion = '2.0';
+    const r = await f.engine.restoreCheckpoint('dev', 'v1', { backup: false });
+    expect(f.driver.calls.slice(-3)).toEqual(['launch dev from v1.state', 'kill dev', 'launch dev']);
+    expect(r.sprite).toMatchObject({ state: 'running', lastError: expect.stringMatching(/could not be restored .*booted its disk instead/) });
+  });
+
   it('meters the awake period that the restore ends', async () => {
     await f.engine.createCheckpoint('dev');
     f.io.clock.now += 40_000;
@@ -169,6 +192,20 @@ describe('spritely-env from inside the guest', () => {
     expect(await ask({ id: 'a1', op: 'checkpoint.create', comment: 'from inside' })).toBe('=BEGIN a1\nv1\n=OK\n');
     expect(await ask({ id: 'a2', op: 'checkpoint.list' })).toMatch(/^=BEGIN a2\n\*v1 {2}from inside {2}\[ram\+disk, .*\]\n=OK\n$/);
     expect(await ask({ id: 'a3', op: 'sprites.destroy', name: 'other' })).toMatch(/^=BEGIN a3\n=ERR bad request/);
+  });
+
+  it('mounts, diffs and unmounts from inside', async () => {
+    expect(await ask({ id: 'c1', op: 'checkpoint.create' })).toBe('=BEGIN c1\nv1\n=OK\n');
+    f.driver.process('dev').writeFile('/root/notes', 'hi\n');
+    expect(await ask({ id: 'm1', op: 'checkpoint.mount', checkpoint: 'v1' })).toBe('=BEGIN m1\n/.spritely/checkpoints/v1\n=OK\n');
+    expect(f.engine.listCheckpoints('dev')[0].mounted).toBe(true);
+    const diff = await ask({ id: 'd1', op: 'checkpoint.diff', from: 'v1' });
+    expect(diff).toMatch(/^=BEGIN d1\ndev: v1 → now: 2 added, 0 removed, 0 modified.*\nA {2}\/root {2}\(dir\)\nA {2}\/root\/notes {2}\(file, 3 B\)\n=OK\n$/);
+    const asJson = await ask({ id: 'd2', op: 'checkpoint.diff', from: 'v1', paths: ['/root/notes'], json: true });
+    expect(JSON.parse(asJson.split('\n')[1]).entries.map((e: { path: string }) => e.path)).toEqual(['/root/notes']);
+    expect(await ask({ id: 'u1', op: 'checkpoint.unmount', checkpoint: 'v1' })).toBe('=BEGIN u1\n=OK\n');
+    expect(f.engine.listCheckpoints('dev')[0].mounted).toBe(false);
+    expect(await ask({ id: 'm2', op: 'checkpoint.mount', checkpoint: 'v9' })).toMatch(/^=BEGIN m2\n=ERR Sprite "dev" has no checkpoint v9/);
   });
 
   it('a restore asked from inside answers the request that made the checkpoint, in the restored machine', async () => {

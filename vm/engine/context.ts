@@ -3,6 +3,7 @@
  * and live machines, locks, activity, settings and admission — plus the few small steps several
  * of them take (find a sprite's image, record a crash, close an awake period).
  */
+import type { RamCompressor } from '../checkpoints/ram-compressor.ts';
 import type { BootFiles, Driver } from '../driver/driver.ts';
 import { SpritelyError } from '../errors.ts';
 import type { ImageProgress, ImageRecord, ImageStore } from '../images/image-store.ts';
@@ -53,12 +54,31 @@ export interface EngineContext {
   readonly spares: WarmSpares;
   /** Allocated bytes of each disk at its last checkpoint (per-checkpoint disk estimates). */
   readonly diskMarks: Map<string, number>;
+  /** Compresses saved RAM states in the background. */
+  readonly compressor: RamCompressor;
+  /** Checkpoints shown inside running sprites. */
+  readonly browse: CheckpointViews;
   clientKey(): KeyPair;
   log(msg: string): void;
   /** A sprite is gone (destroyed, or an unfinished create removed). */
   removed(name: string): void;
   checkpointsChanged(name: string): void;
   imageProgress(p: ImageProgress): void;
+}
+
+/** Checkpoints shown inside running sprites (checkpoint-browse.ts), as the other modules use them. */
+export interface CheckpointViews {
+  /** What the sprite's running machine has mounted. */
+  mounted(name: string): string[];
+  /** Learns what a re-attached machine has mounted. */
+  adopt(name: string): Promise<void>;
+  /** A machine was restored from a state saved with `attached` views: clears the guest's stale mounts. */
+  afterRestore(name: string, attached: string[] | undefined): void;
+  /** Throws when checkpoint `id` is mounted (it cannot be deleted then). */
+  assertNotMounted(name: string, id: string): Promise<void>;
+  /** Under the sprite's lock. */
+  mountLocked(name: string, id: string): Promise<{ path: string; mounted: string[] }>;
+  unmountLocked(name: string, id: string, opts?: { force?: boolean }): Promise<{ mounted: string[] }>;
 }
 
 export function bootFiles(image: ImageRecord): BootFiles {

@@ -1,12 +1,14 @@
 /**
  * The engine's I/O that is not the hypervisor's: egress proxies, spritely-env channels, key
- * generation, free ports, host facts and the clock. The daemon uses `realIo`; the engine's specs
- * pass fakes, so they bind no socket and leave no timer. (The guest agent's channel is a guest
- * port, which the driver provides: the fake driver's guest speaks the real protocol.)
+ * generation, free ports, host facts, the clock and RAM-state compression. The daemon uses
+ * `realIo`; the engine's specs pass fakes, so they bind no socket and leave no timer. (The guest
+ * agent's channel is a guest port, which the driver provides: the fake driver's guest speaks the
+ * real protocol.)
  */
 import os from 'node:os';
 import type { Duplex } from 'node:stream';
 import { EnvChannel, type EnvHandler } from '../checkpoints/env-channel.ts';
+import { zstdCompress, type Compress } from '../checkpoints/ram-compressor.ts';
 import { EgressProxy, type EgressProxyOptions } from '../net/egress-proxy.ts';
 import { freeLoopbackPort } from '../net/free-port.ts';
 import { ensureClientKey, generateEd25519, type KeyPair } from '../ssh/keys.ts';
@@ -34,6 +36,8 @@ export interface EngineIo {
   hostMemoryMiB(): number;
   /** Runs `fn` every `ms` without keeping the process alive; returns the function that stops it. */
   every(ms: number, fn: () => void): () => void;
+  /** Compresses a saved RAM state (zstd); specs pass one they control. */
+  compress: Compress;
 }
 
 export const realIo: EngineIo = {
@@ -50,4 +54,5 @@ export const realIo: EngineIo = {
     t.unref();
     return () => clearInterval(t);
   },
+  compress: zstdCompress,
 };

@@ -9,6 +9,8 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type { CheckpointView } from '../checkpoints/checkpoint-ops.ts';
+import type { DiffReport } from '../checkpoints/diff-report.ts';
+import { RamCompressor } from '../checkpoints/ram-compressor.ts';
 import type { Accelerator, Driver, Machine } from '../driver/driver.ts';
 import { SpritelyError } from '../errors.ts';
 import { ImageStore, type ImageProgress, type ImageRecord } from '../images/image-store.ts';
@@ -17,6 +19,8 @@ import { ensureLayout, type Layout } from '../paths.ts';
 import type { KeyPair } from '../ssh/keys.ts';
 import { SpriteLocks } from '../store/sprite-lock.ts';
 import { Admission } from './admission.ts';
+import { CheckpointBrowse } from './checkpoint-browse.ts';
+import type { DiffRequest } from './checkpoint-diff.ts';
 import { CheckpointVerbs } from './checkpoint-verbs.ts';
 import { bootFiles, DEFAULT_TIMEOUTS, type EngineContext, type EngineTimeouts } from './context.ts';
 import { DaemonConfig, type ConfigView } from './daemon-config.ts';
@@ -36,7 +40,7 @@ import type { AgentClient } from '../guest/agent-client.ts';
 import type { ExecRequest, PtyRequest } from '../guest/agent-protocol.ts';
 import { findGolden } from '../images/golden.ts';
 
-export type { CheckpointView, CreateRequest, SpriteView, Timings };
+export type { CheckpointView, CreateRequest, DiffReport, DiffRequest, SpriteView, Timings };
 export type { SpriteState } from './sprite-view.ts';
 export type { SpriteUsage } from './metering.ts';
 export { DEFAULTS } from './lifecycle.ts';
@@ -58,6 +62,10 @@ export interface EngineOptions {
   timeouts?: Partial<EngineTimeouts>;
   /** How long after a create the next warm spare is made (default 3 s; specs: 0). */
   spareDelayMs?: number;
+  /** Compress checkpoints' RAM states in the background (default: yes, unless SPRITELY_COMPRESS_RAM=0). */
+  compressRam?: boolean;
+  /** How many of each sprite's newest checkpoint RAM states stay raw (default 2, SPRITELY_RAW_RECENT). */
+  keepRecentRaw?: number;
 }
 
 export class Engine extends EventEmitter<EngineEvents> {
@@ -72,6 +80,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly lifecycle: Lifecycle;
   private readonly sleepWake: SleepWake;
   private readonly checkpoints: CheckpointVerbs;
+  private readonly browse: CheckpointBrowse;
+  readonly compressor: RamCompressor;
   private readonly settings: SpriteSettings;
   private readonly watch: MachineWatch;
   private readonly spares: WarmSpares;
@@ -90,6 +100,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.activity = new Activity(() => io.now());
     this.config = new DaemonConfig(layout.configFile, () => io.hostMemoryMiB());
     const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+    const browse = () => this.browse;
     this.live = new LiveMachines(layout, io, {
       exited: (name, reason, detail) => void this.watch.exited(name, reason, detail),
       poweredOff: (name, machine) => this.watch.poweredOff(name, machine),
@@ -99,6 +110,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       touch: (name) => this.activity.touch(name),
       log: (msg) => this.log(msg),
     }, timeouts.agentStuckMs);
+    this.compressor = new RamCompressor(io.compress, (m) => this.log(m), (name) => this.registry.find(name) && this.ctx.checkpointsChanged(name), opts.compressRam ?? process.env.SPRITELY_COMPRESS_RAM !== '0', opts.keepRecentRaw);
     this.registry = new SpriteRegistry({ layout, disks: this.driver.disks, live: this.live, locks: this.locks, activity: this.activity, now: () => io.now(), changed: (v) => this.emit('sprite', v) });
     this.spares = new WarmSpares({
       layout,
@@ -127,12 +139,17 @@ export class Engine extends EventEmitter<EngineEvents> {
       admission: new Admission(),
       spares: this.spares,
       diskMarks: new Map(),
+      compressor: this.compressor,
+      get browse() {
+        return browse();
+      },
       clientKey: () => this.clientKey(),
       log: (msg) => this.log(msg),
       removed: (name) => this.emit('removed', name),
       checkpointsChanged: (name) => this.emit('checkpoints', name, this.checkpoints.list(name)),
       imageProgress: (p) => this.emit('imageProgress', p),
     };
+    this.browse = new CheckpointBrowse(this.ctx);
     this.lifecycle = new Lifecycle(this.ctx);
     this.sleepWake = new SleepWake(this.ctx, this.lifecycle);
     this.checkpoints = new CheckpointVerbs(this.ctx, this.lifecycle);
@@ -158,6 +175,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       if (name.startsWith('.')) continue;
       try {
         await recoverSprite(this.ctx, name);
+        if (this.registry.find(name)) this.checkpoints.compressOlder(name);
       } catch (err) {
         this.log(`sprite ${name}: could not be loaded: ${(err as Error).message}`);
       }
@@ -333,6 +351,21 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.checkpoints.delete(name, id);
   }
 
+  /** What changed between checkpoint `from` and `to` (a checkpoint or "now"). */
+  diffCheckpoints(name: string, req: DiffRequest): Promise<DiffReport> {
+    return this.checkpoints.differ.diff(name, req);
+  }
+
+  /** Shows checkpoint `id` inside the sprite at /.spritely/checkpoints/ID (waking it first). */
+  async mountCheckpoint(name: string, id: string): Promise<{ path: string; mounted: string[] }> {
+    await this.ensureAwake(name);
+    return this.browse.mount(name, id);
+  }
+
+  unmountCheckpoint(name: string, id: string, opts: { force?: boolean } = {}): Promise<{ mounted: string[] }> {
+    return this.browse.unmount(name, id, opts);
+  }
+
   // ---------------------------------------------------------------- the machines themselves
 
   /** The guest agent of a running sprite (exec and terminals ride on it), ready. */
@@ -388,6 +421,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.stopIdleLoop?.();
     this.stopIdleLoop = null;
     this.spares.detachAll();
+    this.compressor.stop();
     this.live.detachAll();
   }
 }

@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { checkpointOrThrow, cloneCheckpoint } from '../checkpoints/checkpoint-ops.ts';
+import { removeState } from '../checkpoints/state-files.ts';
 import type { MachineShape } from '../driver/driver.ts';
 import { SpritelyError, toSpritelyError } from '../errors.ts';
 import { ensureGolden, type GoldenRequest } from '../images/golden.ts';
@@ -54,6 +55,8 @@ interface Source {
   diskBytes: number;
   /** A file to remove once the machine runs (a hard link to the state it restored). */
   consumed?: string;
+  /** Snapshot views the restored state was saved with. */
+  attached?: string[];
 }
 
 type NewManifest = Omit<Manifest, 'name' | 'createdAt' | 'hostKeyPub' | 'status' | 'lastError' | 'sleep' | 'usage'>;
@@ -135,8 +138,11 @@ export class Lifecycle {
     timings.agentMs = Date.now() - t;
   }
 
-  /** Starts a machine for a sprite (booting, or restoring `restoreFrom`) and takes ownership of it. */
-  async launch(name: string, m: Manifest, image: ImageRecord, restoreFrom?: string): Promise<LiveMachine> {
+  /**
+   * Starts a machine for a sprite (booting, or restoring `restoreFrom`, saved with the snapshot
+   * views `restoreAttached` attached) and takes ownership of it.
+   */
+  async launch(name: string, m: Manifest, image: ImageRecord, restoreFrom?: string, restoreAttached?: string[]): Promise<LiveMachine> {
     const { driver, io, live, layout } = this.ctx;
     const release = this.admit(name, m.memoryMiB);
     try {
@@ -156,6 +162,7 @@ export class Lifecycle {
         ],
         egressSocket: p.egressSocket,
         restoreFrom,
+        ...(restoreFrom && restoreAttached?.length ? { restoreAttached } : {}),
       });
       const runtime: Runtime = { startedAt: new Date(io.now()).toISOString(), accel: accel.name, sshPort, urlHostPort, machine: machine.handle };
       try {
@@ -274,9 +281,12 @@ export class Lifecycle {
       prepare: async (p, m, lap) => {
         const t = Date.now();
         const ram = path.join(p.dir, 'fork-source.state');
-        const withRam = await locks.run(source, 'forking', () => cloneCheckpoint(driver.disks, { name: source, dir: sp.dir, disk: sp.disk }, id, { disk: p.disk, ram }));
+        const cloned = await locks.run(source, 'forking', () => cloneCheckpoint(driver.disks, { name: source, dir: sp.dir, disk: sp.disk }, id, { disk: p.disk, ram }));
         lap('diskMs', t);
-        return { image: mustImage(this.ctx, m), restoreFrom: withRam ? ram : null, diskBytes: m.diskGiB * GiB, consumed: ram };
+        const image = mustImage(this.ctx, m);
+        // a state saved under another device set would not load: the fork boots the copied disk instead
+        const fits = !!cloned && (!cloned.signature || cloned.signature === (await driver.signature(shapeOf(m), bootFiles(image))));
+        return { image, restoreFrom: fits ? cloned!.state : null, diskBytes: m.diskGiB * GiB, consumed: cloned?.state, attached: cloned?.attached };
       },
     });
   }
@@ -319,6 +329,7 @@ export class Lifecycle {
         let entry: LiveMachine;
         let diskBytes: number;
         let consumed: string | undefined;
+        let restoredViews: string[] | undefined;
         if (spare) {
           // a machine restored from the golden state ahead of time, paused: it only needs its identity
           let t = Date.now();
@@ -330,8 +341,9 @@ export class Lifecycle {
         } else {
           const source = await plan.prepare(p, m, lap);
           let t = Date.now();
-          entry = await this.launch(name, m, source.image, source.restoreFrom ?? undefined);
+          entry = await this.launch(name, m, source.image, source.restoreFrom ?? undefined, source.attached);
           lap('launchMs', t);
+          if (source.restoreFrom) restoredViews = source.attached;
           if (source.restoreFrom) await this.startRestored(entry, timings, t0);
           else {
             timings.runningMs = Date.now() - t0;
@@ -353,6 +365,7 @@ export class Lifecycle {
         const applied = await applyIdentity(entry.agent, { name, hostKey, authorizedKey: this.ctx.clientKey().publicKey, nowMs: io.now(), diskBytes: wanted > diskBytes ? wanted : undefined });
         lap('identityMs', t);
         timings.identityGuestMs = Math.round(applied.ms);
+        this.ctx.browse.afterRestore(name, restoredViews);
         if (consumed) fs.rmSync(consumed, { force: true });
         m = { ...m, status: 'running' };
         await registry.save(m);
@@ -409,7 +422,10 @@ export class Lifecycle {
       if (!entry) {
         const m = registry.must(name);
         live.dropAgent(name, 'the sprite was stopped');
-        if (m.sleep) fs.rmSync(m.sleep.file, { force: true });
+        if (m.sleep) {
+          this.ctx.compressor.cancel(m.sleep.file);
+          removeState(m.sleep.file);
+        }
         if (m.status !== 'stopped') await registry.save({ ...m, status: 'stopped', sleep: null });
         return registry.view(name);
       }
@@ -449,6 +465,7 @@ export class Lifecycle {
     await locks.run(name, 'destroying', async () => {
       await live.teardown(name, 'kill', { why: 'the sprite was destroyed' });
       const p = spritePaths(layout, name);
+      this.ctx.compressor.cancelUnder(p.dir);
       fs.rmSync(p.dir, { recursive: true, force: true });
       fs.rmSync(p.egressSocket, { force: true });
       driver.release(name);

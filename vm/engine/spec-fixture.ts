@@ -24,6 +24,8 @@ export interface FakeIo extends EngineIo {
   egress: { opts: EgressProxyOptions; closed: boolean }[];
   idleLoops: (() => void)[];
   hostMiB: number;
+  /** While set, compressions wait for it (a spec holds one mid-way). */
+  compressGate: Promise<void> | null;
 }
 
 export function fakeIo(): FakeIo {
@@ -49,6 +51,15 @@ export function fakeIo(): FakeIo {
       io.idleLoops.push(fn);
       return () => io.idleLoops.splice(io.idleLoops.indexOf(fn), 1);
     },
+    // "compression" that copies: the fake driver restores a .zst state as it would the raw one
+    compress: async (src, dest, signal) => {
+      fs.writeFileSync(dest, ''); // under way: the output exists, incomplete
+      const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new Error('cancelled'))));
+      if (io.compressGate) await Promise.race([io.compressGate, aborted]);
+      if (signal.aborted) throw new Error('cancelled');
+      fs.copyFileSync(src, dest);
+    },
+    compressGate: null,
   };
   return io;
 }
@@ -76,7 +87,7 @@ function writeImage(l: Layout): void {
 }
 
 /** `warmSpare`: keep warm spares (the setting, saved in config.json); off by default so other specs see only their own machines. */
-export async function makeFixture(opts: { init?: boolean; warmSpare?: boolean } = {}): Promise<Fixture> {
+export async function makeFixture(opts: { init?: boolean; warmSpare?: boolean; compress?: boolean; keepRecentRaw?: number } = {}): Promise<Fixture> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-engine-spec-'));
   // images of its own, whatever SPRITELY_IMAGES_DIR says
   const l2 = { ...layout(home), imagesDir: path.join(home, 'images') };
@@ -88,7 +99,7 @@ export async function makeFixture(opts: { init?: boolean; warmSpare?: boolean } 
   const io = fakeIo();
   const logs: string[] = [];
   const make = () => {
-    const e = new Engine(l2, { driver, io, timeouts: FAST_TIMEOUTS, spareDelayMs: 0 });
+    const e = new Engine(l2, { driver, io, timeouts: FAST_TIMEOUTS, spareDelayMs: 0, compressRam: opts.compress ?? false, keepRecentRaw: opts.keepRecentRaw ?? 0 });
     e.on('log', (m) => logs.push(m));
     return e;
   };

@@ -30,8 +30,30 @@ export interface VmSpec {
   /** The serial console (the daemon reads it into a bounded log: serial-log.ts). */
   serialSocket: string;
   pidFile: string;
-  /** Restore RAM + device state from this file instead of booting. */
+  /** Restore RAM + device state from this file instead of booting (`.zst`: compressed with zstd). */
   incomingStateFile?: string;
+  /**
+   * Snapshot views that were hot-plugged when the state being restored was saved: their devices,
+   * each on a backend-less placeholder, so the state finds them (they are unplugged before the guest runs).
+   */
+  placeholders?: ViewAddress[];
+}
+
+/** Where a snapshot view sits on the machine's SCSI controller (see snapshot-views.ts). */
+export interface ViewAddress {
+  name: string;
+  target: number;
+  lun: number;
+}
+
+/** The id of a snapshot view's device (QEMU ids: a letter, then letters, digits, '-', '_', '.'). */
+export function viewDeviceId(name: string): string {
+  return `sview-${name}`;
+}
+
+/** The command QEMU runs to read a saved state: plain, or decompressed on the fly. */
+export function incomingCommand(file: string): string {
+  return file.endsWith('.zst') ? `exec:zstd -dcq -- ${shellQuote(file)}` : `exec:cat ${shellQuote(file)}`;
 }
 
 /** Guest side of QEMU user networking; the image configures this address statically. */
@@ -103,6 +125,9 @@ export function buildQemuArgv(spec: VmSpec): string[] {
     '-device', `virtserialport,bus=vser0.0,chardev=env0,name=${GUEST_PORTS.env},id=envport`,
     '-chardev', `socket,id=agent0,path=${o(spec.spritelyAgentSocket)},server=on,wait=off`,
     '-device', `virtserialport,bus=vser0.0,chardev=agent0,name=${GUEST_PORTS.agent},id=agentport`,
+    // Checkpoints are shown to the guest as hot-plugged SCSI disks (snapshot-views.ts): on q35 only
+    // a controller present from the start can take them, and SCSI unplugs need no guest consent.
+    '-device', 'virtio-scsi-pci,id=scsi0',
     // No logfile= here: QEMU would append whatever the guest writes, without bound. The daemon
     // reads this socket into a size-bounded log instead (serial-log.ts).
     '-chardev', `socket,id=ser0,path=${o(spec.serialSocket)},server=on,wait=off`,
@@ -113,7 +138,11 @@ export function buildQemuArgv(spec: VmSpec): string[] {
     '-qmp', `unix:${o(spec.qmpSocket)},server=on,wait=off`,
     '-pidfile', spec.pidFile,
   ];
-  if (spec.incomingStateFile) argv.push('-incoming', `exec:cat ${shellQuote(spec.incomingStateFile)}`);
+  for (const p of spec.placeholders ?? []) {
+    argv.push('-blockdev', `driver=null-co,node-name=svp-${p.name},size=1073741824,read-zeroes=on`);
+    argv.push('-device', `scsi-hd,bus=scsi0.0,drive=svp-${p.name},id=${viewDeviceId(p.name)},scsi-id=${p.target},lun=${p.lun}`);
+  }
+  if (spec.incomingStateFile) argv.push('-incoming', incomingCommand(spec.incomingStateFile));
   return argv;
 }
 
@@ -151,6 +180,7 @@ export function deviceSignature(spec: VmSpec, qemuVersion: string): string {
     serialSocket: 'S',
     pidFile: 'P',
     incomingStateFile: undefined,
+    placeholders: undefined,
   };
   const argv = buildQemuArgv(normalized).map((a) => (a.startsWith('socket,id=ser0,') ? SIGNATURE_SERIAL_CHARDEV : a));
   return crypto

@@ -16,6 +16,7 @@ import { GUEST_IP, shellQuote } from './argv.ts';
 import { QmpClient } from './qmp-client.ts';
 import { SerialLog } from './serial-log.ts';
 import { cpuSeconds, isOurQemu, killPid, sleep, tailOfLog, waitForExit } from './qemu-process.ts';
+import { attachView, detachView, endAllViews, listViews, removePlaceholders, type ViewHost } from './snapshot-views.ts';
 
 /** What runtime.json keeps for a QEMU machine (the field names of the runtime files before the driver boundary). */
 export const QemuHandle = z.object({
@@ -29,7 +30,7 @@ export const QemuHandle = z.object({
   /** Where the daemon keeps the serial console's log (absent in older handles: serial.log beside logFile). */
   serialLog: z.string().optional(),
   logFile: z.string().optional(),
-  /** The machine's dir and disk (absent in handles written before machines could be re-homed). */
+  /** The machine's dir and disk (snapshot views need them; absent in handles written before machines could be re-homed). */
   dir: z.string().optional(),
   disk: z.string().optional(),
 });
@@ -58,13 +59,20 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
   private guestPoweredOff = false;
   private detached = false;
   private readonly serial: SerialLog | null;
+  private placeholders: string[];
 
   constructor(
     public handle: QemuHandle,
     readonly qmp: QmpClient,
-    opts: { log?: (msg: string) => void; keepSerialLog?: boolean } = {},
+    opts: {
+      log?: (msg: string) => void;
+      keepSerialLog?: boolean;
+      /** Views the restored state had: unplugged once it has landed, before the guest runs. */
+      placeholders?: string[];
+    } = {},
   ) {
     super();
+    this.placeholders = opts.placeholders ?? [];
     const serialLog = serialLogOf(handle);
     this.serial = opts.keepSerialLog !== false && handle.serialSocket && serialLog ? new SerialLog({ socketPath: handle.serialSocket, file: serialLog, log: opts.log }) : null;
     qmp.on('event', (e) => {
@@ -87,6 +95,7 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
     const gone = await waitForExit(this.pid, this.handle.qmpSocket, 3000);
     // The socket dropped but QEMU lives on: treat as a crash of our view; kill to keep one owner.
     if (!gone) killPid(this.pid);
+    this.endViews();
     const reason: ExitReason = this.quitting ? 'quit' : this.guestPoweredOff ? 'poweroff' : 'crash';
     const said = this.handle.logFile ? tailOfLog(this.handle.logFile, 3) : '(no log)';
     this.emit('exit', reason, this.qmp.closeReason ? `${this.qmp.closeReason} (its log: ${said})` : said);
@@ -124,6 +133,10 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
       const { status: st } = await this.qmp.execute<{ status: string }>('query-status');
       if (st === 'running') return;
       if (st === 'paused' || st === 'postmigrate' || st === 'prelaunch') {
+        if (this.placeholders.length) {
+          await removePlaceholders(this.qmp, this.placeholders);
+          this.placeholders = [];
+        }
         await this.qmp.execute('cont');
         continue;
       }
@@ -245,6 +258,28 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
     });
   }
 
+  private views(): ViewHost {
+    const { disk, dir } = this.handle;
+    if (!disk || !dir) throw new Error('this machine was started before checkpoints could be shown inside it; stop and start the sprite once');
+    return { qmp: this.qmp, disk, dir, socketPrefix: this.handle.qmpSocket.replace(/\.qmp$/, '') };
+  }
+
+  private endViews(): void {
+    if (this.handle.dir) endAllViews({ dir: this.handle.dir, socketPrefix: this.handle.qmpSocket.replace(/\.qmp$/, '') });
+  }
+
+  attachSnapshot(name: string): Promise<{ serial: string }> {
+    return attachView(this.views(), name);
+  }
+
+  async detachSnapshot(name: string): Promise<void> {
+    await detachView(this.views(), name);
+  }
+
+  attachedSnapshots(): Promise<string[]> {
+    return listViews(this.qmp);
+  }
+
   async powerDown(): Promise<void> {
     await this.qmp.execute('system_powerdown');
   }
@@ -267,12 +302,15 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
     await this.qmp.execute('quit').catch(() => {});
     if (!(await waitForExit(this.pid, this.handle.qmpSocket, timeoutMs))) killPid(this.pid);
     await this.qmp.closed;
+    this.endViews();
   }
 
   async kill(): Promise<void> {
     this.quitting = true;
     killPid(this.pid);
     await this.qmp.closed;
+    await waitForExit(this.pid, this.handle.qmpSocket, 3000);
+    this.endViews();
   }
 
   detach(): void {
