@@ -232,17 +232,17 @@ describe('faults', () => {
   it('a guest that replaces its agent with an impostor (a valid-looking answer, then an oversized frame): a clear error, a repair attempt, the daemon and other sprites unaffected, and the real agent back later', async () => {
     await d.api.call('sprites.create', { name: 'bystander' }, { timeoutMs: 300_000 });
     // The impostor answers every HELLO with the right nonce, then a frame that claims 2 GiB; it
-    // leaves after 75 s (the daemon's connection predates it: the exec waits ~20 s, a PING finds the
+    // leaves after 45 s (the daemon's connection predates it: the exec waits ~20 s, a PING finds the
     // port silent, the channel is dropped, and the next HELLO meets the impostor). It runs in a unit of its own (stopping the agent ends the agent's sessions).
     const impostor = String.raw`
 use strict; use Fcntl;
 sysopen(my $p, "/dev/virtio-ports/org.spritely.agent.0", O_RDWR) or die "open: $!";
-my $end = time + 75; my $buf = '';
+my $end = time + 45; my $buf = ''; my $i;
 while (time < $end) {
   my $n = sysread($p, my $chunk, 65536);
   if (!$n) { select(undef, undef, undef, 0.05); next }
   $buf .= $chunk;
-  while ((my $i = index($buf, "SPRITELY")) >= 0 && length($buf) >= $i + 26) {
+  while (($i = index($buf, "SPRITELY")) >= 0 && length($buf) >= $i + 26) {
     my $nonce = substr($buf, $i + 8, 16);
     $buf = substr($buf, $i + 26);
     my $payload = $nonce . pack("n", 2) . '{"agent":"impostor","protocol":2,"pid":1,"maxSessions":1,"maxPayload":65536}';
@@ -252,7 +252,9 @@ while (time < $end) {
   $buf = substr($buf, -64) if length($buf) > 4096;
 }
 `;
-    await exec('victim', ['sh', '-c', `cat > /root/impostor.pl <<'EOF'\n${impostor}\nEOF\nsystemd-run --unit=impostor --no-block sh -c 'sleep 1; systemctl stop spritely-agent; exec perl /root/impostor.pl'`]);
+    // (checked first: an impostor that does not compile would leave only a stopped agent to find)
+    const setUp = await exec('victim', ['sh', '-c', `cat > /root/impostor.pl <<'EOF'\n${impostor}\nEOF\nperl -c /root/impostor.pl && systemd-run --unit=impostor --no-block sh -c 'sleep 1; systemctl stop spritely-agent; exec perl /root/impostor.pl'`]);
+    expect(setUp.exitCode, setUp.stderr).toBe(0);
     await new Promise((r) => setTimeout(r, 3000));
     // the daemon answers at once all along
     let slowest = 0;
