@@ -1,8 +1,8 @@
 /**
  * How a sprite's refused destinations read to a person: `spritely net show NAME` prints them one
- * a line, and the app's network dialog uses the same destination and time text. Pure, and shared
- * by the CLI and the renderer (no Node imports). The daemon already made the guest's text inert;
- * everything printed goes through safeText once more, so this stays true whatever answered.
+ * a line (the app's network dialog writes each the same way: renderer/src/refused-text.ts, held
+ * equal by its spec). The daemon already made the guest's text inert; everything printed goes
+ * through safeText once more, so this stays true whatever answered.
  */
 import type { RefusedDestination } from '../api/contract.ts';
 import { safeText } from '../safe-text.ts';

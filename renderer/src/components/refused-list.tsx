@@ -3,12 +3,12 @@
  * port), its protocol, when, how many times, and why in the daemon's words — what `spritely net
  * show NAME` prints, so a person sees at once why something in the sprite could not get out.
  * Read when it appears and on Refresh (the daemon keeps the last 32 while it runs). The text is
- * the guest's, made inert by the daemon and again here (refused-lines.ts), and React renders it as
+ * the guest's, made inert by the daemon and again here (refused-text.ts), and React renders it as
  * text, never markup.
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { RefusedDestination } from '../../../vm/api/contract.ts';
-import { refusedCount, refusedWhen, refusedWhere, refusedWhy } from '../../../vm/cli/refused-lines.ts';
+import { refusedCount, refusedWhen, refusedWhere, refusedWhy } from '../refused-text.ts';
 import { useApp } from './store-context.tsx';
 
 type Loaded = { state: 'loading' } | { state: 'ok'; refused: RefusedDestination[]; at: Date } | { state: 'failed'; message: string };
