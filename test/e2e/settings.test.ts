@@ -2,9 +2,10 @@
  * Everything the CLI does, from the app, end to end: Debian's Chromium against the real daemon and
  * real QEMU. Each change made in the page is read back through the real CLI (`spritely config
  * get`, `net show`, `ssh-config`, `relay status`): idle timeout and memory limit, a sprite's
- * network policy and idle timeout, images, usage, the ssh-config block on the clipboard (and ssh
- * through it), a real relay connected with a CA file and disconnected; then the window at 820×600
- * (every header action reachable, the terminal wide) and back at 1280×800. One sprite.
+ * network policy (and what it refused, in the dialog and in `net show`) and idle timeout, images,
+ * usage, the ssh-config block on the clipboard (and ssh through it), a real relay connected with a
+ * CA file and disconnected; then the window at 820×600 (every header action reachable, the
+ * network dialog fits, the terminal wide) and back at 1280×800. One sprite.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -193,10 +194,19 @@ describe("a sprite's own settings from its header", () => {
     await dialog.getByLabel(/^Nothing/).check();
     await dialog.getByRole('button', { name: 'Apply' }).click();
     await header().getByRole('button', { name: 'network: none' }).waitFor();
-    expect((await cli('net', 'show', NAME)).trim()).toBe('none');
+    // something in the sprite tries to get out (refused by name: nothing leaves this computer)
+    await d.api.call('sprites.exec', { name: NAME, argv: ['sh', '-c', 'curl -sS --max-time 8 http://other.example.org/ 2>&1'] }, { timeoutMs: 120_000 });
+    const shown = (await cli('net', 'show', NAME)).split('\n');
+    expect(shown[0]).toBe(`${NAME}: network none`);
+    expect(shown[1]).toBe('last refused, newest first:');
+    expect(shown[2]).toMatch(/^  \d\d:\d\d:\d\d  other\.example\.org:80  tcp  this sprite has no network \(network none\)$/);
 
     await header().getByRole('button', { name: 'network: none' }).click();
     dialog = page.getByRole('dialog', { name: `Network of ${NAME}` });
+    // the dialog lists it under the policy, with why
+    const refused = dialog.getByRole('region', { name: `Refused destinations of ${NAME}` });
+    await refused.getByText('other.example.org:80', { exact: true }).waitFor();
+    expect(await refused.locator('.refused-why').first().textContent()).toBe('this sprite has no network (network none)');
     await dialog.getByLabel(/^Only these/).check();
     await dialog.getByLabel('Add hosts').fill('mirror.example.org *.github.com printer');
     await dialog.getByLabel('Add hosts').press('Enter');
@@ -206,7 +216,7 @@ describe("a sprite's own settings from its header", () => {
     await dialog.getByRole('button', { name: 'Remove printer' }).click();
     await dialog.getByRole('button', { name: 'Apply' }).click();
     await header().getByRole('button', { name: 'network: allow=mirror.example.org,*.github.com' }).waitFor();
-    expect((await cli('net', 'show', NAME)).trim()).toBe('allow=mirror.example.org,*.github.com');
+    expect((await cli('net', 'show', NAME)).split('\n')[0]).toBe(`${NAME}: network allow=mirror.example.org,*.github.com`);
   });
 
   it('idle timeout: its own, never, then the default again', async () => {
@@ -291,6 +301,16 @@ describe('a narrow window', () => {
     const inMenu = (await page.getByRole('menuitem').allTextContents()).map((x) => x.trim());
     await shot('narrow-menu.png');
     await page.keyboard.press('Escape');
+    // the network dialog, with its refused list, fits and its buttons are reachable
+    await (await menuItem('Network…')).click();
+    const network = page.getByRole('dialog', { name: `Network of ${NAME}` });
+    await network.getByRole('region', { name: `Refused destinations of ${NAME}` }).locator('li').first().waitFor();
+    const box = (await network.boundingBox())!;
+    expect(box.x >= 0 && box.y >= 0 && box.x + box.width <= 820 && box.y + box.height <= 600, JSON.stringify(box)).toBe(true);
+    await network.getByRole('button', { name: 'Apply' }).scrollIntoViewIfNeeded();
+    expect(await network.getByRole('button', { name: 'Apply' }).isVisible()).toBe(true);
+    await shot('narrow-network.png');
+    await network.getByRole('button', { name: 'Cancel' }).click();
     for (const action of ['Timeline', 'URLs', 'Sleep', 'Stop', 'Destroy…', 'Network…', 'Idle timeout…', 'Usage…', 'Copy SSH config']) expect([...inline, ...inMenu], action).toContain(action);
     const width = await page.locator('.pane:not([hidden]) .xterm-screen').evaluate((e) => e.getBoundingClientRect().width);
     process.stderr.write(`[e2e] terminal width at 820×600: ${Math.round(width)} px (inline: ${inline.join(', ')}; menu: ${inMenu.join(', ')})\n`);

@@ -37,6 +37,28 @@ export type Sprite = z.infer<typeof Sprite>;
 /** `internet`, `none` or `allow=HOST,…`; parsed and checked by the daemon (vm/net/egress-policy.ts). */
 export const NetworkPolicyText = z.string().min(1).max(20_000);
 
+/**
+ * One destination a sprite was refused (vm/net/refusal-log.ts), the newest burst of a repeat as
+ * one row. `name` and `reason` carry guest text, already made inert (safe text).
+ */
+export const RefusedDestination = z
+  .object({
+    /** ISO 8601: the last time. */
+    at: z.string(),
+    protocol: z.enum(['tcp', 'udp', 'dns']),
+    /** The host name asked for, or null (an address was asked for). */
+    name: z.string().nullable(),
+    /** The address asked for or decided on, canonical, or null (refused by name before any lookup). */
+    address: z.string().nullable(),
+    port: z.number().int().nullable(),
+    /** Why, one sentence without a final period. */
+    reason: z.string(),
+    /** How many times in a row. */
+    count: z.number().int().min(1),
+  })
+  .strict();
+export type RefusedDestination = z.infer<typeof RefusedDestination>;
+
 export const CheckpointId = z.string().regex(CHECKPOINT_ID, 'a checkpoint id looks like v1, v2, …');
 
 export const Checkpoint = z.object({
@@ -325,6 +347,13 @@ export const methods = {
     input: z.object({ name: SpriteName, policy: NetworkPolicyText }).strict(),
     output: Sprite,
     summary: 'Sets what the sprite may reach: `internet` (globally routable addresses only: never this computer, its networks, the LAN, link-local or special-purpose ranges), `none`, or `allow=HOST,*.DOMAIN,…`. Applies to the next connection, no restart.',
+  }),
+  'sprites.netShow': method({
+    http: 'GET',
+    path: '/v1/sprites/:name/network',
+    input: NameParam,
+    output: z.object({ name: z.string(), network: z.string(), refused: z.array(RefusedDestination) }).strict(),
+    summary: 'The sprite\'s network policy and the last destinations it was refused (up to 32, newest first; a repeat is one row with its `count`), with why: what `spritely net show NAME` prints. The list is kept while the daemon runs, across the sprite\'s restarts; it starts empty when the daemon starts.',
   }),
   'sprites.usage': method({
     http: 'GET',

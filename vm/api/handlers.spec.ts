@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeFixture, type Fixture } from '../engine/spec-fixture.ts';
 import { clientKeyFile, sshConfigFor } from '../ssh/ssh-config-block.ts';
 import { ApiClient } from './client.ts';
+import { methods } from './contract.ts';
 import { createHandlers } from './handlers.ts';
 import { ApiServer } from './server.ts';
 
@@ -61,6 +62,26 @@ describe('sprites.network', () => {
     expect(await failure(api.call('sprites.network', { name: 'dev', policy: 'allow=printer' }))).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/single-label name/) });
     expect(await failure(api.call('sprites.network', { name: 'dev', policy: 'allow=127.0.0.1' }))).toMatchObject({ message: expect.stringMatching(/loopback/) });
     expect((await api.call('sprites.get', { name: 'dev' })).network).toBe('allow=mirror.example.org,*.github.com,192.168.1.0/24');
+  });
+});
+
+describe('sprites.netShow', () => {
+  it('GET on the network route: the policy and the refusals of the sprite’s proxy, newest first, in the contract’s strict shape', async () => {
+    expect(await api.call('sprites.netShow', { name: 'dev' })).toEqual({ name: 'dev', network: 'internet', refused: [] });
+    await api.call('sprites.network', { name: 'dev', policy: 'allow=example.com' });
+    const connector = f.io.egress.at(-1)!.opts.connector!;
+    await connector.connect({ host: 'github.com', port: 22 });
+    await connector.connect({ host: 'github.com', port: 22 });
+    await connector.connect({ host: '[::1]', port: 8080 });
+    const shown = await api.call('sprites.netShow', { name: 'dev' });
+    expect(methods['sprites.netShow'].output.parse(shown)).toEqual(shown);
+    expect(shown.network).toBe('allow=example.com');
+    expect(shown.refused.map((r) => [r.name, r.address, r.port, r.count])).toEqual([
+      [null, '::1', 8080, 1],
+      ['github.com', null, 22, 2],
+    ]);
+    expect(shown.refused[1].reason).toMatch(/github\.com/);
+    expect(await failure(api.call('sprites.netShow', { name: 'nope' }))).toMatchObject({ code: 'not_found' });
   });
 });
 

@@ -82,6 +82,7 @@ export function createHandlers(engine: Engine, opts: HandlerOptions): Handlers {
     'sprites.get': async ({ name }) => engine.get(name),
     'sprites.create': async ({ network, ...rest }) => engine.create({ ...rest, network: network === undefined ? undefined : policyOf(network) }),
     'sprites.network': async ({ name, policy }) => engine.setNetwork(name, policyOf(policy)),
+    'sprites.netShow': async ({ name }) => engine.networkView(name),
     'sprites.start': async ({ name }) => engine.start(name),
     'sprites.stop': async ({ name, force }) => engine.stop(name, { force }),
     'sprites.destroy': async ({ name }) => {

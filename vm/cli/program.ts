@@ -201,7 +201,7 @@ export async function buildProgram(word: string | undefined): Promise<Command> {
     .action(async (name, policy: string, opts) => (await settings()).netSet(name, policy, opts));
   netCmd
     .command('show')
-    .description("Show a sprite's network policy")
+    .description("Show a sprite's network policy and the last destinations it was refused, with why")
     .argument('<name>')
     .option('--json', 'print JSON')
     .action(async (name, opts) => (await settings()).netShow(name, opts));

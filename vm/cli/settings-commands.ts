@@ -1,6 +1,8 @@
 /** `net` (a sprite's network policy) and `config` (idle timeout, memory limit, warm spares). */
 import { SpritelyError } from '../errors.ts';
+import { safeText } from '../safe-text.ts';
 import { client, formatDuration, nameArg, print } from './command-kit.ts';
+import { refusedLines } from './refused-lines.ts';
 import { parseDuration } from './ui.ts';
 
 interface Json {
@@ -15,8 +17,8 @@ export async function netSet(name: string, policy: string, opts: Json): Promise<
 
 export async function netShow(name: string, opts: Json): Promise<void> {
   nameArg(name);
-  const s = await (await client()).call('sprites.get', { name });
-  print(opts.json, { name, network: s.network }, () => s.network);
+  const s = await (await client()).call('sprites.netShow', { name });
+  print(opts.json, s, () => [`${name}: network ${safeText(s.network)}`, ...refusedLines(s.refused, new Date())].join('\n'));
 }
 
 export async function configSet(key: string, value: string, opts: { sprite?: string }): Promise<void> {

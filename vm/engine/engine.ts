@@ -15,6 +15,7 @@ import type { Accelerator, Driver, Machine } from '../driver/driver.ts';
 import { SpritelyError } from '../errors.ts';
 import { ImageStore, type ImageProgress, type ImageRecord } from '../images/image-store.ts';
 import type { NetworkPolicy } from '../net/egress-policy.ts';
+import type { RefusedDestination } from '../net/refusal-log.ts';
 import { ensureLayout, type Layout } from '../paths.ts';
 import type { KeyPair } from '../ssh/keys.ts';
 import { SpriteLocks } from '../store/sprite-lock.ts';
@@ -145,7 +146,10 @@ export class Engine extends EventEmitter<EngineEvents> {
       },
       clientKey: () => this.clientKey(),
       log: (msg) => this.log(msg),
-      removed: (name) => this.emit('removed', name),
+      removed: (name) => {
+        this.live.forgetNetwork(name);
+        this.emit('removed', name);
+      },
       checkpointsChanged: (name) => this.emit('checkpoints', name, this.checkpoints.list(name)),
       imageProgress: (p) => this.emit('imageProgress', p),
     };
@@ -259,6 +263,11 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   setNetwork(name: string, policy: NetworkPolicy): Promise<SpriteView> {
     return this.settings.setNetwork(name, policy);
+  }
+
+  /** The sprite's network policy and what it was last refused, newest first (`spritely net show`). */
+  networkView(name: string): { name: string; network: string; refused: RefusedDestination[] } {
+    return { name, network: this.registry.view(name).network, refused: this.live.refused(name) };
   }
 
   setUrlPort(name: string, port: number): Promise<void> {

@@ -9,6 +9,11 @@
  * The agent client belongs to the sprite rather than to one machine: a sleep that suspended it
  * (`teardown(..., { keepSessions: true })`) leaves it here, and the woken machine's `adopt` picks
  * it up, so terminal sessions resume on the same RAM.
+ *
+ * The sprite's network (vm/net/sprite-network.ts: its egress connector and refusal log) belongs
+ * to the sprite too: each machine's egress proxy decides through it, and what it refused stays
+ * listed (`spritely net show NAME`) across the machine's restarts, sleeps and restores, for the
+ * daemon's life, until the sprite is destroyed. A daemon restart starts every list empty.
  */
 import fs from 'node:fs';
 import type { EnvHandler } from '../checkpoints/env-channel.ts';
@@ -17,6 +22,8 @@ import { AgentClient } from '../guest/agent-client.ts';
 import { GuestAgentLink } from '../guest/guest-agent.ts';
 import type { GuestControl } from '../guest/guest-control.ts';
 import type { NetworkPolicy } from '../net/egress-policy.ts';
+import type { RefusedDestination } from '../net/refusal-log.ts';
+import { SpriteNetwork } from '../net/sprite-network.ts';
 import { spritePaths, type Layout } from '../paths.ts';
 import type { Runtime } from '../store/sprite-manifest.ts';
 import type { EngineIo, EnvChannelLike, EgressLike } from './engine-io.ts';
@@ -55,6 +62,7 @@ export type Teardown = 'quit' | 'kill' | 'detach' | 'gone';
 export class LiveMachines {
   private live = new Map<string, LiveMachine>();
   private agents = new Map<string, AgentClient>();
+  private networks = new Map<string, SpriteNetwork>();
 
   constructor(
     private readonly layout: Layout,
@@ -98,6 +106,34 @@ export class LiveMachines {
     return agent;
   }
 
+  /** The sprite's network, made on first use and kept until the sprite is destroyed (forgetNetwork). */
+  private networkOf(name: string): SpriteNetwork {
+    let network = this.networks.get(name);
+    if (!network) {
+      network = new SpriteNetwork({
+        sprite: name,
+        policy: () => this.hooks.policy(name),
+        onActivity: () => this.hooks.touch(name),
+        log: (x) => this.hooks.log(`sprite ${name}: ${x}`),
+        listedBy: `spritely net show ${name}`,
+        now: () => this.io.now(),
+      });
+      this.networks.set(name, network);
+    }
+    return network;
+  }
+
+  /** What the sprite was last refused, newest first (nothing since the daemon started: []). */
+  refused(name: string): RefusedDestination[] {
+    return this.networks.get(name)?.refusals.list() ?? [];
+  }
+
+  /** The sprite is gone: its network's connections end and its refusals are forgotten. */
+  forgetNetwork(name: string): void {
+    this.networks.get(name)?.close();
+    this.networks.delete(name);
+  }
+
   /** Takes ownership of a running machine: links to it, and watches how it ends. */
   adopt(name: string, machine: Machine, runtime: Runtime): LiveMachine {
     const log = (x: string) => this.hooks.log(`sprite ${name}: ${x}`);
@@ -116,6 +152,7 @@ export class LiveMachines {
         policy: () => this.hooks.policy(name),
         onActivity: () => this.hooks.touch(name),
         log,
+        connector: this.networkOf(name).connector,
       }),
     };
     this.live.set(name, entry);
@@ -169,6 +206,8 @@ export class LiveMachines {
     entry.guest.close();
     entry.env.close();
     entry.egress.close();
+    // the machine's connections end with it; the network (and what it refused) stays
+    this.networks.get(entry.name)?.close();
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * What a sprite tried to reach and was refused, for the person who wonders why something in it
  * fails: the last LIST_SIZE refusals (time, name, address, port, protocol, why), for `spritely net
- * show NAME` and the UI's sprite header (list(), through SpriteNetwork.view()), and the daemon log. The guest decides how often
+ * show NAME` and the UI's sprite header (list(), read through the sprite's SpriteNetwork), and the daemon log. The guest decides how often
  * it is refused, so the log is rate-limited: one line per destination (host) per interval, at most
  * LINES_PER_INTERVAL lines per interval in all, and what was held back is counted and summed up
  * in one "N more refused" line when the interval ends. Guest text (names) reaches the list and

@@ -2,12 +2,14 @@
  * What a sprite may reach: the internet (public addresses only), nothing, or only a list of
  * names, `*.domains`, addresses and ranges. The daemon judges every entry; its refusal is shown
  * beside the list, in its words. A change applies to the sprite's next connection — no restart.
+ * Under the policy: what the sprite was last refused, and why (refused-list.tsx).
  */
 import { useState } from 'react';
 import { addEntries, policyText, readPolicy, type NetworkMode } from '../network-policy-text.ts';
 import type { Sprite } from '../transport.ts';
 import { Dialog } from './dialog.tsx';
-import { useActions } from './store-context.tsx';
+import { RefusedList } from './refused-list.tsx';
+import { useActions, useApp } from './store-context.tsx';
 
 const MODES: { mode: NetworkMode; label: string; hint: string }[] = [
   { mode: 'internet', label: 'Internet', hint: 'Public addresses only: never this computer, your network (LAN) or cloud metadata.' },
@@ -18,6 +20,7 @@ const MODES: { mode: NetworkMode; label: string; hint: string }[] = [
 export function NetworkDialog({ sprite, onClose }: { sprite: Sprite; onClose(): void }) {
   const name = sprite.name;
   const actions = useActions();
+  const canShow = useApp((s) => s.transport.has('sprites.netShow'));
   const initial = readPolicy(sprite.network);
   const [mode, setMode] = useState<NetworkMode>(initial.mode);
   const [allow, setAllow] = useState<string[]>(initial.allow);
@@ -98,6 +101,7 @@ export function NetworkDialog({ sprite, onClose }: { sprite: Sprite; onClose(): 
         </div>
       )}
       <p className="muted small">Applies at once: the sprite's next connection follows it; nothing restarts.</p>
+      {canShow && <RefusedList name={name} />}
       <div className="modal-buttons">
         <button type="button" className="ghost" onClick={onClose}>
           Cancel
