@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { promisify } from 'node:util';
 import type { Engine } from '../engine/engine.ts';
 import type { RelayLink } from '../net/relay-link.ts';
+import type { HostManager } from '../hosts/host-manager.ts';
 import { SpritelyError } from '../errors.ts';
 import { parseNetworkPolicy, type NetworkPolicy } from '../net/egress-policy.ts';
 import type { MethodInput, MethodName, MethodOutput } from './contract.ts';
@@ -17,10 +18,14 @@ export type Handlers = { [M in MethodName]: (input: MethodInput<M>) => Promise<M
 
 export const DEFAULT_EXEC_OUTPUT_CAP = 8 * 1024 * 1024;
 
-export function createHandlers(engine: Engine, opts: { version: string; onShutdown?: (leaveRunning: boolean) => void; loginUrl: () => string; localUrl?: (name: string) => string; relay?: RelayLink }): Handlers {
+export function createHandlers(engine: Engine, opts: { version: string; onShutdown?: (leaveRunning: boolean) => void; loginUrl: () => string; localUrl?: (name: string) => string; relay?: RelayLink; hosts?: HostManager }): Handlers {
   const relay = () => {
     if (!opts.relay) throw new SpritelyError('unavailable', 'This daemon has no relay support.');
     return opts.relay;
+  };
+  const hosts = () => {
+    if (!opts.hosts) throw new SpritelyError('unavailable', 'This daemon drives no remote hosts.');
+    return opts.hosts;
   };
   const imageView = (img: { id: string; createdAt: string; sizeBytes: number; diskVirtualBytes: number }) => ({
     id: img.id,
@@ -92,6 +97,13 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
     'sprites.revokeLinks': async ({ name }) => {
       engine.get(name);
       return relay().revokeLinks(name);
+    },
+    'hosts.list': async () => hosts().list(),
+    'hosts.get': async ({ host }) => hosts().get(host),
+    'hosts.add': async (input) => hosts().add(input),
+    'hosts.remove': async ({ host }) => {
+      await hosts().remove(host);
+      return { ok: true as const };
     },
     'sprites.usage': async () => engine.list().map((s) => ({ name: s.name, state: s.state, ...s.usage })),
     'config.get': async () => engine.configView(),

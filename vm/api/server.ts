@@ -16,6 +16,7 @@ import type { Engine } from '../engine/engine.ts';
 import type { RelayLink } from '../net/relay-link.ts';
 import { spriteNameProblem } from '../names.ts';
 import { TerminalManager } from '../terminals/terminal-manager.ts';
+import { handleHostedRequest, handleHostedUpgrade, type PassthroughOptions } from '../hosts/host-passthrough.ts';
 import { matchRoute, methods, type MethodName } from './contract.ts';
 import { handleEventsSocket } from './events-socket.ts';
 import { handleExecSocket } from './exec-socket.ts';
@@ -40,6 +41,8 @@ export interface ApiServerOptions {
   /** The local URL of a sprite, when the daemon runs the URL proxy. */
   localUrl?: (name: string) => string;
   relay?: RelayLink;
+  /** Remote hosts: `/v1/hosts/HOST/…` is passed to HOST's daemon (vm/hosts/). */
+  hosts?: PassthroughOptions;
 }
 
 type Transport = 'unix' | 'tcp';
@@ -54,7 +57,7 @@ export class ApiServer {
 
   constructor(private readonly opts: ApiServerOptions) {
     this.uiAuth = opts.uiSessionsFile ? new UiAuth(opts.uiSessionsFile) : null;
-    this.handlers = createHandlers(opts.engine, { version: opts.version, onShutdown: opts.onShutdown, loginUrl: () => this.loginUrl(), localUrl: opts.localUrl, relay: opts.relay });
+    this.handlers = createHandlers(opts.engine, { version: opts.version, onShutdown: opts.onShutdown, loginUrl: () => this.loginUrl(), localUrl: opts.localUrl, relay: opts.relay, hosts: opts.hosts?.hosts });
   }
 
   loginUrl(): string {
@@ -137,6 +140,7 @@ export class ApiServer {
     const url = new URL(req.url ?? '/', 'http://daemon');
     if (transport === 'tcp' && !url.pathname.startsWith('/v1/')) return this.onUiRequest(req, res, url);
     this.checkAccess(transport, req);
+    if (await handleHostedRequest(this.opts.hosts, url, req, res)) return;
     let allowed: string[] = [];
     for (const [name, def] of Object.entries(methods) as [MethodName, (typeof methods)[MethodName]][]) {
       const params = matchRoute(def, url.pathname);
@@ -196,6 +200,7 @@ export class ApiServer {
       return;
     }
     const url = new URL(req.url ?? '/', 'http://daemon');
+    if (handleHostedUpgrade(this.opts.hosts, this.wss, url, req, socket, head)) return;
     const route = routeStream(url.pathname);
     if (!route) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
@@ -203,7 +208,7 @@ export class ApiServer {
     }
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       const engine = this.opts.engine;
-      if (route.kind === 'events') handleEventsSocket(ws, engine, this.opts.relay);
+      if (route.kind === 'events') handleEventsSocket(ws, engine, this.opts.relay, this.opts.hosts?.hosts);
       else if (route.kind === 'exec') handleExecSocket(ws, engine, route.name);
       else handleTerminalSocket(ws, engine, this.terminals, route.name, url.searchParams);
     });

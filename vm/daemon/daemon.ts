@@ -12,6 +12,8 @@ import { ApiServer } from '../api/server.ts';
 import { UrlProxy } from '../net/url-proxy.ts';
 import { RelayLink } from '../net/relay-link.ts';
 import { Engine } from '../engine/engine.ts';
+import { HostManager } from '../hosts/host-manager.ts';
+import { HostedUrls } from '../hosts/host-url-proxy.ts';
 import { ensureLayout, layout as makeLayout, type Layout } from '../paths.ts';
 import { VERSION } from '../version.ts';
 
@@ -80,7 +82,8 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
   try {
     await engine.init();
     const token = apiToken(l);
-    const proxy = new UrlProxy(engine);
+    const hosts = new HostManager(l, { log, version: VERSION });
+    const proxy = new UrlProxy(engine, new HostedUrls(hosts));
     const relay = new RelayLink(engine, path.join(l.home, 'relay.json'), log);
     const api = new ApiServer({
       engine,
@@ -88,6 +91,7 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
       token,
       localUrl: (name) => proxy.localUrl(name),
       relay,
+      hosts: { hosts, localUrl: (host, name) => (proxy.port ? proxy.hostedUrl(host, name) : null) },
       uiSessionsFile: path.join(l.home, 'ui-sessions.json'),
       uiRoot: UI_ROOT,
       onShutdown: (leaveRunning) => void handle.stop({ leaveRunning }).then(() => process.exit(0)),
@@ -97,6 +101,7 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
     const urlPort = await listenStable((p) => proxy.listen(p), path.join(l.home, 'url-port'), process.env.SPRITELY_URL_PORT ? Number(process.env.SPRITELY_URL_PORT) : undefined);
     engine.startIdleLoop();
     relay.start();
+    hosts.start();
     let stopping: Promise<void> | null = null;
     handle = {
       engine,
@@ -108,6 +113,7 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
           await api.close();
           await proxy.close();
           await relay.close();
+          await hosts.close();
           if (!stopOpts.leaveRunning) await engine.sleepAll();
           engine.detachAll();
           fs.rmSync(l.apiSocket, { force: true });
