@@ -80,8 +80,9 @@ describe('remote hosts over SSH (a network namespace with its own sshd and Sprit
     rh.setKnownHost('wrong');
     r = await cli(addArgs(['--accept-new-host-key']));
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/is not the one your known_hosts has for it \(it now shows SHA256:[^)]+\).*will not connect/);
+    expect(r.stderr).toMatch(/is not the one your known_hosts has for it \(it now shows ssh-ed25519 SHA256:[^)]+\).*will not connect/);
     expect(r.stderr).toContain(rh.fingerprint);
+    expect(fs.readFileSync(rh.knownHosts, 'utf8')).not.toContain(rh.hostKeyPub.split(' ')[1]);
 
     rh.setKnownHost('real');
     const old = path.join(rh.dir, 'old-spritely');
@@ -172,7 +173,7 @@ describe('remote hosts over SSH (a network namespace with its own sshd and Sprit
     await ok(['exec', '--host', 'box', 'web', '--', 'sh', '-c', 'echo one > /root/state']);
     const cp = JSON.parse(await ok(['checkpoint', 'create', '--host', 'box', 'web', '-m', 'one', '--json']));
     await ok(['exec', '--host', 'box', 'web', '--', 'sh', '-c', 'echo two > /root/state']);
-    await ok(['checkpoint', 'restore', '--host', 'box', 'web', cp.checkpoint.id]);
+    await ok(['checkpoint', 'restore', '--host', 'box', 'web', cp.id]);
     expect((await ok(['exec', '--host', 'box', 'web', '--', 'cat', '/root/state'])).trim()).toBe('one');
     expect(await ok(['checkpoint', 'list', '--host', 'box', 'web'])).toContain('one');
 

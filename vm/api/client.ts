@@ -77,6 +77,23 @@ export class ApiClient {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, String(v));
     const qs = q.toString();
-    return new WebSocket(`ws+unix://${this.socketPath}:${this.hosted(path)}${qs ? `?${qs}` : ''}`, { perMessageDeflate: false });
+    const ws = new WebSocket(`ws+unix://${this.socketPath}:${this.hosted(path)}${qs ? `?${qs}` : ''}`, { perMessageDeflate: false });
+    // A refused upgrade carries the daemon's {error} like any answer: surface its sentence, not "Unexpected server response".
+    ws.on('unexpected-response', (_req, res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.length < 64 && chunks.push(c));
+      res.on('end', () => {
+        let err: Error = new Error(`the daemon refused the stream ${path} (HTTP ${res.statusCode})`);
+        try {
+          const e = JSON.parse(Buffer.concat(chunks).toString('utf8'))?.error;
+          if (typeof e?.message === 'string') err = new SpritelyError(isErrorCode(e.code) ? e.code : 'internal', e.message);
+        } catch {
+          /* not JSON */
+        }
+        ws.emit('error', err);
+        ws.terminate();
+      });
+    });
+    return ws;
   }
 }

@@ -105,7 +105,14 @@ export async function passUpgrade(opts: PassthroughOptions, wss: WebSocketServer
     link = opts.hosts.link(host);
     await link.ready(READY_WAIT_MS);
   } catch (err) {
-    return refuseUpgrade(socket, err);
+    // exec and terminal clients read failures as an `error` message, as from a local sprite
+    const kind = streamKind(remotePath);
+    if (kind !== 'exec' && kind !== 'terminal') return refuseUpgrade(socket, err);
+    const e = toSpritelyError(err);
+    return void wss.handleUpgrade(req, socket, head, (client) => {
+      client.send(JSON.stringify({ type: 'error', code: e.code, message: e.message }));
+      client.close(1011, e.code);
+    });
   }
   const up = new WebSocket(`ws+unix://${link.paths.api}:${remotePath}${search}`, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
   let settled = false;
