@@ -15,6 +15,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import WebSocket, { type WebSocketServer } from 'ws';
 import { SpritelyError, toSpritelyError } from '../errors.ts';
+import { safeText } from '../safe-text.ts';
 import type { HostLink } from './host-link.ts';
 import type { HostManager } from './host-manager.ts';
 import { downstreamResponseHeaders, hostRoute, rewriteBody, rewriteFor, streamKind, upstreamRequestHeaders, type RewriteContext } from './host-route.ts';
@@ -74,7 +75,13 @@ export async function passHttp(opts: PassthroughOptions, host: string, remotePat
   await link.ready(READY_WAIT_MS);
   const method = req.method ?? 'GET';
   const upRes = await upstream(link, method, remotePath + search, upstreamRequestHeaders(req.headers), body);
-  const rewrite = (upRes.statusCode ?? 500) === 200 ? rewriteFor(method, remotePath) : null;
+  const status = upRes.statusCode ?? 502;
+  if (status >= 400) {
+    const out = inertError((await readBody(upRes)).toString('utf8'), status);
+    res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(out), 'Cache-Control': 'no-store' });
+    return void res.end(out);
+  }
+  const rewrite = status === 200 ? rewriteFor(method, remotePath) : null;
   if (!rewrite) {
     res.writeHead(upRes.statusCode ?? 502, downstreamResponseHeaders(upRes.headers));
     upRes.pipe(res);
@@ -85,6 +92,37 @@ export async function passHttp(opts: PassthroughOptions, host: string, remotePat
   const out = JSON.stringify(rewriteBody(rewrite.method, rewrite.params, JSON.parse(text), { host, localUrl: opts.localUrl }));
   res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(out), 'Cache-Control': 'no-store' });
   res.end(out);
+}
+
+/**
+ * A server's error answer, its sentence made inert: it is shown in terminals here, and a
+ * compromised server must not be able to type escape sequences into them.
+ */
+export function inertError(text: string, status: number): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = null;
+  }
+  const e = (parsed as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+  const code = typeof e?.code === 'string' && /^[a-z_]{1,40}$/.test(e.code) ? e.code : 'internal';
+  const message = typeof e?.message === 'string' ? safeText(e.message, { maxChars: 4000 }) : `The remote daemon answered HTTP ${status}: ${safeText(text, { maxChars: 200 })}`;
+  return JSON.stringify({ error: { code, message } });
+}
+
+/** The same for an exec or terminal stream's `error` message; every other frame passes untouched. */
+function inertFrame(data: WebSocket.RawData, isBinary: boolean): WebSocket.RawData | string {
+  if (isBinary) return data;
+  const text = data.toString();
+  if (!text.includes('"error"')) return data;
+  try {
+    const m = JSON.parse(text);
+    if (m?.type === 'error') return JSON.stringify({ type: 'error', code: typeof m.code === 'string' ? safeText(m.code, { maxChars: 40 }) : 'internal', message: safeText(String(m.message ?? ''), { maxChars: 4000 }) });
+  } catch {
+    /* not JSON: pass it on */
+  }
+  return data;
 }
 
 function refuseUpgrade(socket: net.Socket, err: unknown): void {
@@ -145,11 +183,11 @@ export async function passUpgrade(opts: PassthroughOptions, wss: WebSocketServer
   });
 }
 
-function relay(from: WebSocket, to: WebSocket): void {
+function relay(from: WebSocket, to: WebSocket, filter?: (data: WebSocket.RawData, isBinary: boolean) => WebSocket.RawData | string): void {
   let paused = false;
   from.on('message', (data, isBinary) => {
     if (to.readyState !== WebSocket.OPEN) return;
-    to.send(data, { binary: isBinary }, () => {
+    to.send(filter ? filter(data, isBinary) : data, { binary: isBinary }, () => {
       if (paused && to.bufferedAmount < BRIDGE_HIGH_WATER / 4) {
         paused = false;
         from.resume();
@@ -166,7 +204,7 @@ function bridge(client: WebSocket, up: WebSocket, kind: ReturnType<typeof stream
   client.on('error', () => {});
   up.on('error', () => {});
   relay(client, up);
-  relay(up, client);
+  relay(up, client, kind === 'exec' || kind === 'terminal' ? inertFrame : undefined);
   client.on('close', (code, reason) => {
     if (up.readyState === WebSocket.OPEN) up.close(sendableCode(code), reason);
     else up.terminate();
