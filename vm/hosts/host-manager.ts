@@ -97,8 +97,8 @@ export class HostManager extends EventEmitter<ManagerEvents> {
     assertHostName(input.name);
     if (this.links.has(input.name)) throw new SpritelyError('already_exists', `There is already a host named "${input.name}" (spritely host list). Remove it first (spritely host remove ${input.name}), or choose another name.`);
     const url = formatSshUrl(parseSshUrl(input.url));
-    const identity = input.identity ? readableFile(input.identity, '--identity') : null;
-    const sshConfig = input.sshConfig ? readableFile(input.sshConfig, '--ssh-config') : null;
+    const identity = input.identity ? trustedFile(input.identity, '--identity', this.layout.home) : null;
+    const sshConfig = input.sshConfig ? trustedFile(input.sshConfig, '--ssh-config', this.layout.home) : null;
     const remoteCommand = input.remoteCommand ?? DEFAULT_REMOTE_COMMAND;
     const cmdProblem = remoteCommandProblem(remoteCommand);
     if (cmdProblem) throw new SpritelyError('invalid_argument', `Invalid --remote-command: ${cmdProblem}.`);
@@ -138,13 +138,30 @@ export class HostManager extends EventEmitter<ManagerEvents> {
   }
 }
 
-function readableFile(p: string, flag: string): string {
+/**
+ * An --identity or --ssh-config file: ssh trusts what they say (an ssh_config can run commands:
+ * ProxyCommand), so, as ssh itself demands of ~/.ssh/config, it must be a regular file of this
+ * user that nobody else may write — and nothing under the data dir, where guests' output lands.
+ */
+export function trustedFile(p: string, flag: string, dataDir: string): string {
   if (!path.isAbsolute(p)) throw new SpritelyError('invalid_argument', `${flag} must be an absolute path (got "${p}").`);
+  const real = (() => {
+    try {
+      return fs.realpathSync(p);
+    } catch (err) {
+      throw new SpritelyError('invalid_argument', `${flag} ${p} is not a readable file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`);
+    }
+  })();
+  const st = fs.statSync(real);
+  if (!st.isFile()) throw new SpritelyError('invalid_argument', `${flag} ${p} is not a regular file.`);
+  if (process.getuid && st.uid !== process.getuid()) throw new SpritelyError('invalid_argument', `${flag} ${p} belongs to another user; ssh would trust what it says. Use a file of your own.`);
+  if (st.mode & 0o022) throw new SpritelyError('invalid_argument', `${flag} ${p} may be written by others (mode ${(st.mode & 0o777).toString(8)}); ssh would trust what it says. chmod go-w it.`);
+  const home = fs.existsSync(dataDir) ? fs.realpathSync(dataDir) : path.resolve(dataDir);
+  if (real === home || real.startsWith(home + path.sep)) throw new SpritelyError('invalid_argument', `${flag} ${p} is inside Spritely's data dir, where sprites' output is kept; use a file of your own elsewhere.`);
   try {
-    fs.accessSync(p, fs.constants.R_OK);
-    if (!fs.statSync(p).isFile()) throw new Error('not a file');
-  } catch (err) {
-    throw new SpritelyError('invalid_argument', `${flag} ${p} is not a readable file (${(err as Error).message}).`);
+    fs.accessSync(real, fs.constants.R_OK);
+  } catch {
+    throw new SpritelyError('invalid_argument', `${flag} ${p} is not readable.`);
   }
   return p;
 }
