@@ -9,6 +9,8 @@ import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { Engine } from '../vm/engine/engine.ts';
 import { layout } from '../vm/paths.ts';
+import { QemuDriver } from '../vm/qemu/qemu-driver.ts';
+import type { QemuMachine } from '../vm/qemu/qemu-machine.ts';
 import { makeHome, killQemusOf, testImagesDir } from '../test/vm/harness.ts';
 import { median } from './stats.ts';
 
@@ -17,7 +19,8 @@ const MiB = (n: number) => +(n / 2 ** 20).toFixed(1);
 
 process.env.SPRITELY_IMAGES_DIR = testImagesDir();
 const home = makeHome();
-const engine = new Engine(layout(home));
+const l = layout(home);
+const engine = new Engine(l, { driver: new QemuDriver({ runDir: l.runDir, accelCacheFile: l.accelCacheFile }) });
 await engine.init();
 
 async function exec(name: string, script: string): Promise<void> {
@@ -69,7 +72,7 @@ try {
   const busyRestore = await engine.restoreCheckpoint('cp', busy.checkpoint.id, { backup: false });
 
   // Baseline: QEMU's snapshot-save / snapshot-load jobs with the RAM inside the qcow2.
-  const vm = engine.vm('cp')!;
+  const vm = engine.machine('cp') as QemuMachine;
   const job = async (cmd: string, args: Record<string, unknown>) => {
     const t0 = performance.now();
     await vm.qmp.execute(cmd, args);
@@ -92,7 +95,7 @@ try {
     loadMs.push(await job('snapshot-load', { 'job-id': `l${i}`, tag: `base${i}`, vmstate: 'disk0', devices: ['disk0'] }));
   }
   const result = {
-    accel: engine.knownAccelerator?.accel,
+    accel: engine.knownAccelerator?.name,
     n: N,
     checkpointPauseMs: median(pause),
     checkpointTotalMs: median(total),

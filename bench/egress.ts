@@ -18,7 +18,9 @@ import { ImageStore } from '../vm/images/image-store.ts';
 import { freeLoopbackPort } from '../vm/net/free-port.ts';
 import { buildQemuArgv, type VmSpec } from '../vm/qemu/argv.ts';
 import { killPid, launchQemu } from '../vm/qemu/qemu-process.ts';
-import { QemuVm } from '../vm/qemu/qemu-vm.ts';
+import { GUEST_PORTS } from '../vm/driver/driver.ts';
+import { GuestAgentLink } from '../vm/guest/guest-agent.ts';
+import { QemuMachine } from '../vm/qemu/qemu-machine.ts';
 import { startDaemon, testImagesDir } from '../test/vm/harness.ts';
 import { median } from './stats.ts';
 
@@ -74,17 +76,17 @@ try {
   const image = new ImageStore(testImagesDir(), () => {}).get(sprite.image)!;
   const spec: VmSpec = {
     name: 'bench-plain', qemuBinary: 'qemu-system-x86_64', accel: sprite.accel as VmSpec['accel'], memoryMiB: sprite.memoryMiB, cpus: sprite.cpus,
-    kernel: image.kernel, initrd: image.initrd, cmdline: image.kernelCmdline, disk: path.join(tmp, 'disk.qcow2'), sshPort: await freeLoopbackPort(), forwards: [],
-    qmpSocket: path.join(tmp, 'q'), agentSocket: path.join(tmp, 'a'), envSocket: path.join(tmp, 'e'), egressSocket: path.join(tmp, 'x'), serialSocket: path.join(tmp, 's'),
+    kernel: image.kernel, initrd: image.initrd, cmdline: image.kernelCmdline, disk: path.join(tmp, 'disk.qcow2'), forwards: [{ hostPort: await freeLoopbackPort(), guestPort: 22 }],
+    qmpSocket: path.join(tmp, 'q'), agentSocket: path.join(tmp, 'a'), envSocket: path.join(tmp, 'e'), spritelyAgentSocket: path.join(tmp, 'g'), egressSocket: path.join(tmp, 'x'), serialSocket: path.join(tmp, 's'),
     serialLog: path.join(tmp, 'serial.log'), pidFile: path.join(tmp, 'pid'), incomingStateFile: path.join(goldenDir, 'gold.state'),
   };
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', path.join(goldenDir, 'gold.qcow2'), '-F', 'qcow2', spec.disk]);
   const argv = buildQemuArgv(spec).map((a) => (a.startsWith('user,id=n0') ? a.replace(',restrict=on', '').replace(/,guestfwd=.*$/, '') : a));
   const { pid } = await launchQemu(argv, { logFile: path.join(tmp, 'qemu.log'), qmpSocket: spec.qmpSocket });
   plainPid = pid;
-  const vm = (await QemuVm.attach({ pid, qmpSocket: spec.qmpSocket, agentSocket: spec.agentSocket }))!;
+  const vm = (await QemuMachine.attach({ pid, qmpSocket: spec.qmpSocket, agentSocket: spec.agentSocket, envSocket: spec.envSocket }))!;
   await vm.waitRunning(60_000);
-  const agent = await vm.agent(60_000);
+  const agent = await new GuestAgentLink(() => vm.openPort(GUEST_PORTS.control)).ready(60_000);
   await agent.exec('/bin/sh', ['-c', 'ip route add default via 10.0.2.2 || true']);
   const plain: number[] = [];
   for (let i = 0; i < N; i++) {

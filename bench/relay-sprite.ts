@@ -70,7 +70,7 @@ try {
   await d.api.call('sprites.create', { name: 'web' }, { timeoutMs: 900_000 });
   await d.api.call('sprites.exec', { name: 'web', argv: ['sh', '-c', `setsid ${SERVER} >/dev/null 2>&1 </dev/null &`] });
   await d.api.call('config.set', { idleTimeoutSec: 0, sprite: 'web' });
-  const connect = await d.cli(['relay', 'connect', `https://127.0.0.1:${relay.port}`, '--token', token, '--ca', path.join(certs.dir, 'ca.pem'), '--json']);
+  const connect = await d.cli(['relay', 'connect', `https://127.0.0.1:${relay.port}`, '--ca', path.join(certs.dir, 'ca.pem'), '--json'], { input: token });
   if (connect.code !== 0) throw new Error(connect.stderr);
   const pub = JSON.parse((await d.cli(['url', 'web', '--public', '--auth', 'public', '--json'])).stdout);
   const publicUrl = new URL(pub.public);

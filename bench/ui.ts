@@ -1,7 +1,7 @@
 /**
  * UI numbers, on the real daemon + real QEMU + Debian's Chromium:
  *  - click "Create" → first prompt visible in the terminal (TCG here);
- *  - keystroke → echo over the real terminal WebSocket (p50/p95, cookie-authenticated like the page);
+ *  - keystroke → echo over the real terminal WebSocket (p50/p95, with the page's login token, as the page sends it);
  *  - `cat` of 50 MB in a browser terminal: time, and the page's frame gaps meanwhile (the UI must
  *    stay responsive: flow control holds the shell back instead of flooding the window);
  *  - renderer bundle size.
@@ -57,9 +57,9 @@ try {
   });
   const createToPrompt = Date.now() - t0;
 
-  // Keystroke echo over the real WebSocket path (same cookie and Origin as the page).
-  const cookie = (await ctx.cookies(origin)).map((c) => `${c.name}=${c.value}`).join('; ');
-  const ws = new WebSocket(`${origin.replace('http', 'ws')}/v1/sprites/bench/terminal?cols=120&rows=40`, { headers: { cookie, origin } });
+  // Keystroke echo over the real WebSocket path (same token, subprotocols and Origin as the page).
+  const token = await page.evaluate(() => JSON.parse(localStorage.getItem('spritely.login')!).token as string);
+  const ws = new WebSocket(`${origin.replace('http', 'ws')}/v1/sprites/bench/terminal?cols=120&rows=40`, ['spritely.ui.v1', `spritely.token.${token}`], { headers: { origin } });
   let buf = '';
   ws.on('message', (m, bin) => {
     if (bin) {

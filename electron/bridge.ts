@@ -17,6 +17,12 @@ export interface DesktopBridge {
   openExternal(url: string): Promise<void>;
   /** Puts text on the system clipboard. */
   copyText(text: string): Promise<void>;
+  /**
+   * Logs this window in again after its login ended (logged out, expired, or the daemon restarted
+   * since a reload): main asks the daemon for a new one-time login over the unix socket and loads
+   * it. The code never crosses the bridge or a command line.
+   */
+  relogin(): Promise<void>;
   /** Menu commands; returns the function that unsubscribes. */
   onCommand(listener: (command: DesktopCommand) => void): () => void;
 }
@@ -27,6 +33,7 @@ export const IPC = {
   version: 'spritely:version',
   openExternal: 'spritely:open-external',
   copyText: 'spritely:copy-text',
+  relogin: 'spritely:relogin',
   command: 'spritely:command',
 } as const;
 

@@ -80,7 +80,8 @@ const { createMainWindow, menuTemplate, registerIpc } = await import('./main.ts'
 const { IPC } = await import('./bridge.ts');
 
 const ORIGIN = 'http://127.0.0.1:4567';
-const LOGIN = `${ORIGIN}/ui/login?code=abc`;
+// The code travels in the fragment: in-process from the daemon's unix socket, on no command line.
+const LOGIN = `${ORIGIN}/#login=abc`;
 
 beforeEach(() => {
   h.windows.length = 0;
@@ -109,8 +110,15 @@ describe('the main window', () => {
     expect(win.loaded).toBe(LOGIN);
   });
 
-  it('refuses a login URL that is not on loopback', async () => {
-    await expect(createMainWindow({ loginUrl: async () => 'http://evil.example:4567/ui/login?code=x' })).rejects.toThrow(/127\.0\.0\.1/);
+  it('refuses a login URL that is not on loopback, or that carries its code anywhere but the fragment', async () => {
+    await expect(createMainWindow({ loginUrl: async () => 'http://evil.example:4567/#login=secret' })).rejects.toThrow(/not on 127\.0\.0\.1: http:\/\/evil\.example:4567$/);
+    await expect(createMainWindow({ loginUrl: async () => 'http://localhost:4567/#login=x' })).rejects.toThrow(/127\.0\.0\.1/);
+    for (const bad of [`${ORIGIN}/ui/login?code=secret`, `${ORIGIN}/?login=secret`, `${ORIGIN}/#code=secret`, `${ORIGIN}/x#login=secret`]) {
+      const err = await createMainWindow({ loginUrl: async () => bad }).catch((e: Error) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toMatch(/unknown form/);
+      expect((err as Error).message).not.toContain('secret');
+    }
     expect(h.windows).toHaveLength(0);
   });
 
@@ -200,9 +208,20 @@ describe('IPC', () => {
     expect(await call(IPC.copyText, `${ORIGIN}/`, { not: 'text' })).toMatchObject({ error: { name: 'TypeError' } });
   });
 
+  it('logs the window in again only when the app origin asks', async () => {
+    const relogin = vi.fn(async () => {});
+    registerIpc(() => ORIGIN, relogin);
+    expect(await call(IPC.relogin, 'http://127.0.0.1:9999/')).toMatchObject({ error: { name: 'IpcRefused' } });
+    expect(relogin).not.toHaveBeenCalled();
+    expect(await call(IPC.relogin, `${ORIGIN}/`)).toEqual({ ok: undefined });
+    expect(relogin).toHaveBeenCalledTimes(1);
+    expect(await call(IPC.relogin, `${ORIGIN}/`, 'smuggled')).toMatchObject({ error: { name: 'TypeError' } });
+    expect(relogin).toHaveBeenCalledTimes(1);
+  });
+
   it('removes its handlers on dispose', () => {
     const ipc = registerIpc(() => ORIGIN);
-    expect([...h.handlers.keys()].sort()).toEqual([IPC.copyText, IPC.openExternal, IPC.version].sort());
+    expect([...h.handlers.keys()].sort()).toEqual([IPC.copyText, IPC.openExternal, IPC.relogin, IPC.version].sort());
     ipc.dispose();
     expect(h.handlers.size).toBe(0);
   });

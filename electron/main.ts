@@ -1,9 +1,11 @@
 /**
  * Electron main: thin on purpose. It starts or attaches to the daemon, asks it for a one-time
- * login URL, and opens one locked-down window on the daemon's loopback origin; the renderer then
- * talks to the daemon exactly as it does in a browser. Native extras (open a link in the user's
- * browser, the clipboard, menu shortcuts) go through the narrow preload bridge and `SafeIpc`.
- * Quitting the app never stops a sprite (they belong to the daemon).
+ * login URL over the unix socket (in-process: the code is on no command line), and opens one
+ * locked-down window on the daemon's loopback origin with the code in the URL's fragment; the
+ * renderer then logs in and talks to the daemon exactly as it does in a browser (docs/ui.md).
+ * When the window's login ends it can ask for a fresh one (`relogin`). Native extras (open a link
+ * in the user's browser, the clipboard, menu shortcuts) go through the narrow preload bridge and
+ * `SafeIpc`. Quitting the app never stops a sprite (they belong to the daemon).
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,15 +19,25 @@ import { installCsp, installNavigationGuards, installPermissions, isAppUrl, orig
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 export interface MainDeps {
-  /** Returns a one-time login URL on the daemon's loopback origin. */
+  /** Returns a one-time login URL on the daemon's loopback origin (`http://127.0.0.1:PORT/#login=CODE`). */
   loginUrl(): Promise<string>;
   preloadPath?: string;
 }
 
+/** The origin of a login URL from the daemon, or an error: 127.0.0.1 only, the code only in the fragment. */
+export function loginOrigin(url: string): string {
+  const origin = originOf(url);
+  if (!origin || !/^http:\/\/127\.0\.0\.1:\d+$/.test(origin)) throw new Error(`The daemon gave a login URL that is not on 127.0.0.1: ${origin ?? 'not a web URL'}`);
+  const u = new URL(url);
+  if (u.search || u.pathname !== '/' || !u.hash.startsWith('#login=')) throw new Error('The daemon gave a login URL of an unknown form (the code belongs in the fragment, #login=…).');
+  return origin;
+}
+
 /** Registers the bridge's handlers; every one checks that the sender is the app's origin. */
-export function registerIpc(appOrigin: () => string | null): SafeIpc {
+export function registerIpc(appOrigin: () => string | null, relogin: () => Promise<void> = async () => {}): SafeIpc {
   const ipc = new SafeIpc(ipcMain, appOrigin);
   ipc.handle(IPC.version, z.undefined(), () => app.getVersion());
+  ipc.handle(IPC.relogin, z.undefined(), () => relogin());
   ipc.handle(
     IPC.openExternal,
     z.string().max(8192).refine((u) => originOf(u) !== null, 'only http(s) URLs can be opened'),
@@ -70,8 +82,7 @@ export function menuTemplate(send: (c: DesktopCommand) => void, isMac = process.
 /** Opens the app window on the daemon's origin with every guard in place. */
 export async function createMainWindow(deps: MainDeps): Promise<BrowserWindow> {
   const url = await deps.loginUrl();
-  const appOrigin = originOf(url);
-  if (!appOrigin || !/^http:\/\/127\.0\.0\.1:\d+$/.test(appOrigin)) throw new Error(`The daemon gave a login URL that is not on 127.0.0.1: ${url}`);
+  const appOrigin = loginOrigin(url);
   const preload = deps.preloadPath ?? path.join(here, 'preload.cjs');
   const options = windowOptions(preload, nativeTheme.shouldUseDarkColors);
   installCsp(session.defaultSession, appOrigin);
@@ -91,19 +102,35 @@ export async function start(): Promise<void> {
     if (appOrigin) installNavigationGuards(contents, appOrigin, windowOptions(path.join(here, 'preload.cjs'), nativeTheme.shouldUseDarkColors));
   });
   await app.whenReady();
-  registerIpc(() => appOrigin);
   let win: BrowserWindow | null = null;
-  const open = async () => {
+  /** A fresh one-time login from the daemon (started if need be), over the unix socket. */
+  const mintLogin = async () => {
     const api = await connectDaemon();
+    const { url } = await api.call('ui.loginUrl');
+    return url;
+  };
+  const open = async (first?: string) => {
     win = await createMainWindow({
       loginUrl: async () => {
-        const { url } = await api.call('ui.loginUrl');
-        appOrigin = originOf(url);
+        const url = first ?? (await mintLogin());
+        appOrigin = loginOrigin(url);
         return url;
       },
     });
-    win.on('closed', () => (win = null));
+    const mine = win;
+    win.on('closed', () => {
+      if (win === mine) win = null;
+    });
   };
+  // The window's login ended: log it in again; if the daemon moved to another port, a new window there.
+  const relogin = async () => {
+    const url = await mintLogin();
+    if (win && loginOrigin(url) === appOrigin) return void (await win.loadURL(url));
+    const old = win;
+    await open(url);
+    old?.destroy();
+  };
+  registerIpc(() => appOrigin, relogin);
   const send = (c: DesktopCommand) => {
     const target = BrowserWindow.getFocusedWindow() ?? win;
     if (target && isAppUrl(target.webContents.getURL(), appOrigin ?? '')) target.webContents.send(IPC.command, c);

@@ -27,7 +27,7 @@ describe('preload', () => {
   it('exposes exactly one narrow object, and no ipcRenderer', () => {
     expect(Object.keys(h.exposed)).toEqual(['spritelyDesktop']);
     const b = h.exposed.spritelyDesktop;
-    expect(Object.keys(b).sort()).toEqual(['copyText', 'onCommand', 'openExternal', 'platform', 'version']);
+    expect(Object.keys(b).sort()).toEqual(['copyText', 'onCommand', 'openExternal', 'platform', 'relogin', 'version']);
     expect(b.platform).toBe(process.platform);
     for (const v of Object.values(b)) expect(v).not.toBe(h.electron.ipcRenderer);
     expect(JSON.stringify(Object.keys(b))).not.toMatch(/ipc|send|invoke|require/i);
@@ -43,6 +43,9 @@ describe('preload', () => {
     h.invoke.mockResolvedValueOnce({ ok: undefined });
     await b.copyText({ toString: () => 'coerced' });
     expect(h.invoke).toHaveBeenLastCalledWith(IPC.copyText, 'coerced');
+    h.invoke.mockResolvedValueOnce({ ok: undefined });
+    await b.relogin('ignored');
+    expect(h.invoke).toHaveBeenLastCalledWith(IPC.relogin, undefined);
   });
 
   it('rebuilds errors from main', async () => {

@@ -22,6 +22,7 @@ export const bridge = {
   version: () => invoke<string>(IPC.version),
   openExternal: (url: string) => invoke<void>(IPC.openExternal, String(url)),
   copyText: (text: string) => invoke<void>(IPC.copyText, String(text)),
+  relogin: () => invoke<void>(IPC.relogin),
   onCommand(listener: (command: DesktopCommand) => void): () => void {
     const handler = (_e: IpcRendererEvent, command: unknown) => {
       if ((DESKTOP_COMMANDS as readonly unknown[]).includes(command)) listener(command as DesktopCommand);

@@ -5,7 +5,7 @@
  * no webviews, and permissions granted only for the clipboard.
  */
 import type { BrowserWindowConstructorOptions, Session, WebContents } from 'electron';
-import { uiCsp } from '../vm/api/ui-auth.ts';
+import { uiCsp } from '../vm/api/ui-static.ts';
 
 export function windowOptions(preload: string, dark: boolean): BrowserWindowConstructorOptions {
   return {

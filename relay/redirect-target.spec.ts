@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HOSTILE_TARGETS } from '../test/relay/hostile-targets.ts';
+import { HOSTILE_TARGETS } from './hostile-targets.fixture.ts';
 import { safeRedirectPath } from './redirect-target.ts';
 
 describe('safeRedirectPath', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HOSTILE_TARGETS } from '../test/relay/hostile-targets.ts';
+import { HOSTILE_TARGETS } from './hostile-targets.fixture.ts';
 import { hashAccessToken } from './access-token.ts';
 import { DigestSet } from './digest-set.ts';
 import { decideAccess, shareCookie, takeShareParam, type AccessPolicy, type AccessRequest } from './request-auth.ts';

@@ -68,32 +68,18 @@ export interface SpritePaths {
   manifest: string;
   disk: string;
   runtime: string;
-  qemuLog: string;
-  serialLog: string;
-  pidFile: string;
-  qmpSocket: string;
-  agentSocket: string;
-  envSocket: string;
+  /** The daemon's egress proxy for this sprite (the driver delivers the guest's proxy connections here). */
   egressSocket: string;
-  serialSocket: string;
 }
 
 export function spritePaths(l: Layout, name: string): SpritePaths {
   const dir = path.join(l.spritesDir, name);
   const id = crypto.createHash('sha256').update(name).digest('hex').slice(0, 12);
-  const sock = (kind: string) => path.join(l.runDir, `${id}.${kind}`);
   return {
     dir,
     manifest: path.join(dir, 'sprite.json'),
     disk: path.join(dir, 'disk.qcow2'),
     runtime: path.join(dir, 'runtime.json'),
-    qemuLog: path.join(dir, 'qemu.log'),
-    serialLog: path.join(dir, 'serial.log'),
-    pidFile: path.join(dir, 'qemu.pid'),
-    qmpSocket: sock('qmp'),
-    agentSocket: sock('qga'),
-    envSocket: sock('env'),
-    egressSocket: sock('egress'),
-    serialSocket: sock('serial'),
+    egressSocket: path.join(l.runDir, `${id}.egress`),
   };
 }

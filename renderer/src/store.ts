@@ -5,10 +5,10 @@
  * The daemon owns the truth about sprites: the list only ever comes from its events.
  */
 import { createStore, type StoreApi } from 'zustand/vanilla';
-import type { Checkpoint } from '../../vm/api/contract.ts';
-import type { ConnectionState, DaemonEvent, MethodInput, MethodOutput, Sprite, Transport } from './transport.ts';
+import type { Checkpoint, ImageProgress, RelayStatus } from '../../vm/api/contract.ts';
+import type { ConnectionState, DaemonEvent, MethodInput, Sprite, Transport } from './transport.ts';
 
-export type RelayStatus = MethodOutput<'relay.status'>;
+export type { ImageProgress, RelayStatus };
 
 export interface Tab {
   id: string;
@@ -22,13 +22,6 @@ export interface Toast {
   id: number;
   message: string;
   kind: 'error' | 'info';
-}
-
-export interface ImageProgress {
-  image: string;
-  phase: string;
-  message: string;
-  fraction?: number;
 }
 
 export type ThemeChoice = 'system' | 'light' | 'dark';

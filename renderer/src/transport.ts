@@ -2,13 +2,17 @@
  * The renderer's only way to the daemon: typed HTTP calls, one events WebSocket that reconnects
  * (with backoff, and a fresh `hello` each time), and terminal sockets. URLs are relative to the
  * page, so the same code runs in Electron and in a browser: both load the UI from the daemon's
- * loopback origin, and its HttpOnly cookie authorizes every request. Types come from the
- * daemon's contract (type-only imports: no zod in the bundle); the routes themselves are baked in
- * at build time from the same contract (see vite.config.ts).
+ * loopback origin. Every request carries the token of the browser login (daemon-auth.ts) —
+ * explicitly, never a cookie — and only after the daemon proved its identity since the last
+ * connection loss: a squatter on the port after a restart is shown as such and sent nothing.
+ * Types come from the daemon's contract (type-only imports: no zod in the bundle); the routes
+ * themselves are baked in at build time from the same contract (see vite.config.ts).
  */
-import type { DaemonEvent, MethodInput, MethodName, MethodOutput, Sprite } from '../../vm/api/contract.ts';
+import type { DaemonEvent, MethodInput, MethodName, MethodOutput, Sprite, TerminalServerMessage } from '../../vm/api/contract.ts';
+import { CLOSE_UNAUTHENTICATED, TOKEN_SUBPROTOCOL_PREFIX, UI_SUBPROTOCOL } from '../../vm/api/ui-protocol.ts';
+import { AuthError, DaemonAuth, type TokenSource } from './daemon-auth.ts';
 
-export type { DaemonEvent, MethodInput, MethodName, MethodOutput, Sprite };
+export type { DaemonEvent, MethodInput, MethodName, MethodOutput, Sprite, TerminalServerMessage };
 
 export interface Route {
   http: 'GET' | 'POST' | 'DELETE';
@@ -29,18 +33,13 @@ export class ApiError extends Error {
   }
 }
 
-export type ConnectionState = 'connecting' | 'online' | 'offline';
+/** `not-your-daemon`: something else answers on the daemon's port; `logged-out`: the login ended. */
+export type ConnectionState = 'connecting' | 'online' | 'offline' | 'not-your-daemon' | 'logged-out';
 
 export interface EventsHandlers {
   onEvent(e: DaemonEvent): void;
   onState(s: ConnectionState, detail?: string): void;
 }
-
-/** Server → client text messages on a terminal socket. */
-export type TerminalServerMessage =
-  | { type: 'session'; session: string; replayed: number }
-  | { type: 'exit'; code: number | null; signal: string | null }
-  | { type: 'error'; code: string; message: string };
 
 export interface TerminalSocketHandlers {
   onOpen(): void;
@@ -115,10 +114,25 @@ export function wsUrl(loc: { protocol: string; host: string }, path: string, que
   return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}${path}${qs ? `?${qs}` : ''}`;
 }
 
-type WebSocketCtor = new (url: string) => WebSocket;
+type WebSocketCtor = new (url: string, protocols?: string[]) => WebSocket;
+
+/** The subprotocols that carry a token on a WebSocket (browsers cannot set its headers). */
+export function wsProtocols(token: string): string[] {
+  return [UI_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + token];
+}
+
+/** An auth failure as the ApiError a caller shows. */
+export function apiErrorFromAuth(err: unknown): ApiError {
+  if (err instanceof AuthError) return new ApiError(err.kind === 'unreachable' ? 'unavailable' : err.kind === 'logged-out' ? 'unauthenticated' : 'permission_denied', err.message);
+  return new ApiError('internal', (err as Error)?.message ?? String(err));
+}
+
+export const stateOfAuthFailure = (err: unknown): ConnectionState => (err instanceof AuthError && err.kind !== 'unreachable' ? err.kind : 'offline');
 
 export interface WebTransportOptions {
   routes: RouteTable;
+  /** Gives out tokens only for a daemon that proved itself (default: a DaemonAuth on this page). */
+  auth?: TokenSource;
   fetch?: typeof fetch;
   WebSocket?: WebSocketCtor;
   location?: { protocol: string; host: string };
@@ -132,8 +146,10 @@ export class WebTransport implements Transport {
   private readonly loc: { protocol: string; host: string };
   private readonly setT: (fn: () => void, ms: number) => unknown;
   private readonly clearT: (t: unknown) => void;
+  private readonly auth: TokenSource;
 
   constructor(private readonly opts: WebTransportOptions) {
+    this.auth = opts.auth ?? new DaemonAuth({ fetch: opts.fetch });
     this.fetchFn = opts.fetch ?? ((...a) => globalThis.fetch(...a));
     this.WS = opts.WebSocket ?? globalThis.WebSocket;
     this.loc = opts.location ?? globalThis.location;
@@ -149,11 +165,27 @@ export class WebTransport implements Transport {
     const route = this.opts.routes[method];
     if (!route) throw new ApiError('not_found', `This daemon has no "${method}" method.`);
     const { url, init } = buildRequest(route, (input ?? {}) as Record<string, unknown>);
-    let res: Response;
-    try {
-      res = await this.fetchFn(url, { ...init, credentials: 'same-origin', cache: 'no-store' });
-    } catch (err) {
-      throw new ApiError('unavailable', `Cannot reach the Spritely daemon (${(err as Error).message}). Is it running?`);
+    const send = async () => {
+      let token: string;
+      try {
+        token = await this.auth.token();
+      } catch (err) {
+        throw apiErrorFromAuth(err);
+      }
+      try {
+        const res = await this.fetchFn(url, { ...init, headers: { ...init.headers, Authorization: `Bearer ${token}` }, credentials: 'omit', cache: 'no-store' });
+        return { res, token };
+      } catch (err) {
+        this.auth.lost();
+        throw new ApiError('unavailable', `Cannot reach the Spritely daemon (${(err as Error).message}). Is it running?`);
+      }
+    };
+    let { res, token } = await send();
+    if (res.status === 401) {
+      // The token died (a daemon restart, an expiry): a page that can resume gets a new one.
+      this.auth.rejected(token);
+      ({ res, token } = await send());
+      if (res.status === 401) this.auth.rejected(token);
     }
     const text = await res.text();
     if (!res.ok) throw errorFromResponse(res.status, text);
@@ -169,11 +201,27 @@ export class WebTransport implements Transport {
     let timer: unknown = null;
     let attempt = 0;
     let stopped = false;
+    let first = true;
+    const retry = (delay: number) => {
+      if (!stopped) timer = this.setT(connect, delay);
+    };
     const connect = () => {
       timer = null;
       if (stopped) return;
-      handlers.onState('connecting');
-      const sock = new this.WS(wsUrl(this.loc, '/v1/events'));
+      // Only the first attempt says "connecting": later ones keep showing why the last one failed.
+      if (first) handlers.onState('connecting');
+      first = false;
+      this.auth.token().then(
+        (token) => (stopped ? undefined : open(token)),
+        (err) => {
+          if (stopped) return;
+          handlers.onState(stateOfAuthFailure(err), (err as Error).message);
+          retry(backoffMs(attempt++));
+        },
+      );
+    };
+    const open = (token: string) => {
+      const sock = new this.WS(wsUrl(this.loc, '/v1/events'), wsProtocols(token));
       ws = sock;
       let hello = false;
       sock.onmessage = (m) => {
@@ -193,16 +241,28 @@ export class WebTransport implements Transport {
       sock.onclose = (ev) => {
         if (ws !== sock) return;
         ws = null;
+        this.auth.lost();
         if (stopped) return;
-        const delay = backoffMs(attempt++);
+        if (ev.code === CLOSE_UNAUTHENTICATED) {
+          // Logged out, expired, or the token outlived its daemon process: ask for a new one now.
+          this.auth.rejected(token);
+          return retry(attempt++ ? backoffMs(attempt) : 0);
+        }
         handlers.onState('offline', hello ? 'The connection to the Spritely daemon was lost; reconnecting…' : `Cannot reach the Spritely daemon${ev.reason ? ` (${ev.reason})` : ''}; retrying…`);
-        timer = this.setT(connect, delay);
+        retry(backoffMs(attempt++));
       };
       sock.onerror = () => {};
     };
+    // A new login (a fresh #login= code, another tab's): while waiting to retry, retry now.
+    const off = this.auth.onChange?.(() => {
+      if (timer === null || stopped) return;
+      this.clearT(timer);
+      connect();
+    });
     connect();
     return () => {
       stopped = true;
+      off?.();
       if (timer !== null) this.clearT(timer);
       const s = ws;
       ws = null;
@@ -212,37 +272,57 @@ export class WebTransport implements Transport {
 
   openTerminal(sprite: string, opts: TerminalOpenOptions, handlers: TerminalSocketHandlers): TerminalSocket {
     const url = wsUrl(this.loc, `/v1/sprites/${encodeURIComponent(sprite)}/terminal`, { cols: opts.cols, rows: opts.rows, session: opts.session });
-    const ws = new this.WS(url);
-    ws.binaryType = 'arraybuffer';
+    let ws: WebSocket | null = null;
+    /** Set when the caller let go before the socket existed; a hang-up still reaches the daemon. */
+    let ending: 'detach' | 'hang-up' | null = null;
     const queue: (string | Uint8Array)[] = [];
     const send = (m: string | Uint8Array) => {
-      if (ws.readyState === 1) ws.send(m);
-      else if (ws.readyState === 0) queue.push(m);
+      if (ws?.readyState === 1) ws.send(m);
+      else if (!ws || ws.readyState === 0) queue.push(m);
     };
-    ws.onopen = () => {
-      for (const m of queue.splice(0)) ws.send(m);
-      handlers.onOpen();
-    };
-    ws.onmessage = (m) => {
-      if (typeof m.data === 'string') {
-        try {
-          handlers.onMessage(JSON.parse(m.data) as TerminalServerMessage);
-        } catch {
-          /* ignore malformed */
-        }
-      } else handlers.onData(new Uint8Array(m.data as ArrayBuffer));
-    };
-    ws.onclose = (ev) => handlers.onClose({ code: ev.code, reason: ev.reason });
-    ws.onerror = () => {};
+    this.auth.token().then(
+      (token) => {
+        if (ending === 'detach') return;
+        const sock = new this.WS(url, wsProtocols(token));
+        ws = sock;
+        sock.binaryType = 'arraybuffer';
+        sock.onopen = () => {
+          for (const m of queue.splice(0)) sock.send(m);
+          if (ending === 'hang-up') return sock.close(1000);
+          handlers.onOpen();
+        };
+        sock.onmessage = (m) => {
+          if (typeof m.data === 'string') {
+            try {
+              handlers.onMessage(JSON.parse(m.data) as TerminalServerMessage);
+            } catch {
+              /* ignore malformed */
+            }
+          } else handlers.onData(new Uint8Array(m.data as ArrayBuffer));
+        };
+        sock.onclose = (ev) => {
+          if (ev.code === CLOSE_UNAUTHENTICATED) this.auth.rejected(token);
+          if (ending !== 'hang-up') handlers.onClose({ code: ev.code, reason: ev.reason });
+        };
+        sock.onerror = () => {};
+      },
+      (err) => {
+        if (!ending) handlers.onClose({ code: CLOSE_UNAUTHENTICATED, reason: (err as Error).message });
+      },
+    );
     return {
       send: (bytes) => send(bytes),
       resize: (cols, rows) => send(JSON.stringify({ type: 'resize', cols, rows })),
       ack: (bytes) => send(JSON.stringify({ type: 'ack', bytes })),
       hangUp: () => {
         send(JSON.stringify({ type: 'close' }));
-        ws.close(1000);
+        if (ws) ws.close(1000);
+        else ending = 'hang-up';
       },
-      detach: () => ws.close(1000),
+      detach: () => {
+        if (ws) ws.close(1000);
+        else ending = 'detach';
+      },
     };
   }
 }

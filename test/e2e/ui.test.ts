@@ -1,8 +1,10 @@
 /**
  * The app end to end: Debian's Chromium (through playwright-core) against the real daemon and
- * real QEMU, logged in the way users are (a one-time login URL → HttpOnly cookie). One daemon and
- * at most three sprites: VM work under TCG is slow.
+ * real QEMU, logged in through a one-time login URL (the browser login of docs/ui.md; its own
+ * end-to-end checks are in ui-auth.test.ts). One daemon and at most three sprites: VM work under
+ * TCG is slow.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -24,6 +26,11 @@ let ctx: BrowserContext;
 let page: Page;
 let origin: string;
 let profile: string;
+
+/** The browser login's token, as the page keeps it (docs/ui.md). */
+async function pageToken(): Promise<string> {
+  return page.evaluate(() => JSON.parse(localStorage.getItem('spritely.login') ?? '{}').token as string);
+}
 
 async function terminalText(p: Page = page): Promise<string> {
   return p.evaluate(() => (window as unknown as { __spritely: { terminalText(): string } }).__spritely.terminalText());
@@ -62,11 +69,11 @@ afterAll(async () => {
 });
 
 describe('the app in a browser', () => {
-  it('logs in with the one-time link, which then stops working', async () => {
-    expect(new URL(page.url()).pathname).toBe('/');
+  it('logs in with the one-time link: the code leaves the address bar, no cookie is set', async () => {
     await page.getByText('No sprites yet').waitFor({ timeout: 15_000 });
-    const cookies = await ctx.cookies(origin);
-    expect(cookies.find((c) => c.name === 'spritely_session')).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+    expect(page.url()).toBe(`${origin}/`);
+    expect(await ctx.cookies()).toEqual([]);
+    expect(await pageToken()).toMatch(/^[A-Za-z0-9_-]{43}$/);
   });
 
   it('creates a sprite from the UI and gets a shell: echo $((6*7)) → 42', async () => {
@@ -187,7 +194,7 @@ describe('the app in a browser', () => {
       const panel = page.locator('.url-panel');
       await panel.getByText('Public URLs: connect a relay').waitFor({ timeout: 15_000 });
       // Connected from the CLI while the page is open: the panel follows the daemon's events.
-      const connect = await d.cli(['relay', 'connect', `https://127.0.0.1:${relay.port}`, '--token', token, '--ca', path.join(certs.dir, 'ca.pem')]);
+      const connect = await d.cli(['relay', 'connect', `https://127.0.0.1:${relay.port}`, '--ca', path.join(certs.dir, 'ca.pem')], { input: token });
       expect(connect.code, connect.stderr).toBe(0);
       await panel.getByText('relay connected').waitFor({ timeout: 15_000 });
       await panel.getByText('not published').waitFor();
@@ -233,23 +240,22 @@ describe('the app in a browser', () => {
 });
 
 describe('browser mode is protected', () => {
-  const cookieHeader = async () => (await ctx.cookies(origin)).map((c) => `${c.name}=${c.value}`).join('; ');
+  const auth = async () => `Bearer ${await pageToken()}`;
 
-  it('refuses requests without the session cookie', async () => {
-    const res = await fetch(`${origin}/v1/sprites`);
-    expect(res.status).toBe(401);
-    const page401 = await fetch(`${origin}/`);
-    expect(page401.status).toBe(401);
+  it('refuses API requests without a token; the app shell itself is public code', async () => {
+    expect((await fetch(`${origin}/v1/sprites`)).status).toBe(401);
+    expect((await fetch(`${origin}/v1/sprites`, { headers: { authorization: 'Bearer made-up' } })).status).toBe(401);
+    expect((await fetch(`${origin}/`)).status).toBe(200);
   });
 
-  it('refuses a foreign Origin even with the cookie', async () => {
-    const cookie = await cookieHeader();
-    expect((await fetch(`${origin}/v1/sprites`, { headers: { cookie } })).status).toBe(200);
-    const evil = await fetch(`${origin}/v1/sprites`, { headers: { cookie, origin: 'http://evil.example' } });
+  it('refuses a foreign Origin or Host even with the token', async () => {
+    const authorization = await auth();
+    expect((await fetch(`${origin}/v1/sprites`, { headers: { authorization } })).status).toBe(200);
+    const evil = await fetch(`${origin}/v1/sprites`, { headers: { authorization, origin: 'http://evil.example' } });
     expect(evil.status).toBe(403);
     // DNS rebinding: right address, someone else's Host name.
     const rebinding = await new Promise<number>((resolve, reject) => {
-      http.get(`${origin}/v1/sprites`, { headers: { cookie, host: `evil.example:${new URL(origin).port}` } }, (res) => {
+      http.get(`${origin}/v1/sprites`, { headers: { authorization, host: `evil.example:${new URL(origin).port}` } }, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       }).on('error', reject);
@@ -257,11 +263,11 @@ describe('browser mode is protected', () => {
     expect(rebinding).toBe(403);
   });
 
-  it('refuses WebSockets from a foreign Origin or without the cookie', async () => {
-    const cookie = await cookieHeader();
-    const status = (headers: Record<string, string>) =>
+  it('refuses WebSockets from a foreign Origin or without the token', async () => {
+    const token = await pageToken();
+    const status = (protocols: string[] | undefined, headers: Record<string, string>) =>
       new Promise<number>((resolve) => {
-        const ws = new WebSocket(`${origin.replace('http', 'ws')}/v1/events`, { headers });
+        const ws = new WebSocket(`${origin.replace('http', 'ws')}/v1/events`, protocols, { headers });
         ws.on('open', () => {
           ws.close();
           resolve(101);
@@ -269,16 +275,20 @@ describe('browser mode is protected', () => {
         ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
         ws.on('error', () => resolve(-1));
       });
-    expect(await status({ cookie, origin })).toBe(101);
-    expect(await status({ cookie, origin: 'http://evil.example' })).toBe(403);
-    expect(await status({ origin })).toBe(401);
+    const withToken = ['spritely.ui.v1', `spritely.token.${token}`];
+    expect(await status(withToken, { origin })).toBe(101);
+    expect(await status(withToken, { origin: 'http://evil.example' })).toBe(403);
+    expect(await status(undefined, { origin })).toBe(401);
   });
 
-  it('a used login link does not log anyone in again', async () => {
+  it('a used login code does not log anyone in again', async () => {
     const { url } = await d.api.call('ui.loginUrl');
-    const first = await fetch(url, { redirect: 'manual' });
-    expect(first.status).toBe(302);
-    const again = await fetch(url, { redirect: 'manual' });
-    expect(again.status).toBe(401);
+    const code = new URL(url).hash.replace('#login=', '');
+    const login = () => {
+      const key = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'der' }).toString('base64url');
+      return fetch(`${origin}/ui/login`, { method: 'POST', headers: { 'content-type': 'application/json', origin }, body: JSON.stringify({ code, key, nonce: crypto.randomBytes(24).toString('base64url') }) });
+    };
+    expect((await login()).status).toBe(200);
+    expect((await login()).status).toBe(401);
   });
 });

@@ -10,7 +10,7 @@ import type { Agent } from 'undici';
 import type { Relay } from '../../relay/relay-server.ts';
 import { generateAccessToken, generateShareKey, hashAccessToken, type TunnelClient } from '../../relay/tunnel-client.ts';
 import { addAccount, get, makeCerts, publicAgent, publicUrl, rawTls, removeDir, startClient, startOrigin, startTestRelay, waitForStatus, writeEmptyTokens, type Certs, type Origin } from './harness.ts';
-import { HOSTILE_TARGETS } from './hostile-targets.ts';
+import { HOSTILE_TARGETS } from '../../relay/hostile-targets.fixture.ts';
 
 let certs: Certs;
 let relay: Relay;

@@ -3,6 +3,7 @@
  * QEMU killed -9 (crashed, then start boots it from disk), and bad input of every kind (clear
  * errors, nothing on disk changes).
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -191,7 +192,7 @@ describe('faults', () => {
     expect((await exec('victim', ['echo', 'still here'])).stdout).toBe('still here\n');
   }, 600_000);
 
-  it('the loopback port lets in only the token or a UI session, from our own origin and host', async () => {
+  it('the loopback port lets in only the token or a browser login, from our own origin and host', async () => {
     const port = Number(fs.readFileSync(path.join(d.home, 'api-port'), 'utf8'));
     const token = fs.readFileSync(path.join(d.home, 'api-token'), 'utf8').trim();
     expect(fs.statSync(path.join(d.home, 'api-token')).mode & 0o777).toBe(0o600);
@@ -202,20 +203,26 @@ describe('faults', () => {
     expect((await get('/v1/sprites', { Authorization: 'Bearer wrong' })).status).toBe(401);
     expect((await get('/v1/sprites', { Authorization: `Bearer ${token}` })).status).toBe(200);
     expect((await get('/v1/sprites', { Authorization: `Bearer ${token}`, Origin: 'https://evil.example' })).status).toBe(403);
-    expect((await get('/', {})).status).toBe(401);
-    expect((await get('/ui/login?code=made-up')).status).toBe(401);
+    expect((await get('/ui/login?code=made-up')).status).toBe(410);
+    // A browser login (docs/ui.md): the code from the URL's fragment and a P-256 public key.
     const { url } = await d.api.call('ui.loginUrl');
-    const login = await fetch(url, { redirect: 'manual' });
-    expect(login.status).toBe(302);
-    const cookie = login.headers.get('set-cookie')!;
-    expect(cookie).toMatch(/HttpOnly; SameSite=Strict/);
-    const session = cookie.split(';')[0];
-    expect((await get('/v1/sprites', { Cookie: session, Origin: base })).status).toBe(200);
-    expect((await get('/v1/sprites', { Cookie: session, Origin: 'http://evil.example' })).status).toBe(403);
-    expect((await fetch(url, { redirect: 'manual' })).status).toBe(401);
+    const code = new URL(url).hash.replace('#login=', '');
+    const login = () =>
+      fetch(`${base}/ui/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: base },
+        body: JSON.stringify({ code, key: crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'der' }).toString('base64url'), nonce: crypto.randomBytes(24).toString('base64url') }),
+      });
+    const first = await login();
+    expect(first.status).toBe(200);
+    expect(first.headers.get('set-cookie')).toBeNull();
+    const session = `Bearer ${((await first.json()) as { token: string }).token}`;
+    expect((await get('/v1/sprites', { Authorization: session, Origin: base })).status).toBe(200);
+    expect((await get('/v1/sprites', { Authorization: session, Origin: 'http://evil.example' })).status).toBe(403);
+    expect((await login()).status).toBe(401);
     // DNS rebinding: a name that resolves to 127.0.0.1 but is not ours.
     const rebound = await new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port, path: '/v1/sprites', headers: { Host: `evil.example:${port}`, Cookie: session } }, (res) => resolve(res.statusCode!));
+      const req = http.request({ host: '127.0.0.1', port, path: '/v1/sprites', headers: { Host: `evil.example:${port}`, Authorization: session } }, (res) => resolve(res.statusCode!));
       req.on('error', reject);
       req.end();
     });

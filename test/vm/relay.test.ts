@@ -39,15 +39,19 @@ afterAll(async () => {
 
 describe('public URLs through the relay', () => {
   it('connects, publishes privately by default, and lets in only the token or a share link', async () => {
-    const connect = await d.cli(['relay', 'connect', `https://127.0.0.1:${relay.port}`, '--token', token, '--ca', path.join(certs.dir, 'ca.pem'), '--json']);
+    const connect = await d.cli(['relay', 'connect', `https://127.0.0.1:${relay.port}`, '--ca', path.join(certs.dir, 'ca.pem'), '--json'], { input: `${token}\n` });
     expect(connect.code, connect.stderr).toBe(0);
     expect(JSON.parse(connect.stdout)).toMatchObject({ status: 'connected', configured: true });
-    const bad = await d.cli(['relay', 'connect', `https://127.0.0.1:${relay.port}`, '--token', 'srt_nope_0000000000000000', '--ca', path.join(certs.dir, 'ca.pem')]);
+    const bad = await d.cli(['relay', 'connect', `https://127.0.0.1:${relay.port}`, '--ca', path.join(certs.dir, 'ca.pem')], { input: 'srt_nope_0000000000000000\n' });
     expect(bad.code).toBe(1);
-    const again = await d.cli(['relay', 'connect', `https://127.0.0.1:${relay.port}`, '--token', token, '--ca', path.join(certs.dir, 'ca.pem')]);
+    const again = await d.cli(['relay', 'connect', `https://127.0.0.1:${relay.port}`, '--ca', path.join(certs.dir, 'ca.pem')], { input: token });
     expect(again.code).toBe(0);
+    // A token on the command line would be readable by every local user: refused, nothing sent.
+    const inArgv = await d.cli(['relay', 'connect', `https://127.0.0.1:${relay.port}`, '--token', token]);
+    expect(inArgv.code).not.toBe(0);
+    expect(inArgv.stderr).toMatch(/visible to every local user/);
     // Plain http:// to anything but loopback would send the token in the clear: refused, nothing dialled.
-    const cleartext = await d.cli(['relay', 'connect', 'http://relay.invalid', '--token', token]);
+    const cleartext = await d.cli(['relay', 'connect', 'http://relay.invalid'], { input: token });
     expect(cleartext.code).not.toBe(0);
     expect(cleartext.stderr).toMatch(/unencrypted/);
     expect(JSON.parse((await d.cli(['relay', 'status', '--json'])).stdout)).toMatchObject({ url: `https://127.0.0.1:${relay.port}`, status: 'connected' });

@@ -26,10 +26,12 @@ fails when this file and the contract disagree.
 - **Unix socket** \`$SPRITELY_HOME/run/api.sock\` (mode 0600, dir 0700): the CLI, tests and agents.
   \`curl --unix-socket ~/.local/share/spritely/run/api.sock http://d/v1/sprites\`
 - **Loopback TCP** \`127.0.0.1:PORT\` (port in \`$SPRITELY_HOME/api-port\`): needs
-  \`Authorization: Bearer <token from $SPRITELY_HOME/api-token>\` or a UI session cookie. A browser gets
-  the cookie by opening the one-time URL from \`ui.loginUrl\` (\`spritely ui\` prints it). Requests with an
-  \`Origin\` other than \`http://127.0.0.1:PORT\` or a \`Host\` other than \`127.0.0.1:PORT\`/\`localhost:PORT\`
-  are refused with 403.
+  \`Authorization: Bearer <token from $SPRITELY_HOME/api-token>\` or a browser login's token (HTTP:
+  the same header; WebSockets: the subprotocols \`spritely.ui.v1, spritely.token.TOKEN\`). A browser
+  logs in through \`POST /ui/login\`, \`/ui/identity\` and \`/ui/resume\` with the one-time code of
+  \`ui.loginFile\` / \`ui.loginUrl\` — see docs/ui.md; there is no cookie. Requests with an \`Origin\`
+  other than \`http://127.0.0.1:PORT\` or a \`Host\` other than \`127.0.0.1:PORT\`/\`localhost:PORT\` are
+  refused with 403 (browser tokens: \`127.0.0.1:PORT\` only).
 - Request bodies are JSON objects (at most 16 MiB); unknown fields are refused. Path parameters
   (\`:name\`) are sprite names (DNS labels).
 - Errors: \`{"error": {"code": "...", "message": "..."}}\` with status 400 \`invalid_argument\`,

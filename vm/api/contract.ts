@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { SPRITE_NAME_PATTERN } from '../names.ts';
 import { CHECKPOINT_ID } from '../checkpoints/checkpoint-tree.ts';
 
+/** The API's version: `/v1/…`. Remote hosts must speak the same (vm/hosts/host-compat.ts). */
 export const API_VERSION = 'v1';
 
 export const SpriteName = z.string().regex(SPRITE_NAME_PATTERN, 'a sprite name uses a-z, 0-9 and "-", 1-63 characters, not starting or ending with "-"');
@@ -65,6 +66,10 @@ export const Image = z.object({
   diskVirtualBytes: z.number(),
   default: z.boolean(),
 });
+
+/** Progress of an image build or a golden boot (`image.progress` events). */
+export const ImageProgress = z.object({ image: z.string(), phase: z.string(), message: z.string(), fraction: z.number().optional() });
+export type ImageProgress = z.infer<typeof ImageProgress>;
 
 /** A remote host's name: a DNS label (it is part of local URLs, SPRITE.HOST.localhost); `local` is this computer. */
 export const HostName = z
@@ -147,7 +152,21 @@ export const methods = {
     path: '/v1/ui/login-url',
     input: Empty,
     output: z.object({ url: z.string() }),
-    summary: 'A one-time URL that logs a browser into the UI (sets an HttpOnly session cookie).',
+    summary: 'A one-time URL (`http://127.0.0.1:PORT/#login=CODE`, two minutes) that logs a browser into the UI. Keep it off command lines: `ui.loginFile` is what `spritely ui` opens.',
+  }),
+  'ui.loginFile': method({
+    http: 'POST',
+    path: '/v1/ui/login-file',
+    input: Empty,
+    output: z.object({ path: z.string(), expiresAt: z.string() }),
+    summary: 'A one-time login page written 0600 into the data dir (removed once used or after two minutes): open its path in a browser.',
+  }),
+  'ui.logoutAll': method({
+    http: 'POST',
+    path: '/v1/ui/logout-all',
+    input: Empty,
+    output: z.object({ sessions: z.number().int() }),
+    summary: 'Ends every browser login (open windows show "logged out"); returns how many there were.',
   }),
   'images.list': method({ http: 'GET', path: '/v1/images', input: Empty, output: z.array(Image), summary: 'Built images.' }),
   'images.build': method({
@@ -316,6 +335,13 @@ export const methods = {
     output: z.object({ name: z.string(), url: z.string(), auth: z.enum(['sprite', 'public']), live: z.boolean() }),
     summary: 'Ends every share link of the sprite and the cookies they set, at once (`live`: false = as soon as the relay reconnects); the URL and its access token stay. Links also end when the sprite is unpublished, published again or destroyed.',
   }),
+  'sprites.hostKey': method({
+    http: 'GET',
+    path: '/v1/sprites/:name/host-key',
+    input: NameParam,
+    output: z.object({ name: z.string(), hostKey: z.string() }),
+    summary: "The sprite's SSH host key (OpenSSH public key line), pinned by the daemon when it made the machine: what `ssh-config` puts in known_hosts.",
+  }),
   'sprites.exec': method({
     http: 'POST',
     path: '/v1/sprites/:name/exec',
@@ -391,6 +417,7 @@ export const RelayStatus = z.object({
   account: z.string().nullable(),
   published: z.array(z.object({ name: z.string(), url: z.string(), auth: z.enum(['sprite', 'public']) })),
 });
+export type RelayStatus = z.infer<typeof RelayStatus>;
 
 export type Methods = typeof methods;
 export type MethodName = keyof Methods;
@@ -403,7 +430,7 @@ export const DaemonEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('sprite.changed'), sprite: Sprite }),
   z.object({ type: z.literal('sprite.removed'), name: z.string() }),
   z.object({ type: z.literal('checkpoints.changed'), name: z.string(), checkpoints: z.array(Checkpoint) }),
-  z.object({ type: z.literal('image.progress'), image: z.string(), phase: z.string(), message: z.string(), fraction: z.number().optional() }),
+  ImageProgress.extend({ type: z.literal('image.progress') }),
   /** The relay tunnel's state or what is published changed (connecting, connected, backoff, …). */
   z.object({ type: z.literal('relay.changed'), relay: z.lazy(() => RelayStatus) }),
   /** The remote hosts' states (on the local daemon). */
@@ -439,10 +466,12 @@ export const TerminalClientMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('close') }),
 ]);
 export const TerminalServerMessage = z.discriminatedUnion('type', [
+  /** Sent on attach, before the replay: `replayed` bytes of scrollback follow as binary frames. */
   z.object({ type: z.literal('session'), session: z.string(), replayed: z.number() }),
   z.object({ type: z.literal('exit'), code: z.number().nullable(), signal: z.string().nullable() }),
   z.object({ type: z.literal('error'), code: z.string(), message: z.string() }),
 ]);
+export type TerminalServerMessage = z.infer<typeof TerminalServerMessage>;
 
 /**
  * Exec: WS /v1/sprites/:name/exec. The client's first text frame is `start`. Binary frames from the
@@ -469,6 +498,7 @@ export const ExecServerMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('exit'), code: z.number().nullable(), signal: z.string().nullable() }),
   z.object({ type: z.literal('error'), code: z.string(), message: z.string() }),
 ]);
+export type ExecServerMessage = z.infer<typeof ExecServerMessage>;
 
 export const STREAM_STDOUT = 1;
 export const STREAM_STDERR = 2;

@@ -9,11 +9,15 @@ import type { Engine } from '../engine/engine.ts';
 import { toSpritelyError } from '../errors.ts';
 import { EXEC_HIGH_WATER, EXEC_LOW_WATER, FlowGate } from '../terminals/flow-control.ts';
 import { clampSize } from '../terminals/terminal-manager.ts';
-import { ExecClientMessage, STREAM_STDERR, STREAM_STDOUT } from './contract.ts';
-import { parseInput } from './server.ts';
+import { ExecClientMessage, STREAM_STDERR, STREAM_STDOUT, type ExecServerMessage } from './contract.ts';
+import { parseInput } from './parse-input.ts';
 
 /** Stdin held while the command starts (e.g. while its sprite wakes) before reading pauses. */
 const STDIN_PENDING_LIMIT = 4 * 1024 * 1024;
+
+function sendMessage(ws: WebSocket, m: ExecServerMessage): void {
+  if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
+}
 
 export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): void {
   let channel: ClientChannel | null = null;
@@ -23,7 +27,7 @@ export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): v
   const fail = (err: unknown) => {
     const e = toSpritelyError(err);
     if (ws.readyState === ws.OPEN) {
-      ws.send(JSON.stringify({ type: 'error', code: e.code, message: e.message }));
+      sendMessage(ws, { type: 'error', code: e.code, message: e.message });
       ws.close(1011, e.code);
     }
     channel?.close();
@@ -86,7 +90,7 @@ export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): v
         pendingBytes = 0;
         resumeAfterStart?.();
         if (msg.stdin === false) ch.end();
-        ws.send(JSON.stringify({ type: 'started' }));
+        sendMessage(ws, { type: 'started' });
       } catch (err) {
         fail(err);
       }
@@ -127,7 +131,7 @@ function wire(ws: WebSocket, ch: ClientChannel): FlowGate {
   ch.on('exit', (code: number | null, signal?: string) => (exit = { code: code ?? null, signal: signal ?? null }));
   ch.on('close', () => {
     if (ws.readyState === ws.OPEN) {
-      ws.send(JSON.stringify({ type: 'exit', ...exit }));
+      sendMessage(ws, { type: 'exit', ...exit });
       ws.close(1000);
     }
   });

@@ -7,10 +7,10 @@ import fs from 'node:fs';
 import { promisify } from 'node:util';
 import type { Engine } from '../engine/engine.ts';
 import type { RelayLink } from '../net/relay-link.ts';
-import type { HostManager } from '../hosts/host-manager.ts';
 import { SpritelyError } from '../errors.ts';
 import { parseNetworkPolicy, type NetworkPolicy } from '../net/egress-policy.ts';
 import type { MethodInput, MethodName, MethodOutput } from './contract.ts';
+import type { RemoteHosts } from './remote-hosts.ts';
 
 const execFileP = promisify(execFile);
 
@@ -18,7 +18,7 @@ export type Handlers = { [M in MethodName]: (input: MethodInput<M>) => Promise<M
 
 export const DEFAULT_EXEC_OUTPUT_CAP = 8 * 1024 * 1024;
 
-export function createHandlers(engine: Engine, opts: { version: string; onShutdown?: (leaveRunning: boolean) => void; loginUrl: () => string; localUrl?: (name: string) => string; relay?: RelayLink; hosts?: HostManager }): Handlers {
+export function createHandlers(engine: Engine, opts: { version: string; onShutdown?: (leaveRunning: boolean) => void; loginUrl: () => string; loginFile?: () => { path: string; expiresAt: string }; logoutAll?: () => number; localUrl?: (name: string) => string; relay?: RelayLink; hosts?: RemoteHosts }): Handlers {
   const relay = () => {
     if (!opts.relay) throw new SpritelyError('unavailable', 'This daemon has no relay support.');
     return opts.relay;
@@ -39,8 +39,8 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
       version: opts.version,
       pid: process.pid,
       home: engine.layout.home,
-      accel: engine.knownAccelerator ? { accel: engine.knownAccelerator.accel, reason: engine.knownAccelerator.reason } : null,
-      qemuVersion: await engine.qemuVersion().catch(() => null),
+      accel: engine.knownAccelerator ? { accel: engine.knownAccelerator.name, reason: engine.knownAccelerator.reason } : null,
+      qemuVersion: await engine.hypervisorVersion().catch(() => null),
     }),
     'daemon.doctor': async () => ({ checks: await doctor(engine) }),
     'daemon.shutdown': async (input) => {
@@ -48,6 +48,14 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
       return { ok: true as const };
     },
     'ui.loginUrl': async () => ({ url: opts.loginUrl() }),
+    'ui.loginFile': async () => {
+      if (!opts.loginFile) throw new SpritelyError('unavailable', 'This daemon has no browser logins.');
+      return opts.loginFile();
+    },
+    'ui.logoutAll': async () => {
+      if (!opts.logoutAll) throw new SpritelyError('unavailable', 'This daemon has no browser logins.');
+      return { sessions: opts.logoutAll() };
+    },
     'images.list': async () => engine.images.list().map(imageView),
     'images.build': async (input) => imageView(await engine.ensureImage(undefined, { force: input.force })),
     'sprites.list': async () => engine.list(),
@@ -61,6 +69,7 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
       return { ok: true as const };
     },
     'sprites.exec': async (input) => execBuffered(engine, input),
+    'sprites.hostKey': async ({ name }) => ({ name, hostKey: engine.hostKey(name) }),
     'checkpoints.list': async ({ name }) => engine.listCheckpoints(name),
     'checkpoints.create': async ({ name, comment }) => engine.createCheckpoint(name, { comment }),
     'checkpoints.restore': async ({ name, id, backup }) => engine.restoreCheckpoint(name, id, { backup }),
@@ -193,19 +202,7 @@ async function doctor(engine: Engine): Promise<{ name: string; ok: boolean; deta
       checks.push({ name, ok: false, detail: err instanceof SpritelyError ? err.message : (err as Error).message });
     }
   };
-  await check('qemu', async () => {
-    const v = await engine.qemuVersion();
-    const [maj, min] = v.split('.').map(Number);
-    if (maj < 7 || (maj === 7 && min < 2)) throw new Error(`QEMU ${v} is too old; 7.2 or newer is needed`);
-    return `${engine.qemuBinary} ${v}`;
-  });
-  await check('qemu-img', async () => (await execFileP('qemu-img', ['--version'])).stdout.split('\n')[0]);
-  await check('egress', async () => {
-    const { stdout, stderr } = await execFileP('socat', ['-V']).catch(() => {
-      throw new Error('socat is missing (sudo apt-get install socat): without it sprites have no network');
-    });
-    return `${(stdout || stderr).split('\n').find((l) => /socat version/.test(l))?.trim() ?? 'socat'}; guests reach the network only through the daemon's egress proxy`;
-  });
+  checks.push(...(await engine.driver.checks()));
   await check('image', async () => {
     const img = engine.images.get(engine.images.defaultImageId());
     if (!img) throw new Error(`the default image ${engine.images.defaultImageId()} is not built yet (spritely image build; create also builds it)`);
@@ -218,7 +215,7 @@ async function doctor(engine: Engine): Promise<{ name: string; ok: boolean; deta
       return kvm;
     }
     const a = await engine.accelerator(img);
-    return `${a.accel}: ${a.reason}`;
+    return `${a.name}: ${a.reason}`;
   });
   await check('image builder', async () => {
     const { stdout } = await execFileP('mmdebstrap', ['--version']).catch(() => {

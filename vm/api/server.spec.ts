@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from './client.ts';
-import { ApiServer } from './server.ts';
+import { answerClientError, ApiServer } from './server.ts';
 
 // The engine is never reached by these requests: they are refused at the door.
 const fakeEngine = { on() {}, off() {}, list: () => [], touch() {}, images: { defaultImageId: () => 'x' } } as never;
@@ -53,5 +53,16 @@ describe('API server input handling', () => {
   it('refuses requests carrying a foreign Origin', async () => {
     const r = await client.request('GET', '/v1/sprites', undefined, undefined, { Origin: 'https://evil.example' });
     expect(r.status).toBe(403);
+  });
+
+  it('closes a timed-out connection without writing into it, and answers malformed requests with 400', () => {
+    const socket = () => ({ writable: true, written: [] as string[], destroyed: false, end(this: { written: string[] }, d: string) { this.written.push(d); return this; }, destroy(this: { destroyed: boolean }) { this.destroyed = true; return this; } });
+    // A browser's idle preconnect that Node timed out: a 400 there would be read as the next navigation's answer.
+    const idle = socket();
+    answerClientError(Object.assign(new Error('timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), idle as never);
+    expect([idle.written, idle.destroyed]).toEqual([[], true]);
+    const bad = socket();
+    answerClientError(Object.assign(new Error('parse'), { code: 'HPE_INVALID_METHOD' }), bad as never);
+    expect(bad.written).toEqual(['HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n']);
   });
 });

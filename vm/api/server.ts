@@ -1,37 +1,41 @@
 /**
  * The daemon's HTTP + WebSocket server. It listens on a unix socket that only the owner can open
  * (0600 in a 0700 dir) and, optionally, on a 127.0.0.1 port that requires the token from a 0600
- * file. Requests a web page could send are refused unless their Origin and Host are ours (no
- * cross-site requests, no DNS rebinding). Every input is validated with the contract's schemas;
- * every failure is `{error: {code, message}}` with a status that matches.
+ * file or a browser login's token (vm/api/access.ts, vm/api/ui-auth.ts). Requests a web page could
+ * send are refused unless their Origin and Host are ours (no cross-site requests, no DNS
+ * rebinding). Every input is validated with the contract's schemas; every failure is
+ * `{error: {code, message}}` with a status that matches.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { z } from 'zod';
 import { SpritelyError, toSpritelyError } from '../errors.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { RelayLink } from '../net/relay-link.ts';
 import { spriteNameProblem } from '../names.ts';
 import { TerminalManager } from '../terminals/terminal-manager.ts';
-import { handleHostedRequest, handleHostedUpgrade, type PassthroughOptions } from '../hosts/host-passthrough.ts';
+import { bearerToken, decideAccess, type AccessDecision } from './access.ts';
 import { matchRoute, methods, type MethodName } from './contract.ts';
 import { handleEventsSocket } from './events-socket.ts';
+import { parseInput } from './parse-input.ts';
+import type { RemoteHosts } from './remote-hosts.ts';
 import { handleExecSocket } from './exec-socket.ts';
 import { createHandlers, type Handlers } from './handlers.ts';
 import { handleTerminalSocket } from './terminal-socket.ts';
-import { serveStatic, UiAuth, uiCsp } from './ui-auth.ts';
+import { UiAuth } from './ui-auth.ts';
+import { CLOSE_UNAUTHENTICATED, tokenFromSubprotocols, UI_SUBPROTOCOL } from './ui-protocol.ts';
+import { handleUiRoute } from './ui-routes.ts';
 
 export const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
 export interface ApiServerOptions {
   engine: Engine;
   version: string;
-  /** Token required on the TCP listener (Authorization: Bearer) unless a UI session cookie is shown. */
+  /** Token required on the TCP listener (Authorization: Bearer) unless a browser login's token is shown. */
   token?: string;
-  /** Where browser sessions are remembered (hashes only). */
+  /** Where browser sessions are remembered (public keys and times; the UI's key and login pages go beside it). */
   uiSessionsFile?: string;
   /** The built renderer, served on the TCP listener to logged-in browsers. */
   uiRoot?: string;
@@ -41,8 +45,8 @@ export interface ApiServerOptions {
   /** The local URL of a sprite, when the daemon runs the URL proxy. */
   localUrl?: (name: string) => string;
   relay?: RelayLink;
-  /** Remote hosts: `/v1/hosts/HOST/…` is passed to HOST's daemon (vm/hosts/). */
-  hosts?: PassthroughOptions;
+  /** Remote hosts (vm/hosts/): `/v1/hosts/HOST/…` is passed to HOST's daemon. */
+  hosts?: RemoteHosts;
 }
 
 type Transport = 'unix' | 'tcp';
@@ -50,19 +54,39 @@ type Transport = 'unix' | 'tcp';
 export class ApiServer {
   readonly terminals = new TerminalManager();
   private handlers: Handlers;
-  private wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
+  // A browser offers the UI subprotocol (and its token as another); we answer with the former only.
+  private wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024, handleProtocols: (offered) => (offered.has(UI_SUBPROTOCOL) ? UI_SUBPROTOCOL : false) });
   private servers: http.Server[] = [];
   private tcpPort: number | null = null;
   readonly uiAuth: UiAuth | null;
 
   constructor(private readonly opts: ApiServerOptions) {
-    this.uiAuth = opts.uiSessionsFile ? new UiAuth(opts.uiSessionsFile) : null;
-    this.handlers = createHandlers(opts.engine, { version: opts.version, onShutdown: opts.onShutdown, loginUrl: () => this.loginUrl(), localUrl: opts.localUrl, relay: opts.relay, hosts: opts.hosts?.hosts });
+    this.uiAuth = opts.uiSessionsFile ? new UiAuth({ sessionsFile: opts.uiSessionsFile, log: (m) => process.stderr.write(`${new Date().toISOString()} ${m}\n`) }) : null;
+    this.handlers = createHandlers(opts.engine, {
+      version: opts.version,
+      onShutdown: opts.onShutdown,
+      loginUrl: () => this.loginUrl(),
+      loginFile: () => this.ui().loginFile((code) => this.loginUrlFor(code)),
+      logoutAll: () => this.ui().logoutAll(),
+      localUrl: opts.localUrl,
+      relay: opts.relay,
+      hosts: opts.hosts,
+    });
   }
 
-  loginUrl(): string {
+  private ui(): UiAuth {
     if (!this.tcpPort || !this.uiAuth) throw new SpritelyError('unavailable', 'The daemon has no loopback port for the UI (it was started without one).');
-    return `http://127.0.0.1:${this.tcpPort}/ui/login?code=${this.uiAuth.mintCode()}`;
+    return this.uiAuth;
+  }
+
+  /** The login code travels in the fragment: it never reaches a server log, a Referer or a proxy. */
+  private loginUrlFor(code: string): string {
+    return `http://127.0.0.1:${this.tcpPort}/#login=${code}`;
+  }
+
+  /** A one-time login URL (for Electron main and tests; `spritely ui` opens a login file instead). */
+  loginUrl(): string {
+    return this.loginUrlFor(this.ui().mintCode().code);
   }
 
   async listenUnix(socketPath: string): Promise<void> {
@@ -96,41 +120,32 @@ export class ApiServer {
       this.onRequest(transport, req, res).catch((err) => sendError(res, toSpritelyError(err)));
     });
     server.on('upgrade', (req, socket, head) => this.onUpgrade(transport, req, socket as net.Socket, head));
-    server.on('clientError', (_err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    });
+    server.on('clientError', answerClientError);
     this.servers.push(server);
     return server;
   }
 
-  /** Refuses what a browser page or another local user could send without being us. */
-  private checkAccess(transport: Transport, req: http.IncomingMessage, opts: { anonymous?: boolean } = {}): void {
-    const origin = req.headers.origin;
-    if (origin !== undefined && !this.originAllowed(origin)) {
-      throw new SpritelyError('permission_denied', `Requests from origin ${origin} are not allowed.`);
-    }
-    if (transport === 'tcp') {
-      const host = req.headers.host ?? '';
-      const okHosts = [`127.0.0.1:${this.tcpPort}`, `localhost:${this.tcpPort}`];
-      if (!okHosts.includes(host)) throw new SpritelyError('permission_denied', `Host "${host}" is not this daemon (possible DNS rebinding).`);
-      if (opts.anonymous) return;
-      if (!this.tokenMatches(req) && !this.uiAuth?.hasSession(req)) {
-        throw new SpritelyError('unauthenticated', 'Not logged in: open the UI with `spritely ui`, or send the token from the api-token file as a Bearer token.');
-      }
-    }
+  /** Refuses what a browser page or another local user could send without being us (vm/api/access.ts). */
+  private checkAccess(transport: Transport, req: http.IncomingMessage, opts: { anonymous?: boolean; credential?: string | null } = {}): AccessDecision & { ok: true } {
+    const d = this.access(transport, req, opts);
+    if (!d.ok) throw new SpritelyError(d.code, d.message);
+    return d;
   }
 
-  private originAllowed(origin: string): boolean {
-    if (this.opts.allowedOrigins?.includes(origin)) return true;
-    if (this.tcpPort && (origin === `http://127.0.0.1:${this.tcpPort}` || origin === `http://localhost:${this.tcpPort}`)) return true;
-    return false;
+  private access(transport: Transport, req: http.IncomingMessage, opts: { anonymous?: boolean; credential?: string | null } = {}): AccessDecision {
+    return decideAccess(
+      { transport, host: req.headers.host, origin: req.headers.origin, port: this.tcpPort, credential: opts.credential ?? bearerToken(req.headers.authorization), anonymous: opts.anonymous },
+      {
+        apiToken: (t) => this.tokenMatches(t),
+        ui: (t, host) => this.uiAuth?.authenticate(t, host) ?? { ok: false, reason: 'unknown' },
+        allowedOrigins: this.opts.allowedOrigins,
+      },
+    );
   }
 
-  private tokenMatches(req: http.IncomingMessage): boolean {
-    const token = this.opts.token!;
-    const auth = req.headers.authorization;
-    const given = auth?.startsWith('Bearer ') ? auth.slice(7) : null;
-    if (!given) return false;
+  private tokenMatches(given: string): boolean {
+    const token = this.opts.token;
+    if (!token) return false;
     const a = Buffer.from(given);
     const b = Buffer.from(token);
     return a.length === b.length && crypto.timingSafeEqual(a, b);
@@ -140,7 +155,7 @@ export class ApiServer {
     const url = new URL(req.url ?? '/', 'http://daemon');
     if (transport === 'tcp' && !url.pathname.startsWith('/v1/')) return this.onUiRequest(req, res, url);
     this.checkAccess(transport, req);
-    if (await handleHostedRequest(this.opts.hosts, url, req, res)) return;
+    if (this.opts.hosts && (await this.opts.hosts.request(url, req, res))) return;
     let allowed: string[] = [];
     for (const [name, def] of Object.entries(methods) as [MethodName, (typeof methods)[MethodName]][]) {
       const params = matchRoute(def, url.pathname);
@@ -167,54 +182,52 @@ export class ApiServer {
     throw new SpritelyError('not_found', `No such API endpoint: ${req.method} ${url.pathname}. See docs/api.md.`);
   }
 
-  /** The browser UI: `/ui/login?code=` turns a one-time code into a session; the rest is static. */
-  private onUiRequest(req: http.IncomingMessage, res: http.ServerResponse, url: URL): void {
-    if (url.pathname === '/ui/login') {
-      this.checkAccess('tcp', req, { anonymous: true });
-      const token = this.uiAuth?.redeem(url.searchParams.get('code') ?? '') ?? null;
-      if (!token) return sendPage(res, 401, 'This login link is used up or expired. Run `spritely ui` for a new one.');
-      res.writeHead(302, { Location: '/', 'Set-Cookie': this.uiAuth!.sessionCookie(token), 'Cache-Control': 'no-store' });
-      res.end();
-      return;
+  /** The browser UI: the login steps and the app shell (vm/api/ui-routes.ts); Host and Origin checked first. */
+  private async onUiRequest(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+    const d = this.access('tcp', req, { anonymous: true });
+    if (!d.ok) {
+      if (url.pathname.startsWith('/ui/') && req.method === 'POST') throw new SpritelyError(d.code, d.message);
+      return sendPage(res, 403, d.message);
     }
-    try {
-      this.checkAccess('tcp', req);
-    } catch (err) {
-      const e = toSpritelyError(err);
-      return sendPage(res, e.httpStatus, e.message);
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') return sendPage(res, 405, 'Method not allowed.');
-    const root = this.opts.uiRoot;
-    if (root && serveStatic(root, url.pathname, res, uiCsp(this.tcpPort!))) return;
-    if (root && !url.pathname.includes('.') && serveStatic(root, '/index.html', res, uiCsp(this.tcpPort!))) return;
-    sendPage(res, 404, root ? 'Not found.' : 'The UI is not built (npm run build:renderer).');
+    await handleUiRoute({ auth: this.uiAuth, port: this.tcpPort!, uiRoot: this.opts.uiRoot, sendJson, sendPage }, req, res, url);
   }
 
   private onUpgrade(transport: Transport, req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
     socket.on('error', () => {});
-    try {
-      this.checkAccess(transport, req);
-    } catch (err) {
-      const e = toSpritelyError(err);
+    const protocols = req.headers['sec-websocket-protocol'];
+    const d = this.access(transport, req, { credential: bearerToken(req.headers.authorization) ?? tokenFromSubprotocols(protocols) });
+    if (!d.ok) {
+      // A browser cannot read an HTTP status from a refused upgrade: a page (our Origin, our
+      // subprotocol) gets the handshake and then a close code that says "log in again".
+      if (d.code === 'unauthenticated' && transport === 'tcp' && protocols?.split(',').some((p) => p.trim() === UI_SUBPROTOCOL)) {
+        this.wss.handleUpgrade(req, socket, head, (ws) => ws.close(CLOSE_UNAUTHENTICATED, d.ended && d.ended !== 'unknown' ? `session ended (${d.ended})` : 'unauthenticated'));
+        return;
+      }
+      const e = new SpritelyError(d.code, d.message);
       socket.end(`HTTP/1.1 ${e.httpStatus} ${http.STATUS_CODES[e.httpStatus]}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${JSON.stringify({ error: e.toJSON() })}`);
       return;
     }
     const url = new URL(req.url ?? '/', 'http://daemon');
-    if (handleHostedUpgrade(this.opts.hosts, this.wss, url, req, socket, head)) return;
+    const attachUi = (ws: WebSocket) => {
+      if (d.via === 'ui') ws.once('close', this.uiAuth!.attach(d.session, (code, reason) => ws.close(code, reason)));
+    };
+    if (this.opts.hosts?.upgrade(url, req, socket, head, this.wss, attachUi)) return;
     const route = routeStream(url.pathname);
     if (!route) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      attachUi(ws);
       const engine = this.opts.engine;
-      if (route.kind === 'events') handleEventsSocket(ws, engine, this.opts.relay, this.opts.hosts?.hosts);
+      if (route.kind === 'events') handleEventsSocket(ws, engine, this.opts.relay, this.opts.hosts);
       else if (route.kind === 'exec') handleExecSocket(ws, engine, route.name);
       else handleTerminalSocket(ws, engine, this.terminals, route.name, url.searchParams);
     });
   }
 
   async close(): Promise<void> {
+    this.uiAuth?.close();
     this.terminals.closeAll();
     for (const c of this.wss.clients) c.terminate();
     await Promise.all(
@@ -242,16 +255,6 @@ function routeStream(pathname: string): StreamRoute | null {
     return null;
   }
   return { kind: m[2] as 'exec' | 'terminal', name };
-}
-
-export function parseInput<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  const msg = r.error.issues
-    .slice(0, 5)
-    .map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`)
-    .join('; ');
-  throw new SpritelyError('invalid_argument', `Invalid request: ${msg}.`);
 }
 
 /**
@@ -299,6 +302,18 @@ function sendPage(res: http.ServerResponse, status: number, message: string): vo
   const html = `<!doctype html><meta charset="utf-8"><title>Spritely</title><body style="font:16px system-ui;margin:4em auto;max-width:40em"><h1>Spritely</h1><p>${esc}</p>`;
   res.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'", 'X-Frame-Options': 'DENY' });
   res.end(html);
+}
+
+/**
+ * A malformed request gets a 400. A *timeout* is closed silently instead: Node also times out
+ * connections that never sent a byte (a browser's preconnect), and a 400 written into one of those
+ * is read by the browser as the answer to the navigation it later sends there (a reload showed
+ * "HTTP ERROR 400"). A closed idle socket is simply retried on a new one.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Pick<net.Socket, 'writable' | 'end' | 'destroy'>): void {
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return void socket.destroy();
+  if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  else socket.destroy();
 }
 
 function sendError(res: http.ServerResponse, err: SpritelyError): void {

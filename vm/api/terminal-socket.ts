@@ -7,8 +7,12 @@ import type { RawData, WebSocket } from 'ws';
 import type { Engine } from '../engine/engine.ts';
 import { toSpritelyError } from '../errors.ts';
 import type { TerminalClient, TerminalManager, TerminalSession } from '../terminals/terminal-manager.ts';
-import { TerminalClientMessage } from './contract.ts';
-import { parseInput } from './server.ts';
+import { TerminalClientMessage, type TerminalServerMessage } from './contract.ts';
+import { parseInput } from './parse-input.ts';
+
+function sendMessage(ws: WebSocket, m: TerminalServerMessage): void {
+  if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
+}
 
 export async function handleTerminalSocket(ws: WebSocket, engine: Engine, terminals: TerminalManager, name: string, query: URLSearchParams): Promise<void> {
   ws.on('error', () => {});
@@ -21,27 +25,27 @@ export async function handleTerminalSocket(ws: WebSocket, engine: Engine, termin
     session = id ? terminals.get(id, name) : await terminals.open(name, await engine.sshAwake(name), { cols: query.get('cols'), rows: query.get('rows') });
   } catch (err) {
     const e = toSpritelyError(err);
-    ws.send(JSON.stringify({ type: 'error', code: e.code, message: e.message }));
+    sendMessage(ws, { type: 'error', code: e.code, message: e.message });
     ws.close(1011, e.code);
     return;
   }
   ws.off('message', buffer);
   const client: TerminalClient = {
+    attached: (replayed) => sendMessage(ws, { type: 'session', session: session.id, replayed }),
     send: (data) => {
       if (ws.readyState === ws.OPEN) ws.send(data);
     },
     exited: (code, signal) => {
       if (ws.readyState !== ws.OPEN) return;
-      ws.send(JSON.stringify({ type: 'exit', code, signal }));
+      sendMessage(ws, { type: 'exit', code, signal });
       ws.close(1000);
     },
   };
   if (!session.isOpen) {
-    ws.send(JSON.stringify({ type: 'exit', code: null, signal: null }));
+    sendMessage(ws, { type: 'exit', code: null, signal: null });
     ws.close(1000);
     return;
   }
-  ws.send(JSON.stringify({ type: 'session', session: session.id, replayed: 0 }));
   session.attach(client);
   // An open terminal keeps its sprite awake.
   const release = engine.hold(name);
@@ -60,7 +64,7 @@ export async function handleTerminalSocket(ws: WebSocket, engine: Engine, termin
       else if (msg.type === 'close') session.close();
     } catch (err) {
       const e = toSpritelyError(err);
-      ws.send(JSON.stringify({ type: 'error', code: e.code, message: e.message }));
+      sendMessage(ws, { type: 'error', code: e.code, message: e.message });
     }
   };
   for (const m of early) onMessage(m.data, m.isBinary);

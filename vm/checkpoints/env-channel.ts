@@ -1,14 +1,13 @@
 /**
  * The host end of `spritely-env`: the guest's own requests (checkpoint create/list/restore) over
- * the sprite's dedicated virtio-serial port, which QEMU exposes as a unix socket that only this
- * daemon connects to. It is scoped to that one sprite by construction — a request cannot name
+ * the sprite's dedicated guest port (a byte channel the driver hands out only to this daemon). It is scoped to that one sprite by construction — a request cannot name
  * another sprite or reach any other API — and works with the guest's network cut off.
  *
  * Protocol: one JSON request per line, `{"id": "<random>", "op": "...", ...}`; the answer is
  * `=BEGIN <id>`, text lines, then `=OK` or `=ERR <message>`. The guest script skips anything
  * before its own `=BEGIN`, so stale bytes from an earlier, interrupted request are harmless.
  */
-import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 
 export const EnvRequest = z.discriminatedUnion('op', [
@@ -46,15 +45,18 @@ export function parseRequest(line: string): { req: EnvRequest } | { reply: strin
   return { reply: formatReply(id, { ok: false, error: `bad request: ${r.error.issues[0]?.message ?? 'invalid'}` }) };
 }
 
+/** The most a request line may hold before the buffer is dropped (the guest is untrusted). */
+const MAX_REQUEST_BYTES = 1024 * 1024;
+
 export class EnvChannel {
-  private socket: net.Socket | null = null;
+  private socket: Duplex | null = null;
   private closed = false;
   private buffer = '';
   private retry: NodeJS.Timeout | null = null;
   private queued: string[] = [];
 
   constructor(
-    private readonly socketPath: string,
+    private readonly open: () => Promise<Duplex>,
     private readonly handle: EnvHandler,
     private readonly log: (msg: string) => void,
   ) {
@@ -63,23 +65,31 @@ export class EnvChannel {
 
   private connect(): void {
     if (this.closed) return;
-    const s = net.connect(this.socketPath);
-    s.setEncoding('utf8');
-    s.on('connect', () => {
-      this.socket = s;
-      for (const t of this.queued.splice(0)) s.write(t);
-    });
-    s.on('data', (chunk: string) => this.onData(chunk));
-    s.on('error', () => {});
-    s.on('close', () => {
-      if (this.socket === s) this.socket = null;
-      if (!this.closed) this.retry = setTimeout(() => this.connect(), 500);
-    });
+    this.open().then(
+      (s) => {
+        if (this.closed) return void s.destroy();
+        this.socket = s;
+        s.setEncoding('utf8');
+        s.on('data', (chunk: string) => this.onData(chunk));
+        s.on('error', () => {});
+        s.on('close', () => {
+          if (this.socket === s) this.socket = null;
+          this.reconnectLater();
+        });
+        for (const t of this.queued.splice(0)) s.write(t);
+      },
+      () => this.reconnectLater(),
+    );
+  }
+
+  private reconnectLater(): void {
+    if (this.closed) return;
+    this.retry = setTimeout(() => this.connect(), 500);
   }
 
   private onData(chunk: string): void {
     this.buffer += chunk;
-    if (this.buffer.length > 1024 * 1024) this.buffer = '';
+    if (this.buffer.length > MAX_REQUEST_BYTES) this.buffer = '';
     let nl: number;
     while ((nl = this.buffer.indexOf('\n')) >= 0) {
       const line = this.buffer.slice(0, nl).trim();

@@ -1,17 +1,18 @@
-/** Draws a checkpoint tree as text: children under parents, branches indented, `*` = current. */
-import type { Checkpoint } from '../api/contract.ts';
-import { formatAge } from '../cli/ui.ts';
+/**
+ * Draws a checkpoint tree as text: children under parents, branches indented, `*` = current. For
+ * the CLI, the MCP server and spritely-env's `checkpoint list` in the guest.
+ */
+import { formatAge, formatBytes } from '../text-format.ts';
+import type { CheckpointView } from './checkpoint-ops.ts';
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(0)} KiB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(0)} MiB`;
-  return `${(n / 1024 ** 3).toFixed(1)} GiB`;
-}
+export { formatBytes };
 
-export function formatTimeline(cps: Checkpoint[], now = Date.now()): string {
+/** What the drawing needs of a checkpoint (the API's Checkpoint and the engine's view both fit). */
+type Drawn = Pick<CheckpointView, 'id' | 'parent' | 'comment' | 'createdAt' | 'auto' | 'memory' | 'bytes' | 'current'>;
+
+export function formatTimeline<C extends Drawn>(cps: C[], now = Date.now()): string {
   if (!cps.length) return 'no checkpoints yet: spritely checkpoint create NAME -m "what this is"';
-  const children = new Map<string | null, Checkpoint[]>();
+  const children = new Map<string | null, C[]>();
   for (const c of cps) children.set(c.parent, [...(children.get(c.parent) ?? []), c]);
   const num = (id: string) => Number(id.slice(1));
   for (const list of children.values()) list.sort((a, b) => num(a.id) - num(b.id));

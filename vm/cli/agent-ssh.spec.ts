@@ -4,7 +4,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { layout } from '../paths.ts';
-import { writeManifest } from '../store/sprite-manifest.ts';
 import { clientKeyFile, knownHostsLine, proxyCommand, sshConfigBlock, sshConfigValue, writeKnownHosts } from './agent-ssh.ts';
 
 describe('ssh_config values', () => {
@@ -76,23 +75,18 @@ describe('ssh_config values', () => {
   });
 });
 
-describe('known_hosts from the manifest', () => {
+describe('known_hosts from the pinned key', () => {
   it('writes the pinned key 0600 in a 0700 dir and rewrites it when the sprite was re-created', async () => {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-ssh-'));
     try {
       const l = layout(home);
-      const manifest = path.join(l.spritesDir, 'dev', 'sprite.json');
-      fs.mkdirSync(path.dirname(manifest), { recursive: true });
-      const base = { version: 1 as const, name: 'dev', image: 'i', createdAt: 'now', memoryMiB: 512, cpus: 1, diskGiB: 100, status: 'running' as const };
-      await writeManifest(manifest, { ...base, hostKeyPub: 'ssh-ed25519 AAAAfirst dev' } as never);
-      const file = writeKnownHosts(l, 'dev');
+      const file = writeKnownHosts(l, 'dev', 'ssh-ed25519 AAAAfirst dev');
       expect(fs.readFileSync(file, 'utf8')).toBe('spritely-dev ssh-ed25519 AAAAfirst\n');
       expect(fs.statSync(file).mode & 0o777).toBe(0o600);
       expect(fs.statSync(path.dirname(file)).mode & 0o777).toBe(0o700);
-      await writeManifest(manifest, { ...base, hostKeyPub: 'ssh-ed25519 AAAAsecond dev' } as never);
-      writeKnownHosts(l, 'dev');
+      writeKnownHosts(l, 'dev', 'ssh-ed25519 AAAAsecond dev');
       expect(fs.readFileSync(file, 'utf8')).toBe('spritely-dev ssh-ed25519 AAAAsecond\n');
-      expect(() => writeKnownHosts(l, 'nope')).toThrow(/No sprite named "nope"/);
+      expect(() => writeKnownHosts(l, 'dev', 'garbage')).toThrow(/not an OpenSSH public key/);
       expect(clientKeyFile(l)).toBe(path.join(home, 'keys', 'id_ed25519'));
     } finally {
       fs.rmSync(home, { recursive: true, force: true });

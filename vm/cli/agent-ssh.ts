@@ -4,7 +4,8 @@
  * ProxyCommand. The proxy wakes the sprite, keeps it awake while the connection lasts (it holds an
  * idle exec channel, as an open terminal does) and pipes stdin/stdout to the sprite's SSH port on
  * 127.0.0.1. The host key is verified against the key the daemon generated and pinned for the
- * sprite (its manifest), written to a known_hosts file of our own under a per-sprite alias.
+ * sprite (asked of the daemon: `sprites.hostKey`), written to a known_hosts file of our own under a
+ * per-sprite alias.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -14,9 +15,8 @@ import type { Command } from 'commander';
 import type { ApiClient } from '../api/client.ts';
 import { SpritelyError } from '../errors.ts';
 import { assertSpriteName } from '../names.ts';
-import { layout, spritePaths, type Layout } from '../paths.ts';
+import { layout, type Layout } from '../paths.ts';
 import { shellQuote } from '../ssh/ssh-link.ts';
-import { readManifest } from '../store/sprite-manifest.ts';
 import { ExecStream } from './agent-exec-stream.ts';
 
 export const SPRITELY_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/spritely.js');
@@ -80,11 +80,9 @@ export function sshConfigBlock(c: SshConfigInput): string {
 }
 
 /** Writes the sprite's pinned host key to its known_hosts file (0600, in a 0700 dir) when it differs. */
-export function writeKnownHosts(l: Layout, name: string): string {
-  const m = readManifest(spritePaths(l, name).manifest);
-  if (!m) throw new SpritelyError('not_found', `No sprite named "${name}" in ${l.home}. \`spritely list\` shows your sprites.`);
+export function writeKnownHosts(l: Layout, name: string, hostKeyPub: string): string {
   const file = knownHostsFile(l, name);
-  const text = knownHostsLine(name, m.hostKeyPub);
+  const text = knownHostsLine(name, hostKeyPub);
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   let current: string | null = null;
   try {
@@ -101,13 +99,13 @@ export function writeKnownHosts(l: Layout, name: string): string {
   return file;
 }
 
-export function sshConfigFor(l: Layout, name: string, env: NodeJS.ProcessEnv = process.env): string {
+export function sshConfigFor(l: Layout, name: string, hostKeyPub: string, env: NodeJS.ProcessEnv = process.env): string {
   const keyFile = clientKeyFile(l);
   if (!fs.existsSync(keyFile)) throw new SpritelyError('failed_precondition', `The client key ${keyFile} does not exist yet (the daemon makes it when it starts).`);
   return sshConfigBlock({
     name,
     keyFile,
-    knownHostsFile: writeKnownHosts(l, name),
+    knownHostsFile: writeKnownHosts(l, name, hostKeyPub),
     proxyCommand: proxyCommand({
       execPath: process.execPath,
       script: SPRITELY_BIN,
@@ -122,10 +120,10 @@ export function sshConfigFor(l: Layout, name: string, env: NodeJS.ProcessEnv = p
  * answers), hold it awake, then pipe stdin/stdout to its SSH port until either side closes.
  */
 export async function runSshProxy(api: ApiClient, name: string, l: Layout = layout()): Promise<number> {
+  const { hostKey } = await api.call('sprites.hostKey', { name }); // not_found ends it here
   try {
-    writeKnownHosts(l, name); // a sprite re-created under the same name has a new key
+    writeKnownHosts(l, name, hostKey); // a sprite re-created under the same name has a new key
   } catch (err) {
-    if (err instanceof SpritelyError && err.code === 'not_found') throw err;
     process.stderr.write(`spritely ssh-proxy: could not refresh ${knownHostsFile(l, name)}: ${(err as Error).message}\n`);
   }
   const hold = new ExecStream(api, name, ['cat'], { stdin: true });
@@ -178,9 +176,10 @@ export function registerSshCommands(program: Command, client: () => Promise<ApiC
       if (name) assertSpriteName(name);
       const api = await client();
       if (api.host) throw remoteSsh(api.host);
-      const names = name ? [(await api.call('sprites.get', { name })).name] : (await api.call('sprites.list')).map((s) => s.name);
+      const names = name ? [name] : (await api.call('sprites.list')).map((s) => s.name);
+      const keys = await Promise.all(names.map((n) => api.call('sprites.hostKey', { name: n })));
       const l = layout();
-      process.stdout.write(names.map((n) => sshConfigFor(l, n)).join('\n'));
+      process.stdout.write(keys.map((k) => sshConfigFor(l, k.name, k.hostKey)).join('\n'));
     });
   program
     .command('ssh-proxy', { hidden: true })

@@ -25,7 +25,7 @@ export interface Deferred {
 export const DEFERRED: Deferred[] = [
   {
     commands: ['ui'],
-    listed: [{ name: 'ui', usage: '[options]', description: 'Open the Spritely app in your browser (prints a one-time login link)' }],
+    listed: [{ name: 'ui', usage: '[options]', description: 'Open the Spritely app in your browser (through a one-time login page)' }],
     register: async (program) => (await import('./ui-command.ts')).registerUiCommand(program),
   },
   {
@@ -183,7 +183,8 @@ export async function buildProgram(word: string | undefined): Promise<Command> {
     .command('connect')
     .description('Connect to a relay (remembered; reconnects on its own)')
     .argument('<url>', 'e.g. https://relay.example.com (plain http:// only to this machine: the token must not cross a network in the clear)')
-    .requiredOption('--token <token>', 'the tunnel token `spritely-relay token add` printed')
+    .option('--token-file <file>', 'read the tunnel token (`spritely-relay token add` printed it) from this file; without it the token is read from stdin or asked for (never on the command line: other local users can read it there)')
+    .addOption(new Option('--token <token>').hideHelp())
     .option('--ca <file>', 'trust this CA certificate (PEM) for a self-hosted relay')
     .option('--json', 'print JSON')
     .action(async (url, opts) => (await urls()).relayConnect(url, opts));

@@ -1,22 +1,36 @@
 /**
- * `spritely ui [--no-open]`: the browser mode of the app. It makes sure the daemon runs, asks it
- * for a one-time login URL (minted over the owner-only unix socket, so only this user can get
- * one), prints it, and opens it in the default browser when there is one. The page then holds an
- * HttpOnly session cookie for the daemon's 127.0.0.1 origin; nothing else is shared.
+ * `spritely ui [--no-open] [--logout-all]`: the browser mode of the app. It makes sure the daemon
+ * runs and has it write a one-time login page (0600, in the 0700 data dir; minted over the
+ * owner-only unix socket, so only this user can get one), then opens that page's *path* in the
+ * default browser. No command line — the opener's or the browser's — ever carries the login code:
+ * other local users can read every process's argv. With `--no-open`, or with no browser to start,
+ * the link itself is printed on this terminal. `--logout-all` ends every browser login.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
-import type { ApiClient } from '../api/client.ts';
 import { ensureDaemon } from '../daemon/autostart.ts';
 import { layout } from '../paths.ts';
 
 const RENDERER_INDEX = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/renderer/index.html');
 
-/** The command that opens a URL in the user's browser here, or null when there is none. */
-export function browserOpener(platform: NodeJS.Platform, env: NodeJS.ProcessEnv): { cmd: string; args: string[] } | null {
+export interface Opener {
+  cmd: string;
+  args: string[];
+}
+
+/**
+ * The command that opens a file in the user's browser here, or null when there is none. `$BROWSER`
+ * (the usual convention: commands separated by `:`, `%s` for the target) wins over the platform's.
+ */
+export function browserOpener(platform: NodeJS.Platform, env: NodeJS.ProcessEnv): Opener | null {
+  const fromEnv = env.BROWSER?.split(':')[0]?.trim();
+  if (fromEnv) {
+    const [cmd, ...args] = fromEnv.split(/\s+/);
+    return { cmd, args };
+  }
   if (platform === 'darwin') return { cmd: 'open', args: [] };
   if (platform === 'linux' || platform === 'freebsd' || platform === 'openbsd') {
     if (!env.DISPLAY && !env.WAYLAND_DISPLAY) return null;
@@ -25,49 +39,65 @@ export function browserOpener(platform: NodeJS.Platform, env: NodeJS.ProcessEnv)
   return null;
 }
 
-export async function loginUrl(api: ApiClient): Promise<string> {
-  const { url } = await api.call('ui.loginUrl');
-  return url;
+/** The opener's argv for a target (the login page's path: no secret in it). */
+export function openerArgv(opener: Opener, target: string): string[] {
+  return opener.args.some((a) => a.includes('%s')) ? opener.args.map((a) => a.replaceAll('%s', target)) : [...opener.args, target];
 }
 
-/** Starts the opener detached; resolves false when it could not be started or failed at once. */
-export function openInBrowser(url: string, opener: { cmd: string; args: string[] }): Promise<boolean> {
+type SpawnFn = (cmd: string, args: string[], opts: { detached: boolean; stdio: 'ignore' }) => { once(ev: 'error' | 'exit', fn: (arg: unknown) => void): unknown; unref(): void };
+
+/**
+ * Starts the opener detached; resolves false when it could not be started or failed at once. The
+ * 1.5 s timer keeps this process alive until then (the child is unref'd so a browser that stays
+ * open does not hold the CLI).
+ */
+export function openInBrowser(target: string, opener: Opener, spawnFn: SpawnFn = spawn as unknown as SpawnFn): Promise<boolean> {
   return new Promise((resolve) => {
-    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
     const done = (ok: boolean) => {
-      if (!settled) {
-        settled = true;
-        resolve(ok);
-      }
+      clearTimeout(timer);
+      resolve(ok);
     };
     try {
-      const child = spawn(opener.cmd, [...opener.args, url], { detached: true, stdio: 'ignore' });
+      const child = spawnFn(opener.cmd, openerArgv(opener, target), { detached: true, stdio: 'ignore' });
       child.once('error', () => done(false));
       child.once('exit', (code) => done(code === 0));
       child.unref();
-      setTimeout(() => done(true), 1500).unref();
+      timer = setTimeout(() => done(true), 1500);
     } catch {
       done(false);
     }
   });
 }
 
+const ONCE = 'it works once, for two minutes';
+
 export function registerUiCommand(program: Command): void {
   program
     .command('ui')
-    .description('Open the Spritely app in your browser (prints a one-time login link)')
-    .option('--no-open', 'only print the link')
-    .action(async (opts: { open: boolean }) => {
+    .description('Open the Spritely app in your browser (through a one-time login page)')
+    .option('--no-open', 'print a one-time login link instead of opening a browser')
+    .option('--logout-all', 'end every browser login; open windows say they are logged out')
+    .action(async (opts: { open: boolean; logoutAll?: boolean }) => {
       const api = await ensureDaemon(layout());
-      if (!fs.existsSync(RENDERER_INDEX)) process.stderr.write('spritely: the UI is not built yet; run `npm run build:renderer` first.\n');
-      const url = await loginUrl(api);
-      process.stdout.write(`${url}\n`);
-      if (!opts.open) return;
-      const opener = browserOpener(process.platform, process.env);
-      if (!opener) {
-        process.stderr.write('spritely: no browser to open here; open the link above (it works once, for two minutes).\n');
+      if (opts.logoutAll) {
+        const { sessions } = await api.call('ui.logoutAll');
+        process.stdout.write(`Logged out ${sessions} browser login${sessions === 1 ? '' : 's'}; open windows now say so. \`spritely ui\` logs in again.\n`);
         return;
       }
-      if (!(await openInBrowser(url, opener))) process.stderr.write(`spritely: could not run ${opener.cmd}; open the link above in a browser.\n`);
+      if (!fs.existsSync(RENDERER_INDEX)) process.stderr.write('spritely: the UI is not built yet; run `npm run build:renderer` first.\n');
+      const opener = opts.open ? browserOpener(process.platform, process.env) : null;
+      const printLink = async (why: string) => {
+        const { url } = await api.call('ui.loginUrl');
+        process.stdout.write(`${url}\n`);
+        process.stderr.write(`spritely: ${why}open the link above in a browser on this computer (${ONCE}; keep it to yourself).\n`);
+      };
+      if (!opener) return printLink(opts.open ? 'no browser to start here; ' : '');
+      const { path: page } = await api.call('ui.loginFile');
+      if (!(await openInBrowser(page, opener))) return printLink(`could not run ${opener.cmd}; `);
+      process.stdout.write(`${pathToFileURL(page).href}\n`);
+      process.stderr.write(
+        `spritely: opened the login page above in your browser (${ONCE}). If the browser cannot open it — a snap-packaged browser cannot read ~/.local — run \`spritely ui --no-open\` and open the link it prints.\n`,
+      );
     });
 }

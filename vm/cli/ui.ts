@@ -4,19 +4,7 @@ import { SpritelyError } from '../errors.ts';
 import type { ApiClient } from '../api/client.ts';
 import { DaemonEvent } from '../api/contract.ts';
 
-export function formatTable(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]))).join('  ');
-  return [line(head), ...rows.map(line)].join('\n');
-}
-
-export function formatAge(iso: string, now = Date.now()): string {
-  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
-  if (s < 60) return `${s}s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
-  return `${Math.floor(s / 86400)}d ago`;
-}
+export { formatAge, formatTable } from '../text-format.ts';
 
 export async function confirm(question: string, expected: string): Promise<boolean> {
   if (!process.stdin.isTTY) return false;

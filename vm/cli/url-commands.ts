@@ -2,6 +2,8 @@
 import fs from 'node:fs';
 import { client, nameArg, print } from './command-kit.ts';
 import { parseDuration } from './ui.ts';
+import { readSecret } from './secret-input.ts';
+import { SpritelyError } from '../errors.ts';
 
 interface Json {
   json?: boolean;
@@ -42,16 +44,20 @@ export async function url(name: string, opts: Json & { port?: number; public?: b
   print(opts.json, out, () => lines.join('\n'));
 }
 
-export async function relayConnect(url: string, opts: Json & { token: string; ca?: string }): Promise<void> {
+export async function relayConnect(url: string, opts: Json & { token?: string; tokenFile?: string; ca?: string }): Promise<void> {
+  if (opts.token !== undefined) {
+    throw new SpritelyError('invalid_argument', 'A token on the command line is visible to every local user (ps, /proc). Pass it with --token-file FILE, pipe it on stdin, or type it at the prompt.');
+  }
+  const token = await readSecret('relay token', { file: opts.tokenFile });
   const ca = opts.ca ? fs.readFileSync(opts.ca, 'utf8') : undefined;
-  const st = await (await client()).call('relay.connect', { url, token: opts.token, ca });
+  const st = await (await client()).call('relay.connect', { url, token, ca });
   print(opts.json, st, () => `relay ${st.url}: ${st.status}${st.reason ? ` (${st.reason})` : ''}${st.account ? `, account ${st.account}` : ''}`);
   if (st.status === 'unauthorized') process.exitCode = 1;
 }
 
 export async function relayStatus(opts: Json): Promise<void> {
   const st = await (await client()).call('relay.status');
-  print(opts.json, st, () => (st.configured ? [`relay ${st.url}: ${st.status}${st.reason ? ` (${st.reason})` : ''}`, ...st.published.map((p) => `  ${p.name}  ${p.url}  [${p.auth}]`)].join('\n') : 'no relay connected (spritely relay connect URL --token TOKEN)'));
+  print(opts.json, st, () => (st.configured ? [`relay ${st.url}: ${st.status}${st.reason ? ` (${st.reason})` : ''}`, ...st.published.map((p) => `  ${p.name}  ${p.url}  [${p.auth}]`)].join('\n') : 'no relay connected (spritely relay connect URL --token-file FILE)'));
 }
 
 export async function relayDisconnect(): Promise<void> {

@@ -15,6 +15,7 @@ import { Engine } from '../engine/engine.ts';
 import { HostManager } from '../hosts/host-manager.ts';
 import { HostedUrls } from '../hosts/host-url-proxy.ts';
 import { ensureLayout, layout as makeLayout, type Layout } from '../paths.ts';
+import { QemuDriver } from '../qemu/qemu-driver.ts';
 import { VERSION } from '../version.ts';
 
 const UI_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/renderer');
@@ -76,14 +77,16 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
   const l = opts.layout ?? makeLayout();
   ensureLayout(l);
   takePidLock(l.daemonPidFile);
-  const engine = new Engine(l);
+  const driver = new QemuDriver({ runDir: l.runDir, accelCacheFile: l.accelCacheFile, log });
+  const engine = new Engine(l, { driver });
   engine.on('log', log);
   let handle!: DaemonHandle;
   try {
     await engine.init();
     const token = apiToken(l);
-    const hosts = new HostManager(l, { log, version: VERSION });
-    const proxy = new UrlProxy(engine, new HostedUrls(hosts));
+    let proxy: UrlProxy | null = null;
+    const hosts = new HostManager(l, { log, version: VERSION, localUrl: (host, name) => (proxy?.port ? proxy.hostedUrl(host, name) : null) });
+    proxy = new UrlProxy(engine, new HostedUrls(hosts));
     const relay = new RelayLink(engine, path.join(l.home, 'relay.json'), log);
     const api = new ApiServer({
       engine,
@@ -91,7 +94,7 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
       token,
       localUrl: (name) => proxy.localUrl(name),
       relay,
-      hosts: { hosts, localUrl: (host, name) => (proxy.port ? proxy.hostedUrl(host, name) : null) },
+      hosts,
       uiSessionsFile: path.join(l.home, 'ui-sessions.json'),
       uiRoot: UI_ROOT,
       onShutdown: (leaveRunning) => void handle.stop({ leaveRunning }).then(() => process.exit(0)),

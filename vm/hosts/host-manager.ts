@@ -7,11 +7,17 @@
  */
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
+import type http from 'node:http';
+import type net from 'node:net';
 import path from 'node:path';
-import type { DaemonEvent, HostStatus, MethodInput, MethodOutput } from '../api/contract.ts';
+import type { WebSocket, WebSocketServer } from 'ws';
+import type { DaemonEvent, HostStatus, MethodInput, MethodOutput, Sprite } from '../api/contract.ts';
+import type { RemoteHosts, RemoteHostsListener } from '../api/remote-hosts.ts';
 import { SpritelyError } from '../errors.ts';
 import type { Layout } from '../paths.ts';
 import { HostLink } from './host-link.ts';
+import { handleHostedRequest, handleHostedUpgrade } from './host-passthrough.ts';
+import type { RewriteContext } from './host-route.ts';
 import { assertHostName, DEFAULT_REMOTE_COMMAND, readHostsFile, remoteCommandProblem, unknownHost, withHost, withoutHost, writeHostsFile, type HostRecord } from './host-records.ts';
 import { formatSshUrl, parseSshUrl } from './ssh-url.ts';
 
@@ -20,17 +26,34 @@ const ADD_DOCTOR_TIMEOUT_MS = 120_000;
 
 type ManagerEvents = { changed: [HostStatus[]]; event: [string, DaemonEvent] };
 
-export class HostManager extends EventEmitter<ManagerEvents> {
+export class HostManager extends EventEmitter<ManagerEvents> implements RemoteHosts {
   private readonly links = new Map<string, HostLink>();
   readonly file: string;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly layout: Layout,
-    private readonly opts: { log: (msg: string) => void; version: string },
+    private readonly opts: { log: (msg: string) => void; version: string; localUrl: RewriteContext['localUrl'] },
   ) {
     super();
     this.file = path.join(layout.home, 'hosts.json');
+  }
+
+  subscribe(l: RemoteHostsListener): () => void {
+    this.on('changed', l.changed);
+    this.on('event', l.event);
+    return () => {
+      this.off('changed', l.changed);
+      this.off('event', l.event);
+    };
+  }
+
+  request(url: URL, req: http.IncomingMessage, res: http.ServerResponse): Promise<boolean> {
+    return handleHostedRequest({ hosts: this, localUrl: this.opts.localUrl }, url, req, res);
+  }
+
+  upgrade(url: URL, req: http.IncomingMessage, socket: net.Socket, head: Buffer, wss: WebSocketServer, onClient: (ws: WebSocket) => void): boolean {
+    return handleHostedUpgrade({ hosts: this, localUrl: this.opts.localUrl, onClient }, wss, url, req, socket, head);
   }
 
   /** Opens a connection to every remembered host (in the background; none is waited for). */
@@ -63,8 +86,8 @@ export class HostManager extends EventEmitter<ManagerEvents> {
   }
 
   /** Connected hosts with the sprites their events last showed (for a window that connects). */
-  snapshots(): { host: string; sprites: NonNullable<ReturnType<HostLink['knownSprites']>> }[] {
-    const out: { host: string; sprites: NonNullable<ReturnType<HostLink['knownSprites']>> }[] = [];
+  snapshots(): { host: string; sprites: Sprite[] }[] {
+    const out: { host: string; sprites: Sprite[] }[] = [];
     for (const l of this.links.values()) {
       const sprites = l.knownSprites();
       if (sprites) out.push({ host: l.name, sprites });

@@ -17,7 +17,6 @@ import WebSocket, { type WebSocketServer } from 'ws';
 import { SpritelyError, toSpritelyError } from '../errors.ts';
 import { safeText } from '../safe-text.ts';
 import type { HostLink } from './host-link.ts';
-import type { HostManager } from './host-manager.ts';
 import { downstreamResponseHeaders, hostRoute, rewriteBody, rewriteFor, streamKind, upstreamRequestHeaders, type RewriteContext } from './host-route.ts';
 
 /** How long a request waits for its host to (re)connect before it is answered 503. */
@@ -26,8 +25,10 @@ const MAX_BODY = 16 * 1024 * 1024;
 const BRIDGE_HIGH_WATER = 4 * 1024 * 1024;
 
 export interface PassthroughOptions {
-  hosts: HostManager;
+  hosts: { link(name: string): HostLink };
   localUrl: RewriteContext['localUrl'];
+  /** Sees each accepted client WebSocket (the server ties a browser's streams to its login). */
+  onClient?: (ws: WebSocket) => void;
 }
 
 function readBody(req: http.IncomingMessage): Promise<Buffer> {
@@ -148,6 +149,7 @@ export async function passUpgrade(opts: PassthroughOptions, wss: WebSocketServer
     if (kind !== 'exec' && kind !== 'terminal') return refuseUpgrade(socket, err);
     const e = toSpritelyError(err);
     return void wss.handleUpgrade(req, socket, head, (client) => {
+      opts.onClient?.(client);
       client.send(JSON.stringify({ type: 'error', code: e.code, message: e.message }));
       client.close(1011, e.code);
     });
@@ -179,7 +181,10 @@ export async function passUpgrade(opts: PassthroughOptions, wss: WebSocketServer
     settled = true;
     socket.off('close', onClientGone);
     if (socket.destroyed) return void up.terminate();
-    wss.handleUpgrade(req, socket, head, (client) => bridge(client, up, streamKind(remotePath), host, link));
+    wss.handleUpgrade(req, socket, head, (client) => {
+      opts.onClient?.(client);
+      bridge(client, up, streamKind(remotePath), host, link);
+    });
   });
 }
 

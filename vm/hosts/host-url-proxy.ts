@@ -8,7 +8,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { forwardHeaders, page } from '../net/url-proxy.ts';
-import type { HostManager } from './host-manager.ts';
+import type { HostLink } from './host-link.ts';
 import { READY_WAIT_MS } from './host-passthrough.ts';
 import { hostedSpriteFromHost } from './host-route.ts';
 
@@ -17,7 +17,7 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'p
 type Target = { socketPath: string; hostHeader: string };
 
 export class HostedUrls {
-  constructor(private readonly hosts: HostManager) {}
+  constructor(private readonly hosts: { link(name: string): HostLink }) {}
 
   /** The remote sprite a Host header names (`SPRITE.HOST.localhost[:port]`), or null. */
   match(hostHeader: string | undefined): { sprite: string; host: string } | null {

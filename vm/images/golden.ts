@@ -1,21 +1,18 @@
 /**
- * The golden state: per image and device set, one cold boot that settles and then saves its RAM
- * and devices to a file (LAB.md: stop → migrate with max-bandwidth raised → quit). Every create
+ * The golden state: per image and machine shape, one cold boot that settles and then saves its RAM
+ * and devices to a file (LAB.md: stop → save with the bandwidth raised → quit). Every create
  * restores it onto a fresh overlay of the golden disk instead of booting — 27 s becomes ~1 s under
- * TCG. A state only fits the exact QEMU version and device set it was saved with, so it is keyed by
- * `deviceSignature` and rebuilt whenever that changes. Both files are read-only once written.
+ * TCG. A state only fits the driver's exact version and device set it was saved with, so it is keyed
+ * by the driver's signature and rebuilt whenever that changes. Both files are read-only once written.
  */
-import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { deviceSignature, type VmSpec } from '../qemu/argv.ts';
-import { QemuVm } from '../qemu/qemu-vm.ts';
+import type { BootFiles, Driver, Machine, MachineShape } from '../driver/driver.ts';
+import { GUEST_PORTS } from '../driver/driver.ts';
+import { GuestAgentLink } from '../guest/guest-agent.ts';
 import { readJson, writeJsonAtomic } from '../store/atomic-json.ts';
 import { freeLoopbackPort } from '../net/free-port.ts';
-
-const execFileP = promisify(execFile);
 
 export interface GoldenInfo {
   signature: string;
@@ -30,16 +27,14 @@ export interface GoldenInfo {
 }
 
 export interface GoldenRequest {
+  driver: Driver;
   imageId: string;
   imageDir: string;
   baseDisk: string;
-  kernel: string;
-  initrd: string;
-  cmdline: string;
+  boot: BootFiles;
   diskVirtualBytes: number;
-  /** Machine shape: accel, memory, cpus, QEMU binary. Paths and ports are filled in here. */
-  machine: Pick<VmSpec, 'qemuBinary' | 'accel' | 'memoryMiB' | 'cpus'>;
-  qemuVersion: string;
+  shape: MachineShape;
+  /** Short dir for the golden boot's sockets (nothing listens on its egress socket: it has no egress). */
   runDir: string;
   log: (msg: string) => void;
   onProgress?: (p: { phase: string; message: string }) => void;
@@ -47,51 +42,28 @@ export interface GoldenRequest {
 
 const inFlight = new Map<string, Promise<GoldenInfo>>();
 
-export function goldenSpec(req: GoldenRequest, dir: string, sshPort: number): VmSpec {
-  const tag = crypto.createHash('sha256').update(dir).digest('hex').slice(0, 8);
-  return {
-    ...req.machine,
-    name: `golden-${tag}`,
-    kernel: req.kernel,
-    initrd: req.initrd,
-    cmdline: req.cmdline,
-    disk: path.join(dir, 'gold.qcow2'),
-    sshPort,
-    forwards: [],
-    qmpSocket: path.join(req.runDir, `gold-${tag}.qmp`),
-    agentSocket: path.join(req.runDir, `gold-${tag}.qga`),
-    envSocket: path.join(req.runDir, `gold-${tag}.env`),
-    // nothing listens here: the golden boot has no egress
-    egressSocket: path.join(req.runDir, `gold-${tag}.egress`),
-    serialSocket: path.join(req.runDir, `gold-${tag}.serial`),
-    serialLog: path.join(dir, 'serial.log'),
-    pidFile: path.join(dir, 'qemu.pid'),
-  };
-}
-
 /** Bump when the golden boot's steps change, so old golden states are not reused. */
 const GOLDEN_FORMAT = 2;
 
-export function goldenSignature(req: GoldenRequest): string {
+export async function goldenSignature(req: GoldenRequest): Promise<string> {
   return crypto
     .createHash('sha256')
-    .update(JSON.stringify([GOLDEN_FORMAT, deviceSignature(goldenSpec(req, '/x', 1), req.qemuVersion), req.diskVirtualBytes]))
+    .update(JSON.stringify([GOLDEN_FORMAT, await req.driver.signature(req.shape, req.boot), req.diskVirtualBytes]))
     .digest('hex')
     .slice(0, 16);
 }
 
-export function findGolden(req: GoldenRequest): GoldenInfo | null {
-  const dir = path.join(req.imageDir, `golden-${goldenSignature(req)}`);
+function readGolden(dir: string): GoldenInfo | null {
   const info = readJson<GoldenInfo>(path.join(dir, 'golden.json'));
   if (!info || !fs.existsSync(info.stateFile) || !fs.existsSync(info.disk)) return null;
   return info;
 }
 
 /** Returns the golden state for this image + machine, building it (one cold boot) if missing. */
-export function ensureGolden(req: GoldenRequest): Promise<GoldenInfo> {
-  const existing = findGolden(req);
-  if (existing) return Promise.resolve(existing);
-  const sig = goldenSignature(req);
+export async function ensureGolden(req: GoldenRequest): Promise<GoldenInfo> {
+  const sig = await goldenSignature(req);
+  const existing = readGolden(path.join(req.imageDir, `golden-${sig}`));
+  if (existing) return existing;
   const key = `${req.imageDir}:${sig}`;
   let p = inFlight.get(key);
   if (!p) {
@@ -104,20 +76,33 @@ export function ensureGolden(req: GoldenRequest): Promise<GoldenInfo> {
 async function buildGolden(req: GoldenRequest, sig: string): Promise<GoldenInfo> {
   const finalDir = path.join(req.imageDir, `golden-${sig}`);
   const dir = `${finalDir}.partial-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+  const tag = crypto.createHash('sha256').update(dir).digest('hex').slice(0, 8);
   fs.mkdirSync(dir, { recursive: true });
   const progress = (phase: string, message: string) => {
     req.log(`golden ${req.imageId}/${sig}: ${message}`);
     req.onProgress?.({ phase, message });
   };
-  let vm: QemuVm | null = null;
+  let machine: Machine | null = null;
+  let guest: GuestAgentLink | null = null;
   try {
     // Relative backing path: the directory is renamed into place afterwards.
-    await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', path.relative(dir, req.baseDisk), '-F', 'qcow2', path.join(dir, 'gold.qcow2'), String(req.diskVirtualBytes)], { cwd: dir });
-    const spec = goldenSpec(req, dir, await freeLoopbackPort());
-    progress('golden-boot', `booting the image once to save a golden state (${req.machine.accel}; under TCG this takes about half a minute)`);
+    const disk = path.join(dir, 'gold.qcow2');
+    await req.driver.disks.createOverlay({ file: disk, backing: req.baseDisk, virtualBytes: req.diskVirtualBytes, relativeTo: dir });
+    const accel = await req.driver.accelerator(req.boot);
+    progress('golden-boot', `booting the image once to save a golden state (${accel.name}${accel.emulated ? '; under software emulation this takes about half a minute' : ''})`);
     const t0 = Date.now();
-    vm = await QemuVm.launch(spec, path.join(dir, 'qemu.log'));
-    const agent = await vm.agent(req.machine.accel === 'tcg' ? 300_000 : 120_000);
+    machine = await req.driver.launch({
+      id: `golden-${tag}`,
+      dir,
+      disk,
+      shape: req.shape,
+      boot: req.boot,
+      forwards: [{ hostPort: await freeLoopbackPort(), guestPort: 22 }],
+      egressSocket: path.join(req.runDir, `gold-${tag}.egress`),
+    });
+    const m = machine;
+    guest = new GuestAgentLink(() => m.openPort(GUEST_PORTS.control));
+    const agent = await guest.ready(accel.emulated ? 300_000 : 120_000);
     const settled = await agent.exec('/bin/systemctl', ['is-system-running', '--wait'], { timeoutMs: 240_000 });
     const state = settled.stdout.toString().trim();
     if (state !== 'running' && state !== 'degraded') throw new Error(`the golden boot did not settle: systemd says "${state}"`);
@@ -134,10 +119,12 @@ async function buildGolden(req: GoldenRequest, sig: string): Promise<GoldenInfo>
     progress('golden-save', `saving the golden state (booted and settled in ${(bootMs / 1000).toFixed(1)} s)`);
     const t1 = Date.now();
     const stateFile = path.join(dir, 'gold.state');
-    const stateBytes = await vm.saveState(stateFile);
+    const stateBytes = await machine.saveState(stateFile);
     const saveMs = Date.now() - t1;
-    await vm.quit();
-    vm = null;
+    await machine.quit();
+    machine = null;
+    guest.close();
+    req.driver.release(`golden-${tag}`);
     for (const f of ['gold.qcow2', 'gold.state']) fs.chmodSync(path.join(dir, f), 0o444);
     const info: GoldenInfo = {
       signature: sig,
@@ -163,7 +150,8 @@ async function buildGolden(req: GoldenRequest, sig: string): Promise<GoldenInfo>
     progress('golden-done', `golden state saved (${(stateBytes / 2 ** 20).toFixed(0)} MiB in ${saveMs} ms)`);
     return info;
   } catch (err) {
-    vm?.kill();
+    guest?.close();
+    await machine?.kill();
     fs.rmSync(dir, { recursive: true, force: true });
     throw new Error(`could not prepare the golden state for ${req.imageId}: ${(err as Error).message}`);
   }

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { DiskOps } from '../driver/driver.ts';
 import { SpritelyError } from '../errors.ts';
 import { readJson } from '../store/atomic-json.ts';
 import { buildImage } from './build-image.ts';
@@ -35,6 +36,8 @@ export class ImageStore {
   constructor(
     readonly imagesDir: string,
     private readonly log: (msg: string) => void,
+    /** The driver's disks (an image's base disk is made in its format). */
+    private readonly disks?: Pick<DiskOps, 'importRaw'>,
   ) {}
 
   defaultImageId(): string {
@@ -80,8 +83,11 @@ export class ImageStore {
       this.building = (async () => {
         this.log(`building image ${wanted}`);
         if (opts.force && have) fs.rmSync(have.dir, { recursive: true, force: true });
+        const disks = this.disks;
+        if (!disks) throw new Error('this image store cannot build images (it was made without a driver)');
         await buildImage({
           imagesDir: this.imagesDir,
+          toDisk: (raw, disk) => disks.importRaw(raw, disk),
           onProgress: (p) => onProgress?.({ image: wanted, ...p }),
         });
         const built = this.get(wanted);

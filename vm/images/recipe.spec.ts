@@ -2,7 +2,7 @@ import { chmodSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MmdebstrapProgress, mmdebstrapArgs, parseDpkgStatus, type BuildProgress } from './build-image.js';
+import { MmdebstrapProgress, mmdebstrapArgs, parseDpkgStatus, type BuildProgress } from './mmdebstrap.ts';
 import { DEFAULT_RECIPE, IMAGE_ID_PATTERN, imageId, listGuestFiles, recipeHash, type Recipe } from './recipe.js';
 
 const temps: string[] = [];
@@ -39,6 +39,18 @@ describe('recipe hash and image id', () => {
     expect(recipeHash(moded)).not.toBe(base);
   });
 
+  it('changes when a guest agent source changes, but not for its tests', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'recipe-agent-'));
+    temps.push(dir);
+    cpSync(DEFAULT_RECIPE.agentDir, dir, { recursive: true });
+    const copy = { ...DEFAULT_RECIPE, agentDir: dir };
+    expect(recipeHash(copy)).toBe(recipeHash());
+    writeFileSync(path.join(dir, 'zz_test.go'), 'package main\n');
+    expect(recipeHash(copy)).toBe(recipeHash());
+    writeFileSync(path.join(dir, 'frame.go'), 'package main\n// changed\n');
+    expect(recipeHash(copy)).not.toBe(recipeHash());
+  });
+
   it('changes when the recipe data changes', () => {
     expect(recipeHash({ ...DEFAULT_RECIPE, packages: [...DEFAULT_RECIPE.packages, 'vim'] })).not.toBe(recipeHash());
     expect(recipeHash({ ...DEFAULT_RECIPE, kernelCmdline: DEFAULT_RECIPE.kernelCmdline + ' x' })).not.toBe(recipeHash());
@@ -73,6 +85,21 @@ describe('mmdebstrap invocation', () => {
     expect(root).toContain(`--include=${DEFAULT_RECIPE.packages.join(',')}`);
     expect(root.some((a) => a.startsWith('--customize-hook=sync-in '))).toBe(true);
   });
+
+  it('uploads the compiled guest agent and makes it root-owned and executable', () => {
+    const args = mmdebstrapArgs(DEFAULT_RECIPE, '/x/rootfs.tar', true, 'a'.repeat(32), [], '/w/spritely-agent');
+    const hooks = args.filter((a) => a.startsWith('--customize-hook=')).map((a) => a.slice('--customize-hook='.length));
+    const upload = hooks.indexOf('upload /w/spritely-agent /usr/lib/spritely/spritely-agent');
+    expect(upload).toBeGreaterThan(hooks.findIndex((h) => h.startsWith('sync-in ')));
+    expect(hooks[upload + 1]).toContain('chmod 0755 /usr/lib/spritely/spritely-agent');
+    expect(hooks[upload + 1]).toMatch(/systemctl enable --quiet .*spritely-agent\.service/);
+    expect(mmdebstrapArgs(DEFAULT_RECIPE, '/x/rootfs.tar', true, 'a'.repeat(32)).some((a) => a.includes('upload '))).toBe(false);
+  });
+
+  it('passes the configured mirrors after the target, in order', () => {
+    const mirrors = ['deb http://mirror.example/debian bookworm main', 'deb http://mirror.example/debian-security bookworm-security main'];
+    expect(mmdebstrapArgs(DEFAULT_RECIPE, '/x/rootfs.tar', true, 'a'.repeat(32), mirrors).slice(-4)).toEqual(['bookworm', '/x/rootfs.tar', ...mirrors]);
+  });
 });
 
 describe('progress parsing', () => {
@@ -81,11 +108,11 @@ describe('progress parsing', () => {
     const p = new MmdebstrapProgress((x) => seen.push(x));
     for (const l of [
       'I: running apt-get update...',
-      'Get:1 http://deb.debian.org/debian bookworm InRelease [151 kB]',
+      'Get:1 http://mirror.example/debian bookworm InRelease [151 kB]',
       'I: downloading packages with apt...',
       '0 upgraded, 2 newly installed, 0 to remove and 0 not upgraded.',
-      'Get:1 http://deb.debian.org/debian bookworm/main amd64 libc6 amd64 2.36-9 [2757 kB]',
-      'Get:2 http://deb.debian.org/debian bookworm/main amd64 bash amd64 5.2.15-2 [1491 kB]',
+      'Get:1 http://mirror.example/debian bookworm/main amd64 libc6 amd64 2.36-9 [2757 kB]',
+      'Get:2 http://mirror.example/debian bookworm/main amd64 bash amd64 5.2.15-2 [1491 kB]',
       'I: installing remaining packages inside the chroot...',
       'Unpacking libc6:amd64 (2.36-9) ...',
       'Setting up libc6:amd64 (2.36-9) ...',

@@ -8,12 +8,14 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AGENT_SOURCE_DIR, listAgentSources } from '../guest/agent-build.ts';
 
 /**
- * Bumped whenever build-image.ts changes what it makes from the same recipe (hooks, mke2fs
- * options, layout of the image directory), so old images are not mistaken for new ones.
+ * Bumped whenever the build changes what it makes from the same recipe (hooks, mke2fs options,
+ * layout of the image directory, where apt points). 2: the guest's apt uses the host's Debian mirrors
+ * (debian-mirror.ts) and the compiled guest agent is uploaded.
  */
-export const IMAGE_FORMAT_VERSION = 1;
+export const IMAGE_FORMAT_VERSION = 2;
 
 export interface Recipe {
   /** Prefix of the image id, e.g. `debian-12`. */
@@ -33,6 +35,8 @@ export interface Recipe {
   kernelCmdline: string;
   /** Virtual size of base.qcow2; the engine grows sprites' file systems online from here. */
   diskVirtualBytes: number;
+  /** Go source of the guest agent, compiled during the build (docs/guest-agent.md); its files feed the hash. */
+  agentDir: string;
 }
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -51,7 +55,7 @@ export const DEFAULT_RECIPE: Recipe = {
     'zstd',
   ],
   guestDir: path.join(repoRoot, 'resources/guest'),
-  enableUnits: ['systemd-networkd.service', 'spritely-sshd.socket'],
+  enableUnits: ['systemd-networkd.service', 'spritely-sshd.socket', 'spritely-agent.service'],
   // ssh.service: replaced by the per-connection spritely-sshd.socket (see its comment)
   disableUnits: ['getty@tty1.service', 'ssh.service'],
   maskUnits: [
@@ -66,6 +70,7 @@ export const DEFAULT_RECIPE: Recipe = {
   kernelCmdline:
     'root=/dev/vda rootfstype=ext4 rw console=ttyS0 quiet loglevel=3 systemd.show_status=0 fsck.mode=skip',
   diskVirtualBytes: 4 * 1024 ** 3,
+  agentDir: AGENT_SOURCE_DIR,
 };
 
 export interface GuestFile {
@@ -92,15 +97,16 @@ export function listGuestFiles(recipe: Recipe): GuestFile[] {
   return out.sort((a, b) => (a.guestPath < b.guestPath ? -1 : a.guestPath > b.guestPath ? 1 : 0));
 }
 
-/** sha256 (hex) over the format version, the recipe's data and every guest file's path, mode and content. */
+/** sha256 (hex) over the format version, the recipe's data, every guest file's path, mode and
+ * content, and the guest agent's source files (a changed agent makes a new image). */
 export function recipeHash(recipe: Recipe = DEFAULT_RECIPE): string {
-  const { guestDir: _ignored, ...data } = recipe;
+  const { guestDir: _ignored, agentDir: _agent, ...data } = recipe;
   const files = listGuestFiles(recipe).map((f) => ({
     path: f.guestPath,
     executable: f.executable,
     sha256: createHash('sha256').update(readFileSync(f.hostPath)).digest('hex'),
   }));
-  const canonical = JSON.stringify({ formatVersion: IMAGE_FORMAT_VERSION, recipe: sortKeys(data), files });
+  const canonical = JSON.stringify({ formatVersion: IMAGE_FORMAT_VERSION, recipe: sortKeys(data), files, agent: listAgentSources(recipe.agentDir) });
   return createHash('sha256').update(canonical).digest('hex');
 }
 

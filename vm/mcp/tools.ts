@@ -15,7 +15,7 @@ import { SpritelyError } from '../errors.ts';
 import { spriteNameProblem } from '../names.ts';
 import { agentPolicyProblem } from '../net/egress-policy.ts';
 import { formatBytes, formatTimeline } from '../checkpoints/timeline-text.ts';
-import { formatTable } from '../cli/ui.ts';
+import { formatTable } from '../text-format.ts';
 import type { DaemonCaller } from './daemon-link.ts';
 import { buildExecRequest, checkpointComment, DEFAULT_EXEC_OUTPUT_BYTES, DEFAULT_EXEC_TIMEOUT_MS, fmtMs, formatExecResult, MAX_EXEC_OUTPUT_BYTES, shapeExecResult, type ExecToolResult } from './exec-tool.ts';
 import { contentBytes, DEFAULT_READ_BYTES, formatList, listRequest, MAX_READ_BYTES, MAX_WRITE_BYTES, parseList, parseRead, parseWrite, readRequest, writeRequest } from './files.ts';

@@ -193,6 +193,8 @@ describe('EgressProxy', () => {
       expect(whatwg).toMatch(/^HTTP\/1\.1 403[^]*\[::ffff:7f00:1\]:\d+ refused: 127\.0\.0\.1 is this computer's loopback/);
       expect(await raw(`GET http://0x7f.1:${computerPort}/ HTTP/1.1\r\nHost: x\r\n\r\n`)).toMatch(/^HTTP\/1\.1 403[^]*loopback/);
       expect(await raw(`CONNECT 0x7f.1:${computerPort} HTTP/1.1\r\n\r\n`)).toMatch(/^HTTP\/1\.1 403[^]*0x7f\.1 is not a host name and not an IPv4 address/);
+      // WHATWG reads a zero-padded octet as octal (another, public address): decided as written, like CONNECT
+      expect(await raw(`GET http://010.231.077.001:${computerPort}/ HTTP/1.1\r\nHost: x\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400[^]*010\.231\.077\.001" is not an IP address \(IPv4 is written a\.b\.c\.d in decimal\)/);
       expect(await raw(`CONNECT [fe80::1%eth0]:${computerPort} HTTP/1.1\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400[^]*zone id/);
     });
     expect(hits - before).toBe(0);

@@ -185,7 +185,11 @@ export class EgressProxy {
       }
       if (!URL.canParse(req.url!)) throw new Refusal(400, `spritely: "${printable(req.url!, 200)}" is not a URL`);
       url = new URL(req.url!);
+      // WHATWG URL parsing reinterprets some spellings (http://010.231.077.001/ is octal, a
+      // different address): decide on what the guest wrote as well, as CONNECT does.
       address = await this.destination(url.hostname, Number(url.port || 80));
+      const written = writtenHost(req.url!);
+      if (written !== url.hostname) await this.destination(written, Number(url.port || 80));
     } catch (err) {
       return void refuseResponse(res, err);
     }
@@ -249,4 +253,10 @@ function refuseResponse(res: http.ServerResponse, err: unknown): void {
 
 function headerSafe(s: string): string {
   return s.replace(/[^\x20-\x7e]/g, '?').slice(0, 500);
+}
+
+/** The host of an absolute-form request target as the guest wrote it (lower-case, brackets kept). */
+export function writtenHost(target: string): string {
+  const m = /^http:\/\/(?:[^@/?#]*@)?(\[[^\]/?#]*\]|[^:/?#]*)/i.exec(target);
+  return (m?.[1] ?? '').toLowerCase();
 }

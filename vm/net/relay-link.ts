@@ -203,7 +203,7 @@ export class RelayLink extends EventEmitter<{ changed: [RelayStatus] }> {
   }
 
   private need(): { client: TunnelClient; settings: RelaySettings } {
-    if (!this.client || !this.settings) throw new SpritelyError('failed_precondition', 'No relay is connected. Run: spritely relay connect https://YOUR-RELAY --token TOKEN');
+    if (!this.client || !this.settings) throw new SpritelyError('failed_precondition', 'No relay is connected. Run: spritely relay connect https://YOUR-RELAY --token-file FILE');
     return { client: this.client, settings: this.settings };
   }
 

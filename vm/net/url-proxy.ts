@@ -1,6 +1,6 @@
 /**
  * Local URLs: `http://NAME.localhost:PORT/` (browsers resolve *.localhost to loopback) is a reverse
- * proxy, bound to 127.0.0.1, to a port in sprite NAME (8080 unless changed). A request for a
+ * proxy, bound to 127.0.0.1 and [::1], to a port in sprite NAME (8080 unless changed). A request for a
  * sleeping sprite wakes it and is held until the service inside answers; streaming responses and
  * WebSocket upgrades pass through unbuffered. Every request counts as activity and holds the
  * sprite awake while it is in flight.
@@ -26,7 +26,25 @@ export function spriteFromHost(host: string | undefined): string | null {
   return spriteNameProblem(name) ? null : name;
 }
 
-/** Request headers for the sprite: hop-by-hop ones removed, X-Forwarded-* set. */
+/**
+ * The daemon's own browser cookie never reaches a sprite. The UI uses no cookie now (docs/ui.md),
+ * but earlier versions left `spritely_session` in browsers, and a guest's page must never see a
+ * daemon credential whatever a browser sends: defence in depth.
+ */
+export const DAEMON_COOKIE = 'spritely_session';
+
+/** A Cookie header without the daemon's cookie; undefined when nothing is left. */
+export function withoutDaemonCookie(cookie: string | string[] | undefined): string | undefined {
+  const joined = Array.isArray(cookie) ? cookie.join('; ') : cookie;
+  if (!joined) return undefined;
+  const kept = joined
+    .split(';')
+    .map((part) => part.trim())
+    .filter((part) => part !== '' && part.split('=', 1)[0].trim() !== DAEMON_COOKIE);
+  return kept.length ? kept.join('; ') : undefined;
+}
+
+/** Request headers for the sprite: hop-by-hop ones and the daemon's cookie removed, X-Forwarded-* set. */
 export function forwardHeaders(headers: http.IncomingHttpHeaders, clientIp: string, keepUpgrade = false): http.OutgoingHttpHeaders {
   const connectionTokens = String(headers.connection ?? '')
     .split(',')
@@ -40,6 +58,9 @@ export function forwardHeaders(headers: http.IncomingHttpHeaders, clientIp: stri
     if (keepUpgrade && key !== 'connection' && key !== 'upgrade' && (HOP_BY_HOP.has(key) || connectionTokens.includes(key))) continue;
     out[key] = v;
   }
+  const cookie = withoutDaemonCookie(headers.cookie);
+  if (cookie === undefined) delete out.cookie;
+  else out.cookie = cookie;
   const prior = headers['x-forwarded-for'];
   out['x-forwarded-for'] = prior ? `${prior}, ${clientIp}` : clientIp;
   out['x-forwarded-proto'] = 'http';
@@ -64,6 +85,7 @@ export interface HostedUrlHandler {
 
 export class UrlProxy {
   private server: http.Server;
+  private v6: net.Server | null = null;
   port = 0;
 
   constructor(
@@ -75,12 +97,25 @@ export class UrlProxy {
     this.server.on('clientError', (_e, socket) => socket.destroy());
   }
 
+  /**
+   * Listens on 127.0.0.1 and on [::1] at the same port: browsers try ::1 first for NAME.localhost,
+   * and a port of ours left free on ::1 is one another local user could take to read sprites'
+   * traffic. Where the host has no IPv6 loopback, 127.0.0.1 alone serves.
+   */
   async listen(port: number): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, '127.0.0.1', () => resolve());
-    });
+    await listenOn(this.server, port, '127.0.0.1');
     this.port = (this.server.address() as net.AddressInfo).port;
+    const v6 = net.createServer((socket) => this.server.emit('connection', socket));
+    try {
+      await listenOn(v6, this.port, '::1');
+      this.v6 = v6;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EADDRNOTAVAIL' && code !== 'EAFNOSUPPORT') {
+        this.server.close();
+        throw new Error(`[::1]:${this.port} is taken by another program; local URLs need it on both loopbacks (${code})`);
+      }
+    }
     return this.port;
   }
 
@@ -173,6 +208,7 @@ export class UrlProxy {
   }
 
   async close(): Promise<void> {
+    this.v6?.close();
     await new Promise<void>((r) => {
       this.server.close(() => r());
       this.server.closeAllConnections();
@@ -199,5 +235,15 @@ function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> 
         reject(e);
       },
     );
+  });
+}
+
+function listenOn(server: net.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
 }

@@ -11,11 +11,14 @@ const spec: VmSpec = {
   initrd: '/img/initrd.img',
   cmdline: 'root=/dev/vda rw console=ttyS0',
   disk: '/data/sprites/dev/disk.qcow2',
-  sshPort: 40022,
-  forwards: [{ hostPort: 40080, guestPort: 8080 }],
+  forwards: [
+    { hostPort: 40022, guestPort: 22 },
+    { hostPort: 40080, guestPort: 8080 },
+  ],
   qmpSocket: '/run/a.qmp',
   agentSocket: '/run/a.qga',
   envSocket: '/run/a.env',
+  spritelyAgentSocket: '/run/a.agent',
   egressSocket: '/run/a.egress',
   serialSocket: '/run/a.serial',
   serialLog: '/data/sprites/dev/serial.log',
@@ -74,7 +77,11 @@ describe('buildQemuArgv', () => {
     const devices = after(buildQemuArgv(spec), '-device');
     expect(devices.some((d) => d.includes('name=org.qemu.guest_agent.0'))).toBe(true);
     expect(devices.some((d) => d.includes('name=org.spritely.env.0'))).toBe(true);
+    expect(devices).toContain('virtserialport,bus=vser0.0,chardev=agent0,name=org.spritely.agent.0,id=agentport');
     const chardevs = after(buildQemuArgv(spec), '-chardev');
+    expect(chardevs).toContain('socket,id=agent0,path=/run/a.agent,server=on,wait=off');
+    expect(after(buildQemuArgv({ ...spec, spritelyAgentSocket: '/run/x,y' }), '-chardev')).toContain('socket,id=agent0,path=/run/x,,y,server=on,wait=off');
+    expect(deviceSignature({ ...spec, spritelyAgentSocket: '/elsewhere' }, '7.2.0')).toBe(deviceSignature(spec, '7.2.0'));
     expect(chardevs.find((c) => c.startsWith('socket,id=ser0'))).toContain('logfile=/data/sprites/dev/serial.log');
   });
 
@@ -94,7 +101,7 @@ describe('buildQemuArgv', () => {
 
 describe('deviceSignature', () => {
   it('ignores per-VM paths, ports and names', () => {
-    const other = { ...spec, name: 'other', disk: '/elsewhere.qcow2', sshPort: 1234, forwards: [], qmpSocket: '/x' };
+    const other = { ...spec, name: 'other', disk: '/elsewhere.qcow2', forwards: [{ hostPort: 1234, guestPort: 22 }], qmpSocket: '/x' };
     expect(deviceSignature(other, '7.2.22')).toBe(deviceSignature(spec, '7.2.22'));
   });
   it('changes with anything the RAM state depends on', () => {
@@ -103,5 +110,12 @@ describe('deviceSignature', () => {
     expect(deviceSignature({ ...spec, memoryMiB: 1024 }, '7.2.22')).not.toBe(base);
     expect(deviceSignature({ ...spec, cpus: 2 }, '7.2.22')).not.toBe(base);
     expect(deviceSignature({ ...spec, accel: 'kvm' }, '7.2.22')).not.toBe(base);
+  });
+  // Pinned: a change here means every saved RAM state stops fitting (golden states are rebuilt;
+  // sleeping sprites and checkpoint RAM cold-boot once). The spritely agent's port changed it last.
+  it('is pinned (a new value means saved states no longer fit: change it on purpose only)', () => {
+    const cmdline = 'root=/dev/vda rootfstype=ext4 rw console=ttyS0 quiet loglevel=3 systemd.show_status=0 fsck.mode=skip';
+    expect(deviceSignature({ ...spec, cmdline }, '7.2.0')).toBe('8eefc6be2398ea62');
+    expect(deviceSignature({ ...spec, cmdline, accel: 'kvm', memoryMiB: 1024, cpus: 2 }, '8.0.1')).toBe('d48ad8a469a984d6');
   });
 });

@@ -4,13 +4,9 @@
  * (QEMU matches device state by id and bus path), which `deviceSignature` captures.
  */
 import crypto from 'node:crypto';
+import { GUEST_PORTS, type PortForward } from '../driver/driver.ts';
 
 export type Accel = 'kvm' | 'hvf' | 'tcg';
-
-export interface PortForward {
-  hostPort: number;
-  guestPort: number;
-}
 
 export interface VmSpec {
   name: string;
@@ -22,11 +18,13 @@ export interface VmSpec {
   initrd: string;
   cmdline: string;
   disk: string;
-  sshPort: number;
+  /** Host loopback ports forwarded into the guest (its sshd, the URL port). */
   forwards: PortForward[];
   qmpSocket: string;
   agentSocket: string;
   envSocket: string;
+  /** The spritely agent's port (exec and terminals; docs/guest-agent.md). */
+  spritelyAgentSocket: string;
   /** The daemon's egress proxy for this sprite (unix socket); QEMU forwards 10.0.2.100:3128 to it. */
   egressSocket: string;
   serialSocket: string;
@@ -40,8 +38,6 @@ export interface VmSpec {
 export const GUEST_IP = '10.0.2.15';
 /** Every sprite keeps the golden MAC: each has its own slirp, and a new MAC would move the address. */
 export const GUEST_MAC = '52:54:00:12:34:56';
-export const GUEST_AGENT_PORT = 'org.qemu.guest_agent.0';
-export const SPRITELY_ENV_PORT = 'org.spritely.env.0';
 /** Where the guest finds the egress proxy (the image's http_proxy); QEMU forwards it to the daemon. */
 export const EGRESS_PROXY_IP = '10.0.2.100';
 export const EGRESS_PROXY_PORT = 3128;
@@ -76,7 +72,7 @@ export function egressCommand(egressSocket: string): string {
 
 export function buildQemuArgv(spec: VmSpec): string[] {
   const o = qemuOptValue;
-  const forwards = [{ hostPort: spec.sshPort, guestPort: 22 }, ...spec.forwards]
+  const forwards = spec.forwards
     .map((f) => `,hostfwd=tcp:127.0.0.1:${f.hostPort}-${GUEST_IP}:${f.guestPort}`)
     .join('');
   const argv = [
@@ -102,9 +98,11 @@ export function buildQemuArgv(spec: VmSpec): string[] {
     '-device', `virtio-net-pci,netdev=n0,mac=${GUEST_MAC},id=nic0`,
     '-device', 'virtio-serial-pci,id=vser0',
     '-chardev', `socket,id=qga0,path=${o(spec.agentSocket)},server=on,wait=off`,
-    '-device', `virtserialport,bus=vser0.0,chardev=qga0,name=${GUEST_AGENT_PORT},id=qgaport`,
+    '-device', `virtserialport,bus=vser0.0,chardev=qga0,name=${GUEST_PORTS.control},id=qgaport`,
     '-chardev', `socket,id=env0,path=${o(spec.envSocket)},server=on,wait=off`,
-    '-device', `virtserialport,bus=vser0.0,chardev=env0,name=${SPRITELY_ENV_PORT},id=envport`,
+    '-device', `virtserialport,bus=vser0.0,chardev=env0,name=${GUEST_PORTS.env},id=envport`,
+    '-chardev', `socket,id=agent0,path=${o(spec.spritelyAgentSocket)},server=on,wait=off`,
+    '-device', `virtserialport,bus=vser0.0,chardev=agent0,name=${GUEST_PORTS.agent},id=agentport`,
     '-chardev', `socket,id=ser0,path=${o(spec.serialSocket)},server=on,wait=off,logfile=${o(spec.serialLog)},logappend=on`,
     '-serial', 'chardev:ser0',
     '-device', 'virtio-rng-pci,id=rng0',
@@ -118,6 +116,13 @@ export function buildQemuArgv(spec: VmSpec): string[] {
 }
 
 /**
+ * Stands in for the forwards in a signature: forwards are per-VM, but the normalized argv keeps the
+ * one it had when signatures were first computed (the sshd forward on a placeholder port), so states
+ * saved before stay valid.
+ */
+const SIGNATURE_FORWARDS: PortForward[] = [{ hostPort: 1, guestPort: 22 }];
+
+/**
  * What a saved RAM state depends on: the argv with every per-VM path and port blanked, plus the
  * QEMU version. Two specs with the same signature can exchange RAM states.
  */
@@ -128,11 +133,11 @@ export function deviceSignature(spec: VmSpec, qemuVersion: string): string {
     kernel: 'KERNEL',
     initrd: 'INITRD',
     disk: 'DISK',
-    sshPort: 1,
-    forwards: [],
+    forwards: SIGNATURE_FORWARDS,
     qmpSocket: 'S',
     agentSocket: 'S',
     envSocket: 'S',
+    spritelyAgentSocket: 'S',
     egressSocket: 'S',
     serialSocket: 'S',
     serialLog: 'L',

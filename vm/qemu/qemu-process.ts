@@ -105,17 +105,6 @@ export async function waitForExit(pid: number, marker: string, timeoutMs: number
   return !isOurQemu(pid, marker);
 }
 
-/** Resident memory of a process in bytes, or 0 when it is gone. */
-export function rssBytes(pid: number): number {
-  try {
-    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const m = /VmRSS:\s+(\d+) kB/.exec(status);
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
 /** CPU time (user + system) of a process in seconds. */
 export function cpuSeconds(pid: number): number {
   try {

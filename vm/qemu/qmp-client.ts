@@ -60,10 +60,6 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent] }> {
     });
   }
 
-  get isOpen(): boolean {
-    return !this.isClosed;
-  }
-
   execute<T = any>(command: string, args?: Record<string, unknown>): Promise<T> {
     if (this.isClosed) return Promise.reject(new Error(`QMP ${command}: connection closed (QEMU exited?)`));
     const { line, reply } = this.protocol.command(command, args);

@@ -3,7 +3,7 @@
  * resolved/rejected commands and events. Every command carries an `id`, so replies are matched
  * exactly even if QEMU interleaves events. The socket shell around it is qmp-client.ts.
  */
-import { JsonLineDecoder } from './json-lines.ts';
+import { JsonLineDecoder } from '../json-lines.ts';
 
 export interface QmpEvent {
   event: string;

@@ -5,7 +5,6 @@
  * guest), PTY size and exit codes are first-class, and flow control is plain stream pause/resume.
  * The host key is pinned to the one the engine injected, so nothing else can answer for a sprite.
  */
-import { EventEmitter } from 'node:events';
 import { Client, type ClientChannel, type PseudoTtyOptions } from 'ssh2';
 import { publicKeyBlob } from './keys.ts';
 
@@ -48,14 +47,15 @@ export function buildRemoteCommand(argv: string[], opts: { cwd?: string; env?: R
   return parts.join(' ');
 }
 
-export class SshLink extends EventEmitter {
+/** What the engine and its clients use of a link (the engine's specs pass a fake). */
+export type SshChannels = Pick<SshLink, 'ready' | 'exec' | 'shell' | 'close'>;
+
+export class SshLink {
   private client: Client | null = null;
   private connecting: Promise<Client> | null = null;
   private closed = false;
 
-  constructor(private readonly opts: SshLinkOptions) {
-    super();
-  }
+  constructor(private readonly opts: SshLinkOptions) {}
 
   /** A ready connection, connecting (and retrying until `timeoutMs`) if there is none. */
   ready(timeoutMs = 30_000): Promise<Client> {
@@ -113,10 +113,7 @@ export class SshLink extends EventEmitter {
           settled = true;
           reject(new Error('connection closed during handshake'));
         }
-        if (this.client === c) {
-          this.client = null;
-          this.emit('disconnected');
-        }
+        if (this.client === c) this.client = null;
       });
       c.connect({
         host: '127.0.0.1',
@@ -144,12 +141,6 @@ export class SshLink extends EventEmitter {
     return new Promise((resolve, reject) => {
       c.shell(pty, (err, ch) => (err ? reject(err) : resolve(ch)));
     });
-  }
-
-  /** Drops the current connection (e.g. after a restore: the guest's TCP state went back in time). */
-  reset(): void {
-    this.client?.end();
-    this.client = null;
   }
 
   close(): void {

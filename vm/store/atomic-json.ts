@@ -1,6 +1,7 @@
 /**
  * Small JSON files written so a crash or a full disk never leaves a torn one: write a temp file,
- * fsync, rename over the old (write-file-atomic does exactly that).
+ * fsync, rename over the old (write-file-atomic does exactly that). And `fsyncFile`, for big files
+ * written by others (RAM states) that must be on disk before a manifest points at them.
  */
 import fs from 'node:fs';
 import writeFileAtomic from 'write-file-atomic';
@@ -15,5 +16,14 @@ export function readJson<T = unknown>(file: string): T | null {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new Error(`${file} is unreadable or not JSON: ${(err as Error).message}`);
+  }
+}
+
+export function fsyncFile(file: string): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }

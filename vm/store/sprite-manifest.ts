@@ -1,6 +1,6 @@
 /**
  * What a sprite is on disk: its manifest (the durable facts) and its runtime file (facts about the
- * QEMU process of the moment: pid, ports, sockets). Both are validated on read, so a hand-edited
+ * machine of the moment: when it started, its forwarded ports, and the driver's handle to it). Both are validated on read, so a hand-edited
  * or torn file becomes a clear error instead of a strange state.
  */
 import { z } from 'zod';
@@ -15,7 +15,7 @@ export const ManifestSchema = z.object({
   cpus: z.number().int(),
   diskGiB: z.number().int(),
   hostKeyPub: z.string(),
-  /** Last known power state; a `running` sprite whose QEMU is gone is `crashed`. */
+  /** Last known power state; a `running` sprite whose machine is gone is `crashed`. */
   status: z.enum(['creating', 'running', 'sleeping', 'stopped', 'crashed']),
   lastError: z.string().nullable().default(null),
   /** Whether the filesystem was already grown to the disk's size. */
@@ -33,18 +33,19 @@ export const ManifestSchema = z.object({
 });
 export type Manifest = z.infer<typeof ManifestSchema>;
 
-export const RuntimeSchema = z.object({
-  pid: z.number().int(),
-  sshPort: z.number().int(),
-  startedAt: z.string(),
-  accel: z.enum(['kvm', 'hvf', 'tcg']),
-  qmpSocket: z.string(),
-  agentSocket: z.string(),
-  serialSocket: z.string(),
-  envSocket: z.string(),
-  /** Host port forwarded to the guest's URL port. */
-  urlHostPort: z.number().int().default(0),
-});
+export const RuntimeSchema = z.preprocess(
+  // Runtime files written before the driver boundary held the QEMU handle's fields at the top level.
+  (raw) => (raw && typeof raw === 'object' && !('machine' in raw) ? { ...raw, machine: raw } : raw),
+  z.object({
+    startedAt: z.string(),
+    accel: z.string(),
+    sshPort: z.number().int(),
+    /** Host port forwarded to the guest's URL port. */
+    urlHostPort: z.number().int().default(0),
+    /** The driver's handle to re-attach to the machine: JSON that only the driver reads. */
+    machine: z.unknown(),
+  }),
+);
 export type Runtime = z.infer<typeof RuntimeSchema>;
 
 export function readManifest(file: string): Manifest | null {

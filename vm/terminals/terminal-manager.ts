@@ -9,13 +9,15 @@ import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ClientChannel } from 'ssh2';
 import { SpritelyError } from '../errors.ts';
-import type { SshLink } from '../ssh/ssh-link.ts';
+import type { SshChannels } from '../ssh/ssh-link.ts';
 import { FlowGate, OutputBatcher, RingBuffer, TERMINAL_HIGH_WATER, TERMINAL_LOW_WATER } from './flow-control.ts';
 
 export const SCROLLBACK_BYTES = 1024 * 1024;
 export const DETACHED_GRACE_MS = 10 * 60 * 1000;
 
 export interface TerminalClient {
+  /** Called on attach with how many bytes of scrollback are replayed next. */
+  attached(replayed: number): void;
   send(data: Buffer): void;
   exited(code: number | null, signal: string | null): void;
 }
@@ -72,16 +74,13 @@ export class TerminalSession extends EventEmitter<{ closed: [] }> {
     return this.exit === null;
   }
 
-  get attachedCount(): number {
-    return this.clients.size;
-  }
-
-  /** Attaches a client: replays the scrollback, then streams live output. Returns bytes replayed. */
+  /** Attaches a client: says how much is replayed, replays the scrollback, then streams live output. Returns bytes replayed. */
   attach(client: TerminalClient): number {
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.graceTimer = null;
     this.batcher.flush();
     const replay = this.scrollback.contents();
+    client.attached(replay.length);
     this.gate.add(client);
     this.clients.add(client);
     if (replay.length) {
@@ -124,7 +123,7 @@ export class TerminalSession extends EventEmitter<{ closed: [] }> {
 export class TerminalManager {
   private sessions = new Map<string, TerminalSession>();
 
-  async open(sprite: string, link: SshLink, size: { cols: unknown; rows: unknown }): Promise<TerminalSession> {
+  async open(sprite: string, link: SshChannels, size: { cols: unknown; rows: unknown }): Promise<TerminalSession> {
     const { cols, rows } = clampSize(size.cols, size.rows);
     const channel = await link.shell({ term: 'xterm-256color', cols, rows, width: 0, height: 0 });
     const session = new TerminalSession(sprite, channel);
@@ -141,11 +140,6 @@ export class TerminalManager {
 
   list(sprite?: string): TerminalSession[] {
     return [...this.sessions.values()].filter((s) => !sprite || s.sprite === sprite);
-  }
-
-  /** Whether anyone is looking at a terminal of `sprite` (an open terminal keeps a sprite awake). */
-  hasAttached(sprite: string): boolean {
-    return this.list(sprite).some((s) => s.attachedCount > 0);
   }
 
   closeAll(sprite?: string): void {

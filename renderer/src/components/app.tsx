@@ -7,6 +7,7 @@ import type { DesktopBridge, DesktopCommand } from '../platform.ts';
 import { commandFor, SHORTCUT_HELP, type Command } from '../shortcuts.ts';
 import { activeTabOf } from '../store.ts';
 import { paneRegistry } from '../terminal/pane-registry.ts';
+import { ConnectionBanner } from './connection-banner.tsx';
 import { CreateSprite, type CreateSpriteHandle } from './create-sprite.tsx';
 import { SpriteList } from './sprite-list.tsx';
 import { closeTerminalTab, NoTerminal, SpriteHeader, SpritePanels, TabStrip } from './sprite-view.tsx';
@@ -126,7 +127,7 @@ export function App({ desktop = null }: { desktop?: DesktopBridge | null }) {
         </div>
       </aside>
       <main className="main">
-        {connection === 'offline' && <div className="banner">{connectionDetail ?? 'The daemon is not reachable; reconnecting…'}</div>}
+        <ConnectionBanner connection={connection} detail={connectionDetail} desktop={desktop} />
         {selected ? (
           <>
             <SpriteHeader name={selected} />

@@ -78,7 +78,7 @@ export function UrlPanel({ sprite }: { sprite: Sprite }) {
         )}
       </div>
       <p className="muted small">→ port {sprite.urlPort} in the sprite; a request wakes it if it sleeps.</p>
-      {canPublish && relay && !relay.configured && <p className="muted small">Public URLs: connect a relay with `spritely relay connect URL --token …`.</p>}
+      {canPublish && relay && !relay.configured && <p className="muted small">Public URLs: connect a relay with `spritely relay connect URL --token-file FILE`.</p>}
       {canPublish && relay?.configured && (
         <>
           <div className="url-row">

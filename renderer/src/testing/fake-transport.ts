@@ -3,7 +3,7 @@
  * test sets, pushes events, and hands out terminal sockets the test can drive. Never used by the
  * e2e tests, which talk to the real daemon.
  */
-import type { DaemonEvent, EventsHandlers, MethodInput, MethodName, MethodOutput, Sprite, TerminalOpenOptions, TerminalServerMessage, TerminalSocket, TerminalSocketHandlers, Transport } from '../transport.ts';
+import type { ConnectionState, DaemonEvent, EventsHandlers, MethodInput, MethodName, MethodOutput, Sprite, TerminalOpenOptions, TerminalServerMessage, TerminalSocket, TerminalSocketHandlers, Transport } from '../transport.ts';
 
 export function sprite(name: string, over: Partial<Sprite> = {}): Sprite {
   const base = {
@@ -126,7 +126,7 @@ export class FakeTransport implements Transport {
       h.onEvent(e);
     }
   }
-  state(s: 'connecting' | 'online' | 'offline', detail?: string): void {
+  state(s: ConnectionState, detail?: string): void {
     for (const h of this.subs) h.onState(s, detail);
   }
   get subscribers(): number {

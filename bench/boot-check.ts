@@ -3,7 +3,7 @@
  * the guest contract the engine relies on (docs/image.md), with a plain QEMU command line and no
  * engine code in between — so when the engine misbehaves, this tells whether the image is at fault.
  *
- *   node bin/run-ts.js vm/images/boot-check.ts <imagesDir> [--apt-update] [--keep] [--image=ID] [--script=FILE]
+ *   node bin/run-ts.js bench/boot-check.ts <imagesDir> [--apt-update] [--keep] [--image=ID] [--script=FILE]
  *
  * Builds the image if needed, cold-boots it under TCG on a fresh overlay, waits for
  * qemu-guest-agent, runs apply-identity through guest-exec (timed), then checks ssh with the
@@ -16,7 +16,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { buildImage, imagePaths, type ImageInfo } from './build-image.js';
+import { buildImage, imagePaths, type ImageInfo } from '../vm/images/build-image.ts';
+import { debianMirrorArgs } from '../vm/images/debian-mirror.ts';
+import { qemuDisks } from '../vm/qemu/qemu-img.ts';
 
 const execFileP = promisify(execFile);
 const GiB = 1024 ** 3;
@@ -161,6 +163,7 @@ async function main(): Promise<number> {
     ? JSON.parse(readFileSync(imagePaths(path.resolve(imagesDir), pinned).info, 'utf8'))
     : await buildImage({
         imagesDir: path.resolve(imagesDir),
+        toDisk: (raw, disk) => qemuDisks.importRaw(raw, disk),
         onProgress: (p) => { if (p.fraction === undefined || p.phase === 'done') console.log(`[build] ${p.phase}: ${p.message}`); },
       });
   const img = imagePaths(path.resolve(imagesDir), info.id);
@@ -287,8 +290,12 @@ async function main(): Promise<number> {
       .then(() => 'accepted', (err: { stderr?: string }) => err.stderr?.trim() ?? 'refused');
     check('ssh refuses password auth', pw !== 'accepted', pw);
 
-    const curl = await guestExec(agent, ['curl', '-sI', '-m', '30', 'http://deb.debian.org/']);
-    check('curl -sI http://deb.debian.org/ in the guest', curl.exitcode === 0 && /^HTTP\//.test(curl.stdout), `${curl.stdout.split('\n')[0].trim()} (${curl.ms.toFixed(0)} ms)`);
+    const first = debianMirrorArgs('bookworm')[0];
+    const mirror = first?.startsWith('deb ') ? first.split(/\s+/)[1] : first;
+    if (mirror) {
+      const curl = await guestExec(agent, ['curl', '-sI', '-m', '30', mirror]);
+      check(`curl -sI ${mirror} in the guest`, curl.exitcode === 0 && /^HTTP\//.test(curl.stdout), `${curl.stdout.split('\n')[0].trim()} (${curl.ms.toFixed(0)} ms)`);
+    } else console.log('skip outbound HTTP: no Debian mirror configured (SPRITELY_DEBIAN_MIRROR or the host\'s apt sources)');
     if (args.includes('--apt-update')) {
       const apt = await guestExec(agent, ['apt-get', 'update', '-q'], undefined, 300_000);
       timings.aptUpdateMs = apt.ms;

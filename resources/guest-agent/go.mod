@@ -1,0 +1,3 @@
+module spritely/guest-agent
+
+go 1.19

@@ -1,0 +1,192 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { SpritelyError } from '../errors.ts';
+import { DEFAULT_KEEP_RAM } from './checkpoint-verbs.ts';
+import { makeFixture, type Fixture } from './spec-fixture.ts';
+
+let f: Fixture;
+beforeEach(async () => {
+  f = await makeFixture();
+  await f.engine.create({ name: 'dev' });
+});
+afterEach(async () => {
+  await f.cleanup();
+});
+
+const dir = () => path.join(f.home, 'sprites/dev');
+const ram = (id: string) => path.join(dir(), 'checkpoints', `${id}.state`);
+
+describe('checkpoint', () => {
+  it('of an awake sprite: disk snapshot and RAM at one paused instant, then it runs on', async () => {
+    const announced: string[][] = [];
+    f.engine.on('checkpoints', (name, cps) => announced.push([name, ...cps.map((c) => c.id)]));
+    f.driver.process('dev').memory.x = '1';
+    const { checkpoint, timings } = await f.engine.createCheckpoint('dev', { comment: 'before\nupgrade' });
+    expect(checkpoint).toMatchObject({ id: 'v1', parent: null, comment: 'before upgrade', memory: true, auto: false, current: true });
+    expect(checkpoint.ramBytes).toBe(fs.statSync(ram('v1')).size);
+    expect(timings.pauseMs).toBe(checkpoint.pauseMs);
+    expect(f.driver.calls.slice(-4)).toEqual(['pause dev', 'snapshot v1 dev', 'save dev', 'resume dev']);
+    expect(await f.engine.machine('dev')!.state()).toBe('running');
+    expect(announced).toEqual([['dev', 'v1']]);
+    expect((await f.engine.createCheckpoint('dev')).checkpoint).toMatchObject({ id: 'v2', parent: 'v1' });
+  });
+
+  it('of a stopped sprite: the disk alone, offline', async () => {
+    await f.engine.stop('dev');
+    const { checkpoint } = await f.engine.createCheckpoint('dev');
+    expect(checkpoint).toMatchObject({ memory: false, ramBytes: 0, pauseMs: 0 });
+    expect(f.driver.calls.at(-1)).toBe('offline-snapshot v1');
+    expect(fs.existsSync(ram('v1'))).toBe(false);
+  });
+
+  it('of a sleeping sprite: its sleep state is the RAM (a hard link), and it stays asleep', async () => {
+    await f.engine.sleep('dev');
+    const { checkpoint } = await f.engine.createCheckpoint('dev');
+    expect(checkpoint.memory).toBe(true);
+    expect(fs.statSync(ram('v1')).ino).toBe(fs.statSync(path.join(dir(), 'sleep.state')).ino);
+    expect(f.engine.get('dev').state).toBe('sleeping');
+  });
+
+  it('a failed save: the snapshot is deleted, no file is left, the sprite runs on unchanged', async () => {
+    f.driver.failNext('save', 'write error: No space left on device');
+    const err = (await f.engine.createCheckpoint('dev').catch((e) => e)) as SpritelyError;
+    expect(err.code).toBe('resource_exhausted');
+    expect(err.message).toBe('Could not checkpoint "dev": write error: No space left on device. The sprite is unchanged.');
+    expect(f.driver.calls.slice(-3)).toEqual(['save dev', 'delete-snapshot v1 dev', 'resume dev']);
+    expect(f.engine.listCheckpoints('dev')).toEqual([]);
+    expect(fs.readdirSync(path.join(dir(), 'checkpoints'))).toEqual([]);
+    expect(await f.engine.machine('dev')!.state()).toBe('running');
+  });
+
+  it(`keeps RAM for the newest ${DEFAULT_KEEP_RAM}; older ones keep their disk`, async () => {
+    for (let i = 0; i <= DEFAULT_KEEP_RAM; i++) await f.engine.createCheckpoint('dev');
+    const cps = f.engine.listCheckpoints('dev');
+    expect(cps[0]).toMatchObject({ id: 'v1', memory: false, ramBytes: 0 });
+    expect(cps.slice(1).every((c) => c.memory)).toBe(true);
+    expect(fs.existsSync(ram('v1'))).toBe(false);
+    expect(fs.existsSync(ram(`v${DEFAULT_KEEP_RAM + 1}`))).toBe(true);
+  });
+});
+
+describe('restore', () => {
+  it('takes an undo checkpoint, reverts the disk, resumes the saved RAM and sets the clock', async () => {
+    const p = f.driver.process('dev');
+    p.memory.counter = '1';
+    p.writeFile('/etc/tool', 'installed');
+    await f.engine.createCheckpoint('dev', { comment: 'good' });
+    p.memory.counter = '2';
+    p.writeFile('/etc/tool', 'broken');
+    const r = await f.engine.restoreCheckpoint('dev', 'v1');
+    expect(r.backup).toBe('v2');
+    expect(r.sprite.state).toBe('running');
+    const q = f.driver.process('dev');
+    expect(q).not.toBe(p);
+    expect(p.alive).toBe(false);
+    expect(q.memory.counter).toBe('1');
+    expect(q.readFile('/etc/tool')).toBe('installed');
+    expect(f.driver.calls).toContain('launch dev from v1.state');
+    expect(q.guest.execs.at(-1)?.stdin).toMatch(/^seed .*\ntime /);
+    const cps = f.engine.listCheckpoints('dev');
+    expect(cps.find((c) => c.id === 'v2')).toMatchObject({ auto: true, comment: 'before restoring v1', memory: true, current: false });
+    expect(cps.find((c) => c.id === 'v1')?.current).toBe(true);
+    // the undo checkpoint brings the later moment back
+    await f.engine.restoreCheckpoint('dev', 'v2', { backup: false });
+    expect(f.driver.process('dev').memory.counter).toBe('2');
+    expect(f.engine.listCheckpoints('dev')).toHaveLength(2);
+  });
+
+  it('a disk-only checkpoint boots from the restored disk', async () => {
+    await f.engine.stop('dev');
+    await f.engine.createCheckpoint('dev');
+    const r = await f.engine.restoreCheckpoint('dev', 'v1', { backup: false });
+    expect(r.sprite.state).toBe('running');
+    expect(f.driver.calls.slice(-2)).toEqual(['apply-snapshot v1', 'launch dev']);
+  });
+
+  it('restoring while asleep leaves no stale sleep state', async () => {
+    await f.engine.createCheckpoint('dev');
+    await f.engine.sleep('dev');
+    await f.engine.restoreCheckpoint('dev', 'v1');
+    expect(fs.existsSync(path.join(dir(), 'sleep.state'))).toBe(false);
+    expect(f.engine.get('dev').state).toBe('running');
+  });
+
+  it('a restore whose guest never comes back leaves the sprite crashed, with why', async () => {
+    await f.engine.createCheckpoint('dev');
+    f.driver.onLaunch = (p) => void (p.guest.silent = true);
+    const err = (await f.engine.restoreCheckpoint('dev', 'v1', { backup: false }).catch((e) => e)) as SpritelyError;
+    expect(err.message).toMatch(/^Restoring v1 of "dev" failed: guest agent did not answer/);
+    expect(f.engine.get('dev')).toMatchObject({ state: 'crashed', lastError: expect.stringMatching(/^restoring v1 failed/) });
+    expect(f.driver.processes.has('dev')).toBe(false);
+  });
+
+  it('meters the awake period that the restore ends', async () => {
+    await f.engine.createCheckpoint('dev');
+    f.io.clock.now += 40_000;
+    await f.engine.restoreCheckpoint('dev', 'v1', { backup: false });
+    expect(f.engine.get('dev').usage.awakeSeconds).toBe(40);
+  });
+});
+
+describe('delete', () => {
+  it('deletes live while awake and offline when stopped; children move up', async () => {
+    await f.engine.createCheckpoint('dev');
+    await f.engine.createCheckpoint('dev');
+    await f.engine.createCheckpoint('dev');
+    await f.engine.deleteCheckpoint('dev', 'v2');
+    expect(f.driver.calls.at(-1)).toBe('delete-snapshot v2 dev');
+    expect(f.engine.listCheckpoints('dev').map((c) => `${c.id}<${c.parent}`)).toEqual(['v1<null', 'v3<v1']);
+    expect(fs.existsSync(ram('v2'))).toBe(false);
+    await f.engine.stop('dev');
+    await f.engine.deleteCheckpoint('dev', 'v1');
+    expect(f.driver.calls.at(-1)).toBe('offline-delete v1');
+    expect(f.engine.listCheckpoints('dev').map((c) => `${c.id}<${c.parent}`)).toEqual(['v3<null']);
+  });
+
+  it('refuses unknown and malformed ids', async () => {
+    expect(((await f.engine.deleteCheckpoint('dev', 'v7').catch((e) => e)) as SpritelyError).code).toBe('not_found');
+    expect(((await f.engine.deleteCheckpoint('dev', 'x/..').catch((e) => e)) as SpritelyError).code).toBe('invalid_argument');
+  });
+});
+
+describe('spritely-env from inside the guest', () => {
+  /** Sends one request line on the guest's end of the env port and reads the answer. */
+  async function ask(req: Record<string, unknown>): Promise<string> {
+    await waitFor(() => f.driver.process('dev').guest.env !== null);
+    const env = f.driver.process('dev').guest.env!;
+    let got = '';
+    const onData = (c: Buffer) => (got += c.toString());
+    env.on('data', onData);
+    env.write(JSON.stringify(req) + '\n');
+    await waitFor(() => /\n=(OK|ERR)[^\n]*\n$/.test(got));
+    env.off('data', onData);
+    return got;
+  }
+
+  it('creates and lists checkpoints of this sprite only; a bad request gets an error reply', async () => {
+    expect(await ask({ id: 'a1', op: 'checkpoint.create', comment: 'from inside' })).toBe('=BEGIN a1\nv1\n=OK\n');
+    expect(await ask({ id: 'a2', op: 'checkpoint.list' })).toMatch(/^=BEGIN a2\n\*v1 {2}from inside {2}\[ram\+disk, .*\]\n=OK\n$/);
+    expect(await ask({ id: 'a3', op: 'sprites.destroy', name: 'other' })).toMatch(/^=BEGIN a3\n=ERR bad request/);
+  });
+
+  it('a restore asked from inside answers the request that made the checkpoint, in the restored machine', async () => {
+    expect(await ask({ id: 'made', op: 'checkpoint.create' })).toBe('=BEGIN made\nv1\n=OK\n');
+    const before = f.driver.process('dev');
+    expect(await ask({ id: 'r1', op: 'checkpoint.restore', checkpoint: 'v1', backup: false })).toBe('=BEGIN r1\nrestoring v1…\n=OK\n');
+    await waitFor(() => f.driver.processes.get('dev') !== before && f.driver.processes.get('dev')?.guest.env !== null, 3000);
+    const env = f.driver.process('dev').guest.env!;
+    let got = '';
+    env.on('data', (c: Buffer) => (got += c.toString()));
+    await waitFor(() => got.includes('=OK'));
+    expect(got).toBe('=BEGIN made\nv1\n=OK\n');
+  });
+});
+
+async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The engine's I/O that is not the hypervisor's: SSH links to guests, egress proxies, spritely-env
+ * channels, key generation, free ports, host facts and the clock. The daemon uses `realIo`; the
+ * engine's specs pass fakes, so they open no SSH connection, bind no socket and leave no timer.
+ */
+import os from 'node:os';
+import type { Duplex } from 'node:stream';
+import { EnvChannel, type EnvHandler } from '../checkpoints/env-channel.ts';
+import { EgressProxy, type EgressProxyOptions } from '../net/egress-proxy.ts';
+import { freeLoopbackPort } from '../net/free-port.ts';
+import { ensureClientKey, generateEd25519, type KeyPair } from '../ssh/keys.ts';
+import { SshLink, type SshChannels, type SshLinkOptions } from '../ssh/ssh-link.ts';
+
+export type { SshChannels };
+
+export interface EnvChannelLike {
+  write(text: string): void;
+  close(): void;
+}
+
+export interface EgressLike {
+  listen(): Promise<void>;
+  close(): void;
+}
+
+export interface EngineIo {
+  now(): number;
+  sshLink(opts: SshLinkOptions): SshChannels;
+  egressProxy(opts: EgressProxyOptions): EgressLike;
+  envChannel(open: () => Promise<Duplex>, handler: EnvHandler, log: (msg: string) => void): EnvChannelLike;
+  /** A new ed25519 key pair (a sprite's SSH host key). */
+  hostKey(comment: string): KeyPair;
+  /** The installation's SSH client key (made once, kept in the keys dir). */
+  clientKey(keysDir: string): KeyPair;
+  freePort(): Promise<number>;
+  cpuCores(): number;
+  hostMemoryMiB(): number;
+  /** Runs `fn` every `ms` without keeping the process alive; returns the function that stops it. */
+  every(ms: number, fn: () => void): () => void;
+}
+
+export const realIo: EngineIo = {
+  now: () => Date.now(),
+  sshLink: (opts) => new SshLink(opts),
+  egressProxy: (opts) => new EgressProxy(opts),
+  envChannel: (open, handler, log) => new EnvChannel(open, handler, log),
+  hostKey: (comment) => generateEd25519(comment),
+  clientKey: (keysDir) => ensureClientKey(keysDir),
+  freePort: () => freeLoopbackPort(),
+  cpuCores: () => os.availableParallelism(),
+  hostMemoryMiB: () => os.totalmem() / 2 ** 20,
+  every: (ms, fn) => {
+    const t = setInterval(fn, ms);
+    t.unref();
+    return () => clearInterval(t);
+  },
+};
