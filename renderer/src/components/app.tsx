@@ -7,6 +7,7 @@ import type { DesktopBridge, DesktopCommand } from '../platform.ts';
 import { commandFor, SHORTCUT_HELP, type Command } from '../shortcuts.ts';
 import { activeTabOf } from '../store.ts';
 import { paneRegistry } from '../terminal/pane-registry.ts';
+import { AddHost } from './add-host.tsx';
 import { ConnectionBanner } from './connection-banner.tsx';
 import { CreateSprite, type CreateSpriteHandle } from './create-sprite.tsx';
 import { SpriteList } from './sprite-list.tsx';
@@ -40,6 +41,7 @@ export function App({ desktop = null }: { desktop?: DesktopBridge | null }) {
   const connection = useApp((s) => s.connection);
   const connectionDetail = useApp((s) => s.connectionDetail);
   const themeChoice = useApp((s) => s.theme);
+  const transport = useApp((s) => s.transport);
   const theme = useResolvedTheme(themeChoice);
   const createRef = useRef<CreateSpriteHandle>(null);
   const [help, setHelp] = useState(false);
@@ -104,6 +106,7 @@ export function App({ desktop = null }: { desktop?: DesktopBridge | null }) {
         <CreateSprite ref={createRef} />
         <div className="list-scroll">
           <SpriteList />
+          {transport.has('hosts.add') && <AddHost />}
         </div>
         <div className="sidebar-foot">
           <button className="ghost small" onClick={() => actions.setTheme(nextThemeChoice(themeChoice))} title="Switch theme">

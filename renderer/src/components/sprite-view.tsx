@@ -8,7 +8,8 @@ import { useShallow } from 'zustand/react/shallow';
 import { formatMemory, shortImage } from '../format.ts';
 import { availablePanels } from '../sprite-panels.ts';
 import { availableActions, type SpriteAction } from '../sprite-actions.ts';
-import { activeTabOf, displayState, tabsOf } from '../store.ts';
+import { parseSpriteKey } from '../sprite-key.ts';
+import { activeTabOf, displayState, tabsOf, unreachableHost } from '../store.ts';
 import { paneRegistry } from '../terminal/pane-registry.ts';
 import { DestroyDialog } from './destroy-dialog.tsx';
 import { StateBadge } from './sprite-list.tsx';
@@ -22,22 +23,29 @@ export function closeTerminalTab(id: string, close: (id: string) => void): void 
 export function SpriteHeader({ name }: { name: string }) {
   const sprite = useApp((s) => s.sprites[name]);
   const pending = useApp((s) => s.pending[name]);
+  const away = useApp((s) => unreachableHost(s, name)?.reason ?? (unreachableHost(s, name) ? 'not connected' : null));
+  const { host, name: shown } = parseSpriteKey(name);
   const transport = useApp((s) => s.transport);
   const actions = useActions();
   const [confirming, setConfirming] = useState(false);
   const panelsOpen = useApp((s) => s.panelsOpen);
   const hasPanels = availablePanels((m) => transport.has(m)).length > 0;
   if (!sprite) return null;
-  const ds = displayState(sprite, pending);
+  const ds = away !== null ? { state: 'unreachable', detail: null } : displayState(sprite, pending);
   const run = (a: SpriteAction) => {
     if (a.confirm === 'type-name') return setConfirming(true);
     void actions.runSpriteMethod(name, a.method, a.op);
   };
-  const offered = pending ? [] : availableActions((m) => transport.has(m), sprite);
+  const offered = pending || away !== null ? [] : availableActions((m) => transport.has(m), sprite);
   return (
     <header className="sprite-header">
       <div className="sprite-title">
-        <h1>{name}</h1>
+        <h1>{shown}</h1>
+        {host && (
+          <span className="host-chip" title={`On host ${host} (remote, over SSH)`}>
+            on {host}
+          </span>
+        )}
         <StateBadge state={ds.state} detail={ds.detail} />
       </div>
       <div className="sprite-facts">
@@ -67,9 +75,14 @@ export function SpriteHeader({ name }: { name: string }) {
         ))}
       </div>
       {sprite.state === 'crashed' && sprite.lastError && <div className="sprite-error" role="alert">{sprite.lastError}</div>}
+      {away !== null && (
+        <div className="sprite-error host-away" role="alert">
+          Host {host} is not connected: {away} It reconnects on its own; this is what {shown} last looked like.
+        </div>
+      )}
       {confirming && (
         <DestroyDialog
-          name={name}
+          name={shown}
           onCancel={() => setConfirming(false)}
           onConfirm={() => {
             setConfirming(false);
@@ -84,7 +97,7 @@ export function SpriteHeader({ name }: { name: string }) {
 export function TabStrip({ name }: { name: string }) {
   const tabs = useApp(useShallow((s) => tabsOf(s, name)));
   const active = useApp((s) => activeTabOf(s, name)?.id);
-  const running = useApp((s) => s.sprites[name]?.state === 'running');
+  const running = useApp((s) => s.sprites[name]?.state === 'running' && !unreachableHost(s, name));
   const actions = useActions();
   return (
     <div className="tab-strip" role="tablist" aria-label={`Terminals of ${name}`}>
@@ -118,12 +131,14 @@ export function SpritePanels({ name }: { name: string }) {
   const open = useApp((s) => s.panelsOpen);
   const panels = availablePanels((m) => transport.has(m));
   if (!sprite || !panels.length || !open) return null;
+  // Panels address the sprite by its key (NAME@HOST for a remote one): the transport routes by it.
+  const keyed = sprite.name === name ? sprite : { ...sprite, name };
   return (
     <aside className="panels">
       {panels.map(({ id, title, Component }) => (
         <section key={id} className="panel" aria-label={title}>
           <h2>{title}</h2>
-          <Component sprite={sprite} />
+          <Component sprite={keyed} />
         </section>
       ))}
     </aside>
@@ -135,7 +150,15 @@ export function NoTerminal({ name }: { name: string }) {
   const sprite = useApp((s) => s.sprites[name]);
   const pending = useApp((s) => s.pending[name]);
   const progress = useApp((s) => s.imageProgress);
+  const away = useApp((s) => !!unreachableHost(s, name));
   const actions = useActions();
+  if (away && sprite)
+    return (
+      <div className="placeholder">
+        <p className="placeholder-title">{parseSpriteKey(name).name} is on a host that is not connected.</p>
+        <p>Its terminals come back when the host does.</p>
+      </div>
+    );
   if (pending === 'create' && (!sprite || sprite.state !== 'running'))
     return (
       <div className="placeholder" role="status">

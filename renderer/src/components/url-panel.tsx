@@ -8,6 +8,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import type { RelayStatus } from '../store.ts';
 import type { Sprite } from '../transport.ts';
+import { hostOfKey } from '../sprite-key.ts';
 import { useActions, useApp, useTerminalFactory } from './store-context.tsx';
 
 /** The tunnel's state in a user's words (the reason, when there is one, is shown beside it). */
@@ -33,7 +34,9 @@ export function UrlPanel({ sprite }: { sprite: Sprite }) {
   const relay = announced ?? asked;
   const [token, setToken] = useState<string | null>(null);
   const [share, setShare] = useState<string | null>(null);
-  const canPublish = transport.has('relay.status') && transport.has('sprites.publish');
+  // A remote sprite is published through its host's relay (the relay belongs to the daemon that holds it).
+  const host = hostOfKey(name);
+  const canPublish = !host && transport.has('relay.status') && transport.has('sprites.publish');
 
   const refresh = useCallback(async () => {
     try {
@@ -78,6 +81,11 @@ export function UrlPanel({ sprite }: { sprite: Sprite }) {
         )}
       </div>
       <p className="muted small">→ port {sprite.urlPort} in the sprite; a request wakes it if it sleeps.</p>
+      {host && (
+        <p className="muted small">
+          Served here through host {host}'s SSH connection. Public URLs go through {host}'s relay: <code>spritely url --host {host} {name.split('@')[0]} --public</code>.
+        </p>
+      )}
       {canPublish && relay && !relay.configured && <p className="muted small">Public URLs: connect a relay with `spritely relay connect URL --token-file FILE`.</p>}
       {canPublish && relay?.configured && (
         <>

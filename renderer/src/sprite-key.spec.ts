@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { hostedPath, hostOfKey, parseSpriteKey, routeInput, spriteKey } from './sprite-key.ts';
+
+describe('sprite keys', () => {
+  it('a local sprite is its name; a remote one NAME@HOST', () => {
+    expect(spriteKey(null, 'dev')).toBe('dev');
+    expect(spriteKey('box', 'dev')).toBe('dev@box');
+    expect(parseSpriteKey('dev')).toEqual({ host: null, name: 'dev' });
+    expect(parseSpriteKey('dev@box')).toEqual({ host: 'box', name: 'dev' });
+    expect(hostOfKey('dev@gpu-1')).toBe('gpu-1');
+    expect(hostOfKey('dev')).toBeNull();
+  });
+
+  it('routes a call by the key in `name`, keeping a fork on its host', () => {
+    expect(routeInput({ name: 'dev' })).toEqual({ host: null, input: { name: 'dev' } });
+    expect(routeInput({ name: 'dev@box', port: 3000 })).toEqual({ host: 'box', input: { name: 'dev', port: 3000 } });
+    expect(routeInput({ name: 'dev@box', checkpoint: 'v1', newName: 'copy@box' })).toEqual({ host: 'box', input: { name: 'dev', checkpoint: 'v1', newName: 'copy' } });
+    expect(routeInput({})).toEqual({ host: null, input: {} });
+    expect(routeInput({ host: 'box' })).toEqual({ host: null, input: { host: 'box' } });
+  });
+
+  it('puts a host\'s calls under /v1/hosts/HOST/', () => {
+    expect(hostedPath('/v1/sprites/dev/exec', 'box')).toBe('/v1/hosts/box/sprites/dev/exec');
+    expect(hostedPath('/v1/sprites', null)).toBe('/v1/sprites');
+  });
+});
