@@ -49,8 +49,9 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
   });
 }
 
-function lostMessage(host: string, err: Error): string {
-  return `Lost the connection to host "${host}" (${err.message}). It reconnects on its own: run the command again (\`spritely host list\` shows its state).`;
+function lostMessage(host: string, err: Error, stream = false): string {
+  const said = `Lost the connection to host "${host}" (${err.message}).`;
+  return stream ? said : `${said} It reconnects on its own: run the command again (\`spritely host list\` shows its state).`;
 }
 
 /** Sends one request to the remote daemon; retried once when a reused keep-alive channel was dead. */
@@ -219,7 +220,7 @@ function bridge(client: WebSocket, up: WebSocket, kind: ReturnType<typeof stream
     if (code === 1006 || code === 1005) {
       // Cut, not closed: the SSH connection (or the remote daemon) went away mid-stream.
       link.suspect();
-      const message = lostMessage(host, new Error(kind === 'exec' ? 'the connection ended while the command ran; it may still be running there' : 'the connection ended'));
+      const message = kind === 'exec' ? lostMessage(host, new Error('the connection ended while the command ran; it may still be running there')) : lostMessage(host, new Error('the connection ended'), true);
       if (kind === 'exec' || kind === 'terminal') client.send(JSON.stringify({ type: 'error', code: 'unavailable', message }));
       client.close(1011, 'host connection lost');
       return;

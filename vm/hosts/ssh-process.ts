@@ -92,7 +92,8 @@ export async function startMaster(args: string[], controlPath: string, timeoutMs
       exitCode = null;
       resolve(null);
     });
-    child.on('exit', (code) => {
+    // 'close', not 'exit': by then ssh's last words (why it failed) have been read.
+    child.on('close', (code) => {
       exitCode = code;
       resolve(code);
     });
