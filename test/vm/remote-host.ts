@@ -10,6 +10,8 @@
  * them means something else to a C library (egress-proxy.spec.ts probes every interface address of
  * this computer in such spellings and would trip over 10.x while this test runs).
  *
+ * Cutting the link (`setLink(false)`) keeps the packets on this machine: see there.
+ *
  * Cleanup ends, by pid, every process in the namespace (sshd, its sessions, the remote daemon
  * and its QEMUs all live there), then deletes the namespace and the temp dirs, even after a failure.
  */
@@ -112,6 +114,11 @@ export async function startRemoteHost(): Promise<RemoteHost> {
       /* not made */
     }
     try {
+      sh('ip', ['route', 'del', 'unreachable', `${n.a.split('.').slice(0, 3).join('.')}.0/30`]);
+    } catch {
+      /* none */
+    }
+    try {
       sh('ip', ['link', 'del', n.hostIf]);
     } catch {
       /* went with the namespace */
@@ -193,10 +200,21 @@ export async function startRemoteHost(): Promise<RemoteHost> {
         fs.writeFileSync(knownHosts, key ? `${n.b} ${key.split(' ').slice(0, 2).join(' ')}\n` : '');
       },
       setLink(up) {
-        sh('ip', ['link', 'set', n.hostIf, up ? 'up' : 'down']);
-        if (up) {
-          // a downed link loses its address route on some kernels; put it back when missing
-          if (!sh('ip', ['-4', '-o', 'addr', 'show', 'dev', n.hostIf]).includes(n.a)) sh('ip', ['addr', 'add', `${n.a}/30`, 'dev', n.hostIf]);
+        // A downed link takes its connected route along, and the address would then follow the
+        // default route off this machine: an `unreachable` route for the /30 keeps every packet
+        // here (and makes new connections fail at once, as a dead LAN would).
+        const net = `${n.a.split('.').slice(0, 3).join('.')}.0/30`;
+        if (!up) {
+          sh('ip', ['route', 'replace', 'unreachable', net]);
+          sh('ip', ['link', 'set', n.hostIf, 'down']);
+          return;
+        }
+        sh('ip', ['link', 'set', n.hostIf, 'up']);
+        if (!sh('ip', ['-4', '-o', 'addr', 'show', 'dev', n.hostIf]).includes(n.a)) sh('ip', ['addr', 'add', `${n.a}/30`, 'dev', n.hostIf]);
+        try {
+          sh('ip', ['route', 'del', 'unreachable', net]);
+        } catch {
+          /* not there */
         }
       },
       remoteDaemonPid() {
