@@ -92,7 +92,8 @@ try {
     cli.via.push(b.ms);
   }
   const f = (x: number) => x.toFixed(1);
-  console.log(`exec true, streamed (${ROUNDS} interleaved rounds): on that machine p50 ${f(median(ex.direct))} ms; through this computer's daemon and SSH p50 ${f(median(ex.via))} ms; added p50 ${f(median(ex.via) - median(ex.direct))} ms (median of paired differences ${f(median(ex.diff))} ms)`);
+  const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
+  console.log(`exec true, streamed (${ROUNDS} interleaved rounds): on that machine p50 ${f(median(ex.direct))} ms; through this computer's daemon and SSH p50 ${f(median(ex.via))} ms; added p50 ${f(median(ex.via) - median(ex.direct))} ms (paired differences p25/p50/p75 ${f(q(ex.diff, 0.25))}/${f(median(ex.diff))}/${f(q(ex.diff, 0.75))} ms; direct p25–p75 ${f(q(ex.direct, 0.25))}–${f(q(ex.direct, 0.75))} ms)`);
   console.log(`exec stream open → first answer, no guest (${ROUNDS} rounds): on that machine p50 ${f(median(stream.direct))} ms; through this computer p50 ${f(median(stream.via))} ms; added ${f(median(stream.via) - median(stream.direct))} ms`);
   console.log(`GET /v1/info: on that machine p50 ${f(median(info.direct))} ms; through this computer p50 ${f(median(info.via))} ms; added ${f(median(info.via) - median(info.direct))} ms`);
   console.log(`CLI spritely exec … -- true (${CLI_ROUNDS} rounds, wall): on that machine p50 ${f(median(cli.direct))} ms; --host box p50 ${f(median(cli.via))} ms; added ${f(median(cli.via) - median(cli.direct))} ms`);
