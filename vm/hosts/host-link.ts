@@ -19,13 +19,14 @@ import http from 'node:http';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { ApiClient } from '../api/client.ts';
-import { API_VERSION, DaemonEvent, type HostStatus, type Sprite } from '../api/contract.ts';
+import { DaemonEvent, type HostStatus, type Sprite } from '../api/contract.ts';
 import { SpritelyError } from '../errors.ts';
 import { safeText } from '../safe-text.ts';
-import { checkCompat, notInstalledMessage, parseHello, parseVersion, socketPathProblem, type RemoteHello } from './host-compat.ts';
+import type { RemoteHello } from './host-compat.ts';
 import type { HostRecord } from './host-records.ts';
 import { ReconnectSchedule } from './reconnect-schedule.ts';
-import { classifySshFailure, CONNECT_TIMEOUT_S, exitArgs, forwardArgs, masterArgs, runArgs, sshFailureMessage, type SshSpec } from './ssh-command.ts';
+import { startRemoteDaemon } from './remote-daemon.ts';
+import { classifySshFailure, CONNECT_TIMEOUT_S, exitArgs, forwardArgs, masterArgs, sshFailureMessage, type SshSpec } from './ssh-command.ts';
 import { MasterFailed, runSsh, startMaster, stopMaster, type Master } from './ssh-process.ts';
 import { parseSshUrl } from './ssh-url.ts';
 
@@ -41,8 +42,6 @@ export function hostLinkPaths(runDir: string, name: string): HostLinkPaths {
   return { control: path.join(runDir, `h-${id}.ctl`), api: path.join(runDir, `h-${id}.api`), url: path.join(runDir, `h-${id}.url`) };
 }
 
-/** How long the remote `spritely daemon start --json` may take (a first start builds its CLI). */
-const HELLO_TIMEOUT_MS = 90_000;
 const FORWARD_TIMEOUT_MS = 15_000;
 const EVENTS_OPEN_TIMEOUT_MS = 15_000;
 
@@ -233,11 +232,7 @@ export class HostLink extends EventEmitter<LinkEvents> {
     let result: ConnectResult = { offeredKey: null, keyAdded: false };
     if (!this.masterAlive()) result = await this.openMaster(opts);
     try {
-      this.hello = await this.remoteHello();
-      const compat = checkCompat(this.name, { version: this.opts.localVersion, api: API_VERSION }, { version: this.hello.version, api: this.hello.api });
-      if (!compat.ok) throw new SpritelyError('failed_precondition', compat.message);
-      const sockProblem = socketPathProblem(this.hello.socket);
-      if (sockProblem) throw new SpritelyError('failed_precondition', `Host "${this.name}": ${sockProblem}.`);
+      this.hello = await startRemoteDaemon(this.spec, this.record, this.opts.localVersion, () => (this.masterAlive() ? null : this.master?.stderr.value || this.lastMasterErr));
       if (this.hello.accel) this.accel = this.hello.accel;
       await this.forward('api', this.hello.socket);
       if (this.hello.urlPort) await this.forward('url', `127.0.0.1:${this.hello.urlPort}`);
@@ -317,30 +312,6 @@ export class HostLink extends EventEmitter<LinkEvents> {
     }
     this.setState('unreachable', why, Date.now() + delay);
     this.timer = setTimeout(() => this.kick(), delay);
-  }
-
-  private async remoteHello(): Promise<RemoteHello> {
-    const cmd = this.record.remoteCommand;
-    const r = await runSsh(runArgs(this.spec, `${cmd} daemon start --json`), HELLO_TIMEOUT_MS);
-    if (r.timedOut) throw new SpritelyError('timeout', `Host "${this.name}": \`${cmd} daemon start --json\` did not finish within ${HELLO_TIMEOUT_MS / 1000} s.`);
-    const hello = r.code === 0 ? parseHello(r.stdout) : null;
-    if (hello) return hello;
-    if (r.code === 255 && !this.masterAlive()) {
-      const f = classifySshFailure(this.master?.stderr.value || this.lastMasterErr || r.stderr);
-      throw new SpritelyError('unavailable', sshFailureMessage(this.name, this.record.url, f));
-    }
-    if (r.code === 127 || /command not found|No such file or directory|not found/i.test(r.stderr)) {
-      throw new SpritelyError('failed_precondition', notInstalledMessage(this.name, this.record.url, cmd, safeText(r.stderr, { maxChars: 400 })));
-    }
-    // Too old to know `--json`? Then it still knows --version.
-    const v = await runSsh(runArgs(this.spec, `${cmd} --version`), 30_000);
-    const version = v.code === 0 ? v.stdout.trim().split('\n').pop()?.trim() ?? '' : '';
-    if (parseVersion(version)) {
-      const compat = checkCompat(this.name, { version: this.opts.localVersion, api: API_VERSION }, { version, api: null });
-      if (!compat.ok) throw new SpritelyError('failed_precondition', compat.message);
-    }
-    const said = safeText((r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | '), { maxChars: 400 });
-    throw new SpritelyError('failed_precondition', `Host "${this.name}": \`${cmd} daemon start --json\` failed (exit ${r.code}): ${said || 'no output'}. Its daemon log (on the server: ~/.local/share/spritely/daemon.log) may say more.`);
   }
 
   private async forward(which: 'api' | 'url', remote: string): Promise<void> {
