@@ -232,7 +232,7 @@ export class HostLink extends EventEmitter<LinkEvents> {
     let result: ConnectResult = { offeredKey: null, keyAdded: false };
     if (!this.masterAlive()) result = await this.openMaster(opts);
     try {
-      this.hello = await startRemoteDaemon(this.spec, this.record, this.opts.localVersion, () => (this.masterAlive() ? null : this.master?.stderr.value || this.lastMasterErr));
+      this.hello = await startRemoteDaemon(this.spec, this.record, this.opts.localVersion, () => (this.masterAlive() ? null : this.master?.stderr.value || this.lastMasterErr || 'the SSH connection ended'));
       if (this.hello.accel) this.accel = this.hello.accel;
       await this.forward('api', this.hello.socket);
       if (this.hello.urlPort) await this.forward('url', `127.0.0.1:${this.hello.urlPort}`);
@@ -349,7 +349,11 @@ export class HostLink extends EventEmitter<LinkEvents> {
       ws.on('close', () => {
         if (!opened || this.events !== ws) return;
         this.events = null;
-        if (this.masterAlive()) this.lost('its daemon stopped; starting it again');
+        // The stream also ends when the whole connection does; give the master's exit a moment
+        // to be seen, so a dropped connection is not mistaken for a stopped daemon.
+        setTimeout(() => {
+          if (this.masterAlive()) this.lost('its daemon stopped; starting it again');
+        }, 150);
       });
     });
   }
