@@ -167,7 +167,12 @@ export class HostLink extends EventEmitter<LinkEvents> {
     // but a request already failed, so look now.
     this.api()
       .call('daemon.info', {}, { timeoutMs: 3000 })
-      .catch(() => this.lost('the remote daemon does not answer; starting it again'));
+      .catch(() =>
+        // a connection that just died fails the check too: let its master's exit be seen first
+        setTimeout(() => {
+          if (this.masterAlive()) this.lost('the remote daemon does not answer; starting it again');
+        }, 150),
+      );
   }
 
   async close(): Promise<void> {
@@ -294,7 +299,7 @@ export class HostLink extends EventEmitter<LinkEvents> {
     this.agent.destroy();
     if (this.closed || !wasConnected) return;
     const f = classifySshFailure(m.stderr.value);
-    const why = f.kind === 'ssh' && /without saying why/.test(f.detail) ? 'the SSH connection ended' : `the SSH connection ended: ${sshFailureMessage(this.name, this.record.url, f)}`;
+    const why = f.kind === 'ssh' ? `the SSH connection ended (${f.detail})` : `the SSH connection ended: ${sshFailureMessage(this.name, this.record.url, f)}`;
     this.lost(why, true);
   }
 

@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import { meaningfulLines } from './ssh-command.ts';
 
 export const SSH_BINARY = process.env.SPRITELY_SSH_BINARY || 'ssh';
 
@@ -93,8 +94,10 @@ export async function startMaster(args: string[], controlPath: string, timeoutMs
       resolve(null);
     });
     // 'close', not 'exit': by then ssh's last words (why it failed) have been read.
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       exitCode = code;
+      // ssh's own words, or at least how it ended (a signal leaves no message; a debug log only chatter)
+      if (!meaningfulLines(stderr.value).length) stderr.push(`ssh ended ${signal ? `by signal ${signal}` : `with exit code ${code}`} without a message\n`);
       resolve(code);
     });
   });
