@@ -16,7 +16,8 @@ const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/p
 
 const SERVER = `perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(LocalPort=>8080,Listen=>64,ReuseAddr=>1) or die; while($c=$s->accept){ while(<$c>){ last if $_ eq "\\r\\n" } print $c "HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\nConnection: close\\r\\n\\r\\nok\\n"; close $c }'`;
 
-const d = await startDaemon();
+// No warm spare: it would be a QEMU process while every sprite sleeps.
+const d = await startDaemon(undefined, { SPRITELY_WARM_SPARE: 'off' });
 try {
   await d.api.call('sprites.create', { name: 'w' }, { timeoutMs: 900_000 });
   await d.api.call('sprites.exec', { name: 'w', argv: ['sh', '-c', `setsid ${SERVER} >/dev/null 2>&1 </dev/null &`] });
@@ -44,6 +45,7 @@ try {
     wakeExec.push(Math.round(performance.now() - t0));
     await d.api.call('sprites.sleep', { name: 'w' });
     wakeHttp.push(Math.round(await firstByte()));
+    console.log(`round ${i}: wake ${JSON.stringify(w.timings)} → exec true ${wakeExec.at(-1)} ms; HTTP to the sleeping sprite → first byte ${wakeHttp.at(-1)} ms`);
   }
   // Proxy overhead: the same tiny server (it closes every connection) through the raw QEMU
   // host-forward and through the proxy, sequential requests on fresh connections, timed in µs.
@@ -86,7 +88,7 @@ try {
     wakeToRunningMs: median(wakeRunning),
     wakeToExecMs: median(wakeExec),
     wakingRequestFirstByteMs: median(wakeHttp),
-    ranges: { sleep: [Math.min(...sleepMs), Math.max(...sleepMs)], wakeRunning: [Math.min(...wakeRunning), Math.max(...wakeRunning)] },
+    ranges: { sleep: [Math.min(...sleepMs), Math.max(...sleepMs)], wakeRunning: [Math.min(...wakeRunning), Math.max(...wakeRunning)], wakeExec: [Math.min(...wakeExec), Math.max(...wakeExec)], wakingRequest: [Math.min(...wakeHttp), Math.max(...wakeHttp)] },
     proxy: {
       requests: raw.length,
       rawP50Ms: +median(raw).toFixed(2),

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  qemu-system-x86 qemu-utils      # the hypervisor and qcow2 tools
+  qemu-system-x86 qemu-utils      # the hypervisor and qcow2 tools (qemu-nbd shows checkpoints inside sprites)
+  zstd                            # compresses checkpoints' RAM states (and restores them)
   socat                           # carries each guest connection to the daemon's egress proxy
   mmdebstrap e2fsprogs            # building guest images from Debian packages (no loop mounts)
   golang-go                       # compiling the guest agent (resources/guest-agent) into the image

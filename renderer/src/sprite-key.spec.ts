@@ -17,6 +17,10 @@ describe('sprite keys', () => {
     expect(routeInput({ name: 'dev@box', checkpoint: 'v1', newName: 'copy@box' })).toEqual({ host: 'box', input: { name: 'dev', checkpoint: 'v1', newName: 'copy' } });
     expect(routeInput({})).toEqual({ host: null, input: {} });
     expect(routeInput({ host: 'box' })).toEqual({ host: null, input: { host: 'box' } });
+    // a sprite's own idle timeout (config.set) goes to its host, with the plain name
+    expect(routeInput({ idleTimeoutSec: 600, sprite: 'dev@box' })).toEqual({ host: 'box', input: { idleTimeoutSec: 600, sprite: 'dev' } });
+    expect(routeInput({ idleTimeoutSec: 600, sprite: 'dev' })).toEqual({ host: null, input: { idleTimeoutSec: 600, sprite: 'dev' } });
+    expect(routeInput({ idleTimeoutSec: 600 })).toEqual({ host: null, input: { idleTimeoutSec: 600 } });
   });
 
   it('puts a host\'s calls under /v1/hosts/HOST/', () => {

@@ -25,14 +25,15 @@ export function hostedPath(path: string, host: string | null): string {
 }
 
 /**
- * A call's host and its input with plain names: `name` (and, for a fork, `newName`) may be keys.
- * A fork stays on its source's host.
+ * A call's host and its input with plain names: `name` (and, for a fork, `newName`) may be keys,
+ * and so may `sprite` (the sprite a `config.set` is for). A fork stays on its source's host.
  */
 export function routeInput(input: Record<string, unknown>): { host: string | null; input: Record<string, unknown> } {
-  if (typeof input.name !== 'string') return { host: null, input };
-  const { host, name } = parseSpriteKey(input.name);
+  const field = typeof input.name === 'string' ? 'name' : typeof input.sprite === 'string' ? 'sprite' : null;
+  if (!field) return { host: null, input };
+  const { host, name } = parseSpriteKey(input[field] as string);
   if (!host) return { host: null, input };
-  const out: Record<string, unknown> = { ...input, name };
+  const out: Record<string, unknown> = { ...input, [field]: name };
   if (typeof input.newName === 'string') out.newName = parseSpriteKey(input.newName).name;
   return { host, input: out };
 }

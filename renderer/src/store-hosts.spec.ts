@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FakeTransport, sprite } from './testing/fake-transport.ts';
-import { applyEvent, createAppStore, initialState, openTab, spriteGroups, unreachableHost, type UiState } from './store.ts';
+import { applyEvent, createAppStore, initialState, openTab, pickForCompare, spriteGroups, unreachableHost, type UiState } from './store.ts';
 import type { HostStatus } from './transport.ts';
 
 const host = (name: string, over: Partial<HostStatus> = {}): HostStatus => ({
@@ -52,6 +52,18 @@ describe('remote hosts in the store', () => {
     expect(s.sprites['dev@box']).toBeUndefined();
     expect(s.tabs).toEqual([]);
     expect(s.sprites.dev).toBeDefined();
+  });
+
+  it('a remote sprite\'s comparison goes with it (removed there, or its host removed); the same name here keeps its own', () => {
+    let s = world();
+    const cps = [{ id: 'v1' }, { id: 'v2' }] as never;
+    s = { ...s, checkpoints: { dev: cps, 'dev@box': cps, 'web@box': cps } };
+    for (const k of ['dev', 'dev@box', 'web@box']) s = pickForCompare(s, k, 'v1');
+    expect(Object.keys(s.compare).sort()).toEqual(['dev', 'dev@box', 'web@box']);
+    s = applyEvent(s, { type: 'host.event', host: 'box', event: { type: 'sprite.removed', name: 'dev' } });
+    expect(Object.keys(s.compare).sort()).toEqual(['dev', 'web@box']);
+    s = applyEvent(s, { type: 'hosts.changed', hosts: [host('gpu')] });
+    expect(Object.keys(s.compare)).toEqual(['dev']);
   });
 
   it('a host\'s relay and hosts events stay its own', () => {

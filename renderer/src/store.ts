@@ -5,7 +5,9 @@
  * The daemon owns the truth about sprites: the list only ever comes from its events.
  */
 import { createStore, type StoreApi } from 'zustand/vanilla';
-import type { Checkpoint, ImageProgress, RelayStatus } from '../../vm/api/contract.ts';
+import type { Checkpoint, DiffEntry, DiffReport, ImageProgress, RelayStatus } from '../../vm/api/contract.ts';
+import { createSettingsActions, initialSettings, type SettingsActions, type SettingsState } from './settings-state.ts';
+import { comparePair } from './diff-view.ts';
 import { hostOfKey, parseSpriteKey, spriteKey } from './sprite-key.ts';
 import type { ConnectionState, DaemonEvent, EventMessage, HostStatus, MethodInput, MethodOutput, Sprite, Transport } from './transport.ts';
 
@@ -27,7 +29,20 @@ export interface Toast {
 
 export type ThemeChoice = 'system' | 'light' | 'dark';
 
-export interface UiState {
+/** Comparing two nodes of a sprite's timeline (checkpoint ids, or "now"). */
+export interface CompareState {
+  /** The picked nodes, at most two, in the order picked. */
+  picked: string[];
+  status: 'picking' | 'loading' | 'ready' | 'error';
+  from: string | null;
+  to: string | null;
+  report: DiffReport | null;
+  error: string | null;
+  /** The file whose lines are shown. */
+  file: { path: string; status: 'loading' | 'ready' | 'error'; entry: DiffEntry | null; error: string | null } | null;
+}
+
+export interface UiState extends SettingsState {
   connection: ConnectionState;
   connectionDetail: string | null;
   /** False until the first `hello`: the list is unknown, not empty. */
@@ -48,6 +63,11 @@ export interface UiState {
   /** Bumped when this window restored a sprite: its terminals reopen on the restored machine. */
   restored: Record<string, number>;
   panelsOpen: boolean;
+  /**
+   * In a narrow window: the drawer that is open over the terminal — the sprite list, or one of the
+   * sprite's panels (by its id in sprite-panels.ts) — or none.
+   */
+  drawer: string | null;
   /** The relay tunnel as the daemon last announced it (null until a window asks or it changes). */
   relay: RelayStatus | null;
   /**
@@ -56,6 +76,8 @@ export interface UiState {
    * as unreachable.
    */
   hosts: HostStatus[];
+  /** Per sprite: two timeline nodes being compared (checkpoint diff). */
+  compare: Record<string, CompareState>;
 }
 
 export const initialState: UiState = {
@@ -74,8 +96,11 @@ export const initialState: UiState = {
   checkpoints: {},
   restored: {},
   panelsOpen: true,
+  drawer: null,
   relay: null,
   hosts: [],
+  ...initialSettings,
+  compare: {},
 };
 
 // ------------------------------------------------------------------ pure transitions
@@ -106,7 +131,7 @@ export function putSprite(s: UiState, key: string, sprite: Sprite): UiState {
 function removeSprite(s: UiState, key: string): UiState {
   if (!s.sprites[key]) return s;
   const sprites = omit(s.sprites, key);
-  const next: UiState = { ...s, sprites, ...withoutSpriteTabs(s, key), pending: omit(s.pending, key), checkpoints: omit(s.checkpoints, key) };
+  const next: UiState = { ...s, sprites, ...withoutSpriteTabs(s, key), pending: omit(s.pending, key), checkpoints: omit(s.checkpoints, key), compare: omit(s.compare, key) };
   return next.selected === key ? { ...next, selected: spriteNames(next)[0] ?? null } : next;
 }
 
@@ -181,8 +206,11 @@ export function setConnection(s: UiState, connection: ConnectionState, detail: s
   return { ...s, connection, connectionDetail: detail };
 }
 
+/** Picking a sprite shows it: the settings page and the sprite-list drawer give way. */
 export function selectSprite(s: UiState, name: string | null): UiState {
-  return s.selected === name ? s : { ...s, selected: name };
+  const drawer = s.drawer === SPRITES_DRAWER ? null : s.drawer;
+  if (s.selected === name && s.view === 'sprite' && drawer === s.drawer) return s;
+  return { ...s, selected: name, view: 'sprite', drawer };
 }
 
 export function tabsOf(s: UiState, sprite: string | null): Tab[] {
@@ -273,6 +301,55 @@ export function setTheme(s: UiState, theme: ThemeChoice): UiState {
   return { ...s, theme };
 }
 
+/** The drawer that holds the sprite list in a narrow window. */
+export const SPRITES_DRAWER = 'sprites';
+
+/** Opens a drawer, or closes it when it is the one open. */
+export function toggleDrawer(s: UiState, drawer: string): UiState {
+  return { ...s, drawer: s.drawer === drawer ? null : drawer };
+}
+
+export function closeDrawer(s: UiState): UiState {
+  return s.drawer === null ? s : { ...s, drawer: null };
+}
+
+// ------------------------------------------------------------------ comparing checkpoints
+
+const EMPTY_COMPARE: CompareState = { picked: [], status: 'picking', from: null, to: null, report: null, error: null, file: null };
+
+/**
+ * Picks (or un-picks) a timeline node to compare: a third pick starts over from it. With two picked
+ * the comparison is `loading` between the older (`from`) and the newer (`to`).
+ */
+export function pickForCompare(s: UiState, sprite: string, key: string): UiState {
+  const cur = s.compare[sprite] ?? EMPTY_COMPARE;
+  let picked = cur.picked.includes(key) ? cur.picked.filter((k) => k !== key) : [...cur.picked, key];
+  if (picked.length > 2) picked = [key];
+  if (!picked.length) return { ...s, compare: omit(s.compare, sprite) };
+  const pair = comparePair(s.checkpoints[sprite] ?? [], picked);
+  const next: CompareState = pair ? { ...EMPTY_COMPARE, picked, status: 'loading', ...pair } : { ...EMPTY_COMPARE, picked };
+  return { ...s, compare: { ...s.compare, [sprite]: next } };
+}
+
+/** The daemon answered the comparison `from` → `to` (ignored if the picks changed meanwhile). */
+export function setCompareResult(s: UiState, sprite: string, from: string, to: string, result: { report: DiffReport } | { error: string }): UiState {
+  const cur = s.compare[sprite];
+  if (!cur || cur.from !== from || cur.to !== to) return s;
+  const next: CompareState = 'report' in result ? { ...cur, status: 'ready', report: result.report, error: null } : { ...cur, status: 'error', error: result.error };
+  return { ...s, compare: { ...s.compare, [sprite]: next } };
+}
+
+export function setCompareFile(s: UiState, sprite: string, file: CompareState['file']): UiState {
+  const cur = s.compare[sprite];
+  if (!cur) return s;
+  if (file && cur.file && file.status !== 'loading' && cur.file.path !== file.path) return s; // an answer for a file no longer shown
+  return { ...s, compare: { ...s.compare, [sprite]: { ...cur, file } } };
+}
+
+export function closeCompare(s: UiState, sprite: string): UiState {
+  return { ...s, compare: omit(s.compare, sprite) };
+}
+
 export type DisplayState = Sprite['state'] | 'busy';
 
 /** What the list shows: the daemon's state, or "busy" while anyone has an operation running. */
@@ -350,7 +427,7 @@ export interface AppDeps {
 
 export type CreateOptions = Omit<MethodInput<'sprites.create'>, 'name'>;
 
-export interface Actions {
+export interface Actions extends SettingsActions {
   start(): () => void;
   createSprite(name: string, opts?: CreateOptions): Promise<boolean>;
   startSprite(name: string): Promise<void>;
@@ -369,6 +446,8 @@ export interface Actions {
   dismissToast(id: number): void;
   setTheme(t: ThemeChoice): void;
   togglePanels(): void;
+  toggleDrawer(drawer: string): void;
+  closeDrawer(): void;
   loadCheckpoints(sprite: string): Promise<void>;
   createCheckpoint(sprite: string, comment: string): Promise<boolean>;
   restoreCheckpoint(sprite: string, id: string): Promise<boolean>;
@@ -377,6 +456,11 @@ export interface Actions {
   /** Adds a remote host (the daemon connects and checks it first); a refusal comes back as its message, not a toast. */
   addHost(input: MethodInput<'hosts.add'>): Promise<{ ok: true; result: MethodOutput<'hosts.add'> } | { ok: false; message: string }>;
   removeHost(host: string): Promise<boolean>;
+  /** Picks a timeline node to compare; with two picked, asks the daemon what changed between them. */
+  pickCompare(sprite: string, key: string): Promise<void>;
+  /** Shows the lines of one changed file of the comparison. */
+  openCompareFile(sprite: string, path: string): Promise<void>;
+  closeCompare(sprite: string): void;
 }
 
 export type AppStore = StoreApi<UiState & { actions: Actions; transport: Transport }>;
@@ -429,6 +513,14 @@ export function createAppStore(deps: AppDeps): AppStore {
       }
     };
     const actions: Actions = {
+      ...createSettingsActions<UiState>({
+        transport,
+        apply,
+        get,
+        toast: (m, kind) => apply((s) => pushToast(s, m, kind)),
+        refreshSprite: (name) => refresh(name),
+        clearImageProgress: () => apply(clearImageProgress),
+      }),
       start: () =>
         transport.subscribe({
           onEvent: (e) => apply((s) => applyEvent(s, e)),
@@ -481,6 +573,8 @@ export function createAppStore(deps: AppDeps): AppStore {
       dismissToast: (id) => apply((s) => dismissToast(s, id)),
       setTheme: (t) => apply((s) => setTheme(s, t)),
       togglePanels: () => apply((s) => ({ ...s, panelsOpen: !s.panelsOpen })),
+      toggleDrawer: (d) => apply((s) => toggleDrawer(s, d)),
+      closeDrawer: () => apply(closeDrawer),
       loadCheckpoints: async (name) => {
         try {
           const checkpoints = await transport.call('checkpoints.list', { name });
@@ -507,6 +601,32 @@ export function createAppStore(deps: AppDeps): AppStore {
           await transport.call('checkpoints.delete', { name, id });
           await actions.loadCheckpoints(name);
         }),
+      pickCompare: async (name, key) => {
+        apply((s) => pickForCompare(s, name, key));
+        const c = get().compare[name];
+        if (!c || c.status !== 'loading' || !c.from || !c.to) return;
+        const { from, to } = c;
+        try {
+          const report = await transport.call('checkpoints.diff', { name, from, to });
+          apply((s) => setCompareResult(s, name, from, to, { report }));
+        } catch (err) {
+          apply((s) => setCompareResult(s, name, from, to, { error: (err as Error)?.message ?? String(err) }));
+        }
+      },
+      openCompareFile: async (name, path) => {
+        const c = get().compare[name];
+        if (!c?.from || !c.to) return;
+        const { from, to } = c;
+        apply((s) => setCompareFile(s, name, { path, status: 'loading', entry: null, error: null }));
+        try {
+          const r = await transport.call('checkpoints.diff', { name, from, to, paths: [path], patch: true });
+          const entry = r.entries.find((e) => e.path === path) ?? null;
+          apply((s) => (s.compare[name]?.from === from && s.compare[name]?.to === to ? setCompareFile(s, name, { path, status: 'ready', entry, error: null }) : s));
+        } catch (err) {
+          apply((s) => setCompareFile(s, name, { path, status: 'error', entry: null, error: (err as Error)?.message ?? String(err) }));
+        }
+      },
+      closeCompare: (name) => apply((s) => closeCompare(s, name)),
       forkSprite: async (name, checkpoint, newName) => {
         // A fork stays on its source's machine.
         const key = spriteKey(hostOfKey(name), parseSpriteKey(newName).name);

@@ -192,7 +192,7 @@ describe('the app in a browser', () => {
       const app = `perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(LocalPort=>8080,Listen=>16,ReuseAddr=>1) or die; while($c=$s->accept){ while(<$c>){ last if $_ eq "\\r\\n" } print $c "HTTP/1.1 200 OK\\r\\nContent-Length: 12\\r\\nConnection: close\\r\\n\\r\\nhello phone\\n"; close $c }'`;
       expect((await d.api.call('sprites.exec', { name: 'e2e-one', argv: ['sh', '-c', `setsid ${app} >/dev/null 2>&1 </dev/null &`] })).exitCode).toBe(0);
       const panel = page.locator('.url-panel');
-      await panel.getByText('Public URLs: connect a relay').waitFor({ timeout: 15_000 });
+      await panel.getByRole('button', { name: 'Connect a relay…' }).waitFor({ timeout: 15_000 });
       // Connected from the CLI while the page is open: the panel follows the daemon's events.
       const connect = await d.cli(['relay', 'connect', `https://127.0.0.1:${relay.port}`, '--ca', path.join(certs.dir, 'ca.pem')], { input: token });
       expect(connect.code, connect.stderr).toBe(0);
@@ -230,7 +230,7 @@ describe('the app in a browser', () => {
       await panel.getByText('not published').waitFor();
       await waitFor('the URL to be gone', async () => (await get(agent, url)).status === 404, 10_000, 200);
       expect((await d.cli(['relay', 'disconnect'])).code).toBe(0);
-      await panel.getByText('Public URLs: connect a relay').waitFor({ timeout: 15_000 });
+      await panel.getByRole('button', { name: 'Connect a relay…' }).waitFor({ timeout: 15_000 });
     } finally {
       await agent.close();
       await relay.close();

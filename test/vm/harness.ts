@@ -8,7 +8,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import dns from 'node:dns';
 import { ApiClient } from '../../vm/api/client.ts';
+import { debianMirrorArgs } from '../../vm/images/debian-mirror.ts';
+import { canonicalAddress } from '../../vm/net/address.ts';
+import { specialRange } from '../../vm/net/ip-ranges.ts';
 import { layout, type Layout } from '../../vm/paths.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -37,8 +41,38 @@ export function makeHome(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'spr-'));
 }
 
+/**
+ * The Debian mirror this machine's apt uses (the image's apt uses the same one): its base URL, e.g.
+ * `http://HOST/debian`, and its host name. Tests reach "the internet" through it.
+ */
+export function debianMirror(): { url: string; host: string } {
+  const entry = debianMirrorArgs('bookworm')[0];
+  const url = /^deb\s+(\S+)\s/.exec(entry ?? '')?.[1];
+  if (!url) throw new Error('this machine has no Debian entry in its apt sources; set SPRITELY_DEBIAN_MIRROR=URL for the VM tests');
+  return { url: url.replace(/\/$/, ''), host: new URL(url).hostname };
+}
+
+let treatAsPublic: Promise<string> | null = null;
+/**
+ * Some workplaces' resolvers answer every public name with a special-purpose address (a
+ * documentation range) that leads to their proxy; `internet` refuses such ranges. Test daemons are
+ * told to treat exactly the mirror's answers as public (SPRITELY_EGRESS_TREAT_AS_PUBLIC, the knob
+ * for users behind such resolvers). Where the resolver gives real answers the list is empty.
+ */
+export function treatAsPublicHere(): Promise<string> {
+  treatAsPublic ??= dns.promises
+    .lookup(`${debianMirror().host}.`, { all: true })
+    .catch(() => [])
+    .then((found) => found.filter((f) => !specialRange(canonicalAddress(f.address)!).publicInternet).map((f) => f.address).join(','));
+  return treatAsPublic;
+}
+
+/**
+ * A daemon on `home`. Warm spares are off unless `extraEnv` turns them on (SPRITELY_WARM_SPARE):
+ * a test sees only the machines it makes, and the shared 2 cores are not spent on spares nobody takes.
+ */
 export async function startDaemon(home = makeHome(), extraEnv: NodeJS.ProcessEnv = {}): Promise<TestDaemon> {
-  const env: NodeJS.ProcessEnv = { ...process.env, SPRITELY_HOME: home, SPRITELY_IMAGES_DIR: testImagesDir(), ...extraEnv };
+  const env: NodeJS.ProcessEnv = { ...process.env, SPRITELY_HOME: home, SPRITELY_IMAGES_DIR: testImagesDir(), SPRITELY_WARM_SPARE: 'off', SPRITELY_EGRESS_TREAT_AS_PUBLIC: await treatAsPublicHere(), ...extraEnv };
   const l = layout(home);
   const api = new ApiClient(l.apiSocket);
   const d: TestDaemon = {

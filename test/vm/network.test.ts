@@ -4,11 +4,10 @@
  * (IPv4-mapped, expanded, upper-case, inet_aton numbers, zone ids, NAT64), directly and through
  * the egress proxy, under `internet` and under the widest `allow=` ranges; so are the daemon's TCP
  * port and another sprite's forwarded ports — while apt and curl to the Debian mirror work. `none`
- * has no egress at all; `allow=deb.debian.org` reaches that host and not another, and says so in
+ * has no egress at all; `allow=` with this machine's Debian mirror reaches that host and not another, and says so in
  * the guest. An agent (MCP) cannot widen a sprite's network. Policy changes apply without a
  * restart and survive sleep.
  */
-import dns from 'node:dns';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -16,10 +15,12 @@ import os from 'node:os';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canonicalAddress } from '../../vm/net/address.ts';
 import { spellings, urlHost } from '../../vm/net/address-spellings.ts';
-import { specialRange } from '../../vm/net/ip-ranges.ts';
-import { BIN, startDaemon, type TestDaemon } from './harness.ts';
+import { BIN, debianMirror, startDaemon, type TestDaemon } from './harness.ts';
+
+/** This machine's Debian mirror (what its apt and the image's apt use): "the internet" for these tests. */
+const MIRROR = debianMirror();
+const MIRROR_HTTPS = MIRROR.url.replace(/^http:/, 'https:');
 
 let d: TestDaemon;
 /** "This computer": one port on 0.0.0.0 and on ::, counting every connection it accepts. */
@@ -57,17 +58,6 @@ function hostAddresses(): string[] {
   return hostAddressList().map((a) => (a.includes(':') ? `[${a}]` : a));
 }
 
-/**
- * This workplace's resolver answers every public name with a special-purpose address (a
- * documentation range), which `internet` refuses. The daemon is told to treat exactly those
- * answers as public (SPRITELY_EGRESS_TREAT_AS_PUBLIC, the knob for users behind such resolvers);
- * on a machine whose resolver gives real answers the list is empty.
- */
-async function treatAsPublicHere(): Promise<string> {
-  const found = await dns.promises.lookup('deb.debian.org.', { all: true }).catch(() => []);
-  return found.filter((f) => !specialRange(canonicalAddress(f.address)!).publicInternet).map((f) => f.address).join(',');
-}
-
 function countingServer(): http.Server {
   const s = http.createServer((_req, res) => res.end('host secret\n'));
   s.on('connection', () => hits++);
@@ -80,9 +70,9 @@ beforeAll(async () => {
   hostPort = (hostServer4.address() as net.AddressInfo).port;
   hostServer6 = countingServer();
   await new Promise<void>((r, j) => hostServer6.once('error', j).listen({ port: hostPort, host: '::', ipv6Only: true }, r));
-  d = await startDaemon(undefined, { SPRITELY_EGRESS_TREAT_AS_PUBLIC: await treatAsPublicHere() });
+  d = await startDaemon();
   await d.api.call('sprites.create', { name: 'iso-a' }, { timeoutMs: 600_000 });
-  await d.api.call('sprites.create', { name: 'iso-b', network: 'allow=deb.debian.org' }, { timeoutMs: 600_000 });
+  await d.api.call('sprites.create', { name: 'iso-b', network: `allow=${MIRROR.host}` }, { timeoutMs: 600_000 });
 }, 900_000);
 
 afterAll(async () => {
@@ -152,7 +142,7 @@ describe('isolation from the host', () => {
       for (const l of lines) expect(l).toMatch(/^HTTP\/1\.1 200 /);
       expect(hits).toBe(same.size);
     } finally {
-      expect((await d.cli(['net', 'set', 'iso-b', 'allow=deb.debian.org'])).code).toBe(0);
+      expect((await d.cli(['net', 'set', 'iso-b', `allow=${MIRROR.host}`])).code).toBe(0);
     }
   });
 
@@ -171,7 +161,7 @@ describe('isolation from the host', () => {
   });
 
   it('the network is restricted in QEMU too: no route out, no DNS, no IPv6', async () => {
-    const r = await exec('iso-a', "ip -4 route; echo ---; ip -6 addr show scope global; echo ---; getent hosts deb.debian.org || echo no-dns; curl -sS --max-time 8 --noproxy '*' http://203.0.113.80/ 2>&1 || true");
+    const r = await exec('iso-a', `ip -4 route; echo ---; ip -6 addr show scope global; echo ---; getent hosts ${MIRROR.host} || echo no-dns; curl -sS --max-time 8 --noproxy '*' http://203.0.113.80/ 2>&1 || true`);
     const [routes, v6, rest] = r.stdout.split('---\n');
     expect(routes.trim()).toBe('10.0.2.0/24 dev enp0s2 proto kernel scope link src 10.0.2.15');
     expect(v6.trim()).toBe('');
@@ -184,22 +174,22 @@ describe('egress policies', () => {
   it('internet: apt-get update and curl to the Debian mirror work through the proxy', async () => {
     const apt = await exec('iso-a', 'apt-get update 2>&1; echo "rc=$?"', 240_000);
     expect(apt.stdout).toContain('rc=0');
-    expect(apt.stdout).toMatch(/Get:\d+ http:\/\/deb\.debian\.org/);
+    expect(apt.stdout).toContain(`${MIRROR.url}`);
     expect(apt.stdout).not.toMatch(/^(W|E): /m);
-    expect((await curl('iso-a', '-k https://deb.debian.org/debian/dists/bookworm/Release')).stdout).toBe('200');
+    expect((await curl('iso-a', `-k ${MIRROR_HTTPS}/dists/bookworm/Release`)).stdout).toBe('200');
     const stats = await d.api.call('sprites.get', { name: 'iso-a' });
     expect(stats.network).toBe('internet');
   });
 
-  it('allow=deb.debian.org reaches that host and not another, with a clear error in the guest', async () => {
-    expect((await d.api.call('sprites.get', { name: 'iso-b' })).network).toBe('allow=deb.debian.org');
-    expect((await curl('iso-b', '-k https://deb.debian.org/debian/dists/bookworm/Release')).stdout).toBe('200');
-    expect((await curl('iso-b', 'http://deb.debian.org/debian/dists/bookworm/Release')).stdout).toBe('200');
-    const other = await exec('iso-b', 'curl -sS --max-time 8 http://security.debian.org/ ; curl -sS --max-time 8 -v https://security.debian.org/ 2>&1 | grep -i "< HTTP\\|x-spritely"');
-    expect(other.stdout).toContain("spritely: security.debian.org:80 refused: security.debian.org is not in this sprite's allow list (allow=deb.debian.org)");
-    expect(other.stdout).toContain('To let it out, on the host: spritely net set iso-b allow=deb.debian.org,security.debian.org');
+  it('allow=<the mirror> reaches that host and not another, with a clear error in the guest', async () => {
+    expect((await d.api.call('sprites.get', { name: 'iso-b' })).network).toBe(`allow=${MIRROR.host}`);
+    expect((await curl('iso-b', `-k ${MIRROR_HTTPS}/dists/bookworm/Release`)).stdout).toBe('200');
+    expect((await curl('iso-b', `${MIRROR.url}/dists/bookworm/Release`)).stdout).toBe('200');
+    const other = await exec('iso-b', 'curl -sS --max-time 8 http://other.example.org/ ; curl -sS --max-time 8 -v https://other.example.org/ 2>&1 | grep -i "< HTTP\\|x-spritely"');
+    expect(other.stdout).toContain(`spritely: other.example.org:80 refused: other.example.org is not in this sprite's allow list (allow=${MIRROR.host})`);
+    expect(other.stdout).toContain(`To let it out, on the host: spritely net set iso-b allow=${MIRROR.host},other.example.org`);
     expect(other.stdout).toMatch(/< HTTP\/1\.1 403 Forbidden by Spritely network policy/);
-    expect(other.stdout).toMatch(/x-spritely-error: spritely: security\.debian\.org:443 refused/i);
+    expect(other.stdout).toMatch(/x-spritely-error: spritely: other\.example\.org:443 refused/i);
   });
 
   it('none has no egress at all; net set applies at once, without a restart, and survives sleep', async () => {
@@ -207,17 +197,17 @@ describe('egress policies', () => {
     const set = await d.cli(['net', 'set', 'iso-b', 'none']);
     expect(set.code, set.stderr).toBe(0);
     expect(set.stdout.trim()).toBe('iso-b: network none');
-    const r = await exec('iso-b', 'curl -sS --max-time 8 https://deb.debian.org/ 2>&1; curl -sS --max-time 8 http://deb.debian.org/ 2>&1; apt-get update 2>&1 | tail -3; echo "rc=$?"', 240_000);
+    const r = await exec('iso-b', `curl -sS --max-time 8 https://${MIRROR.host}/ 2>&1; curl -sS --max-time 8 http://${MIRROR.host}/ 2>&1; apt-get update 2>&1 | tail -3; echo "rc=$?"`, 240_000);
     expect(r.stdout).toMatch(/CONNECT tunnel failed, response 403/);
-    expect(r.stdout).toContain('spritely: deb.debian.org:80 refused: this sprite has no network (network none). To give it a network, on the host: spritely net set iso-b internet');
+    expect(r.stdout).toContain(`spritely: ${MIRROR.host}:80 refused: this sprite has no network (network none). To give it a network, on the host: spritely net set iso-b internet`);
     expect(r.stdout).toMatch(/403\s+Forbidden by Spritely network policy|Failed to fetch/);
     expect((await d.api.call('sprites.get', { name: 'iso-b' })).pid).toBe(pid);
 
     await d.api.call('sprites.sleep', { name: 'iso-b' });
     expect((await d.cli(['net', 'show', 'iso-b'])).stdout.trim()).toBe('none');
-    expect((await curl('iso-b', 'https://deb.debian.org/')).stdout).toBe('000');
+    expect((await curl('iso-b', `https://${MIRROR.host}/`)).stdout).toBe('000');
     expect((await d.cli(['net', 'set', 'iso-b', 'internet'])).code).toBe(0);
-    expect((await curl('iso-b', '-k https://deb.debian.org/debian/dists/bookworm/Release')).stdout).toBe('200');
+    expect((await curl('iso-b', `-k ${MIRROR_HTTPS}/dists/bookworm/Release`)).stdout).toBe('200');
   });
 
   it('bad policies are refused with a clear error and change nothing', async () => {
@@ -242,7 +232,7 @@ describe('agents cannot widen the network', () => {
     await client.connect(transport, { timeout: 60_000 });
     try {
       const own = hostAddressList().filter((a) => !a.startsWith('127.') && a !== '::1');
-      for (const network of [`allow=${own.map((a) => (a.includes(':') ? `[${a}]` : a)).join(',')},10.0.2.2,169.254.169.254`, 'allow=deb.debian.org,192.168.0.0/16', 'allow=[::ffff:a9fe:a9fe]', 'allow=0x7f.1', 'allow=nas.local']) {
+      for (const network of [`allow=${own.map((a) => (a.includes(':') ? `[${a}]` : a)).join(',')},10.0.2.2,169.254.169.254`, `allow=${MIRROR.host},192.168.0.0/16`, 'allow=[::ffff:a9fe:a9fe]', 'allow=0x7f.1', 'allow=nas.local']) {
         const r = (await client.callTool({ name: 'sprite_create', arguments: { name: 'iso-wide', network } })) as { isError?: boolean; content: Array<{ text: string }> };
         expect(r.isError, network).toBe(true);
         expect(r.content[0].text, network).toMatch(/^Error \(invalid_argument\): Network policy refused: /);

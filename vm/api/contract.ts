@@ -54,10 +54,59 @@ export const Checkpoint = z.object({
   diskBytes: z.number(),
   pauseMs: z.number(),
   current: z.boolean(),
+  /** Shown inside the sprite now, at /.spritely/checkpoints/ID. */
+  mounted: z.boolean().optional(),
+  /** Its RAM state is stored compressed (done in the background after it is taken). */
+  compressed: z.boolean().optional(),
+  /** Bytes deleting it would give back (its RAM state and the disk only it holds); null until counted. */
+  freeBytes: z.number().nullable().optional(),
 });
 export type Checkpoint = z.infer<typeof Checkpoint>;
 
-export const Timings = z.object({ totalMs: z.number() }).catchall(z.number());
+const DiffMeta = z.object({ type: z.string(), size: z.number(), mode: z.string(), uid: z.number(), gid: z.number(), mtime: z.string(), target: z.string().nullable() });
+const DiffLine = z.object({ op: z.enum([' ', '-', '+']), text: z.string() });
+export const FileDiff = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('text'),
+    hunks: z.array(z.object({ aStart: z.number(), aLines: z.number(), bStart: z.number(), bLines: z.number(), lines: z.array(DiffLine) })),
+    noNewlineAtEnd: z.object({ before: z.boolean(), after: z.boolean() }),
+  }),
+  z.object({ kind: z.literal('binary'), beforeBytes: z.number().nullable(), afterBytes: z.number().nullable() }),
+  z.object({ kind: z.literal('too-large'), beforeBytes: z.number().nullable(), afterBytes: z.number().nullable() }),
+]);
+export type FileDiff = z.infer<typeof FileDiff>;
+
+/** One changed path. `path` is chosen by the guest: show it through safe text, never use it as a host path. */
+export const DiffEntry = z.object({
+  path: z.string(),
+  /** The path's exact bytes (base64) when they are not valid UTF-8. */
+  pathBytes: z.string().optional(),
+  change: z.enum(['added', 'removed', 'modified']),
+  /** For `modified`: what differs. */
+  changes: z.array(z.enum(['type', 'content', 'size', 'mode', 'owner', 'target'])),
+  before: DiffMeta.nullable(),
+  after: DiffMeta.nullable(),
+  patch: FileDiff.optional(),
+});
+export type DiffEntry = z.infer<typeof DiffEntry>;
+
+export const DiffReport = z.object({
+  name: z.string(),
+  from: z.string(),
+  to: z.string(),
+  entries: z.array(DiffEntry),
+  counts: z.object({ added: z.number(), removed: z.number(), modified: z.number() }),
+  truncated: z.boolean(),
+  changedBytes: z.number().nullable(),
+  problems: z.array(z.string()),
+  timings: Timings0(),
+});
+export type DiffReport = z.infer<typeof DiffReport>;
+
+function Timings0() {
+  return z.object({ totalMs: z.number() }).catchall(z.number());
+}
+export const Timings = Timings0();
 
 export const Image = z.object({
   id: z.string(),
@@ -243,6 +292,36 @@ export const methods = {
     output: z.object({ ok: z.literal(true) }),
     summary: 'Deletes a checkpoint; its children are re-parented to its parent.',
   }),
+  'checkpoints.diff': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/diff',
+    input: z
+      .object({
+        name: SpriteName,
+        from: CheckpointId,
+        to: z.union([CheckpointId, z.literal('now')]).optional(),
+        paths: z.array(z.string().min(1).max(4096)).max(100).optional(),
+        patch: z.boolean().optional(),
+        maxEntries: z.number().int().min(1).max(100_000).optional(),
+      })
+      .strict(),
+    output: DiffReport,
+    summary: 'What changed between checkpoint `from` and `to` (a checkpoint, or `now`, the default): added, removed and modified paths (type, content, size, mode, owner, symlink target), limited to `paths` if given; `patch` adds line diffs of text files. Read on the host from the disk snapshots: works asleep or stopped, and the guest runs nothing.',
+  }),
+  'checkpoints.mount': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/checkpoints/:id/mount',
+    input: z.object({ name: SpriteName, id: CheckpointId }).strict(),
+    output: z.object({ path: z.string(), mounted: z.array(z.string()) }),
+    summary: 'Shows a checkpoint read-only inside the sprite at /.spritely/checkpoints/ID (waking it; at most a few at once: the least recently used one not in use makes room).',
+  }),
+  'checkpoints.unmount': method({
+    http: 'POST',
+    path: '/v1/sprites/:name/checkpoints/:id/unmount',
+    input: z.object({ name: SpriteName, id: CheckpointId, force: z.boolean().optional() }).strict(),
+    output: z.object({ mounted: z.array(z.string()) }),
+    summary: 'Unmounts a checkpoint inside the sprite (refused while something uses it unless `force`: then it goes once nothing does).',
+  }),
   'sprites.fork': method({
     http: 'POST',
     path: '/v1/sprites/:name/fork',
@@ -276,34 +355,47 @@ export const methods = {
     path: '/v1/sprites/:name/network',
     input: z.object({ name: SpriteName, policy: NetworkPolicyText }).strict(),
     output: Sprite,
-    summary: 'Sets what the sprite may reach: `internet` (public addresses, never the host or the LAN), `none`, or `allow=HOST,*.DOMAIN,…`. Applies to the next connection, no restart.',
+    summary: 'Sets what the sprite may reach: `internet` (globally routable addresses only: never this computer, its networks, the LAN, link-local or special-purpose ranges), `none`, or `allow=HOST,*.DOMAIN,…`. Applies to the next connection, no restart.',
   }),
   'sprites.usage': method({
     http: 'GET',
     path: '/v1/usage',
     input: Empty,
-    output: z.array(z.object({ name: z.string(), state: SpriteState, awakeSeconds: z.number(), cpuSeconds: z.number(), diskBytes: z.number(), lastActiveAt: z.string().nullable() })),
-    summary: 'Per sprite: awake seconds, CPU seconds, disk bytes (overlay + checkpoints + sleep state), last activity.',
+    output: z.array(
+      z.object({
+        name: z.string(),
+        state: SpriteState,
+        awakeSeconds: z.number(),
+        cpuSeconds: z.number(),
+        diskBytes: z.number(),
+        lastActiveAt: z.string().nullable(),
+        checkpoints: z.number().optional(),
+        /** What its checkpoints take: their RAM states and the disk each holds on its own. */
+        checkpointBytes: z.number().optional(),
+      }),
+    ),
+    summary: 'Per sprite: awake seconds, CPU seconds, disk bytes (overlay + checkpoints + sleep state), last activity, and its checkpoints (how many, and the bytes they take; `checkpoints.list` has what deleting each would free).',
   }),
   'config.get': method({
     http: 'GET',
     path: '/v1/config',
     input: Empty,
     output: z.lazy(() => Config),
-    summary: 'Daemon-wide settings (`memoryLimitMiB`: guest RAM that awake sprites may add up to; `memoryLimitDefault` says it is the default, 80% of host RAM).',
+    summary: 'Daemon-wide settings (`memoryLimitMiB`: guest RAM that awake sprites may add up to; `memoryLimitDefault` says it is the default, 80% of host RAM, which `memoryLimitDefaultMiB` gives either way; `warmSpare` and the `spares` waiting now). A sprite\'s own idle timeout is its `idleTimeoutSec` (null: this one).',
   }),
   'config.set': method({
     http: 'POST',
     path: '/v1/config',
     input: z
       .object({
-        idleTimeoutSec: z.number().int().min(0).max(30 * 24 * 3600).optional(),
+        idleTimeoutSec: z.number().int().min(0).max(30 * 24 * 3600).nullable().optional(),
         memoryLimitMiB: z.number().int().min(0).max(16 * 1024 * 1024).optional(),
+        warmSpare: z.boolean().optional(),
         sprite: SpriteName.optional(),
       })
       .strict(),
     output: z.lazy(() => Config),
-    summary: 'Sets the idle timeout (seconds; 0 = never sleep), daemon-wide or for one `sprite`; and the memory limit (MiB; 0 = the default).',
+    summary: 'Sets the idle timeout (seconds; 0 = never sleep), daemon-wide or for one `sprite` (null: that sprite follows the daemon-wide one again); the memory limit (MiB; 0 = the default); and whether warm spares are kept (`warmSpare`: a machine per used shape restored ahead of time, so a create takes ~0.5 s; each costs its guest RAM while it waits and is given up first when memory is needed).',
   }),
   'relay.connect': method({
     http: 'POST',
@@ -341,6 +433,13 @@ export const methods = {
     input: NameParam,
     output: z.object({ name: z.string(), hostKey: z.string() }),
     summary: "The sprite's SSH host key (OpenSSH public key line), pinned by the daemon when it made the machine: what `ssh-config` puts in known_hosts.",
+  }),
+  'sprites.sshConfig': method({
+    http: 'GET',
+    path: '/v1/sprites/:name/ssh-config',
+    input: NameParam,
+    output: z.object({ name: z.string(), config: z.string() }),
+    summary: "The OpenSSH `Host NAME` block for ~/.ssh/config, exactly what `spritely ssh-config NAME` prints (the daemon first writes the sprite's pinned host key to the known_hosts file the block names).",
   }),
   'sprites.exec': method({
     http: 'POST',
@@ -406,7 +505,17 @@ export const methods = {
   }),
 } as const;
 
-export const Config = z.object({ idleTimeoutSec: z.number(), memoryLimitMiB: z.number(), memoryLimitDefault: z.boolean() });
+export const Config = z.object({
+  idleTimeoutSec: z.number(),
+  memoryLimitMiB: z.number(),
+  memoryLimitDefault: z.boolean(),
+  memoryLimitDefaultMiB: z.number(),
+  /** Keep a warm spare per used machine shape, where memory allows. */
+  warmSpare: z.boolean(),
+  /** The warm spares now: machines restored ahead of time, paused, that the next create of their shape takes. */
+  spares: z.array(z.object({ image: z.string(), memoryMiB: z.number(), cpus: z.number(), state: z.enum(['preparing', 'ready']), pid: z.number().nullable() })),
+});
+export type Config = z.infer<typeof Config>;
 
 export const RelayStatus = z.object({
   configured: z.boolean(),

@@ -100,7 +100,7 @@ export async function buildProgram(word: string | undefined): Promise<Command> {
     .addOption(new Option('--memory <MiB>', 'guest RAM in MiB').argParser(intArg))
     .addOption(new Option('--cpus <n>', 'virtual CPUs').argParser(intArg))
     .addOption(new Option('--disk <GiB>', 'disk size in GiB (sparse)').argParser(intArg))
-    .option('--network <policy>', 'internet (default: public addresses, never this computer or the LAN), none, or allow=HOST,*.DOMAIN,…')
+    .option('--network <policy>', 'internet (default: globally routable addresses only, never this computer or the LAN), none, or allow=HOST,*.DOMAIN,ADDRESS,…')
     .option('--json', 'print JSON')
     .action(async (name, opts) => (await sprites()).create(name, opts));
 
@@ -222,7 +222,7 @@ export async function buildProgram(word: string | undefined): Promise<Command> {
   const config = program.command('config').description('Settings');
   config
     .command('set')
-    .description('Set a setting: idle-timeout DURATION (e.g. 90s, 10m, 1h; 0 = never sleep) | memory-limit SIZE (guest RAM awake sprites may add up to, e.g. 8G, 12000M; default = 80% of host RAM)')
+    .description('Set a setting: idle-timeout DURATION (e.g. 90s, 10m, 1h; 0 = never sleep) | memory-limit SIZE (guest RAM awake sprites may add up to, e.g. 8G, 12000M; default = 80% of host RAM) | warm-spare on|off (keep a machine per used shape restored ahead of time: creates take ~0.5 s; costs its RAM while it waits)')
     .argument('<key>')
     .argument('<value>')
     .option('--sprite <name>', 'only for this sprite (idle-timeout)')
@@ -263,6 +263,31 @@ export async function buildProgram(word: string | undefined): Promise<Command> {
     .argument('<name>')
     .argument('<id>')
     .action(async (name, id) => (await checkpoints()).checkpointDelete(name, id));
+  checkpoint
+    .command('diff')
+    .description('What changed between two checkpoints, or one and now: added, removed, modified files (-- PATH… narrows it)')
+    .argument('<name>')
+    .argument('<from>', 'checkpoint id (v1, v2, …)')
+    .argument('[to-and-paths...]', 'another checkpoint or "now" (the default); then -- and paths in the sprite')
+    .option('--patch', 'show line diffs of changed text files')
+    .option('--max <n>', 'list at most this many paths (default 10000)', (v) => Number(v))
+    .option('--json', 'print JSON')
+    .action(async (name, from, rest, opts) => (await checkpoints()).checkpointDiff(name, from, rest, opts));
+  checkpoint
+    .command('mount')
+    .description('Show a checkpoint read-only inside the sprite, at /.spritely/checkpoints/ID')
+    .argument('<name>')
+    .argument('<id>')
+    .option('--json', 'print JSON')
+    .action(async (name, id, opts) => (await checkpoints()).checkpointMount(name, id, opts));
+  checkpoint
+    .command('unmount')
+    .description('Stop showing a checkpoint inside the sprite')
+    .argument('<name>')
+    .argument('<id>')
+    .option('--force', 'even while something inside uses it (it goes once nothing does)')
+    .option('--json', 'print JSON')
+    .action(async (name, id, opts) => (await checkpoints()).checkpointUnmount(name, id, opts));
 
   program
     .command('fork')

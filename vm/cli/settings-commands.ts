@@ -1,4 +1,4 @@
-/** `net` (a sprite's network policy) and `config` (idle timeout, memory limit). */
+/** `net` (a sprite's network policy) and `config` (idle timeout, memory limit, warm spares). */
 import { SpritelyError } from '../errors.ts';
 import { client, formatDuration, nameArg, print } from './command-kit.ts';
 import { parseDuration } from './ui.ts';
@@ -28,12 +28,19 @@ export async function configSet(key: string, value: string, opts: { sprite?: str
   } else if (key === 'memory-limit') {
     const c = await (await client()).call('config.set', { memoryLimitMiB: parseMiB(value), sprite: opts.sprite });
     process.stdout.write(`memory-limit = ${formatMiB(c.memoryLimitMiB)}${c.memoryLimitDefault ? ' (default)' : ''}\n`);
-  } else throw new SpritelyError('invalid_argument', `Unknown setting "${key}" (known: idle-timeout, memory-limit).`);
+  } else if (key === 'warm-spare') {
+    const on = /^(on|true|yes|1)$/i.test(value) ? true : /^(off|false|no|0)$/i.test(value) ? false : null;
+    if (on === null) throw new SpritelyError('invalid_argument', `warm-spare is on or off (got "${value}")`);
+    if (opts.sprite) throw new SpritelyError('invalid_argument', 'warm-spare is daemon-wide; it takes no --sprite.');
+    const c = await (await client()).call('config.set', { warmSpare: on });
+    process.stdout.write(`warm-spare = ${c.warmSpare ? 'on' : 'off'}\n`);
+  } else throw new SpritelyError('invalid_argument', `Unknown setting "${key}" (known: idle-timeout, memory-limit, warm-spare).`);
 }
 
 export async function configGet(opts: Json): Promise<void> {
   const c = await (await client()).call('config.get');
-  print(opts.json, c, () => `idle-timeout = ${c.idleTimeoutSec ? formatDuration(c.idleTimeoutSec) : 'never'}\nmemory-limit = ${formatMiB(c.memoryLimitMiB)}${c.memoryLimitDefault ? ' (default: 80% of host RAM)' : ''}`);
+  const spares = c.spares.map((s) => `${s.image} ${formatMiB(s.memoryMiB)} ${s.cpus} CPU: ${s.state}`).join('; ');
+  print(opts.json, c, () => `idle-timeout = ${c.idleTimeoutSec ? formatDuration(c.idleTimeoutSec) : 'never'}\nmemory-limit = ${formatMiB(c.memoryLimitMiB)}${c.memoryLimitDefault ? ' (default: 80% of host RAM)' : ''}\nwarm-spare = ${c.warmSpare ? 'on' : 'off'}${spares ? ` (${spares})` : ''}`);
 }
 
 /** "8G", "512M", "12000" (MiB), "default" or "0" (the default). */

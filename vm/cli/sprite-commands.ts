@@ -111,6 +111,9 @@ export async function fork(name: string, id: string, newName: string, opts: Json
 export async function usage(opts: Json): Promise<void> {
   const rows = await (await client()).call('sprites.usage');
   print(opts.json, rows, () =>
-    formatTable(['NAME', 'STATE', 'AWAKE', 'CPU', 'DISK', 'LAST ACTIVE'], rows.map((u) => [u.name, u.state, formatDuration(u.awakeSeconds), `${u.cpuSeconds.toFixed(1)}s`, formatBytes(u.diskBytes), u.lastActiveAt ? formatAge(u.lastActiveAt) : '-'])),
+    formatTable(
+      ['NAME', 'STATE', 'AWAKE', 'CPU', 'DISK', 'CHECKPOINTS', 'LAST ACTIVE'],
+      rows.map((u) => [u.name, u.state, formatDuration(u.awakeSeconds), `${u.cpuSeconds.toFixed(1)}s`, formatBytes(u.diskBytes), u.checkpoints ? `${u.checkpoints} (${formatBytes(u.checkpointBytes ?? 0)})` : '-', u.lastActiveAt ? formatAge(u.lastActiveAt) : '-']),
+    ),
   );
 }

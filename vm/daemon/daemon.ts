@@ -15,6 +15,7 @@ import { Engine } from '../engine/engine.ts';
 import { HostManager } from '../hosts/host-manager.ts';
 import { HostedUrls } from '../hosts/host-url-proxy.ts';
 import { ensureLayout, layout as makeLayout, type Layout } from '../paths.ts';
+import { safeText } from '../safe-text.ts';
 import { QemuDriver } from '../qemu/qemu-driver.ts';
 import { VERSION } from '../version.ts';
 
@@ -28,8 +29,9 @@ export interface DaemonHandle {
   stop(opts?: { leaveRunning?: boolean }): Promise<void>;
 }
 
+/** One line per entry: whatever a message carries (a guest's text, a stack) cannot forge another line or drive a terminal. */
 function log(msg: string): void {
-  process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+  process.stderr.write(`${new Date().toISOString()} ${safeText(msg, { maxChars: 8000 })}\n`);
 }
 
 /** Takes the pid lock; a stale one (its process gone or not a daemon) is replaced. */

@@ -9,6 +9,8 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type { CheckpointView } from '../checkpoints/checkpoint-ops.ts';
+import type { DiffReport } from '../checkpoints/diff-report.ts';
+import { RamCompressor } from '../checkpoints/ram-compressor.ts';
 import type { Accelerator, Driver, Machine } from '../driver/driver.ts';
 import { SpritelyError } from '../errors.ts';
 import { ImageStore, type ImageProgress, type ImageRecord } from '../images/image-store.ts';
@@ -17,10 +19,12 @@ import { ensureLayout, type Layout } from '../paths.ts';
 import type { KeyPair } from '../ssh/keys.ts';
 import { SpriteLocks } from '../store/sprite-lock.ts';
 import { Admission } from './admission.ts';
+import { CheckpointBrowse } from './checkpoint-browse.ts';
+import type { DiffRequest } from './checkpoint-diff.ts';
 import { CheckpointVerbs } from './checkpoint-verbs.ts';
 import { bootFiles, DEFAULT_TIMEOUTS, type EngineContext, type EngineTimeouts } from './context.ts';
 import { DaemonConfig, type ConfigView } from './daemon-config.ts';
-import { realIo, type EngineIo, type SshChannels } from './engine-io.ts';
+import { realIo, type EngineIo } from './engine-io.ts';
 import { Activity, idleSprites } from './idle.ts';
 import { Lifecycle, type CreateRequest, type Started, type Timings } from './lifecycle.ts';
 import { LiveMachines } from './live-machines.ts';
@@ -30,11 +34,17 @@ import { SleepWake } from './sleep-wake.ts';
 import { SpriteSettings } from './sprite-settings.ts';
 import { SpriteRegistry } from './sprite-registry.ts';
 import type { SpriteView } from './sprite-view.ts';
+import { WarmSpares, type SpareView } from './warm-spares.ts';
+import type { AgentChannel } from '../guest/agent-channel.ts';
+import type { AgentClient } from '../guest/agent-client.ts';
+import type { ExecRequest, PtyRequest } from '../guest/agent-protocol.ts';
+import { findGolden } from '../images/golden.ts';
 
-export type { CheckpointView, CreateRequest, SpriteView, Timings };
+export type { CheckpointView, CreateRequest, DiffReport, DiffRequest, SpriteView, Timings };
 export type { SpriteState } from './sprite-view.ts';
 export type { SpriteUsage } from './metering.ts';
 export { DEFAULTS } from './lifecycle.ts';
+import { DEFAULTS } from './lifecycle.ts';
 
 export interface EngineEvents {
   sprite: [SpriteView];
@@ -50,6 +60,12 @@ export interface EngineOptions {
   io?: EngineIo;
   images?: ImageStore;
   timeouts?: Partial<EngineTimeouts>;
+  /** How long after a create the next warm spare is made (default 3 s; specs: 0). */
+  spareDelayMs?: number;
+  /** Compress checkpoints' RAM states in the background (default: yes, unless SPRITELY_COMPRESS_RAM=0). */
+  compressRam?: boolean;
+  /** How many of each sprite's newest checkpoint RAM states stay raw (default 2, SPRITELY_RAW_RECENT). */
+  keepRecentRaw?: number;
 }
 
 export class Engine extends EventEmitter<EngineEvents> {
@@ -64,8 +80,11 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly lifecycle: Lifecycle;
   private readonly sleepWake: SleepWake;
   private readonly checkpoints: CheckpointVerbs;
+  private readonly browse: CheckpointBrowse;
+  readonly compressor: RamCompressor;
   private readonly settings: SpriteSettings;
   private readonly watch: MachineWatch;
+  private readonly spares: WarmSpares;
   private stopIdleLoop: (() => void) | null = null;
   private clientKeyPair: KeyPair | null = null;
 
@@ -80,18 +99,34 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.locks = new SpriteLocks((name) => this.registry.announce(name));
     this.activity = new Activity(() => io.now());
     this.config = new DaemonConfig(layout.configFile, () => io.hostMemoryMiB());
-    this.live = new LiveMachines(layout, io, () => this.clientKey(), {
+    const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+    const browse = () => this.browse;
+    this.live = new LiveMachines(layout, io, {
       exited: (name, reason, detail) => void this.watch.exited(name, reason, detail),
       poweredOff: (name, machine) => this.watch.poweredOff(name, machine),
-      sshStuck: (name) => this.watch.sshStuck(name),
+      agentStuck: (name, why) => this.watch.agentStuck(name, why),
       envHandler: (name) => this.checkpoints.envHandler(name),
       policy: (name) => this.registry.find(name)?.network ?? { mode: 'none', allow: [] },
       touch: (name) => this.activity.touch(name),
       log: (msg) => this.log(msg),
-    });
+    }, timeouts.agentStuckMs);
+    this.compressor = new RamCompressor(io.compress, (m) => this.log(m), (name) => this.registry.find(name) && this.ctx.checkpointsChanged(name), opts.compressRam ?? process.env.SPRITELY_COMPRESS_RAM !== '0', opts.keepRecentRaw);
     this.registry = new SpriteRegistry({ layout, disks: this.driver.disks, live: this.live, locks: this.locks, activity: this.activity, now: () => io.now(), changed: (v) => this.emit('sprite', v) });
+    this.spares = new WarmSpares({
+      layout,
+      driver: this.driver,
+      io,
+      enabled: () => this.config.warmSpare,
+      image: (id) => this.images.get(id) ?? undefined,
+      golden: (image, shape) => findGolden(this.lifecycle.goldenRequest(image, shape)),
+      memory: () => ({ usedMiB: this.live.names().reduce((sum, n) => sum + (this.registry.find(n)?.memoryMiB ?? 0), 0), limitMiB: this.config.memoryLimitMiB }),
+      accel: async (image) => (await this.driver.accelerator(bootFiles(image))).name,
+      restoreMs: timeouts.restoreMs,
+      log: (msg) => this.log(msg),
+      fillDelayMs: opts.spareDelayMs,
+    });
     this.ctx = {
-      timeouts: { ...DEFAULT_TIMEOUTS, ...opts.timeouts },
+      timeouts,
       layout,
       driver: this.driver,
       io,
@@ -102,13 +137,19 @@ export class Engine extends EventEmitter<EngineEvents> {
       activity: this.activity,
       config: this.config,
       admission: new Admission(),
+      spares: this.spares,
       diskMarks: new Map(),
+      compressor: this.compressor,
+      get browse() {
+        return browse();
+      },
       clientKey: () => this.clientKey(),
       log: (msg) => this.log(msg),
       removed: (name) => this.emit('removed', name),
       checkpointsChanged: (name) => this.emit('checkpoints', name, this.checkpoints.list(name)),
       imageProgress: (p) => this.emit('imageProgress', p),
     };
+    this.browse = new CheckpointBrowse(this.ctx);
     this.lifecycle = new Lifecycle(this.ctx);
     this.sleepWake = new SleepWake(this.ctx, this.lifecycle);
     this.checkpoints = new CheckpointVerbs(this.ctx, this.lifecycle);
@@ -134,10 +175,14 @@ export class Engine extends EventEmitter<EngineEvents> {
       if (name.startsWith('.')) continue;
       try {
         await recoverSprite(this.ctx, name);
+        if (this.registry.find(name)) this.checkpoints.compressOlder(name);
       } catch (err) {
         this.log(`sprite ${name}: could not be loaded: ${(err as Error).message}`);
       }
     }
+    await this.spares.recover().catch((err: Error) => this.log(`warm spares: ${err.message}`));
+    // the first create after a start finds a machine waiting too (when the default image's golden state exists)
+    this.spares.want({ image: this.images.defaultImageId(), memoryMiB: DEFAULTS.memoryMiB, cpus: DEFAULTS.cpus });
   }
 
   // ---------------------------------------------------------------- views and activity
@@ -148,6 +193,11 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   get(name: string): SpriteView {
     return this.registry.view(name);
+  }
+
+  /** Whether the sprite sleeps (cheap: no view is built; for hot paths such as terminal input). */
+  isAsleep(name: string): boolean {
+    return this.registry.find(name)?.status === 'sleeping' && !this.live.get(name);
   }
 
   /** Something used the sprite now (API call, exec, terminal input, proxied request). */
@@ -190,7 +240,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   // ---------------------------------------------------------------- settings
 
-  setIdleTimeout(seconds: number, sprite?: string | null): Promise<void> {
+  setIdleTimeout(seconds: number | null, sprite?: string | null): Promise<void> {
     return this.settings.setIdleTimeout(seconds, sprite);
   }
 
@@ -198,8 +248,13 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.config.setMemoryLimit(mib);
   }
 
-  configView(): ConfigView {
-    return this.config.view();
+  async setWarmSpare(on: boolean): Promise<void> {
+    await this.config.setWarmSpare(on);
+    this.spares.setEnabled(on);
+  }
+
+  configView(): ConfigView & { spares: SpareView[] } {
+    return { ...this.config.view(), spares: this.spares.view() };
   }
 
   setNetwork(name: string, policy: NetworkPolicy): Promise<SpriteView> {
@@ -273,8 +328,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.sleepWake.ensureAwake(name);
   }
 
-  sleepAll(): Promise<void> {
-    return this.sleepWake.sleepAll();
+  /** Daemon shutdown: every awake sprite sleeps, warm spares end. */
+  async sleepAll(): Promise<void> {
+    await Promise.all([this.sleepWake.sleepAll(), this.spares.shutdown()]);
   }
 
   // ---------------------------------------------------------------- checkpoints
@@ -295,22 +351,59 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.checkpoints.delete(name, id);
   }
 
+  /** What changed between checkpoint `from` and `to` (a checkpoint or "now"). */
+  diffCheckpoints(name: string, req: DiffRequest): Promise<DiffReport> {
+    return this.checkpoints.differ.diff(name, req);
+  }
+
+  /** Shows checkpoint `id` inside the sprite at /.spritely/checkpoints/ID (waking it first). */
+  async mountCheckpoint(name: string, id: string): Promise<{ path: string; mounted: string[] }> {
+    await this.ensureAwake(name);
+    return this.browse.mount(name, id);
+  }
+
+  unmountCheckpoint(name: string, id: string, opts: { force?: boolean } = {}): Promise<{ mounted: string[] }> {
+    return this.browse.unmount(name, id, opts);
+  }
+
   // ---------------------------------------------------------------- the machines themselves
 
-  /** The SSH link of a running sprite (terminals and exec ride on it). */
-  ssh(name: string): SshChannels {
+  /** The guest agent of a running sprite (exec and terminals ride on it), ready. */
+  async agent(name: string): Promise<AgentClient> {
     const v = this.registry.view(name);
     const entry = this.live.get(name);
     if (v.state !== 'running' || !entry) {
       throw new SpritelyError('failed_precondition', `Sprite "${name}" is ${v.state}; start it first (spritely start ${name}).`);
     }
-    return entry.ssh;
+    try {
+      await entry.agent.ready(this.ctx.timeouts.agentMs);
+    } catch (err) {
+      throw new SpritelyError('unavailable', `The guest agent in sprite "${name}" does not answer (${(err as Error).message}). The daemon asked the guest to restart it; try again in a few seconds.`);
+    }
+    return entry.agent;
   }
 
-  /** The SSH link of a sprite, waking it first if it sleeps. */
-  async sshAwake(name: string): Promise<SshChannels> {
+  /** The guest agent of a sprite, waking it first if it sleeps (and waiting for an operation on it to end: a restore, a create). */
+  async agentAwake(name: string): Promise<AgentClient> {
     await this.ensureAwake(name);
-    return this.ssh(name);
+    await this.locks.idle(name);
+    return this.agent(name);
+  }
+
+  /** A command in the sprite (woken first) as an agent session; a guest agent that fails is a clear `unavailable`. */
+  async exec(name: string, req: ExecRequest): Promise<AgentChannel> {
+    const agent = await this.agentAwake(name);
+    return agent.exec(req, this.ctx.timeouts.agentMs).catch((err: Error) => {
+      throw new SpritelyError('unavailable', `The guest agent in sprite "${name}" could not start the command: ${err.message}.`);
+    });
+  }
+
+  /** A program on a new pty in the sprite (woken first): a terminal, or `exec -t`. */
+  async pty(name: string, req: PtyRequest): Promise<AgentChannel> {
+    const agent = await this.agentAwake(name);
+    return agent.pty(req, this.ctx.timeouts.agentMs).catch((err: Error) => {
+      throw new SpritelyError('unavailable', `The guest agent in sprite "${name}" could not open a terminal: ${err.message}.`);
+    });
   }
 
   /** The SSH host key the engine made for the sprite and pins (an OpenSSH public key line). */
@@ -327,6 +420,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   detachAll(): void {
     this.stopIdleLoop?.();
     this.stopIdleLoop = null;
+    this.spares.detachAll();
+    this.compressor.stop();
     this.live.detachAll();
   }
 }

@@ -1,11 +1,15 @@
 /**
- * Sprites coming and going: create and fork (both "a new machine from a saved state": one routine),
- * a cold boot from the disk, stop and destroy — and `launch`, the one way a machine starts (admitted
- * against the memory limit, its runtime file written, adopted as a live machine).
+ * Sprites coming and going: create and fork (both "a new machine from a saved state": one routine;
+ * a create takes a warm spare when one of its shape is ready), a cold boot from the disk, stop and
+ * destroy — and `launch`, the one way a machine starts (admitted against the memory limit, its
+ * runtime file written, adopted as a live machine), with `startRestored`, how a machine restored
+ * from a saved state is let run: the guest agent's HELLO goes out before the guest runs, so the
+ * agent answers the instant it does.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { checkpointOrThrow, cloneCheckpoint } from '../checkpoints/checkpoint-ops.ts';
+import { removeState } from '../checkpoints/state-files.ts';
 import type { MachineShape } from '../driver/driver.ts';
 import { SpritelyError, toSpritelyError } from '../errors.ts';
 import { ensureGolden, type GoldenRequest } from '../images/golden.ts';
@@ -18,6 +22,7 @@ import { bootFiles, coldBootTimeoutMs, mustImage, withAwakePeriodClosed, type En
 import { applyIdentity, growDisk, growFilesystem, syncGuest } from './guest-setup.ts';
 import type { LiveMachine } from './live-machines.ts';
 import type { SpriteView } from './sprite-view.ts';
+import type { Spare } from './warm-spares.ts';
 
 const GiB = 1024 ** 3;
 
@@ -50,6 +55,8 @@ interface Source {
   diskBytes: number;
   /** A file to remove once the machine runs (a hard link to the state it restored). */
   consumed?: string;
+  /** Snapshot views the restored state was saved with. */
+  attached?: string[];
 }
 
 type NewManifest = Omit<Manifest, 'name' | 'createdAt' | 'hostKeyPub' | 'status' | 'lastError' | 'sleep' | 'usage'>;
@@ -58,6 +65,8 @@ interface NewMachinePlan {
   /** Prefix of the error when it fails ("Could not create "x""). */
   what: string;
   manifest: NewManifest;
+  /** A warm spare to take instead of preparing and launching (create only). */
+  spare?: () => Spare | null;
   prepare(p: SpritePaths, m: Manifest, lap: (key: string, since: number) => void): Promise<Source>;
 }
 
@@ -84,13 +93,56 @@ export class Lifecycle {
    * reserved until the returned function is called.
    */
   admit(name: string, memoryMiB: number): () => void {
-    const { live, registry, config, admission } = this.ctx;
-    const awake = live.names().map((n) => ({ name: n, memoryMiB: registry.find(n)?.memoryMiB ?? 0 }));
-    return admission.reserve(name, memoryMiB, config.memoryLimitMiB, awake);
+    const { live, registry, config, admission, spares } = this.ctx;
+    const awake = () => [...live.names().map((n) => ({ name: n, memoryMiB: registry.find(n)?.memoryMiB ?? 0 })), ...spares.reserved()];
+    try {
+      return admission.reserve(name, memoryMiB, config.memoryLimitMiB, awake());
+    } catch (err) {
+      // warm spares are the first to go: a sprite that needs the RAM gets it
+      if (!spares.reserved().length) throw err;
+      spares.discardAll(`"${name}" needs the memory`);
+      return admission.reserve(name, memoryMiB, config.memoryLimitMiB, awake());
+    }
   }
 
-  /** Starts a machine for a sprite (booting, or restoring `restoreFrom`) and takes ownership of it. */
-  async launch(name: string, m: Manifest, image: ImageRecord, restoreFrom?: string): Promise<LiveMachine> {
+  /**
+   * Lets a machine restored from a saved state (or a paused spare) run: the agent's HELLO goes out
+   * first, so it is waiting in the port when the guest runs; then the agent's answer (a resume of
+   * its sessions, after a sleep). Records `restoreMs` (the hypervisor's part), `runningMs` (since
+   * `t0`) and `agentMs`.
+   */
+  async startRestored(entry: LiveMachine, timings: Record<string, number>, t0: number, start: () => Promise<void> = () => entry.machine.waitRunning(this.ctx.timeouts.restoreMs)): Promise<void> {
+    let t = Date.now();
+    let ran!: () => void;
+    let failed!: (e: Error) => void;
+    const running = new Promise<void>((resolve, reject) => ((ran = resolve), (failed = reject)));
+    running.catch(() => {});
+    const hello = new Promise<void>((resolve) => {
+      entry.agent.once('hello', resolve);
+      setTimeout(resolve, 250).unref();
+    });
+    const ready = entry.agent.ready(this.ctx.timeouts.restoreMs + this.ctx.timeouts.guestAfterRestoreMs, { after: running });
+    ready.catch(() => {});
+    await hello;
+    try {
+      await start();
+      ran();
+    } catch (err) {
+      failed(err as Error);
+      throw err;
+    }
+    timings.restoreMs = Date.now() - t;
+    timings.runningMs = Date.now() - t0;
+    t = Date.now();
+    await ready;
+    timings.agentMs = Date.now() - t;
+  }
+
+  /**
+   * Starts a machine for a sprite (booting, or restoring `restoreFrom`, saved with the snapshot
+   * views `restoreAttached` attached) and takes ownership of it.
+   */
+  async launch(name: string, m: Manifest, image: ImageRecord, restoreFrom?: string, restoreAttached?: string[]): Promise<LiveMachine> {
     const { driver, io, live, layout } = this.ctx;
     const release = this.admit(name, m.memoryMiB);
     try {
@@ -110,6 +162,7 @@ export class Lifecycle {
         ],
         egressSocket: p.egressSocket,
         restoreFrom,
+        ...(restoreFrom && restoreAttached?.length ? { restoreAttached } : {}),
       });
       const runtime: Runtime = { startedAt: new Date(io.now()).toISOString(), accel: accel.name, sshPort, urlHostPort, machine: machine.handle };
       try {
@@ -118,7 +171,39 @@ export class Lifecycle {
         await machine.kill();
         throw err;
       }
-      return live.adopt(name, machine, runtime, m.hostKeyPub);
+      return live.adopt(name, machine, runtime);
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * A warm spare becomes sprite `name`: its disk and files move into the sprite's dir, its runtime
+   * file is written, and it is adopted (still paused). Admitted like a launch: the spare's RAM
+   * was counted as a spare's until now.
+   */
+  private async adoptSpare(name: string, m: Manifest, spare: Spare): Promise<LiveMachine> {
+    const { io, live, layout } = this.ctx;
+    const release = this.admit(name, m.memoryMiB);
+    try {
+      const p = spritePaths(layout, name);
+      await spare.machine.rehome({ id: name, dir: p.dir, disk: p.disk });
+      fs.rmSync(spare.dir, { recursive: true, force: true });
+      const runtime: Runtime = {
+        startedAt: new Date(io.now()).toISOString(),
+        accel: spare.accel,
+        sshPort: spare.sshPort,
+        urlHostPort: spare.urlHostPort,
+        machine: spare.machine.handle,
+        egressSocket: spare.egressSocket,
+      };
+      try {
+        await writeRuntime(p.runtime, runtime);
+      } catch (err) {
+        await spare.machine.kill();
+        throw err;
+      }
+      return live.adopt(name, spare.machine, runtime);
     } finally {
       release();
     }
@@ -128,7 +213,7 @@ export class Lifecycle {
     return this.ctx.images.ensure(id, (p) => this.ctx.imageProgress(p), opts);
   }
 
-  private goldenRequest(image: ImageRecord, shape: MachineShape): GoldenRequest {
+  goldenRequest(image: ImageRecord, shape: MachineShape): GoldenRequest {
     const { driver, layout, log } = this.ctx;
     return {
       driver,
@@ -145,7 +230,7 @@ export class Lifecycle {
   }
 
   async create(req: CreateRequest): Promise<Started> {
-    const { registry, layout, io, images, driver } = this.ctx;
+    const { registry, layout, io, images, driver, spares } = this.ctx;
     const name = req.name;
     assertSpriteName(name);
     const memoryMiB = intInRange('memoryMiB', req.memoryMiB ?? DEFAULTS.memoryMiB, 128, 65536);
@@ -155,10 +240,13 @@ export class Lifecycle {
     if (registry.has(name) || fs.existsSync(spritePaths(layout, name).dir)) throw alreadyExists(name);
     const cores = io.cpuCores();
     if (cpus > cores) throw new SpritelyError('invalid_argument', `This computer has ${cores} CPU cores; a sprite can have at most ${cores} (asked for ${cpus}).`);
+    const imageId = req.image ?? images.defaultImageId();
+    const shape = { image: imageId, memoryMiB, cpus };
     this.admit(name, memoryMiB)(); // refuse now, before anything is made; launch checks again
-    return this.newMachine(name, {
+    const started = await this.newMachine(name, {
       what: `Could not create "${name}"`,
-      manifest: { version: 1, image: req.image ?? images.defaultImageId(), memoryMiB, cpus, diskGiB, fsGrown: true, idleTimeoutSec: null, urlPort: 8080, network: req.network ?? DEFAULT_NETWORK },
+      manifest: { version: 1, image: imageId, memoryMiB, cpus, diskGiB, fsGrown: true, idleTimeoutSec: null, urlPort: 8080, network: req.network ?? DEFAULT_NETWORK },
+      spare: () => spares.take(shape),
       prepare: async (p, m, lap) => {
         let t = Date.now();
         const image = await this.ensureImage(req.image);
@@ -173,6 +261,9 @@ export class Lifecycle {
         return { image, restoreFrom: golden.stateFile, diskBytes: golden.diskVirtualBytes };
       },
     });
+    // the next create of this shape finds a machine waiting (made in the background, when there is room)
+    spares.want(shape);
+    return started;
   }
 
   /** A new, independent sprite from checkpoint `id` of `source`, with its own identity. */
@@ -190,9 +281,12 @@ export class Lifecycle {
       prepare: async (p, m, lap) => {
         const t = Date.now();
         const ram = path.join(p.dir, 'fork-source.state');
-        const withRam = await locks.run(source, 'forking', () => cloneCheckpoint(driver.disks, { name: source, dir: sp.dir, disk: sp.disk }, id, { disk: p.disk, ram }));
+        const cloned = await locks.run(source, 'forking', () => cloneCheckpoint(driver.disks, { name: source, dir: sp.dir, disk: sp.disk }, id, { disk: p.disk, ram }));
         lap('diskMs', t);
-        return { image: mustImage(this.ctx, m), restoreFrom: withRam ? ram : null, diskBytes: m.diskGiB * GiB, consumed: ram };
+        const image = mustImage(this.ctx, m);
+        // a state saved under another device set would not load: the fork boots the copied disk instead
+        const fits = !!cloned && (!cloned.signature || cloned.signature === (await driver.signature(shapeOf(m), bootFiles(image))));
+        return { image, restoreFrom: fits ? cloned!.state : null, diskBytes: m.diskGiB * GiB, consumed: cloned?.state, attached: cloned?.attached };
       },
     });
   }
@@ -231,34 +325,50 @@ export class Lifecycle {
       };
       try {
         await registry.save(m);
-        const source = await plan.prepare(p, m, lap);
+        const spare = plan.spare?.() ?? null;
+        let entry: LiveMachine;
+        let diskBytes: number;
+        let consumed: string | undefined;
+        let restoredViews: string[] | undefined;
+        if (spare) {
+          // a machine restored from the golden state ahead of time, paused: it only needs its identity
+          let t = Date.now();
+          entry = await this.adoptSpare(name, m, spare);
+          lap('spareMs', t);
+          await this.startRestored(entry, timings, t0, () => entry.machine.resume());
+          diskBytes = spare.diskBytes;
+          timings.spare = 1;
+        } else {
+          const source = await plan.prepare(p, m, lap);
+          let t = Date.now();
+          entry = await this.launch(name, m, source.image, source.restoreFrom ?? undefined, source.attached);
+          lap('launchMs', t);
+          if (source.restoreFrom) restoredViews = source.attached;
+          if (source.restoreFrom) await this.startRestored(entry, timings, t0);
+          else {
+            timings.runningMs = Date.now() - t0;
+            t = Date.now();
+            await entry.agent.ready(await coldBootTimeoutMs(this.ctx, source.image));
+            lap('agentMs', t);
+          }
+          diskBytes = source.diskBytes;
+          consumed = source.consumed;
+        }
+        timings.readyMs = Date.now() - t0;
+        const wanted = m.diskGiB * GiB;
         let t = Date.now();
-        const entry = await this.launch(name, m, source.image, source.restoreFrom ?? undefined);
-        lap('launchMs', t);
-        if (source.restoreFrom) {
-          t = Date.now();
-          await entry.machine.waitRunning(this.ctx.timeouts.restoreMs);
-          lap('restoreMs', t);
-        }
-        timings.runningMs = Date.now() - t0;
-        t = Date.now();
-        const guest = await entry.guest.ready(source.restoreFrom ? this.ctx.timeouts.guestAfterRestoreMs : await coldBootTimeoutMs(this.ctx, source.image));
-        lap('agentMs', t);
-        t = Date.now();
-        // Start the SSH link now: it pins the new host key, so attempts before apply-identity has
-        // installed it are refused and retried, and the handshake overlaps the rest of the fix-ups.
-        entry.ssh.ready(90_000).catch(() => {});
-        await applyIdentity(guest, { name, hostKey, authorizedKey: this.ctx.clientKey().publicKey, nowMs: io.now() });
-        lap('identityMs', t);
-        if (m.diskGiB * GiB > source.diskBytes) {
-          t = Date.now();
-          await growDisk(entry.machine, guest, m.diskGiB * GiB);
+        if (wanted > diskBytes) {
+          await growDisk(entry.machine, wanted);
           lap('resizeMs', t);
+          t = Date.now();
         }
-        if (source.consumed) fs.rmSync(source.consumed, { force: true });
+        const applied = await applyIdentity(entry.agent, { name, hostKey, authorizedKey: this.ctx.clientKey().publicKey, nowMs: io.now(), diskBytes: wanted > diskBytes ? wanted : undefined });
+        lap('identityMs', t);
+        timings.identityGuestMs = Math.round(applied.ms);
+        this.ctx.browse.afterRestore(name, restoredViews);
+        if (consumed) fs.rmSync(consumed, { force: true });
         m = { ...m, status: 'running' };
         await registry.save(m);
-        entry.ssh.ready(60_000).catch(() => {});
       } catch (err) {
         throw await this.discardUnfinished(name, err, plan.what);
       }
@@ -271,7 +381,7 @@ export class Lifecycle {
   /** A create or fork that failed promised nothing: remove every trace and say why. */
   private async discardUnfinished(name: string, err: unknown, what: string): Promise<SpritelyError> {
     const { live, registry, layout, driver } = this.ctx;
-    await live.teardown(name, 'kill');
+    await live.teardown(name, 'kill', { why: 'the sprite could not be made' });
     registry.forget(name);
     fs.rmSync(spritePaths(layout, name).dir, { recursive: true, force: true });
     driver.release(name);
@@ -291,16 +401,15 @@ export class Lifecycle {
     if (!fs.existsSync(p.disk)) throw new SpritelyError('failed_precondition', `The disk of sprite "${name}" is missing (${p.disk}).`);
     const entry = await this.launch(name, m, image);
     try {
-      const guest = await entry.guest.ready(await coldBootTimeoutMs(this.ctx, image));
-      if (!m.fsGrown) await growFilesystem(guest);
+      await entry.agent.ready(await coldBootTimeoutMs(this.ctx, image));
+      if (!m.fsGrown) await growFilesystem(entry.agent, m.diskGiB * GiB);
     } catch (err) {
-      await live.teardown(name, 'kill');
+      await live.teardown(name, 'kill', { why: 'the sprite did not come up' });
       throw new SpritelyError('internal', `Sprite "${name}" did not come up: ${(err as Error).message}. Its logs are in ${p.dir}.`);
     }
     m = { ...m, status: 'running', lastError: null, fsGrown: true };
     await registry.save(m);
     activity.touch(name);
-    entry.ssh.ready(60_000).catch(() => {});
     return { sprite: registry.view(name), timings: { bootMs: Date.now() - t0, totalMs: Date.now() - t0 } };
   }
 
@@ -312,7 +421,11 @@ export class Lifecycle {
       const entry = live.get(name);
       if (!entry) {
         const m = registry.must(name);
-        if (m.sleep) fs.rmSync(m.sleep.file, { force: true });
+        live.dropAgent(name, 'the sprite was stopped');
+        if (m.sleep) {
+          this.ctx.compressor.cancel(m.sleep.file);
+          removeState(m.sleep.file);
+        }
         if (m.status !== 'stopped') await registry.save({ ...m, status: 'stopped', sleep: null });
         return registry.view(name);
       }
@@ -342,7 +455,7 @@ export class Lifecycle {
   async finishStop(name: string): Promise<void> {
     const m = this.ctx.registry.find(name);
     const closed = m ? withAwakePeriodClosed(this.ctx, m) : null;
-    await this.ctx.live.teardown(name, 'quit');
+    await this.ctx.live.teardown(name, 'quit', { why: 'the sprite was stopped' });
     if (closed) await this.ctx.registry.save({ ...closed, status: 'stopped', lastError: null });
   }
 
@@ -350,8 +463,9 @@ export class Lifecycle {
     const { registry, live, locks, layout, driver } = this.ctx;
     registry.must(name);
     await locks.run(name, 'destroying', async () => {
-      await live.teardown(name, 'kill');
+      await live.teardown(name, 'kill', { why: 'the sprite was destroyed' });
       const p = spritePaths(layout, name);
+      this.ctx.compressor.cancelUnder(p.dir);
       fs.rmSync(p.dir, { recursive: true, force: true });
       fs.rmSync(p.egressSocket, { force: true });
       driver.release(name);

@@ -8,8 +8,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeFrame, FrameType, MAX_FRAME_LENGTH, Stream } from './agent-frames.ts';
-import { AgentClient } from './agent-client.ts';
+import { encodeFrame, FrameType, MAX_FRAME_LENGTH, PROTOCOL_VERSION, Stream } from './agent-frames.ts';
+import { AgentClient, unixSocket } from './agent-client.ts';
 import { AgentVersionError } from './agent-protocol.ts';
 
 const INFO = { agent: 'fake', protocol: 1, pid: 1, maxSessions: 10, maxPayload: 65536 };
@@ -58,7 +58,7 @@ class Conn {
   send(type: number, session: number, payload?: Buffer) {
     this.sock.write(encodeFrame(type, session, payload));
   }
-  async ack(version = 1, stale = Buffer.alloc(0)) {
+  async ack(version = PROTOCOL_VERSION, stale = Buffer.alloc(0)) {
     const hello = await this.next(FrameType.Hello);
     const v = Buffer.alloc(2);
     v.writeUInt16BE(version);
@@ -109,7 +109,7 @@ function fakeAgent(onConn: (c: Conn) => void, at = path.join(tempDir(), 'agent.s
 }
 
 function client(p: string, logs: string[] = []) {
-  const c = new AgentClient({ socketPath: p, name: 'test', log: (m) => logs.push(m), helloTimeoutsMs: [150] });
+  const c = new AgentClient({ connect: unixSocket(p), name: 'test', log: (m) => logs.push(m), helloTimeoutsMs: [150] });
   cleanups.push(() => c.close());
   return c;
 }
@@ -117,7 +117,7 @@ function client(p: string, logs: string[] = []) {
 describe('AgentClient', () => {
   it('connects past stale bytes and runs an exec: output, stderr, exit, close', async () => {
     const agent = fakeAgent(async (c) => {
-      await c.ack(1, Buffer.from('old frames from before a restore'));
+      await c.ack(PROTOCOL_VERSION, Buffer.from('old frames from before a restore'));
       const { session, request } = await c.opened();
       expect(request).toMatchObject({ argv: ['echo', 'hi'], env: { A: 'b' }, cwd: '/tmp' });
       c.data(session, Stream.Stdout, 'hi\n');
@@ -159,7 +159,7 @@ describe('AgentClient', () => {
   });
 
   it('refuses an agent that speaks another version, without retrying', async () => {
-    const agent = fakeAgent((c) => void c.ack(2));
+    const agent = fakeAgent((c) => void c.ack(PROTOCOL_VERSION + 1));
     const cl = client(agent.path);
     await expect(cl.ready(5000)).rejects.toBeInstanceOf(AgentVersionError);
     expect(agent.conns).toHaveLength(1);

@@ -1,12 +1,12 @@
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { AgentProtocolError, encodeFrame, FrameType, NONCE_BYTES, Stream } from './agent-frames.ts';
+import { AgentProtocolError, encodeFrame, FrameType, NONCE_BYTES, PROTOCOL_VERSION, Stream } from './agent-frames.ts';
 import { AgentProtocol, AgentVersionError, DEFAULT_WINDOW, MAX_SESSIONS } from './agent-protocol.ts';
 
 const INFO = { agent: 'spritely-agent', protocol: 1, pid: 42, maxSessions: 1024, maxPayload: 65536 };
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
 
-function ackFor(nonce: Buffer, version = 1, info: unknown = INFO): Buffer {
+function ackFor(nonce: Buffer, version = PROTOCOL_VERSION, info: unknown = INFO): Buffer {
   const v = Buffer.alloc(2);
   v.writeUInt16BE(version);
   return encodeFrame(FrameType.HelloAck, 0, Buffer.concat([nonce, v, json(info)]));
@@ -50,12 +50,12 @@ describe('AgentProtocol handshake', () => {
     const p = new AgentProtocol();
     const nonce = Buffer.alloc(NONCE_BYTES, 3);
     p.hello(nonce);
-    expect(() => p.receive(ackFor(nonce, 2))).toThrow(AgentVersionError);
+    expect(() => p.receive(ackFor(nonce, 1))).toThrow(AgentVersionError);
     expect(() => {
       const q = new AgentProtocol();
       q.hello(nonce);
-      q.receive(ackFor(nonce, 2));
-    }).toThrow(/protocol version 2; this daemon speaks 1/);
+      q.receive(ackFor(nonce, 3));
+    }).toThrow(/protocol version 3; this daemon speaks 2/);
   });
 
   it('refuses an ack whose info is not what an agent says', () => {

@@ -5,6 +5,11 @@
  * direction, its session, the state of that session, the exact payload shape, and the credit the
  * agent was given. Anything else throws AgentProtocolError; the caller closes the channel, logs
  * once and starts a new epoch. The socket shell around it is agent-client.ts.
+ *
+ * An epoch can also be resumed (`resumeHello`): after the machine was saved and restored exactly
+ * (sleep and wake), the byte stream from the agent simply goes on on the new connection — the
+ * decoder keeps its state, the sessions keep their credit — and the HELLO_ACK arrives in it,
+ * saying which sessions the agent still has.
  */
 import crypto from 'node:crypto';
 import { z } from 'zod';
@@ -34,6 +39,8 @@ const AgentInfo = z.object({
   pid: z.number().int(),
   maxSessions: z.number().int(),
   maxPayload: z.number().int(),
+  /** In the HELLO_ACK of a resumed epoch: the sessions that go on. */
+  resumed: z.array(z.number().int().min(1).max(2 ** 31 - 1)).max(MAX_SESSIONS).optional(),
 }).strict();
 export type AgentInfo = z.output<typeof AgentInfo>;
 
@@ -87,7 +94,10 @@ export interface AgentIdentity {
 }
 
 export type AgentEvent =
+  /** The HELLO was answered: a new epoch (after a resume attempt too: every session is gone). */
   | { kind: 'ready'; info: AgentInfo }
+  /** The epoch was resumed; `gone` are sessions this side had that the agent no longer has. */
+  | { kind: 'resumed'; info: AgentInfo; gone: number[] }
   | { kind: 'pong'; token: string }
   /** The agent (re)started and waits for a HELLO: every session of this epoch is gone. */
   | { kind: 'announce'; info: AgentInfo }
@@ -123,19 +133,43 @@ export class AgentProtocol {
   private pings = new Set<string>();
   private nonce: Buffer | null = null;
   private isReady = false;
+  /** The nonce of the HELLO that started this epoch: what a resume names. */
+  private epochNonce: Buffer | null = null;
+  private resuming = false;
 
   /** A new epoch: forgets every session and returns the HELLO to send. */
   hello(nonce: Buffer = crypto.randomBytes(NONCE_BYTES)): Buffer {
     this.sessions.clear();
     this.pings.clear();
     this.isReady = false;
+    this.resuming = false;
     this.nonce = nonce;
+    this.epochNonce = nonce;
     this.decoder.expectAck(nonce);
     return helloFrame(nonce);
   }
 
+  /**
+   * Asks to go on with this epoch on a new connection to the same (saved and restored) agent:
+   * sessions, credit and the decoder's state are kept, and the answer is expected in-stream,
+   * after whatever the agent had queued. Only for a stream known to be whole: nothing was sent
+   * after the last frame the agent answered (see AgentClient.suspend).
+   */
+  resumeHello(nonce: Buffer = crypto.randomBytes(NONCE_BYTES)): Buffer {
+    if (!this.epochNonce || !this.isReady) throw new Error('no epoch to resume');
+    this.pings.clear();
+    this.resuming = true;
+    this.nonce = nonce;
+    return helloFrame(nonce, PROTOCOL_VERSION, this.epochNonce);
+  }
+
   get ready(): boolean {
-    return this.isReady;
+    return this.isReady && !this.resuming;
+  }
+
+  /** Waiting for the answer to a resume. */
+  get isResuming(): boolean {
+    return this.resuming;
   }
 
   get sessionCount(): number {
@@ -263,7 +297,7 @@ export class AgentProtocol {
   }
 
   private mustBeReady(): void {
-    if (!this.isReady) throw new Error('the guest agent channel is not ready (no HELLO answered)');
+    if (!this.ready) throw new Error('the guest agent channel is not ready (no HELLO answered)');
   }
 
   private mustOpen(session: number): SessionState {
@@ -276,8 +310,9 @@ export class AgentProtocol {
     const bad = (why: string): never => {
       throw new AgentProtocolError(`malformed ${typeName(f.type)} frame from the guest (session ${f.session}): ${why}`);
     };
-    if (!this.isReady) {
-      // the decoder hands over nothing before the ack that echoes our nonce
+    if (!this.isReady || (this.resuming && f.type === FrameType.HelloAck)) {
+      // the decoder hands over nothing before the ack that echoes our nonce (when resuming, the
+      // ack comes in-stream, after the frames the agent had queued)
       if (f.type !== FrameType.HelloAck || f.session !== 0 || f.payload.length < NONCE_BYTES + 2) bad('expected HELLO_ACK');
       if (!f.payload.subarray(0, NONCE_BYTES).equals(this.nonce!)) bad('nonce mismatch');
       const version = f.payload.readUInt16BE(NONCE_BYTES);
@@ -285,8 +320,23 @@ export class AgentProtocol {
         throw new AgentVersionError(`the guest agent speaks protocol version ${version}; this daemon speaks ${PROTOCOL_VERSION} (the image and the daemon do not match: rebuild the image or update Spritely)`);
       }
       const info = json(f.payload.subarray(NONCE_BYTES + 2), AgentInfo, bad);
+      const wasResuming = this.resuming;
       this.isReady = true;
-      return { kind: 'ready', info };
+      this.resuming = false;
+      if (!wasResuming) {
+        if (info.resumed) bad('resumed an epoch nobody asked to resume');
+        return { kind: 'ready', info };
+      }
+      if (!info.resumed) {
+        // the agent started a new epoch: everything of the old one is gone
+        this.sessions.clear();
+        this.epochNonce = this.nonce;
+        return { kind: 'ready', info };
+      }
+      const still = new Set(info.resumed);
+      const gone = [...this.sessions.keys()].filter((id) => !still.has(id));
+      for (const id of gone) this.sessions.delete(id);
+      return { kind: 'resumed', info, gone };
     }
     if (f.type === FrameType.Pong || f.type === FrameType.Announce || f.type === FrameType.Fault) {
       if (f.session !== 0) bad('must be on session 0');

@@ -146,8 +146,8 @@ describe('decideEgress: internet is globally routable unicast only', () => {
 
   it('treat-as-public lifts special-purpose rows, never this computer, its networks, link-local or metadata', () => {
     const lift = { treatAsPublic: ['203.0.113.0/24', '198.18.0.0/15', '0.0.0.0/0', '::/0'] };
-    expect(decideHost(internet, 'deb.debian.org', { 'deb.debian.org': ['203.0.113.80'] }, { treatAsPublic: ['203.0.113.0/24'] }).ok).toBe(true);
-    expect(decideHost(internet, 'deb.debian.org', { 'deb.debian.org': ['203.0.113.80'] }).ok).toBe(false);
+    expect(decideHost(internet, 'mirror.example.org', { 'mirror.example.org': ['203.0.113.80'] }, { treatAsPublic: ['203.0.113.0/24'] }).ok).toBe(true);
+    expect(decideHost(internet, 'mirror.example.org', { 'mirror.example.org': ['203.0.113.80'] }).ok).toBe(false);
     expect(decideHost(internet, '198.18.0.7', {}, lift).ok).toBe(true);
     for (const host of ['127.0.0.1', '[::1]', '0.0.0.0', '192.168.1.23', '192.168.1.1', '[2a02:8071:5e1:9a00::1]', '169.254.169.254', '169.254.1.1', '[fe80::99]', '[fd00:ec2::254]', '100.100.100.200', '224.0.0.1']) {
       expect(decideHost(internet, host, {}, lift).ok, host).toBe(false);
@@ -165,12 +165,12 @@ describe('decideEgress: internet is globally routable unicast only', () => {
 });
 
 describe('decideEgress: allow', () => {
-  const policy = parseNetworkPolicy('allow=deb.debian.org,*.github.com,nas.example.com,192.168.1.40,10.9.0.0/16,192.168.1.0/24,[2a02:8071:5e1:9a00::/64],169.254.0.0/16');
+  const policy = parseNetworkPolicy('allow=mirror.example.org,*.github.com,nas.example.com,192.168.1.40,10.9.0.0/16,192.168.1.0/24,[2a02:8071:5e1:9a00::/64],169.254.0.0/16');
 
   it('lets out listed names whose answers are public; others are refused before lookup, with the entry to add', () => {
-    expect(decideHost(policy, 'deb.debian.org', { 'deb.debian.org': [PUBLIC4] }).ok).toBe(true);
+    expect(decideHost(policy, 'mirror.example.org', { 'mirror.example.org': [PUBLIC4] }).ok).toBe(true);
     expect(decideHost(policy, 'api.github.com', { 'api.github.com': [PUBLIC4] }).ok).toBe(true);
-    expect(decideHost(policy, 'security.debian.org')).toMatchObject({ ok: false, allowEntry: 'security.debian.org', reason: expect.stringMatching(/not in this sprite's allow list \(allow=deb\.debian\.org,/) });
+    expect(decideHost(policy, 'security.example.org')).toMatchObject({ ok: false, allowEntry: 'security.example.org', reason: expect.stringMatching(/not in this sprite's allow list \(allow=mirror\.example\.org,/) });
     expect(decideHost(policy, PUBLIC4)).toMatchObject({ ok: false, allowEntry: PUBLIC4, reason: expect.stringMatching(/is not in this sprite's allow list/) });
   });
 
@@ -185,7 +185,7 @@ describe('decideEgress: allow', () => {
       ['172.17.0.5', /local network/, '172.17.0.5'],
     ];
     for (const [answer, why, entry] of table) {
-      const d = decideHost(policy, 'deb.debian.org', { 'deb.debian.org': [answer] });
+      const d = decideHost(policy, 'mirror.example.org', { 'mirror.example.org': [answer] });
       expect(reasonOf(d), answer).toMatch(why);
       expect(d.ok ? undefined : d.allowEntry, answer).toBe(entry || undefined);
     }

@@ -6,9 +6,9 @@ describe('parseNetworkPolicy', () => {
   it('reads the three spellings and writes them back, entries canonical', () => {
     expect(parseNetworkPolicy('internet')).toEqual({ mode: 'internet', allow: [] });
     expect(parseNetworkPolicy(' none ')).toEqual({ mode: 'none', allow: [] });
-    const p = parseNetworkPolicy('allow=Deb.Debian.org., *.github.com,1.2.3.4,[2001:DB8::1],deb.debian.org,::ffff:192.168.1.20,192.168.1.0/24,[FD00::]/64,2001:db8:0:0::1');
-    expect(p).toEqual({ mode: 'allow', allow: ['deb.debian.org', '*.github.com', '1.2.3.4', '[2001:db8::1]', '192.168.1.20', '192.168.1.0/24', '[fd00::]/64'] });
-    expect(formatNetworkPolicy(p)).toBe('allow=deb.debian.org,*.github.com,1.2.3.4,[2001:db8::1],192.168.1.20,192.168.1.0/24,[fd00::]/64');
+    const p = parseNetworkPolicy('allow=Mirror.Example.org., *.github.com,1.2.3.4,[2001:DB8::1],mirror.example.org,::ffff:192.168.1.20,192.168.1.0/24,[FD00::]/64,2001:db8:0:0::1');
+    expect(p).toEqual({ mode: 'allow', allow: ['mirror.example.org', '*.github.com', '1.2.3.4', '[2001:db8::1]', '192.168.1.20', '192.168.1.0/24', '[fd00::]/64'] });
+    expect(formatNetworkPolicy(p)).toBe('allow=mirror.example.org,*.github.com,1.2.3.4,[2001:db8::1],192.168.1.20,192.168.1.0/24,[fd00::]/64');
     expect(parseNetworkPolicy(formatNetworkPolicy(p))).toEqual(p);
   });
 
@@ -64,11 +64,11 @@ describe('parseNetworkPolicy', () => {
 });
 
 describe('allow list matching', () => {
-  const list = readAllowList(['deb.debian.org', '*.github.com', '1.2.3.4', '[2001:db8::1]', '192.168.1.0/24', '[fd00::]/64', '10.0.0.7/32', 'nas.lan', 'garbage entry', '127.1']);
+  const list = readAllowList(['mirror.example.org', '*.github.com', '1.2.3.4', '[2001:db8::1]', '192.168.1.0/24', '[fd00::]/64', '10.0.0.7/32', 'nas.lan', 'garbage entry', '127.1']);
 
   it('matches exact names, and *.domain matches subdomains only', () => {
     const table: Array<[string, boolean]> = [
-      ['deb.debian.org', true], ['security.debian.org', false], ['evil-deb.debian.org.attacker.com', false], ['api.github.com', true], ['a.b.github.com', true],
+      ['mirror.example.org', true], ['security.example.org', false], ['evil-mirror.example.org.attacker.com', false], ['api.github.com', true], ['a.b.github.com', true],
       ['github.com', false], ['notgithub.com', false], ['nas.lan', true], ['garbage entry', false],
     ];
     for (const [name, yes] of table) expect(allowsName(list, name), name).toBe(yes);
@@ -86,13 +86,13 @@ describe('allow list matching', () => {
 
 describe('agentPolicyProblem (MCP may only narrow)', () => {
   it('accepts internet, none and allow= of names', () => {
-    for (const ok of ['internet', 'none', 'allow=deb.debian.org', 'allow=*.github.com,pypi.org']) expect(agentPolicyProblem(ok), ok).toBeNull();
+    for (const ok of ['internet', 'none', 'allow=mirror.example.org', 'allow=*.github.com,pkgs.example.net']) expect(agentPolicyProblem(ok), ok).toBeNull();
   });
 
   it('refuses any address or range, in any spelling, and anything unparseable', () => {
     const table: Array<[string, RegExp]> = [
       ['allow=192.0.2.2', /192\.0\.2\.2 is an IP address or range, which only the user can allow/],
-      ['allow=deb.debian.org,169.254.169.254,192.168.1.1', /169\.254\.169\.254, 192\.168\.1\.1 are IP addresses or ranges/],
+      ['allow=mirror.example.org,169.254.169.254,192.168.1.1', /169\.254\.169\.254, 192\.168\.1\.1 are IP addresses or ranges/],
       ['allow=[::ffff:c0a8:101]', /192\.168\.1\.1 is an IP address/],
       ['allow=10.0.0.0/8', /10\.0\.0\.0\/8 is an IP address or range/],
       ['allow=[fd00::]/8', /\[fd00::\]\/8/],

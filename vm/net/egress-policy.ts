@@ -49,7 +49,7 @@ export function normalizeAllowList(entries: string[]): string[] {
     const entry = canonicalEntry(e);
     if (!out.includes(entry)) out.push(entry);
   }
-  if (out.length === 0) throw new Error('allow= needs at least one host, e.g. allow=deb.debian.org,*.github.com');
+  if (out.length === 0) throw new Error('allow= needs at least one host, e.g. allow=mirror.example.org,*.github.com');
   if (out.length > MAX_ENTRIES) throw new Error(`allow= takes at most ${MAX_ENTRIES} hosts`);
   return out;
 }

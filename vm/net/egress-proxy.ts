@@ -1,22 +1,24 @@
 /**
- * The egress proxy: a sprite's only way out. QEMU runs the guest's network restricted and forwards
- * the guest's connections to 10.0.2.100:3128 onto this server's unix socket (one per sprite, so the
- * socket says which sprite is asking). It speaks plain HTTP proxying: CONNECT host:port for TLS and
- * anything else, absolute-form requests for http://. Every destination is parsed, resolved on the
- * host and decided (egress-decision.ts) before one byte leaves, and the connection goes to exactly
- * the address decided; a refusal is a 403 whose text says why and how to change it, so the person
- * or agent in the guest can act on it. Guest-supplied text reaches logs and messages only through
- * printable().
+ * The egress proxy: a sprite's way out for programs that honour `http_proxy`. QEMU runs the
+ * guest's network restricted and forwards the guest's connections to 10.0.2.100:3128 onto this
+ * server's unix socket (one per sprite, so the socket says which sprite is asking). It speaks
+ * plain HTTP proxying: CONNECT host:port for TLS and anything else, absolute-form requests for
+ * http://. Every destination goes through the sprite's egress connector (egress-connector.ts):
+ * resolved on the host and decided (egress-decision.ts) before one byte leaves, connected to
+ * exactly the address decided; a refusal is a 403 whose text says why and how to change it, so
+ * the person or agent in the guest can act on it. Guest-supplied text reaches logs and messages
+ * only through safeText().
  */
-import dns from 'node:dns';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { hostPart, parseRange, type Address, type Range } from './address.ts';
-import { decideEgress, parseTarget, refuseBeforeLookup, type EgressDecision } from './egress-decision.ts';
-import { formatNetworkPolicy, type NetworkPolicy } from './egress-policy.ts';
-import { hostNetworks, type HostNetwork } from './host-networks.ts';
-import { printable } from './printable.ts';
+import type { Range } from './address.ts';
+import { EgressConnector, readTreatAsPublic, type EgressRefusal } from './egress-connector.ts';
+import type { NetworkPolicy } from './egress-policy.ts';
+import type { HostNetwork } from './host-networks.ts';
+import { safeText } from '../safe-text.ts';
+
+export { readTreatAsPublic } from './egress-connector.ts';
 
 export interface EgressProxyOptions {
   sprite: string;
@@ -36,31 +38,27 @@ export interface EgressProxyOptions {
    * daemon; see docs/network.md). Never lifts this computer, its networks, link-local or metadata.
    */
   treatAsPublic?: string[];
+  /** Connections into the proxy at once (default EGRESS_MAX_CONNECTIONS); more are refused at once with a 503. */
   maxConnections?: number;
+  /**
+   * The sprite's connector, shared with its other ways out (its refusal log and connection cap
+   * then count them all). Default: one of its own, built from the options above.
+   */
+  connector?: EgressConnector;
 }
-
-const CONNECT_TIMEOUT_MS = 15_000;
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
 /**
- * The system resolver, asked for the absolute name (`name.`): no search domain is appended and
- * the hosts file does not answer, so what comes back is what DNS says about that exact name.
+ * Connections a sprite may have open into its proxy at once (SPRITELY_EGRESS_MAX_CONNECTIONS
+ * overrides it). Under QEMU each one is also a host `socat` process (the guestfwd), and one that
+ * never sends a byte never reaches the connector's own cap (which counts connections going out):
+ * this bounds how many socats a guest keeps alive; a refused one ends at once, and its socat with it.
  */
-async function systemLookup(name: string): Promise<string[]> {
-  const found = await dns.promises.lookup(`${name}.`, { all: true, verbatim: true });
-  return found.map((f) => f.address);
-}
+export const EGRESS_MAX_CONNECTIONS = Number(process.env.SPRITELY_EGRESS_MAX_CONNECTIONS) > 0 ? Number(process.env.SPRITELY_EGRESS_MAX_CONNECTIONS) : 128;
+/** At most one log line per this long about refusals over the cap (with how many there were). */
+const OVER_CAP_LOG_MS = 60_000;
 
-/** Reads ADDRESS/BITS (or single addresses) from text the user wrote; bad ones are reported and dropped. */
-export function readTreatAsPublic(entries: string[], log?: (line: string) => void): Range[] {
-  const out: Range[] = [];
-  for (const raw of entries.map((e) => e.trim()).filter(Boolean)) {
-    const r = parseRange(raw.includes('/') ? raw : `${raw}/${raw.includes(':') ? 128 : 32}`);
-    if (r.ok) out.push(r.value);
-    else log?.(`egress: ignoring "${printable(raw)}" in SPRITELY_EGRESS_TREAT_AS_PUBLIC: ${r.problem}`);
-  }
-  return out;
-}
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const STATUS: Record<EgressRefusal['kind'], number> = { invalid: 400, refused: 403, unreachable: 502, busy: 503 };
 
 class Refusal extends Error {
   constructor(readonly status: number, message: string) {
@@ -69,34 +67,89 @@ class Refusal extends Error {
 }
 
 export class EgressProxy {
+  readonly connector: EgressConnector;
+  private readonly ownConnector: boolean;
+  /** Accepts connections and applies the cap; the ones it lets in go to the HTTP server. */
+  private readonly listener: net.Server;
   private readonly server: http.Server;
   private readonly sockets = new Set<net.Socket>();
-  private readonly treatAsPublic: Range[];
-  bytesOut = 0;
-  bytesIn = 0;
+  private readonly maxConnections: number;
+  private refusedSinceLog = 0;
+  private lastCapLog = 0;
 
   constructor(private readonly opts: EgressProxyOptions) {
-    this.treatAsPublic = readTreatAsPublic(opts.treatAsPublic ?? (process.env.SPRITELY_EGRESS_TREAT_AS_PUBLIC ?? '').split(','), opts.log);
+    this.ownConnector = !opts.connector;
+    this.connector =
+      opts.connector ??
+      new EgressConnector({
+        sprite: opts.sprite,
+        policy: opts.policy,
+        lookup: opts.lookup,
+        hostNetworks: opts.hostNetworks,
+        treatAsPublic: readTreatAsPublic(opts.treatAsPublic ?? (process.env.SPRITELY_EGRESS_TREAT_AS_PUBLIC ?? '').split(','), opts.log),
+        onActivity: opts.onActivity,
+        log: opts.log,
+      });
     this.server = http.createServer({ headersTimeout: 30_000, requestTimeout: 0, maxHeaderSize: 32 * 1024 }, (req, res) => void this.forwardRequest(req, res));
     this.server.on('connect', (req, socket, head) => void this.tunnel(req, socket as net.Socket, head));
-    this.server.on('connection', (s: net.Socket) => {
-      this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
-      if (this.sockets.size > (opts.maxConnections ?? 512)) {
-        s.end('HTTP/1.1 503 Too many connections\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      }
-    });
     this.server.on('clientError', (_err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     });
+    this.maxConnections = opts.maxConnections ?? EGRESS_MAX_CONNECTIONS;
+    this.listener = net.createServer((s) => this.accept(s));
+  }
+
+  /** Connections open now. */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  private accept(s: net.Socket): void {
+    s.on('error', () => {});
+    if (this.sockets.size >= this.maxConnections) return this.refuseOverCap(s);
+    this.sockets.add(s);
+    s.once('close', () => this.sockets.delete(s));
+    this.server.emit('connection', s);
+  }
+
+  /**
+   * Over the cap: a 503 saying why, then the connection ends (so its socat does too). What the
+   * guest sent is read and dropped, so the close is a clean end, not a reset.
+   */
+  private refuseOverCap(s: net.Socket): void {
+    const body = `spritely: this sprite already has ${this.sockets.size} connections open through its proxy, the most it may have at once; close some and try again.\n`;
+    s.resume();
+    s.end(
+      `HTTP/1.1 503 Too many connections\r\nContent-Type: text/plain; charset=utf-8\r\nX-Spritely-Error: ${headerSafe(body.trim())}\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+    s.setTimeout(2000, () => s.destroy());
+    this.refusedSinceLog++;
+    const now = Date.now();
+    if (now - this.lastCapLog >= OVER_CAP_LOG_MS) {
+      const since = this.lastCapLog ? ` (${this.refusedSinceLog} refused since the last note)` : '';
+      this.opts.log?.(`egress: ${this.sockets.size} connections open at once, the most a sprite may have; new ones are refused with a 503${since}`);
+      this.lastCapLog = now;
+      this.refusedSinceLog = 0;
+    }
+  }
+
+  /** Bytes received from destinations (this sprite's connector: every way out it serves). */
+  get bytesIn(): number {
+    return this.connector.bytesIn;
+  }
+
+  /** Bytes sent to destinations. */
+  get bytesOut(): number {
+    return this.connector.bytesOut;
   }
 
   async listen(): Promise<void> {
     fs.rmSync(this.opts.socketPath, { force: true });
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.socketPath, () => {
-        this.server.off('error', reject);
+      this.listener.once('error', reject);
+      this.listener.listen(this.opts.socketPath, () => {
+        this.listener.off('error', reject);
         resolve();
       });
     });
@@ -104,128 +157,93 @@ export class EgressProxy {
   }
 
   close(): void {
+    this.listener.close();
     this.server.close();
     for (const s of this.sockets) s.destroy();
+    if (this.ownConnector) this.connector.close();
     fs.rmSync(this.opts.socketPath, { force: true });
   }
 
-  /** Resolves, checks and returns the one address to connect to, or throws a Refusal. */
-  private async destination(host: string, port: number): Promise<Address> {
-    const policy = this.opts.policy();
-    const shown = printable(host, 200);
-    const where = `${shown}:${port}`;
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Refusal(400, `spritely: ${where} refused: ${port} is not a port (1-65535).`);
-    const target = parseTarget(host);
-    if (target.kind === 'invalid') throw new Refusal(400, `spritely: ${where} refused: ${printable(target.problem)}.`);
-    let decision: EgressDecision;
-    if (target.kind === 'address') decision = this.decide(policy, null, [target.address.text], port);
-    else {
-      // refused by name alone: no DNS query leaves for a name the policy never lets out
-      decision = refuseBeforeLookup(policy, target.name) ?? this.decide(policy, target.name, await this.resolve(target.name), port);
-    }
-    if (decision.ok) return decision.address;
-    if (decision.kind === 'invalid') throw new Refusal(400, `spritely: ${where} refused: ${printable(decision.reason)}.`);
-    this.opts.log?.(`egress refused: ${where}: ${printable(decision.reason)}`);
-    const change =
-      policy.mode === 'allow' && decision.allowEntry ? ` To let it out, on the host: spritely net set ${this.opts.sprite} ${formatNetworkPolicy(policy)},${decision.allowEntry}`
-      : policy.mode === 'none' ? ` To give it a network, on the host: spritely net set ${this.opts.sprite} internet`
-      : '';
-    throw new Refusal(403, `spritely: ${where} refused: ${printable(decision.reason)}.${change}`);
-  }
-
-  private decide(policy: NetworkPolicy, name: string | null, candidates: string[], port: number): EgressDecision {
-    return decideEgress({ policy, name, candidates, port, host: (this.opts.hostNetworks ?? hostNetworks)(), treatAsPublic: this.treatAsPublic });
-  }
-
-  private async resolve(name: string): Promise<string[]> {
+  /**
+   * A connection to host:port through the connector, or a thrown Refusal. `client` going away
+   * while the name resolves or the connection opens abandons it.
+   */
+  private async open(host: string, port: number, client: net.Socket): Promise<net.Socket> {
+    const abort = new AbortController();
+    const onClose = () => abort.abort();
+    client.once('close', onClose);
     try {
-      return await (this.opts.lookup ?? systemLookup)(name);
-    } catch (err) {
-      throw new Refusal(502, `spritely: could not resolve ${name} (${printable(String((err as NodeJS.ErrnoException).code ?? (err as Error).message))})`);
+      const r = await this.connector.connect({ host, port, signal: abort.signal });
+      if (!r.ok) throw new Refusal(STATUS[r.kind], r.message);
+      if (client.destroyed) {
+        r.socket.destroy();
+        throw new Refusal(502, 'spritely: the client went away');
+      }
+      return r.socket;
+    } finally {
+      client.off('close', onClose);
     }
   }
 
   private async tunnel(req: http.IncomingMessage, client: net.Socket, head: Buffer): Promise<void> {
     client.on('error', () => {});
     const m = /^(\[[^\]\s]*\]|[^:\s[\]]+):(\d{1,5})$/.exec(req.url ?? '');
-    let address: Address;
+    let upstream: net.Socket;
     try {
-      if (!m) throw new Refusal(400, `spritely: CONNECT needs host:port, got "${printable(req.url ?? '', 200)}"`);
-      address = await this.destination(m[1], Number(m[2]));
+      if (!m) throw new Refusal(400, `spritely: CONNECT needs host:port, got "${safeText(req.url ?? '', { maxChars: 200 })}"`);
+      upstream = await this.open(m[1], Number(m[2]), client);
     } catch (err) {
       return void refuseRaw(client, err);
     }
-    const upstream = net.connect({ host: address.text, port: Number(m[2]), timeout: CONNECT_TIMEOUT_MS });
-    const shown = `${printable(m[1], 200)}:${m[2]}`;
-    upstream.once('timeout', () => upstream.destroy(new Error(`no answer from ${shown} (${hostPart(address)}) in ${CONNECT_TIMEOUT_MS / 1000} s`)));
-    let connected = false;
-    upstream.once('connect', () => {
-      connected = true;
-      upstream.setTimeout(0);
-      client.write('HTTP/1.1 200 Connection established\r\n\r\n');
-      if (head.length) upstream.write(head);
-      this.count(client, upstream);
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
-    upstream.on('error', (err) => {
-      if (!connected && !client.destroyed) refuseRaw(client, new Refusal(502, `spritely: could not connect to ${shown}: ${err.message}`));
-      else client.destroy();
-    });
+    client.write('HTTP/1.1 200 Connection established\r\n\r\n');
+    if (head.length) upstream.write(head);
+    client.pipe(upstream);
+    upstream.pipe(client);
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   }
 
   private async forwardRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     let url: URL;
-    let address: Address;
+    let upstreamSocket: net.Socket;
     try {
       if (!/^http:\/\//i.test(req.url ?? '')) {
-        throw new Refusal(400, `spritely: this is the sprite's egress proxy; send http://… requests or CONNECT host:port (got "${printable(req.url ?? '', 200)}")`);
+        throw new Refusal(400, `spritely: this is the sprite's egress proxy; send http://… requests or CONNECT host:port (got "${safeText(req.url ?? '', { maxChars: 200 })}")`);
       }
-      if (!URL.canParse(req.url!)) throw new Refusal(400, `spritely: "${printable(req.url!, 200)}" is not a URL`);
+      if (!URL.canParse(req.url!)) throw new Refusal(400, `spritely: "${safeText(req.url!, { maxChars: 200 })}" is not a URL`);
       url = new URL(req.url!);
       // WHATWG URL parsing reinterprets some spellings (http://010.231.077.001/ is octal, a
       // different address): decide on what the guest wrote as well, as CONNECT does.
-      address = await this.destination(url.hostname, Number(url.port || 80));
       const written = writtenHost(req.url!);
-      if (written !== url.hostname) await this.destination(written, Number(url.port || 80));
+      if (written !== url.hostname) {
+        for (const host of [url.hostname, written]) {
+          const refusal = await this.connector.check({ host, port: Number(url.port || 80) });
+          if (refusal) throw new Refusal(STATUS[refusal.kind], refusal.message);
+        }
+      }
+      upstreamSocket = await this.open(url.hostname, Number(url.port || 80), req.socket);
     } catch (err) {
       return void refuseResponse(res, err);
     }
     const headers: http.OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) headers[k] = v;
     headers.host = url.host;
-    const upstream = http.request({ host: address.text, port: Number(url.port || 80), method: req.method, path: url.pathname + url.search, headers, agent: false, timeout: CONNECT_TIMEOUT_MS });
-    upstream.once('socket', (s) => s.once('connect', () => upstream.setTimeout(0)));
-    upstream.once('timeout', () => upstream.destroy(new Error(`no answer from ${printable(url.host)}`)));
+    // the connector's socket, already connected to the address decided: nothing resolves again
+    const upstream = http.request({ method: req.method, path: url.pathname + url.search, headers, createConnection: () => upstreamSocket });
     upstream.on('response', (up) => {
       const out: http.OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
       res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
-      up.on('data', (c: Buffer) => {
-        this.bytesIn += c.length;
-        this.opts.onActivity?.();
-      });
       up.pipe(res);
     });
     upstream.on('error', (err) => {
-      if (!res.headersSent) refuseResponse(res, new Refusal(502, `spritely: could not reach ${printable(url.host)}: ${err.message}`));
+      if (!res.headersSent) refuseResponse(res, new Refusal(502, `spritely: could not reach ${safeText(url.host, { maxChars: 300 })}: ${err.message}`));
       else res.destroy();
     });
-    req.on('data', (c: Buffer) => (this.bytesOut += c.length));
     req.pipe(upstream);
-    res.on('close', () => upstream.destroy());
-  }
-
-  private count(client: net.Socket, upstream: net.Socket): void {
-    client.on('data', (c: Buffer) => {
-      this.bytesOut += c.length;
-      this.opts.onActivity?.();
-    });
-    upstream.on('data', (c: Buffer) => {
-      this.bytesIn += c.length;
-      this.opts.onActivity?.();
+    res.on('close', () => {
+      upstream.destroy();
+      upstreamSocket.destroy();
     });
   }
 }

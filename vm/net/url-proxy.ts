@@ -155,6 +155,9 @@ export class UrlProxy {
     const release = this.engine.hold(r.name);
     res.on('close', release);
     const deadline = Date.now() + (r.woke ? CONNECT_RETRY_MS : 0);
+    // a service that comes back with its machine answers within milliseconds of the wake: retry
+    // soon, then less often (20 ms, 40, 80, … 200)
+    let delay = 20;
     const attempt = () => {
       const up = http.request({ host: r.target.host, port: r.target.port, method: req.method, path: req.url, headers: forwardHeaders(req.headers, req.socket.remoteAddress ?? '127.0.0.1'), agent: false });
       up.on('response', (upRes) => {
@@ -166,7 +169,11 @@ export class UrlProxy {
       });
       up.on('error', (err: NodeJS.ErrnoException) => {
         if (res.headersSent) return res.destroy();
-        if ((err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET') && Date.now() < deadline && !req.readableEnded) return void setTimeout(attempt, 200);
+        if ((err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET') && Date.now() < deadline && !req.readableEnded) {
+          setTimeout(attempt, delay);
+          delay = Math.min(delay * 2, 200);
+          return;
+        }
         sendPage(res, page(502, `Nothing answers on port ${this.engine.get(r.name).urlPort} in ${r.name}`, `Start a web server in the sprite on that port (for example: python3 -m http.server ${this.engine.get(r.name).urlPort}), or point the URL at another port with: spritely url ${r.name} --port N`));
       });
       req.pipe(up);

@@ -28,7 +28,7 @@ export const CreateSprite = forwardRef<CreateSpriteHandle>(function CreateSprite
   const [cpus, setCpus] = useState<number | ''>('');
   const [diskGiB, setDisk] = useState<number | ''>('');
   const input = useRef<HTMLInputElement>(null);
-  useImperativeHandle(ref, () => ({ focus: () => input.current?.select() }), []);
+  useImperativeHandle(ref, () => ({ focus: () => (input.current?.focus(), input.current?.select()) }), []);
 
   const creating = Object.keys(pending).find((n) => pending[n] === 'create');
   const onHost = host && hosts.some((h) => h.name === host) ? host : null;

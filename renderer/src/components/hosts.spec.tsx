@@ -1,13 +1,11 @@
 // @vitest-environment jsdom
-import { act, cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import { act, cleanup, fireEvent, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createAppStore } from '../store.ts';
-import { FakeTransport, sprite } from '../testing/fake-transport.ts';
-import { fakeViews } from '../testing/fake-view.ts';
+import type { Config } from '../settings-state.ts';
+import { sprite } from '../testing/fake-transport.ts';
+import { renderApp } from '../testing/render-app.tsx';
 import type { HostStatus } from '../transport.ts';
 import { addHostProblem, asksToTrustKey } from './add-host.tsx';
-import { App } from './app.tsx';
-import { AppContext } from './store-context.tsx';
 
 afterEach(cleanup);
 
@@ -26,18 +24,11 @@ const host = (name: string, over: Partial<HostStatus> = {}): HostStatus => ({
   ...over,
 });
 
-function mount() {
-  const t = new FakeTransport();
-  t.methods.add('hosts.add');
-  t.methods.add('hosts.remove');
-  let n = 0;
-  const store = createAppStore({ transport: t, newId: () => `tab-${++n}` });
-  const { factory } = fakeViews();
-  render(
-    <AppContext.Provider value={{ store, createView: factory, env: { openLink: () => {}, copyText: () => {}, readText: async () => '' } }}>
-      <App />
-    </AppContext.Provider>,
-  );
+const CONFIG: Config = { idleTimeoutSec: 300, memoryLimitMiB: 19660, memoryLimitDefault: true, memoryLimitDefaultMiB: 19660, warmSpare: false, spares: [] };
+
+function mount(opts: { width?: number; methods?: string[] } = {}) {
+  const { t, store } = renderApp({ methods: ['hosts.add', 'hosts.remove', ...(opts.methods ?? [])], width: opts.width });
+  t.handlers['config.get'] = async () => CONFIG;
   act(() => {
     t.emit({ type: 'hello', sprites: [sprite('dev')] });
     t.emit({ type: 'hosts.changed', hosts: [host('box')] });
@@ -126,5 +117,66 @@ describe('the list grouped by host', () => {
     expect(addHostProblem('box', 'ssh://me@box:2222', [])).toBeNull();
     expect(asksToTrustKey('… is not in your known_hosts; … --accept-new-host-key')).toBe(true);
     expect(asksToTrustKey('is not the one your known_hosts has … --accept-new-host-key')).toBe(false);
+  });
+});
+
+const TOOLS = ['sprites.network', 'config.get', 'config.set', 'sprites.usage', 'sprites.sshConfig'];
+
+describe("a remote sprite's header menu", () => {
+  it('offers what routes to its host (network, idle timeout) and sends the key; leaves out usage and ssh-config', async () => {
+    const { t, store } = mount({ methods: TOOLS });
+    t.handlers['sprites.network'] = async ({ name, policy }) => {
+      const s = sprite('web', { network: policy });
+      t.emit({ type: 'host.event', host: 'box', event: { type: 'sprite.changed', sprite: s } });
+      return s;
+    };
+    t.handlers['config.set'] = async () => ({ ...CONFIG, idleTimeoutSec: 60 }); // the host's own config
+    // this computer's sprite has every tool
+    fireEvent.click(screen.getByRole('button', { name: 'More for dev' }));
+    expect(screen.getAllByRole('menuitem').map((i) => i.textContent)).toEqual(['Network…', 'Idle timeout…', 'Usage…', 'Copy SSH config']);
+    fireEvent.keyDown(screen.getAllByRole('menuitem')[0], { key: 'Escape' });
+    fireEvent.click(within(group('box')).getByText('web').closest('button')!);
+    const header = document.querySelector('.sprite-header') as HTMLElement;
+    expect(header.querySelector('h1')!.textContent).toBe('web');
+    expect(header.querySelector('.host-chip')!.textContent).toBe('on box');
+    fireEvent.click(screen.getByRole('button', { name: 'More for web@box' }));
+    expect(screen.getAllByRole('menuitem').map((i) => i.textContent)).toEqual(['Network…', 'Idle timeout…']);
+    await act(async () => fireEvent.click(screen.getByRole('menuitem', { name: 'Network…' })));
+    const dialog = screen.getByRole('dialog', { name: 'Network of web@box' });
+    fireEvent.click(within(dialog).getByLabelText(/Nothing/));
+    await act(async () => fireEvent.click(within(dialog).getByRole('button', { name: 'Apply' })));
+    expect(t.calls.find((c) => c.method === 'sprites.network')!.input).toEqual({ name: 'web@box', policy: 'none' });
+    expect(within(header).getByRole('button', { name: 'network: none' })).toBeTruthy();
+    // the idle timeout: the host's default (not this computer's), set by the key
+    await waitFor(() => expect(store.getState().config).toEqual(CONFIG));
+    fireEvent.click(within(header).getByRole('button', { name: 'sleeps: default' }));
+    const idle = screen.getByRole('dialog', { name: 'When web sleeps' });
+    expect(within(idle).getByText('The daemon-wide setting of host box')).toBeTruthy();
+    fireEvent.click(within(idle).getByLabelText(/Never/));
+    await act(async () => fireEvent.click(within(idle).getByRole('button', { name: 'Save' })));
+    expect(t.calls.find((c) => c.method === 'config.set')!.input).toEqual({ idleTimeoutSec: 0, sprite: 'web@box' });
+    expect(store.getState().config).toEqual(CONFIG); // the host's answer did not replace this computer's settings
+  });
+
+  it('offers nothing while its host is away', () => {
+    const { t } = mount({ methods: TOOLS });
+    act(() => t.emit({ type: 'hosts.changed', hosts: [host('box', { state: 'unreachable', reason: 'gone.' })] }));
+    fireEvent.click(within(group('box')).getByText('web').closest('button')!);
+    expect(screen.queryByRole('button', { name: 'More for web@box' })).toBeNull();
+    expect(screen.getByText('network: internet').tagName).toBe('SPAN');
+  });
+});
+
+describe('a narrow window (820 px) with hosts', () => {
+  it('the rail names each sprite with its host and state; the drawer has the grouped list and Add a host', () => {
+    const { t } = mount({ width: 820 });
+    act(() => t.emit({ type: 'hosts.changed', hosts: [host('box', { state: 'unreachable', reason: 'gone.' })] }));
+    const rail = screen.getByRole('navigation', { name: 'Sprites' });
+    expect([...rail.querySelectorAll('.rail-sprite')].map((b) => b.getAttribute('aria-label'))).toEqual(['dev: Running', 'dev on box: Unreachable', 'web on box: Unreachable']);
+    expect(screen.queryByRole('region', { name: 'Sprites on box' })).toBeNull();
+    fireEvent.click(screen.getByRole('button', { name: 'Show the sprite list' }));
+    expect(group('box').getAttribute('data-host-state')).toBe('unreachable');
+    expect(within(group('This computer')).getByText('dev')).toBeTruthy();
+    expect(screen.getByText('Add a host…')).toBeTruthy();
   });
 });

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { layout } from '../paths.ts';
-import { clientKeyFile, knownHostsLine, proxyCommand, sshConfigBlock, sshConfigValue, writeKnownHosts } from './agent-ssh.ts';
+import { clientKeyFile, knownHostsLine, proxyCommand, proxyEnv, sshConfigBlock, sshConfigFor, sshConfigValue, SPRITELY_BIN, writeKnownHosts } from './ssh-config-block.ts';
 
 describe('ssh_config values', () => {
   it('leaves plain paths alone, quotes spaces and doubles "%"', () => {
@@ -35,6 +35,9 @@ describe('ssh_config values', () => {
         '  UserKnownHostsFile /h/ssh/dev.known_hosts',
         '  StrictHostKeyChecking yes',
         '  UpdateHostKeys no',
+        '  ForwardAgent no',
+        '  ForwardX11 no',
+        '  ClearAllForwardings yes',
         '',
       ].join('\n'),
     );
@@ -65,9 +68,47 @@ describe('ssh_config values', () => {
       expect(opt('hostkeyalias')).toBe('spritely-dev');
       expect(opt('stricthostkeychecking')).toBe('true');
       expect(opt('identitiesonly')).toBe('yes');
+      expect(opt('forwardagent')).toBe('no');
+      expect(opt('forwardx11')).toBe('no');
+      expect(opt('clearallforwardings')).toBe('yes');
       const v = spawnSync('ssh', ['-v', '-F', cfg, 'dev', 'true'], { encoding: 'utf8', timeout: 20_000 });
       expect(v.status).not.toBe(0);
       expect(v.stderr).toContain(`identity file ${path.join(dir, 'id_ed25519')} type -1`);
+      expect(fs.readFileSync(path.join(dir, 'proxy-ran'), 'utf8')).toBe('ssh-proxy dev\n');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a ~/.ssh/config with the generated file Included at the top', () => {
+  it('keeps agent, X11 and forwardings from a later `Host *` away from the sprite; the ProxyCommand still runs; other hosts keep theirs', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-ssh-include-'));
+    try {
+      const script = path.join(dir, 'proxy.sh');
+      fs.writeFileSync(script, `#!/bin/sh\necho "$@" > '${path.join(dir, 'proxy-ran')}'\n`, { mode: 0o755 });
+      const generated = path.join(dir, 'spritely.conf');
+      fs.writeFileSync(generated, sshConfigBlock({ name: 'dev', keyFile: path.join(dir, 'id'), knownHostsFile: path.join(dir, 'kh'), proxyCommand: proxyCommand({ execPath: '/bin/sh', script, name: 'dev' }) }));
+      const cfg = path.join(dir, 'config');
+      fs.writeFileSync(
+        cfg,
+        [`Include ${generated}`, '', 'Host *', '  ForwardAgent yes', '  ForwardX11 yes', '  RemoteForward 9999 127.0.0.1:22', '  LocalForward 8888 127.0.0.1:80', '  DynamicForward 1080', ''].join('\n'),
+      );
+      const g = (host: string) => {
+        const r = spawnSync('ssh', ['-G', '-F', cfg, host], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0);
+        return r.stdout;
+      };
+      const dev = g('dev');
+      expect(dev).toMatch(/^forwardagent no$/m);
+      expect(dev).toMatch(/^forwardx11 no$/m);
+      expect(dev).toMatch(/^clearallforwardings yes$/m);
+      expect(dev).not.toMatch(/^(local|remote|dynamic)forward /m);
+      const other = g('elsewhere.example');
+      expect(other).toMatch(/^forwardagent yes$/m);
+      expect(other).toMatch(/^remoteforward 9999 /m);
+      // the ProxyCommand runs as before (scp sets ClearAllForwardings itself and uses it too)
+      spawnSync('ssh', ['-F', cfg, 'dev', 'true'], { encoding: 'utf8', timeout: 20_000 });
       expect(fs.readFileSync(path.join(dir, 'proxy-ran'), 'utf8')).toBe('ssh-proxy dev\n');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -88,6 +129,33 @@ describe('known_hosts from the pinned key', () => {
       expect(fs.readFileSync(file, 'utf8')).toBe('spritely-dev ssh-ed25519 AAAAsecond\n');
       expect(() => writeKnownHosts(l, 'dev', 'garbage')).toThrow(/not an OpenSSH public key/);
       expect(clientKeyFile(l)).toBe(path.join(home, 'keys', 'id_ed25519'));
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the block for a sprite (what the CLI prints and the API returns)', () => {
+  it('carries a non-default data dir and images dir, and Electron’s run-as-Node switch inside the app', () => {
+    const l = { ...layout('/d/home'), imagesDir: '/d/images' };
+    expect(proxyEnv(l, {}, false)).toEqual({ SPRITELY_HOME: undefined, SPRITELY_IMAGES_DIR: undefined });
+    expect(proxyEnv(l, { SPRITELY_HOME: 'home', SPRITELY_IMAGES_DIR: 'x' }, false)).toEqual({ SPRITELY_HOME: '/d/home', SPRITELY_IMAGES_DIR: '/d/images' });
+    expect(proxyEnv(l, {}, true)).toEqual({ ELECTRON_RUN_AS_NODE: '1', SPRITELY_HOME: undefined, SPRITELY_IMAGES_DIR: undefined });
+  });
+
+  it('refuses while the client key is missing, then writes known_hosts and names it', () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'ssh-config-'));
+    try {
+      const l = layout(home);
+      const runtime = { execPath: '/usr/bin/node', electron: false };
+      expect(() => sshConfigFor(l, 'dev', 'ssh-ed25519 AAAAk dev', {}, runtime)).toThrow(/client key .* does not exist yet/);
+      fs.mkdirSync(l.keysDir, { recursive: true });
+      fs.writeFileSync(clientKeyFile(l), 'key');
+      const text = sshConfigFor(l, 'dev', 'ssh-ed25519 AAAAk dev', { SPRITELY_HOME: home }, runtime);
+      expect(text).toContain(`  ProxyCommand env SPRITELY_HOME=${home} /usr/bin/node ${SPRITELY_BIN} ssh-proxy dev\n`);
+      expect(text).toContain(`  UserKnownHostsFile ${path.join(home, 'ssh', 'dev.known_hosts')}\n`);
+      expect(fs.readFileSync(path.join(home, 'ssh', 'dev.known_hosts'), 'utf8')).toBe('spritely-dev ssh-ed25519 AAAAk\n');
+      expect(SPRITELY_BIN).toBe(path.resolve(import.meta.dirname, '../../bin/spritely.js'));
     } finally {
       fs.rmSync(home, { recursive: true, force: true });
     }
