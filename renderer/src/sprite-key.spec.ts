@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hostedPath, hostOfKey, parseSpriteKey, routeInput, spriteKey } from './sprite-key.ts';
+import { hostedPath, hostOfKey, parseSpriteKey, routeInput, spriteKey, spriteLabel } from './sprite-key.ts';
 
 describe('sprite keys', () => {
   it('a local sprite is its name; a remote one NAME@HOST', () => {
@@ -9,6 +9,7 @@ describe('sprite keys', () => {
     expect(parseSpriteKey('dev@box')).toEqual({ host: 'box', name: 'dev' });
     expect(hostOfKey('dev@gpu-1')).toBe('gpu-1');
     expect(hostOfKey('dev')).toBeNull();
+    expect([spriteLabel('dev'), spriteLabel('dev@box')]).toEqual(['dev', 'dev on box']);
   });
 
   it('routes a call by the key in `name`, keeping a fork on its host', () => {

@@ -19,6 +19,12 @@ export function hostOfKey(key: string): string | null {
   return parseSpriteKey(key).host;
 }
 
+/** A sprite in a sentence: `dev`, or `dev on box` for a remote one. */
+export function spriteLabel(key: string): string {
+  const { host, name } = parseSpriteKey(key);
+  return host ? `${name} on ${host}` : name;
+}
+
 /** The path of an API method on a host: `/v1/X` → `/v1/hosts/HOST/X`. */
 export function hostedPath(path: string, host: string | null): string {
   return host ? path.replace(/^\/v1\//, `/v1/hosts/${encodeURIComponent(host)}/`) : path;

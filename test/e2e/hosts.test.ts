@@ -4,7 +4,8 @@
  * and Spritely: test/vm/remote-host.ts). One sprite here, one there. The list is grouped by host
  * with its state and accelerator; a terminal on the remote sprite works; the host drops (its link
  * cut, its ssh ended) and the window shows it unreachable and why, stays usable, and the host comes
- * back on its own.
+ * back on its own. The remote sprite's ⋯ menu reaches its host (a network policy set by its key);
+ * at 820×600 the rail names it with its host and the drawer holds the grouped list and "Add a host…".
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -79,6 +80,27 @@ describe('remote hosts in the app', () => {
     await page.screenshot({ path: path.join(SHOTS, 'hosts.png') });
   });
 
+  it("the remote sprite's menu: what routes to its host, and a network policy set there by its key", async () => {
+    await page.getByRole('button', { name: 'More for web@box' }).click();
+    expect(await page.getByRole('menuitem').allTextContents()).toEqual(['Network…', 'Idle timeout…']);
+    await page.getByRole('menuitem', { name: 'Network…' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Network of web on box' });
+    await dialog.getByLabel(/Nothing/).check();
+    await dialog.getByRole('button', { name: 'Apply' }).click();
+    await page.locator('.sprite-header').getByRole('button', { name: 'network: none' }).waitFor({ timeout: 30_000 });
+    expect((await d.api.forHost('box').call('sprites.get', { name: 'web' })).network).toBe('none');
+    expect((await d.api.call('sprites.get', { name: 'here' })).network).toBe('internet');
+    await page.locator('.sprite-header').getByRole('button', { name: 'network: none' }).click();
+    const again = page.getByRole('dialog', { name: 'Network of web on box' });
+    await again.getByLabel(/Internet/).check();
+    await again.getByRole('button', { name: 'Apply' }).click();
+    await page.locator('.sprite-header').getByRole('button', { name: 'network: internet' }).waitFor({ timeout: 30_000 });
+    // what it says names the sprite with its host
+    await page.locator('.toast', { hasText: 'web on box: network internet.' }).waitFor({ timeout: 10_000 });
+    expect(await page.locator('.toast', { hasText: 'web on box: network none.' }).count()).toBe(1);
+    while ((await page.locator('.toast').count()) > 0) await page.getByRole('button', { name: 'Dismiss' }).first().click();
+  });
+
   it('the host drops: its sprites show unreachable with the reason, the window stays usable, and it comes back on its own', async () => {
     const before = (await d.api.call('hosts.get', { host: 'box' })).sshPid!;
     rh.setLink(false);
@@ -104,5 +126,31 @@ describe('remote hosts in the app', () => {
     await page.locator('.pane:not([hidden]) .xterm-host').click();
     await page.keyboard.type('echo back-$((40+2))\n');
     await waitFor('the terminal after the host came back', async () => /^back-42$/m.test(await terminalText()), 60_000, 200);
+  });
+
+  it('at 820×600: the rail names the remote sprite with its host; the drawer holds the grouped list and "Add a host…"', async () => {
+    await page.setViewportSize({ width: 820, height: 600 });
+    try {
+      const rail = page.getByRole('navigation', { name: 'Sprites' });
+      await rail.getByRole('button', { name: 'web on box: Running' }).waitFor({ timeout: 10_000 });
+      await rail.getByRole('button', { name: 'here: Running' }).waitFor({ timeout: 10_000 });
+      await rail.getByRole('button', { name: 'Show the sprite list' }).click();
+      const box = group('box');
+      await box.locator('[data-sprite="web@box"][data-state="running"]').waitFor({ timeout: 10_000 });
+      expect(await box.locator('[data-host-header="box"]').textContent()).toMatch(/box.*Connected.*TCG/);
+      await page.locator('.sidebar.drawer').getByText('Add a host…').waitFor({ timeout: 5_000 });
+      // nothing in the drawer runs past its right edge
+      const over = await page.locator('.sidebar.drawer').evaluate((el) => {
+        const right = el.getBoundingClientRect().right;
+        return [...el.querySelectorAll('.host-header > *, .sprite-item')].filter((c) => c.getBoundingClientRect().right > right + 0.5).map((c) => c.textContent);
+      });
+      expect(over).toEqual([]);
+      await page.mouse.move(819, 599);
+      await page.screenshot({ path: path.join(SHOTS, 'hosts-narrow.png') });
+      await page.keyboard.press('Escape');
+      await page.locator('.sidebar.drawer').waitFor({ state: 'detached', timeout: 5_000 });
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
+    }
   });
 });

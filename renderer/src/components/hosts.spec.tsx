@@ -6,6 +6,7 @@ import { sprite } from '../testing/fake-transport.ts';
 import { renderApp } from '../testing/render-app.tsx';
 import type { HostStatus } from '../transport.ts';
 import { addHostProblem, asksToTrustKey } from './add-host.tsx';
+import { asSentence } from './sprite-list.tsx';
 
 afterEach(cleanup);
 
@@ -117,6 +118,7 @@ describe('the list grouped by host', () => {
     expect(addHostProblem('box', 'ssh://me@box:2222', [])).toBeNull();
     expect(asksToTrustKey('… is not in your known_hosts; … --accept-new-host-key')).toBe(true);
     expect(asksToTrustKey('is not the one your known_hosts has … --accept-new-host-key')).toBe(false);
+    expect([asSentence('the SSH connection ended (ssh ended by signal SIGKILL)'), asSentence('Connection refused.'), asSentence(' gone? ')]).toEqual(['the SSH connection ended (ssh ended by signal SIGKILL).', 'Connection refused.', 'gone?']);
   });
 });
 
@@ -142,7 +144,7 @@ describe("a remote sprite's header menu", () => {
     fireEvent.click(screen.getByRole('button', { name: 'More for web@box' }));
     expect(screen.getAllByRole('menuitem').map((i) => i.textContent)).toEqual(['Network…', 'Idle timeout…']);
     await act(async () => fireEvent.click(screen.getByRole('menuitem', { name: 'Network…' })));
-    const dialog = screen.getByRole('dialog', { name: 'Network of web@box' });
+    const dialog = screen.getByRole('dialog', { name: 'Network of web on box' });
     fireEvent.click(within(dialog).getByLabelText(/Nothing/));
     await act(async () => fireEvent.click(within(dialog).getByRole('button', { name: 'Apply' })));
     expect(t.calls.find((c) => c.method === 'sprites.network')!.input).toEqual({ name: 'web@box', policy: 'none' });
@@ -150,7 +152,7 @@ describe("a remote sprite's header menu", () => {
     // the idle timeout: the host's default (not this computer's), set by the key
     await waitFor(() => expect(store.getState().config).toEqual(CONFIG));
     fireEvent.click(within(header).getByRole('button', { name: 'sleeps: default' }));
-    const idle = screen.getByRole('dialog', { name: 'When web sleeps' });
+    const idle = screen.getByRole('dialog', { name: 'When web on box sleeps' });
     expect(within(idle).getByText('The daemon-wide setting of host box')).toBeTruthy();
     fireEvent.click(within(idle).getByLabelText(/Never/));
     await act(async () => fireEvent.click(within(idle).getByRole('button', { name: 'Save' })));

@@ -3,7 +3,7 @@
  * of its own (`90s`, `10m`, `1h`, read like `spritely config set idle-timeout … --sprite NAME`).
  */
 import { useState } from 'react';
-import { parseSpriteKey } from '../sprite-key.ts';
+import { parseSpriteKey, spriteLabel } from '../sprite-key.ts';
 import type { Sprite } from '../transport.ts';
 import { durationText, idleWords, parseIdleTimeout } from '../units.ts';
 import { Dialog } from './dialog.tsx';
@@ -14,7 +14,8 @@ type Choice = 'default' | 'never' | 'own';
 export function IdleTimeoutDialog({ sprite, onClose }: { sprite: Sprite; onClose(): void }) {
   const name = sprite.name;
   // A remote sprite (its key NAME@HOST) follows its host's default, not this computer's.
-  const { host, name: shown } = parseSpriteKey(name);
+  const host = parseSpriteKey(name).host;
+  const shown = spriteLabel(name);
   const actions = useActions();
   const localConfig = useApp((s) => s.config);
   const config = host ? null : localConfig;

@@ -24,7 +24,7 @@ import { DestroyDialog } from './destroy-dialog.tsx';
 import { IdleTimeoutDialog } from './idle-timeout-dialog.tsx';
 import { Menu, type MenuItem } from './menu.tsx';
 import { NetworkDialog } from './network-dialog.tsx';
-import { StateBadge } from './sprite-list.tsx';
+import { asSentence, StateBadge } from './sprite-list.tsx';
 import { useActions, useApp } from './store-context.tsx';
 import { UsageDialog } from './usage-dialog.tsx';
 import { useCopy } from './use-copy.ts';
@@ -155,7 +155,7 @@ export function SpriteHeader({ name }: { name: string }) {
       )}
       {away !== null && (
         <div className="sprite-error host-away" role="alert">
-          Host {host} is not connected: {away} It reconnects on its own; this is what {shown} last looked like.
+          Host {host} is not connected: {asSentence(away)} It reconnects on its own; this is what {shown} last looked like.
         </div>
       )}
       {open === 'destroy' && (

@@ -139,6 +139,12 @@ export function SpriteList() {
   );
 }
 
+/** A host's reason as a sentence (ssh's own words may end without a full stop). */
+export function asSentence(text: string): string {
+  const t = text.trim();
+  return /[.!?…]$/.test(t) ? t : `${t}.`;
+}
+
 const HOST_STATE_LABEL: Record<HostStatus['state'], string> = { connected: 'Connected', connecting: 'Connecting', unreachable: 'Unreachable' };
 
 /** A host's name, state (and why it is not connected, and when it retries), accelerator, and Remove. */
@@ -176,7 +182,7 @@ export function HostHeader({ host, now }: { host: HostStatus; now: number }) {
       )}
       {host.state !== 'connected' && host.reason && (
         <div className="host-reason" role="status">
-          {host.reason}
+          {asSentence(host.reason)}
           {retry !== null && host.state === 'unreachable' ? ` Retrying in ${retry} s.` : ''}
         </div>
       )}
