@@ -122,8 +122,8 @@ describe('the app in a browser', () => {
     const dialog = page.getByRole('dialog');
     await expect.poll(() => dialog.textContent()).toMatch(/automatic checkpoint/);
     await dialog.getByRole('button', { name: 'Restore' }).click();
-    // The old shell ends with the old machine; a new one opens on the restored machine.
-    await waitForTerminal(/The shell ended[\s\S]*root@e2e-one[^\n]*[#$] *$/, 180_000);
+    // The old shell is gone with the old machine (the daemon says why); a new one opens on the restored machine.
+    await waitForTerminal(/This shell is gone: the sprite was restored to v\d+[\s\S]*root@e2e-one[^\n]*[#$] *$/, 180_000);
     await shell.click();
     await page.keyboard.type('test -e /root/marker && echo still-there || echo gone-$((2+3))\n');
     await waitForTerminal(/^gone-5$/m);

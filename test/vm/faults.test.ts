@@ -232,16 +232,17 @@ describe('faults', () => {
   it('a guest that replaces its agent with an impostor (a valid-looking answer, then an oversized frame): a clear error, a repair attempt, the daemon and other sprites unaffected, and the real agent back later', async () => {
     await d.api.call('sprites.create', { name: 'bystander' }, { timeoutMs: 300_000 });
     // The impostor answers every HELLO with the right nonce, then a frame that claims 2 GiB; it
-    // leaves after 25 s. It runs in a unit of its own (stopping the agent ends the agent's sessions).
+    // leaves after 45 s (the daemon's connection predates it: the exec waits ~20 s, a PING finds the
+    // port silent, the channel is dropped, and the next HELLO meets the impostor). It runs in a unit of its own (stopping the agent ends the agent's sessions).
     const impostor = String.raw`
 use strict; use Fcntl;
 sysopen(my $p, "/dev/virtio-ports/org.spritely.agent.0", O_RDWR) or die "open: $!";
-my $end = time + 25; my $buf = '';
+my $end = time + 45; my $buf = ''; my $i;
 while (time < $end) {
   my $n = sysread($p, my $chunk, 65536);
   if (!$n) { select(undef, undef, undef, 0.05); next }
   $buf .= $chunk;
-  while ((my $i = index($buf, "SPRITELY")) >= 0 && length($buf) >= $i + 26) {
+  while (($i = index($buf, "SPRITELY")) >= 0 && length($buf) >= $i + 26) {
     my $nonce = substr($buf, $i + 8, 16);
     $buf = substr($buf, $i + 26);
     my $payload = $nonce . pack("n", 2) . '{"agent":"impostor","protocol":2,"pid":1,"maxSessions":1,"maxPayload":65536}';
@@ -251,7 +252,9 @@ while (time < $end) {
   $buf = substr($buf, -64) if length($buf) > 4096;
 }
 `;
-    await exec('victim', ['sh', '-c', `cat > /root/impostor.pl <<'EOF'\n${impostor}\nEOF\nsystemd-run --unit=impostor --no-block sh -c 'sleep 1; systemctl stop spritely-agent; exec perl /root/impostor.pl'`]);
+    // (checked first: an impostor that does not compile would leave only a stopped agent to find)
+    const setUp = await exec('victim', ['sh', '-c', `cat > /root/impostor.pl <<'EOF'\n${impostor}\nEOF\nperl -c /root/impostor.pl && systemd-run --unit=impostor --no-block sh -c 'sleep 1; systemctl stop spritely-agent; exec perl /root/impostor.pl'`]);
+    expect(setUp.exitCode, setUp.stderr).toBe(0);
     await new Promise((r) => setTimeout(r, 3000));
     // the daemon answers at once all along
     let slowest = 0;
@@ -269,7 +272,7 @@ while (time < $end) {
       // a repair was attempted through qemu-guest-agent, and the guest's answer logged
       const fullLog = () => fs.readFileSync(path.join(d.home, 'daemon-test.log'), 'utf8');
       await waitFor('the repair in the daemon log', () => /sprite victim: its guest agent did not answer for 10 s \(.*\); asked the guest to restart it: spritely-agent: /.test(fullLog()), 30_000, 200);
-      expect(fullLog()).toMatch(/guest agent of victim: closing the (connection|channel): the guest sent a frame length of 2147483392 \(allowed: 5 to 65541\)/);
+      await waitFor('the impostor\'s frame refused', () => /guest agent of victim: closing the (connection|channel): the guest sent a frame length of 2147483392 \(allowed: 5 to 65541\)/.test(fullLog()), 60_000, 200);
       // the other sprite never noticed
       expect((await exec('bystander', ['echo', 'fine'])).stdout).toBe('fine\n');
       expect(slowest).toBeLessThan(1000);

@@ -212,9 +212,12 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | unde
 
 /**
  * Every file under `dir` with its size and mtime: a fingerprint to prove nothing changed. Files a
- * running guest writes by itself (its disk, its logs) are listed but not fingerprinted.
+ * running guest writes by itself: its disk is listed but not fingerprinted, its logs (which appear
+ * with its first console byte and rotate) are left out.
  */
-const LIVE_FILES = /(^|\/)(disk\.qcow2|serial\.log|qemu\.log)$/;
+const LIVE_FILES = /(^|\/)disk\.qcow2$/;
+/** Logs a running machine writes at will: they appear with its first console byte and rotate. */
+const LOG_FILES = /(^|\/)(serial\.log(\.1)?|qemu\.log)$/;
 export function snapshotTree(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   const walk = (d: string) => {
@@ -224,6 +227,7 @@ export function snapshotTree(dir: string): Record<string, string> {
       else if (e.isFile()) {
         const st = fs.statSync(p);
         const rel = path.relative(dir, p);
+        if (LOG_FILES.test(rel)) continue;
         out[rel] = LIVE_FILES.test(rel) ? 'live' : `${st.size}:${st.mtimeMs}`;
       }
     }

@@ -184,6 +184,10 @@ describe('a sprite whose root attacks the host', () => {
         'echo $! > /run/serial-flood.pid',
       ].join('\n'),
     );
+    // The daemon opens that channel when it next needs it: a diff of "now" first asks the guest to
+    // sync its disk through it (best effort) — and still answers.
+    const diff = await d.api.call('checkpoints.diff', { name: EVIL, from: 'v1', to: 'now', paths: ['/root'] }, { timeoutMs: STEP });
+    expect(diff).toMatchObject({ name: EVIL, from: 'v1', to: 'now' });
     const agentClosed = await waitFor('the agent channel to be closed', () => logLines(/sprite evil: guest agent channel closed/).length > 0, 60_000, 200);
     expect(agentClosed).toBe(true);
 
