@@ -11,7 +11,8 @@ APT_PACKAGES=(
   socat                           # carries each guest connection to the daemon's egress proxy
   mmdebstrap e2fsprogs            # building guest images from Debian packages (no loop mounts)
   golang-go                       # compiling the guest agent (resources/guest-agent) into the image
-  openssh-client                  # ssh-keygen / ssh for `spritely ssh-config` users
+  openssh-client                  # ssh-keygen / ssh for `spritely ssh-config` users, ssh for remote hosts
+  openssh-server                  # sshd for the remote-host tests (they run their own, in a network namespace)
   openssl                         # test certificates for the relay tests
   chromium xvfb                   # browser end-to-end tests and screenshots
   ca-certificates curl

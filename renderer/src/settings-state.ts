@@ -6,6 +6,7 @@
  * its own words. The store composes these into its own state and actions.
  */
 import type { Config, RelayStatus } from '../../vm/api/contract.ts';
+import { hostOfKey } from './sprite-key.ts';
 import type { MethodOutput, Transport } from './transport.ts';
 
 export type { Config };
@@ -157,7 +158,8 @@ export function createSettingsActions<S extends SettingsState>(d: SettingsDeps<S
     setIdleTimeout: (seconds, sprite) =>
       work('config', async () => {
         const config = await transport.call('config.set', { idleTimeoutSec: seconds, ...(sprite ? { sprite } : {}) });
-        apply((s) => setConfig(s, config));
+        // A remote sprite's key routes the call to its host, which answers with its own config: not this computer's.
+        if (!sprite || !hostOfKey(sprite)) apply((s) => setConfig(s, config));
         if (sprite) await d.refreshSprite(sprite);
       }),
     setMemoryLimit: (mib) =>

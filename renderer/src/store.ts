@@ -8,7 +8,8 @@ import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { Checkpoint, DiffEntry, DiffReport, ImageProgress, RelayStatus } from '../../vm/api/contract.ts';
 import { createSettingsActions, initialSettings, type SettingsActions, type SettingsState } from './settings-state.ts';
 import { comparePair } from './diff-view.ts';
-import type { ConnectionState, DaemonEvent, MethodInput, Sprite, Transport } from './transport.ts';
+import { hostOfKey, parseSpriteKey, spriteKey } from './sprite-key.ts';
+import type { ConnectionState, DaemonEvent, EventMessage, HostStatus, MethodInput, MethodOutput, Sprite, Transport } from './transport.ts';
 
 export type { ImageProgress, RelayStatus };
 
@@ -69,6 +70,12 @@ export interface UiState extends SettingsState {
   drawer: string | null;
   /** The relay tunnel as the daemon last announced it (null until a window asks or it changes). */
   relay: RelayStatus | null;
+  /**
+   * Remote hosts and their states (docs/hosts.md). Their sprites are in `sprites` under keys
+   * `NAME@HOST` (sprite-key.ts); a host that is not connected keeps its last known list, shown
+   * as unreachable.
+   */
+  hosts: HostStatus[];
   /** Per sprite: two timeline nodes being compared (checkpoint diff). */
   compare: Record<string, CompareState>;
 }
@@ -91,6 +98,7 @@ export const initialState: UiState = {
   panelsOpen: true,
   drawer: null,
   relay: null,
+  hosts: [],
   ...initialSettings,
   compare: {},
 };
@@ -114,38 +122,84 @@ function omit<T>(rec: Record<string, T>, key: string): Record<string, T> {
   return out;
 }
 
-export function applyEvent(s: UiState, e: DaemonEvent): UiState {
+/** Puts a sprite under `key` (its name here, `NAME@HOST` for a remote host's). */
+export function putSprite(s: UiState, key: string, sprite: Sprite): UiState {
+  const next = { ...s, sprites: { ...s.sprites, [key]: sprite } };
+  return next.selected ? next : { ...next, selected: key };
+}
+
+function removeSprite(s: UiState, key: string): UiState {
+  if (!s.sprites[key]) return s;
+  const sprites = omit(s.sprites, key);
+  const next: UiState = { ...s, sprites, ...withoutSpriteTabs(s, key), pending: omit(s.pending, key), checkpoints: omit(s.checkpoints, key), compare: omit(s.compare, key) };
+  return next.selected === key ? { ...next, selected: spriteNames(next)[0] ?? null } : next;
+}
+
+/** One machine's whole list (a `hello`): its sprites replace what was known of that machine. */
+function replaceSprites(s: UiState, host: string | null, list: Sprite[]): UiState {
+  const sprites: Record<string, Sprite> = {};
+  for (const [k, sp] of Object.entries(s.sprites)) if (hostOfKey(k) !== host) sprites[k] = sp;
+  for (const sp of list) sprites[spriteKey(host, sp.name)] = sp;
+  let next: UiState = { ...s, sprites };
+  // Sprites that went away while we were not listening take their tabs with them.
+  for (const t of s.tabs) if (!sprites[t.sprite]) next = { ...next, ...withoutSpriteTabs(next, t.sprite) };
+  for (const name of Object.keys(next.pending)) if (!sprites[name] && next.pending[name] !== 'create' && hostOfKey(name) === host) next = { ...next, pending: omit(next.pending, name) };
+  if (next.selected && !sprites[next.selected] && !next.pending[next.selected]) next = { ...next, selected: spriteNames(next)[0] ?? null };
+  if (!next.selected) next = { ...next, selected: spriteNames(next)[0] ?? null };
+  return next;
+}
+
+/** An event of one machine's daemon (`host` null: this computer's). */
+function applyMachineEvent(s: UiState, host: string | null, e: DaemonEvent): UiState {
   switch (e.type) {
-    case 'hello': {
-      const sprites: Record<string, Sprite> = {};
-      for (const sp of e.sprites) sprites[sp.name] = sp;
-      let next: UiState = { ...s, sprites, loaded: true };
-      // Sprites that went away while we were not listening take their tabs with them.
-      for (const t of s.tabs) if (!sprites[t.sprite]) next = { ...next, ...withoutSpriteTabs(next, t.sprite) };
-      for (const name of Object.keys(next.pending)) if (!sprites[name] && next.pending[name] !== 'create') next = { ...next, pending: omit(next.pending, name) };
-      if (next.selected && !sprites[next.selected] && !next.pending[next.selected]) next = { ...next, selected: spriteNames(next)[0] ?? null };
-      if (!next.selected) next = { ...next, selected: spriteNames(next)[0] ?? null };
-      return next;
-    }
-    case 'sprite.changed': {
-      const next = { ...s, sprites: { ...s.sprites, [e.sprite.name]: e.sprite } };
-      return next.selected ? next : { ...next, selected: e.sprite.name };
-    }
-    case 'sprite.removed': {
-      if (!s.sprites[e.name]) return s;
-      const sprites = omit(s.sprites, e.name);
-      const next: UiState = { ...s, sprites, ...withoutSpriteTabs(s, e.name), pending: omit(s.pending, e.name), checkpoints: omit(s.checkpoints, e.name), compare: omit(s.compare, e.name) };
-      return next.selected === e.name ? { ...next, selected: spriteNames(next)[0] ?? null } : next;
-    }
+    case 'hello':
+      return host === null ? { ...replaceSprites(s, null, e.sprites), loaded: true } : replaceSprites(s, host, e.sprites);
+    case 'sprite.changed':
+      return putSprite(s, spriteKey(host, e.sprite.name), e.sprite);
+    case 'sprite.removed':
+      return removeSprite(s, spriteKey(host, e.name));
     case 'checkpoints.changed':
-      return { ...s, checkpoints: { ...s.checkpoints, [e.name]: e.checkpoints } };
+      return { ...s, checkpoints: { ...s.checkpoints, [spriteKey(host, e.name)]: e.checkpoints } };
     case 'image.progress':
       return { ...s, imageProgress: { image: e.image, phase: e.phase, message: e.message, fraction: e.fraction } };
     case 'relay.changed':
-      return { ...s, relay: e.relay };
+      // A host's relay is its own (the URL panel asks it); this window shows this computer's.
+      return host === null ? { ...s, relay: e.relay } : s;
+    case 'hosts.changed':
+      return host === null ? setHosts(s, e.hosts) : s;
     default:
       return s;
   }
+}
+
+/** The hosts as the daemon announced them; a host that is gone takes its sprites and tabs along. */
+export function setHosts(s: UiState, hosts: HostStatus[]): UiState {
+  const names = new Set(hosts.map((h) => h.name));
+  let next: UiState = { ...s, hosts };
+  for (const key of Object.keys(s.sprites)) {
+    const h = hostOfKey(key);
+    if (h !== null && !names.has(h)) next = removeSprite(next, key);
+  }
+  return next;
+}
+
+export function applyEvent(s: UiState, e: EventMessage): UiState {
+  if (e.type === 'host.event') return applyMachineEvent(s, e.host, e.event);
+  return applyMachineEvent(s, null, e);
+}
+
+/** The host a sprite is on, when that host is not connected (its actions wait; its list is the last known). */
+export function unreachableHost(s: Pick<UiState, 'hosts'>, key: string | null): HostStatus | null {
+  const host = key ? hostOfKey(key) : null;
+  if (!host) return null;
+  const h = s.hosts.find((x) => x.name === host);
+  return !h || h.state !== 'connected' ? (h ?? { name: host, url: '', state: 'unreachable', reason: 'this host is no longer configured', retryAt: null, since: '', version: null, accel: null, accelReason: null, qemuVersion: null, sshPid: null }) : null;
+}
+
+/** The list grouped by machine: this computer first, then each host in the daemon's order. */
+export function spriteGroups(s: Pick<UiState, 'sprites' | 'hosts'>): { host: HostStatus | null; keys: string[] }[] {
+  const keys = Object.keys(s.sprites).sort((a, b) => parseSpriteKey(a).name.localeCompare(parseSpriteKey(b).name));
+  return [{ host: null, keys: keys.filter((k) => hostOfKey(k) === null) }, ...s.hosts.map((h) => ({ host: h, keys: keys.filter((k) => hostOfKey(k) === h.name) }))];
 }
 
 export function setConnection(s: UiState, connection: ConnectionState, detail: string | null = null): UiState {
@@ -399,6 +453,9 @@ export interface Actions extends SettingsActions {
   restoreCheckpoint(sprite: string, id: string): Promise<boolean>;
   deleteCheckpoint(sprite: string, id: string): Promise<boolean>;
   forkSprite(sprite: string, checkpoint: string, newName: string): Promise<boolean>;
+  /** Adds a remote host (the daemon connects and checks it first); a refusal comes back as its message, not a toast. */
+  addHost(input: MethodInput<'hosts.add'>): Promise<{ ok: true; result: MethodOutput<'hosts.add'> } | { ok: false; message: string }>;
+  removeHost(host: string): Promise<boolean>;
   /** Picks a timeline node to compare; with two picked, asks the daemon what changed between them. */
   pickCompare(sprite: string, key: string): Promise<void>;
   /** Shows the lines of one changed file of the comparison. */
@@ -437,7 +494,7 @@ export function createAppStore(deps: AppDeps): AppStore {
     const refresh = async (name: string) => {
       try {
         const sprite = await transport.call('sprites.get', { name });
-        apply((s) => (s.sprites[name] ? applyEvent(s, { type: 'sprite.changed', sprite }) : s));
+        apply((s) => (s.sprites[name] ? putSprite(s, name, sprite) : s));
       } catch {
         /* gone meanwhile: its removal event says so */
       }
@@ -473,7 +530,7 @@ export function createAppStore(deps: AppDeps): AppStore {
         apply((s) => selectSprite(setPending(clearImageProgress(s), name, 'create'), name));
         try {
           const { sprite } = await transport.call('sprites.create', { name, ...opts });
-          apply((s) => clearImageProgress(setPending(applyEvent(s, { type: 'sprite.changed', sprite }), name, null)));
+          apply((s) => clearImageProgress(setPending(putSprite(s, name, sprite), name, null)));
           await refresh(name);
           actions.newTerminal(name);
           return true;
@@ -571,9 +628,29 @@ export function createAppStore(deps: AppDeps): AppStore {
       },
       closeCompare: (name) => apply((s) => closeCompare(s, name)),
       forkSprite: async (name, checkpoint, newName) => {
-        const ok = await guarded(newName, 'create', () => transport.call('sprites.fork', { name, checkpoint, newName }));
-        if (ok) actions.newTerminal(newName);
+        // A fork stays on its source's machine.
+        const key = spriteKey(hostOfKey(name), parseSpriteKey(newName).name);
+        const ok = await guarded(key, 'create', () => transport.call('sprites.fork', { name, checkpoint, newName: key }));
+        if (ok) actions.newTerminal(key);
         return ok;
+      },
+      addHost: async (input) => {
+        try {
+          const r = await transport.call('hosts.add', input);
+          apply((s) => pushToast(s, `Added host ${r.host.name}: ${r.checks.map((c) => `${c.name} ${c.ok ? 'ok' : 'FAIL'} (${c.detail})`).join('; ')}`, 'info'));
+          return { ok: true as const, result: r };
+        } catch (err) {
+          return { ok: false as const, message: (err as Error)?.message ?? String(err) };
+        }
+      },
+      removeHost: async (host) => {
+        try {
+          await transport.call('hosts.remove', { host });
+          return true;
+        } catch (err) {
+          fail(err);
+          return false;
+        }
       },
     };
     return { ...restored, actions, transport };

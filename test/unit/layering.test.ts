@@ -31,6 +31,9 @@ const LAYERS: { name: string; units: string[] }[] = [
   // use the engine; moving those two to a directory of their own would make this entry unnecessary.
   { name: 'services above the engine', units: ['vm/net/url-proxy', 'vm/net/relay-link'] },
   { name: 'API', units: ['vm/api/'] },
+  // Remote hosts: a service above the API (it passes API calls to other daemons, through the
+  // contract and the API client); the server knows it only as the RemoteHosts interface.
+  { name: 'remote hosts', units: ['vm/hosts/'] },
   { name: 'daemon, CLI, MCP', units: ['vm/daemon/', 'vm/cli/', 'vm/mcp/'] },
   { name: 'desktop shell and UI', units: ['electron/', 'renderer/'] },
 ];

@@ -8,6 +8,9 @@ import { z } from 'zod';
 import { SPRITE_NAME_PATTERN } from '../names.ts';
 import { CHECKPOINT_ID } from '../checkpoints/checkpoint-tree.ts';
 
+/** The API's version: `/v1/…`. Remote hosts must speak the same (vm/hosts/host-compat.ts). */
+export const API_VERSION = 'v1';
+
 export const SpriteName = z.string().regex(SPRITE_NAME_PATTERN, 'a sprite name uses a-z, 0-9 and "-", 1-63 characters, not starting or ending with "-"');
 
 export const SpriteState = z.enum(['running', 'sleeping', 'stopped', 'crashed']);
@@ -138,6 +141,34 @@ export const Image = z.object({
 /** Progress of an image build or a golden boot (`image.progress` events). */
 export const ImageProgress = z.object({ image: z.string(), phase: z.string(), message: z.string(), fraction: z.number().optional() });
 export type ImageProgress = z.infer<typeof ImageProgress>;
+
+/** A remote host's name: a DNS label (it is part of local URLs, SPRITE.HOST.localhost); `local` is this computer. */
+export const HostName = z
+  .string()
+  .regex(SPRITE_NAME_PATTERN, 'a host name uses a-z, 0-9 and "-", 1-63 characters, not starting or ending with "-"')
+  .refine((n) => n !== 'local', '"local" is this computer');
+
+/** connecting: an attempt is under way; unreachable: the last one failed (`reason`), the next starts at `retryAt`. */
+export const HostState = z.enum(['connecting', 'connected', 'unreachable']);
+
+/** A remote host as the local daemon sees it (vm/hosts/, docs/hosts.md). */
+export const HostStatus = z.object({
+  name: z.string(),
+  url: z.string(),
+  state: HostState,
+  /** Why it is unreachable, or what the attempt is doing. */
+  reason: z.string().nullable(),
+  retryAt: z.string().nullable(),
+  since: z.string(),
+  /** The server's Spritely version, accelerator and QEMU, once known. */
+  version: z.string().nullable(),
+  accel: z.string().nullable(),
+  accelReason: z.string().nullable(),
+  qemuVersion: z.string().nullable(),
+  /** The local daemon's ssh master process for this host (one SSH connection per host). */
+  sshPid: z.number().nullable(),
+});
+export type HostStatus = z.infer<typeof HostStatus>;
 
 export const ApiError = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() }),
@@ -464,6 +495,43 @@ export const methods = {
     }),
     summary: 'Runs a command to completion and returns its output (UTF-8; see the exec stream for bytes).',
   }),
+  'hosts.list': method({
+    http: 'GET',
+    path: '/v1/hosts',
+    input: Empty,
+    output: z.array(HostStatus),
+    summary: 'The remote hosts and their state. Every other method of a host is its own path under `/v1/hosts/HOST/` (e.g. `GET /v1/hosts/box/sprites`), streams included: the local daemon passes it to that host\'s daemon over one SSH connection.',
+  }),
+  'hosts.get': method({ http: 'GET', path: '/v1/hosts/:host', input: z.object({ host: HostName }).strict(), output: HostStatus, summary: 'One remote host.' }),
+  'hosts.add': method({
+    http: 'POST',
+    path: '/v1/hosts',
+    input: z
+      .object({
+        name: HostName,
+        url: z.string().max(300),
+        identity: z.string().min(1).max(4096).optional(),
+        sshConfig: z.string().min(1).max(4096).optional(),
+        remoteCommand: z.string().min(1).max(1000).optional(),
+        acceptNewHostKey: z.boolean().optional(),
+      })
+      .strict(),
+    output: z.object({
+      host: HostStatus,
+      checks: z.array(z.object({ name: z.string(), ok: z.boolean(), detail: z.string() })),
+      /** The server's host key as ssh saw it (`ssh-ed25519 SHA256:…`), and whether this add wrote it to known_hosts. */
+      hostKey: z.string().nullable(),
+      hostKeyAdded: z.boolean(),
+    }),
+    summary: 'Connects to a server over SSH (`url`: ssh://[user@]server[:port]), checks its Spritely, QEMU, accelerator and disk, and remembers it. An unknown host key is refused unless `acceptNewHostKey`.',
+  }),
+  'hosts.remove': method({
+    http: 'DELETE',
+    path: '/v1/hosts/:host',
+    input: z.object({ host: HostName }).strict(),
+    output: z.object({ ok: z.literal(true) }),
+    summary: 'Forgets a host and closes its SSH connection; its sprites keep running there.',
+  }),
 } as const;
 
 export const Config = z.object({
@@ -503,9 +571,24 @@ export const DaemonEvent = z.discriminatedUnion('type', [
   ImageProgress.extend({ type: z.literal('image.progress') }),
   /** The relay tunnel's state or what is published changed (connecting, connected, backoff, …). */
   z.object({ type: z.literal('relay.changed'), relay: z.lazy(() => RelayStatus) }),
+  /** The remote hosts' states (on the local daemon). */
+  z.object({ type: z.literal('hosts.changed'), hosts: z.array(HostStatus) }),
   z.object({ type: z.literal('hello'), sprites: z.array(Sprite) }),
 ]);
 export type DaemonEvent = z.infer<typeof DaemonEvent>;
+
+/**
+ * On the local daemon's /v1/events: an event of a remote host's daemon, re-emitted with the host it
+ * came from (its sprites, checkpoints, image builds, relay). When a host connects, a `hello` with
+ * its sprites comes first. Its own `hosts.changed` never crosses (each daemon drives only its own
+ * machine).
+ */
+export const HostEvent = z.object({ type: z.literal('host.event'), host: z.string(), event: DaemonEvent });
+export type HostEvent = z.infer<typeof HostEvent>;
+
+/** Every message of the local daemon's /v1/events. */
+export const EventMessage = z.union([DaemonEvent, HostEvent]);
+export type EventMessage = z.infer<typeof EventMessage>;
 
 // ------------------------------------------------------------------ streams
 

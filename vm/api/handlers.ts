@@ -13,6 +13,7 @@ import { parseNetworkPolicy, type NetworkPolicy } from '../net/egress-policy.ts'
 import { defaultMemoryLimitMiB } from '../engine/daemon-config.ts';
 import { sshConfigFor } from '../ssh/ssh-config-block.ts';
 import type { MethodInput, MethodName, MethodOutput } from './contract.ts';
+import type { RemoteHosts } from './remote-hosts.ts';
 
 const execFileP = promisify(execFile);
 
@@ -34,12 +35,18 @@ export interface HandlerOptions {
   hostMemoryMiB?: () => number;
   /** Builds a sprite's ssh-config block (the real one writes its known_hosts file in the data dir). */
   sshConfig?: (name: string, hostKey: string) => string;
+  /** The remote hosts this daemon drives (absent: hosts.* say so). */
+  hosts?: RemoteHosts;
 }
 
 export function createHandlers(engine: Engine, opts: HandlerOptions): Handlers {
   const relay = () => {
     if (!opts.relay) throw new SpritelyError('unavailable', 'This daemon has no relay support.');
     return opts.relay;
+  };
+  const hosts = () => {
+    if (!opts.hosts) throw new SpritelyError('unavailable', 'This daemon drives no remote hosts.');
+    return opts.hosts;
   };
   const hostMemoryMiB = opts.hostMemoryMiB ?? (() => os.totalmem() / 2 ** 20);
   const sshConfig = opts.sshConfig ?? ((name: string, hostKey: string) => sshConfigFor(engine.layout, name, hostKey));
@@ -131,6 +138,13 @@ export function createHandlers(engine: Engine, opts: HandlerOptions): Handlers {
     'sprites.revokeLinks': async ({ name }) => {
       engine.get(name);
       return relay().revokeLinks(name);
+    },
+    'hosts.list': async () => hosts().list(),
+    'hosts.get': async ({ host }) => hosts().get(host),
+    'hosts.add': async (input) => hosts().add(input),
+    'hosts.remove': async ({ host }) => {
+      await hosts().remove(host);
+      return { ok: true as const };
     },
     'sprites.usage': async () =>
       engine.list().map((s) => {

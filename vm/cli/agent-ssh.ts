@@ -62,6 +62,10 @@ export async function runSshProxy(api: ApiClient, name: string, l: Layout = layo
   });
 }
 
+function remoteSsh(host: string): SpritelyError {
+  return new SpritelyError('invalid_argument', `ssh-config is for sprites on this computer. For a sprite on host "${host}": spritely console/exec/cp --host ${host}, or run spritely ssh-config on ${host} itself.`);
+}
+
 export function registerSshCommands(program: Command, client: () => Promise<ApiClient>): void {
   program
     .command('ssh-config')
@@ -73,6 +77,7 @@ export function registerSshCommands(program: Command, client: () => Promise<ApiC
       if (name && opts.all) throw new SpritelyError('invalid_argument', 'Either a sprite name or --all, not both.');
       if (name) assertSpriteName(name);
       const api = await client();
+      if (api.host) throw remoteSsh(api.host);
       const names = name ? [name] : (await api.call('sprites.list')).map((s) => s.name);
       const keys = await Promise.all(names.map((n) => api.call('sprites.hostKey', { name: n })));
       const l = layout();
@@ -84,6 +89,8 @@ export function registerSshCommands(program: Command, client: () => Promise<ApiC
     .argument('<name>')
     .action(async (name: string) => {
       assertSpriteName(name);
-      process.exitCode = await runSshProxy(await client(), name);
+      const api = await client();
+      if (api.host) throw remoteSsh(api.host);
+      process.exitCode = await runSshProxy(api, name);
     });
 }

@@ -59,12 +59,25 @@ const urls = () => import('./url-commands.ts');
 const settings = () => import('./settings-commands.ts');
 const checkpoints = () => import('./checkpoint-commands.ts');
 const machinery = () => import('./daemon-commands.ts');
+const hostCmds = () => import('./host-commands.ts');
+
+/** Commands about this computer's own machinery, which --host does not apply to. */
+const LOCAL_ONLY = new Set(['daemon', 'host', 'ui']);
 
 /** The whole program for a command line whose command is `word` (see commandWord). */
 export async function buildProgram(word: string | undefined): Promise<Command> {
   const program = new Command();
   program.name('spritely').description('Local disposable computers: real Linux VMs that start in about a second.').version(VERSION, '-v, --version');
   program.showHelpAfterError('(add --help for usage)');
+  program.option('--host <name>', 'act on this remote host (spritely host list); default: $SPRITELY_HOST, else `spritely host use`, else this computer');
+  program.hook('preAction', (_program, action) => {
+    const host = program.opts().host as string | undefined;
+    if (host === undefined) return;
+    let top: Command = action;
+    while (top.parent && top.parent !== program) top = top.parent;
+    if (LOCAL_ONLY.has(top.name())) throw new SpritelyError('invalid_argument', `--host does not apply to \`spritely ${top.name()}\` (it is about this computer's own daemon and app).`);
+    process.env.SPRITELY_HOST = host;
+  });
 
   const image = program.command('image').description('Build and list guest images');
   image
@@ -291,6 +304,36 @@ export async function buildProgram(word: string | undefined): Promise<Command> {
     .option('--json', 'print JSON')
     .action(async (opts) => (await machinery()).doctor(opts));
 
+  const host = program.command('host').description('Remote Linux machines whose sprites this computer drives over SSH (see docs/hosts.md)');
+  host
+    .command('add')
+    .description('Connect to a server over SSH, check its Spritely, QEMU, accelerator and disk, and remember it')
+    .argument('<name>', 'a short name for it (a DNS label: a-z, 0-9, "-")')
+    .argument('<url>', 'ssh://[user@]server[:port] (server may be an alias from ~/.ssh/config)')
+    .option('--identity <file>', 'the SSH private key to log in with (else your ssh config and agent decide)')
+    .option('--ssh-config <file>', 'use this ssh_config file instead of ~/.ssh/config')
+    .option('--remote-command <cmd>', 'how to run Spritely on the server (default: spritely), e.g. "/usr/bin/node /opt/spritely/bin/spritely.js"')
+    .option('--accept-new-host-key', "accept the server's SSH host key if your known_hosts has none for it (shown; written there)")
+    .option('--json', 'print JSON')
+    .action(async (name, url, opts) => (await hostCmds()).hostAdd(name, url, opts));
+  host
+    .command('list')
+    .alias('ls')
+    .description('The hosts, their state (connected, unreachable and why), accelerator and Spritely version')
+    .option('--json', 'print JSON')
+    .action(async (opts) => (await hostCmds()).hostList(opts));
+  host
+    .command('remove')
+    .alias('rm')
+    .description('Forget a host and close its SSH connection (its sprites keep running there)')
+    .argument('<name>')
+    .action(async (name) => (await hostCmds()).hostRemove(name));
+  host
+    .command('use')
+    .description('Make a host the default for commands ("local": this computer)')
+    .argument('<name>')
+    .action(async (name) => (await hostCmds()).hostUse(name));
+
   await addDeferred(program, word);
   registerMcpCommand(program);
 
@@ -302,7 +345,8 @@ export async function buildProgram(word: string | undefined): Promise<Command> {
   daemon
     .command('start')
     .description('Start the daemon in the background if it is not running')
-    .action(async () => (await machinery()).daemonStart());
+    .option('--json', 'print how to reach it as JSON (what a remote host add reads over SSH)')
+    .action(async (opts) => (await machinery()).daemonStart(opts));
   daemon
     .command('status')
     .description('Is the daemon running?')

@@ -12,6 +12,8 @@ import { ApiServer } from '../api/server.ts';
 import { UrlProxy } from '../net/url-proxy.ts';
 import { RelayLink } from '../net/relay-link.ts';
 import { Engine } from '../engine/engine.ts';
+import { HostManager } from '../hosts/host-manager.ts';
+import { HostedUrls } from '../hosts/host-url-proxy.ts';
 import { ensureLayout, layout as makeLayout, type Layout } from '../paths.ts';
 import { safeText } from '../safe-text.ts';
 import { QemuDriver } from '../qemu/qemu-driver.ts';
@@ -84,7 +86,9 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
   try {
     await engine.init();
     const token = apiToken(l);
-    const proxy = new UrlProxy(engine);
+    let proxy: UrlProxy | null = null;
+    const hosts = new HostManager(l, { log, version: VERSION, localUrl: (host, name) => (proxy?.port ? proxy.hostedUrl(host, name) : null) });
+    proxy = new UrlProxy(engine, new HostedUrls(hosts));
     const relay = new RelayLink(engine, path.join(l.home, 'relay.json'), log);
     const api = new ApiServer({
       engine,
@@ -92,6 +96,7 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
       token,
       localUrl: (name) => proxy.localUrl(name),
       relay,
+      hosts,
       uiSessionsFile: path.join(l.home, 'ui-sessions.json'),
       uiRoot: UI_ROOT,
       onShutdown: (leaveRunning) => void handle.stop({ leaveRunning }).then(() => process.exit(0)),
@@ -101,6 +106,7 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
     const urlPort = await listenStable((p) => proxy.listen(p), path.join(l.home, 'url-port'), process.env.SPRITELY_URL_PORT ? Number(process.env.SPRITELY_URL_PORT) : undefined);
     engine.startIdleLoop();
     relay.start();
+    hosts.start();
     let stopping: Promise<void> | null = null;
     handle = {
       engine,
@@ -112,6 +118,7 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
           await api.close();
           await proxy.close();
           await relay.close();
+          await hosts.close();
           if (!stopOpts.leaveRunning) await engine.sleepAll();
           engine.detachAll();
           fs.rmSync(l.apiSocket, { force: true });

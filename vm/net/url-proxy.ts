@@ -76,12 +76,22 @@ export function page(status: number, title: string, body: string): { status: num
   };
 }
 
+/** Remote sprites (vm/hosts/host-url-proxy.ts): `SPRITE.HOST.localhost` is served through HOST's SSH link. */
+export interface HostedUrlHandler {
+  match(hostHeader: string | undefined): { sprite: string; host: string } | null;
+  request(who: { sprite: string; host: string }, req: http.IncomingMessage, res: http.ServerResponse): Promise<void>;
+  upgrade(who: { sprite: string; host: string }, req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void>;
+}
+
 export class UrlProxy {
   private server: http.Server;
   private v6: net.Server | null = null;
   port = 0;
 
-  constructor(private readonly engine: Engine) {
+  constructor(
+    private readonly engine: Engine,
+    private readonly hosted?: HostedUrlHandler,
+  ) {
     this.server = http.createServer({ headersTimeout: 30_000, requestTimeout: 0 }, (req, res) => void this.onRequest(req, res));
     this.server.on('upgrade', (req, socket, head) => void this.onUpgrade(req, socket as net.Socket, head));
     this.server.on('clientError', (_e, socket) => socket.destroy());
@@ -113,6 +123,11 @@ export class UrlProxy {
     return `http://${name}.localhost:${this.port}/`;
   }
 
+  /** The local URL of sprite `name` of remote host `host`. */
+  hostedUrl(host: string, name: string): string {
+    return `http://${name}.${host}.localhost:${this.port}/`;
+  }
+
   /** Resolves the sprite and where to connect, waking it; a page to send instead when that fails. */
   private async route(req: http.IncomingMessage): Promise<{ name: string; target: { host: string; port: number }; woke: boolean } | { status: number; html: string }> {
     const name = spriteFromHost(req.headers.host);
@@ -133,6 +148,8 @@ export class UrlProxy {
   }
 
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const remote = this.hosted?.match(req.headers.host);
+    if (remote) return this.hosted!.request(remote, req, res);
     const r = await this.route(req);
     if ('html' in r) return sendPage(res, r);
     const release = this.engine.hold(r.name);
@@ -166,6 +183,8 @@ export class UrlProxy {
 
   private async onUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
     socket.on('error', () => {});
+    const remote = this.hosted?.match(req.headers.host);
+    if (remote) return this.hosted!.upgrade(remote, req, socket, head);
     const r = await this.route(req);
     if ('html' in r) {
       socket.end(`HTTP/1.1 ${r.status} ${http.STATUS_CODES[r.status]}\r\nContent-Type: text/html; charset=utf-8\r\nConnection: close\r\n\r\n${r.html}`);

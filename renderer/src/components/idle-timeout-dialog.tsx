@@ -3,6 +3,7 @@
  * of its own (`90s`, `10m`, `1h`, read like `spritely config set idle-timeout … --sprite NAME`).
  */
 import { useState } from 'react';
+import { parseSpriteKey, spriteLabel } from '../sprite-key.ts';
 import type { Sprite } from '../transport.ts';
 import { durationText, idleWords, parseIdleTimeout } from '../units.ts';
 import { Dialog } from './dialog.tsx';
@@ -12,8 +13,12 @@ type Choice = 'default' | 'never' | 'own';
 
 export function IdleTimeoutDialog({ sprite, onClose }: { sprite: Sprite; onClose(): void }) {
   const name = sprite.name;
+  // A remote sprite (its key NAME@HOST) follows its host's default, not this computer's.
+  const host = parseSpriteKey(name).host;
+  const shown = spriteLabel(name);
   const actions = useActions();
-  const config = useApp((s) => s.config);
+  const localConfig = useApp((s) => s.config);
+  const config = host ? null : localConfig;
   const saving = useApp((s) => !!s.working.config);
   const own = sprite.idleTimeoutSec;
   const [choice, setChoice] = useState<Choice>(own === null ? 'default' : own === 0 ? 'never' : 'own');
@@ -28,15 +33,15 @@ export function IdleTimeoutDialog({ sprite, onClose }: { sprite: Sprite; onClose
   };
 
   return (
-    <Dialog title={`When ${name} sleeps`} onCancel={onClose} onSubmit={() => void save()} initialFocus={`input[value="${choice}"]`}>
+    <Dialog title={`When ${shown} sleeps`} onCancel={onClose} onSubmit={() => void save()} initialFocus={`input[value="${choice}"]`}>
       <p>An unused sprite goes to sleep: its RAM is saved to disk, it uses no CPU and no memory, and it wakes where it was when you come back (a terminal, exec, ssh or its URL).</p>
       <fieldset className="choices">
-        <legend className="sr-only">Idle timeout of {name}</legend>
+        <legend className="sr-only">Idle timeout of {shown}</legend>
         <label className="choice">
           <input type="radio" name="idle" value="default" checked={choice === 'default'} onChange={() => setChoice('default')} />
           <span>
             <strong>Use the default</strong>
-            <span className="muted small">{config ? `Sleeps ${idleWords(config.idleTimeoutSec)} (Settings)` : 'The daemon-wide setting'}</span>
+            <span className="muted small">{config ? `Sleeps ${idleWords(config.idleTimeoutSec)} (Settings)` : host ? `The daemon-wide setting of host ${host}` : 'The daemon-wide setting'}</span>
           </span>
         </label>
         <label className="choice">
@@ -52,7 +57,7 @@ export function IdleTimeoutDialog({ sprite, onClose }: { sprite: Sprite; onClose
             <strong>After</strong>
             <input
               className="duration-input"
-              aria-label={`Idle time before ${name} sleeps`}
+              aria-label={`Idle time before ${shown} sleeps`}
               value={text}
               spellCheck={false}
               autoComplete="off"

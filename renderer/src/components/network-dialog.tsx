@@ -6,6 +6,7 @@
  */
 import { useState } from 'react';
 import { addEntries, policyText, readPolicy, type NetworkMode } from '../network-policy-text.ts';
+import { spriteLabel } from '../sprite-key.ts';
 import type { Sprite } from '../transport.ts';
 import { Dialog } from './dialog.tsx';
 import { RefusedList } from './refused-list.tsx';
@@ -19,6 +20,7 @@ const MODES: { mode: NetworkMode; label: string; hint: string }[] = [
 
 export function NetworkDialog({ sprite, onClose }: { sprite: Sprite; onClose(): void }) {
   const name = sprite.name;
+  const label = spriteLabel(name);
   const actions = useActions();
   const canShow = useApp((s) => s.transport.has('sprites.netShow'));
   const initial = readPolicy(sprite.network);
@@ -42,14 +44,14 @@ export function NetworkDialog({ sprite, onClose }: { sprite: Sprite; onClose(): 
     const refused = await actions.setNetwork(name, text);
     setSaving(false);
     if (refused) return setRefusal(refused);
-    actions.toast(`${name}: network ${text}. In force for its next connection; nothing restarted.`, 'info');
+    actions.toast(`${label}: network ${text}. In force for its next connection; nothing restarted.`, 'info');
     onClose();
   };
 
   return (
-    <Dialog title={`Network of ${name}`} onCancel={onClose} onSubmit={() => void apply()} className="wide" initialFocus={`input[value="${mode}"]`}>
+    <Dialog title={`Network of ${label}`} onCancel={onClose} onSubmit={() => void apply()} className="wide" initialFocus={`input[value="${mode}"]`}>
       <fieldset className="choices">
-        <legend className="sr-only">What {name} may reach</legend>
+        <legend className="sr-only">What {label} may reach</legend>
         {MODES.map((m) => (
           <label key={m.mode} className="choice">
             <input type="radio" name="network-mode" value={m.mode} checked={mode === m.mode} onChange={() => (setMode(m.mode), setRefusal(null))} />

@@ -1,9 +1,12 @@
 /**
  * The sidebar folded to a rail in a narrow window: the sprite list (a drawer), new sprite, one
  * button per sprite (its initials, its state as a dot; the full name as its label) and settings.
- * It keeps the terminal wide instead of squeezing it.
+ * It keeps the terminal wide instead of squeezing it. With remote hosts the buttons follow the
+ * list's grouping (this computer first, then each host), a remote sprite's label names its host,
+ * and a sprite whose host is not connected shows as unreachable.
  */
-import { displayState, spriteNames, SPRITES_DRAWER } from '../store.ts';
+import { parseSpriteKey } from '../sprite-key.ts';
+import { displayState, spriteGroups, SPRITES_DRAWER, unreachableHost } from '../store.ts';
 import { STATE_LABEL } from './sprite-list.tsx';
 import { useActions, useApp } from './store-context.tsx';
 
@@ -17,12 +20,13 @@ export function SidebarRail({ onNewSprite }: { onNewSprite(): void }) {
   const actions = useActions();
   const sprites = useApp((s) => s.sprites);
   const pending = useApp((s) => s.pending);
+  const hosts = useApp((s) => s.hosts);
   const selected = useApp((s) => s.selected);
   const drawer = useApp((s) => s.drawer);
   const view = useApp((s) => s.view);
   const connection = useApp((s) => s.connection);
   const hasSettings = useApp((s) => s.transport.has('config.get'));
-  const names = spriteNames({ sprites } as never);
+  const names = spriteGroups({ sprites, hosts }).flatMap((g) => g.keys);
   return (
     <nav className="rail" aria-label="Sprites">
       <button className={`rail-button${drawer === SPRITES_DRAWER ? ' pressed' : ''}`} aria-label="Show the sprite list" aria-expanded={drawer === SPRITES_DRAWER} title="Sprites" onClick={() => actions.toggleDrawer(SPRITES_DRAWER)}>
@@ -33,18 +37,20 @@ export function SidebarRail({ onNewSprite }: { onNewSprite(): void }) {
       </button>
       <ul className="rail-sprites">
         {names.map((n) => {
-          const ds = displayState(sprites[n], pending[n]);
+          const { host, name: shown } = parseSpriteKey(n);
+          const ds = unreachableHost({ hosts }, n) ? { state: 'unreachable' } : displayState(sprites[n], pending[n]);
+          const who = host ? `${shown} on ${host}` : shown;
           return (
             <li key={n}>
               <button
                 className={`rail-sprite${selected === n && view === 'sprite' ? ' selected' : ''}`}
-                aria-label={`${n}: ${STATE_LABEL[ds.state] ?? ds.state}`}
+                aria-label={`${who}: ${STATE_LABEL[ds.state] ?? ds.state}`}
                 aria-current={selected === n ? 'true' : undefined}
-                title={`${n} — ${STATE_LABEL[ds.state] ?? ds.state}`}
+                title={`${who} — ${STATE_LABEL[ds.state] ?? ds.state}`}
                 data-rail-sprite={n}
                 onClick={() => actions.select(n)}
               >
-                {initials(n)}
+                {initials(shown)}
                 <span className={`rail-dot state-${ds.state}`} aria-hidden />
               </button>
             </li>

@@ -1,10 +1,11 @@
 /**
- * The sidebar: the daemon connection, create, the sprite list, and at its foot the theme, the
+ * The sidebar: the daemon connection, create, the sprite list (grouped by host) with "Add a host…", and at its foot the theme, the
  * shortcuts and the settings page. Docked in a wide window; in a narrow one the rail
  * (sidebar-rail.tsx) stands in and this opens as a drawer over the window.
  */
 import { forwardRef, useState } from 'react';
 import { SHORTCUT_HELP } from '../shortcuts.ts';
+import { AddHost } from './add-host.tsx';
 import { CreateSprite, type CreateSpriteHandle } from './create-sprite.tsx';
 import { SpriteList } from './sprite-list.tsx';
 import { useActions, useApp } from './store-context.tsx';
@@ -19,6 +20,7 @@ export const Sidebar = forwardRef<CreateSpriteHandle, { drawer?: boolean }>(func
   const themeChoice = useApp((s) => s.theme);
   const view = useApp((s) => s.view);
   const hasSettings = useApp((s) => s.transport.has('config.get'));
+  const hasHosts = useApp((s) => s.transport.has('hosts.add'));
   const [help, setHelp] = useState(false);
   return (
     <aside className={`sidebar${drawer ? ' drawer' : ''}`} aria-label="Sprites and settings">
@@ -37,6 +39,7 @@ export const Sidebar = forwardRef<CreateSpriteHandle, { drawer?: boolean }>(func
       <CreateSprite ref={createRef} />
       <div className="list-scroll">
         <SpriteList />
+        {hasHosts && <AddHost />}
       </div>
       <div className="sidebar-foot">
         {hasSettings && (

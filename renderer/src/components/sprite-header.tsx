@@ -4,26 +4,38 @@
  * with the sprite's settings and tools (network, idle timeout, usage, copy SSH config). In a
  * narrow window the actions that do not fit join that menu (window-layout.ts): nothing runs off
  * the edge, everything stays one or two clicks (or keys) away.
+ *
+ * A remote sprite (its key NAME@HOST, sprite-key.ts) shows its host as a chip and passes its key to
+ * every call, so the transport routes it to that host; its menu leaves out Usage (a daemon-wide
+ * table, not addressable by a sprite) and Copy SSH config (the block names a port on the host's own
+ * loopback; the CLI refuses it too). While its host is not connected it shows what it last looked
+ * like, says why, and offers no action.
  */
 import { useEffect, useState } from 'react';
 import { formatMemory, shortImage } from '../format.ts';
 import { availablePanels } from '../sprite-panels.ts';
 import { availableActions, type SpriteAction } from '../sprite-actions.ts';
-import { availableTools, type SpriteToolId } from '../sprite-tools.ts';
-import { displayState } from '../store.ts';
+import { parseSpriteKey } from '../sprite-key.ts';
+import { availableTools, type SpriteTool, type SpriteToolId } from '../sprite-tools.ts';
+import { displayState, unreachableHost } from '../store.ts';
 import { idleWords } from '../units.ts';
 import { splitActions } from '../window-layout.ts';
 import { DestroyDialog } from './destroy-dialog.tsx';
 import { IdleTimeoutDialog } from './idle-timeout-dialog.tsx';
 import { Menu, type MenuItem } from './menu.tsx';
 import { NetworkDialog } from './network-dialog.tsx';
-import { StateBadge } from './sprite-list.tsx';
+import { asSentence, StateBadge } from './sprite-list.tsx';
 import { useActions, useApp } from './store-context.tsx';
 import { UsageDialog } from './usage-dialog.tsx';
 import { useCopy } from './use-copy.ts';
 import { useWindowLayout } from './use-window-layout.ts';
 
 type Open = 'destroy' | 'network' | 'idle' | 'usage' | null;
+
+/** The tools that work on a remote host's sprite: those its key can route (not the daemon-wide usage table, not a local ssh-config block). */
+export function toolsFor(tools: SpriteTool[], host: string | null): SpriteTool[] {
+  return host ? tools.filter((t) => t.id === 'network' || t.id === 'idle') : tools;
+}
 
 /** The idle timeout in force for a sprite, in words, and whether it is the sprite's own. */
 export function idleFact(own: number | null, daemonWide: number | null): string {
@@ -35,6 +47,8 @@ export function idleFact(own: number | null, daemonWide: number | null): string 
 export function SpriteHeader({ name }: { name: string }) {
   const sprite = useApp((s) => s.sprites[name]);
   const pending = useApp((s) => s.pending[name]);
+  const away = useApp((s) => unreachableHost(s, name)?.reason ?? (unreachableHost(s, name) ? 'not connected' : null));
+  const { host, name: shown } = parseSpriteKey(name);
   const transport = useApp((s) => s.transport);
   const config = useApp((s) => s.config);
   const panelsOpen = useApp((s) => s.panelsOpen);
@@ -51,10 +65,13 @@ export function SpriteHeader({ name }: { name: string }) {
   }, [canConfig, config, actions]);
 
   if (!sprite) return null;
-  const ds = displayState(sprite, pending);
+  const ds = away !== null ? { state: 'unreachable', detail: null } : displayState(sprite, pending);
   const panels = availablePanels(has);
-  const tools = availableTools(has);
-  const offered = pending ? [] : availableActions(has, sprite);
+  // Nothing reaches a sprite whose host is away: no actions, no tools (what it last looked like stays).
+  const tools = away !== null ? [] : toolsFor(availableTools(has), host);
+  const offered = pending || away !== null ? [] : availableActions(has, sprite);
+  // Dialogs address the sprite by its key (NAME@HOST for a remote one): the transport routes by it.
+  const keyed = sprite.name === name ? sprite : { ...sprite, name };
   const { inline, overflow } = splitActions(offered, layout.inlineActions);
   const run = (a: SpriteAction) => {
     if (a.confirm === 'type-name') return setOpen('destroy');
@@ -80,7 +97,12 @@ export function SpriteHeader({ name }: { name: string }) {
   return (
     <header className="sprite-header">
       <div className="sprite-title">
-        <h1 title={name}>{name}</h1>
+        <h1 title={name}>{shown}</h1>
+        {host && (
+          <span className="host-chip" title={`On host ${host} (remote, over SSH)`}>
+            on {host}
+          </span>
+        )}
         <StateBadge state={ds.state} detail={ds.detail} />
       </div>
       <div className="sprite-facts">
@@ -93,17 +115,17 @@ export function SpriteHeader({ name }: { name: string }) {
         {sprite.accel && <span title="Accelerator">{sprite.accel.toUpperCase()}</span>}
         {sprite.network &&
           (canNetwork ? (
-            <button type="button" className="fact sprite-network" title="What the sprite may reach (enforced on this computer): change it" onClick={() => setOpen('network')}>
+            <button type="button" className="fact sprite-network" title={`What the sprite may reach (enforced on ${host ? `host ${host}` : 'this computer'}): change it`} onClick={() => setOpen('network')}>
               network: {sprite.network}
             </button>
           ) : (
-            <span className="sprite-network" title="What the sprite may reach (enforced on the host; change with: spritely net set NAME POLICY)">
+            <span className="sprite-network" title={`What the sprite may reach (enforced on ${host ? `host ${host}` : 'this computer'}; change with: spritely net set${host ? ` --host ${host}` : ''} NAME POLICY)`}>
               network: {sprite.network}
             </span>
           ))}
         {canIdle && (
           <button type="button" className="fact sprite-idle" title="When an unused sprite goes to sleep: change it" onClick={() => setOpen('idle')}>
-            {idleFact(sprite.idleTimeoutSec, config?.idleTimeoutSec ?? null)}
+            {idleFact(sprite.idleTimeoutSec, host ? null : (config?.idleTimeoutSec ?? null))}
           </button>
         )}
       </div>
@@ -131,9 +153,14 @@ export function SpriteHeader({ name }: { name: string }) {
           {sprite.lastError}
         </div>
       )}
+      {away !== null && (
+        <div className="sprite-error host-away" role="alert">
+          Host {host} is not connected: {asSentence(away)} It reconnects on its own; this is what {shown} last looked like.
+        </div>
+      )}
       {open === 'destroy' && (
         <DestroyDialog
-          name={name}
+          name={shown}
           onCancel={() => setOpen(null)}
           onConfirm={() => {
             setOpen(null);
@@ -141,9 +168,9 @@ export function SpriteHeader({ name }: { name: string }) {
           }}
         />
       )}
-      {open === 'network' && <NetworkDialog sprite={sprite} onClose={() => setOpen(null)} />}
-      {open === 'idle' && <IdleTimeoutDialog sprite={sprite} onClose={() => setOpen(null)} />}
-      {open === 'usage' && <UsageDialog sprite={sprite} onClose={() => setOpen(null)} />}
+      {open === 'network' && <NetworkDialog sprite={keyed} onClose={() => setOpen(null)} />}
+      {open === 'idle' && <IdleTimeoutDialog sprite={keyed} onClose={() => setOpen(null)} />}
+      {open === 'usage' && <UsageDialog sprite={keyed} onClose={() => setOpen(null)} />}
     </header>
   );
 }

@@ -6,7 +6,8 @@
 import { useRef } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import { availablePanels, type SpritePanel } from '../sprite-panels.ts';
-import { activeTabOf, tabsOf } from '../store.ts';
+import { parseSpriteKey } from '../sprite-key.ts';
+import { activeTabOf, tabsOf, unreachableHost } from '../store.ts';
 import { paneRegistry } from '../terminal/pane-registry.ts';
 import type { Sprite } from '../transport.ts';
 import { useActions, useApp } from './store-context.tsx';
@@ -21,7 +22,7 @@ export function closeTerminalTab(id: string, close: (id: string) => void): void 
 export function TabStrip({ name }: { name: string }) {
   const tabs = useApp(useShallow((s) => tabsOf(s, name)));
   const active = useApp((s) => activeTabOf(s, name)?.id);
-  const running = useApp((s) => s.sprites[name]?.state === 'running');
+  const running = useApp((s) => s.sprites[name]?.state === 'running' && !unreachableHost(s, name));
   const actions = useActions();
   return (
     <div className="tab-strip" role="tablist" aria-label={`Terminals of ${name}`}>
@@ -57,9 +58,11 @@ export function SpritePanels({ name }: { name: string }) {
   const layout = useWindowLayout();
   const panels = availablePanels((m) => transport.has(m));
   if (!sprite || !panels.length) return null;
+  // Panels address the sprite by its key (NAME@HOST for a remote one): the transport routes by it.
+  const keyed = sprite.name === name ? sprite : { ...sprite, name };
   if (layout.panels === 'drawer') {
     const panel = panels.find((p) => p.id === drawer);
-    return panel ? <PanelDrawer key={panel.id} panel={panel} sprite={sprite} /> : null;
+    return panel ? <PanelDrawer key={panel.id} panel={panel} sprite={keyed} /> : null;
   }
   if (!open) return null;
   return (
@@ -67,7 +70,7 @@ export function SpritePanels({ name }: { name: string }) {
       {panels.map(({ id, title, Component }) => (
         <section key={id} className="panel" aria-label={title}>
           <h2>{title}</h2>
-          <Component sprite={sprite} />
+          <Component sprite={keyed} />
         </section>
       ))}
     </aside>
@@ -100,7 +103,15 @@ export function NoTerminal({ name }: { name: string }) {
   const sprite = useApp((s) => s.sprites[name]);
   const pending = useApp((s) => s.pending[name]);
   const progress = useApp((s) => s.imageProgress);
+  const away = useApp((s) => !!unreachableHost(s, name));
   const actions = useActions();
+  if (away && sprite)
+    return (
+      <div className="placeholder">
+        <p className="placeholder-title">{parseSpriteKey(name).name} is on a host that is not connected.</p>
+        <p>Its terminals come back when the host does.</p>
+      </div>
+    );
   if (pending === 'create' && (!sprite || sprite.state !== 'running'))
     return (
       <div className="placeholder" role="status">

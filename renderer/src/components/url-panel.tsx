@@ -10,6 +10,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import type { RelayStatus } from '../store.ts';
 import type { Sprite } from '../transport.ts';
+import { hostOfKey } from '../sprite-key.ts';
 import { Dialog } from './dialog.tsx';
 import { RelayConnectForm } from './relay-connect-form.tsx';
 import { RELAY_STATE_WORDS } from './relay-words.ts';
@@ -29,7 +30,9 @@ export function UrlPanel({ sprite }: { sprite: Sprite }) {
   const relay = announced ?? asked;
   const [token, setToken] = useState<string | null>(null);
   const [share, setShare] = useState<string | null>(null);
-  const canPublish = transport.has('relay.status') && transport.has('sprites.publish');
+  // A remote sprite is published through its host's relay (the relay belongs to the daemon that holds it).
+  const host = hostOfKey(name);
+  const canPublish = !host && transport.has('relay.status') && transport.has('sprites.publish');
   const canConnect = transport.has('relay.connect');
   const [connecting, setConnecting] = useState(false);
   const copy = useCopy();
@@ -77,6 +80,11 @@ export function UrlPanel({ sprite }: { sprite: Sprite }) {
         )}
       </div>
       <p className="muted small">→ port {sprite.urlPort} in the sprite; a request wakes it if it sleeps.</p>
+      {host && (
+        <p className="muted small">
+          Served here through host {host}'s SSH connection. Public URLs go through {host}'s relay: <code>spritely url --host {host} {name.split('@')[0]} --public</code>.
+        </p>
+      )}
       {canPublish && relay && !relay.configured && (
         <div className="relay-off">
           <p className="muted small">Public URLs (reachable from anywhere, e.g. your phone) go through a relay you run.</p>
