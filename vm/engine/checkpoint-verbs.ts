@@ -154,6 +154,9 @@ export class CheckpointVerbs {
       t = Date.now();
       const m = registry.must(name);
       const image = mustImage(this.ctx, m);
+      // A compression of this state finishing now would remove the raw file the restore was given
+      // (QEMU reads it only once it runs): it is called off first, so the form chosen stays.
+      if (c.memory) this.ctx.compressor.cancel(ramFile(p.dir, id));
       const state = c.memory ? completeState(ramFile(p.dir, id)) : null;
       // A state saved under another device set (an older hypervisor, a sprite made before the
       // machine changed) would not load: the restored disk is booted instead, and the sprite says so.

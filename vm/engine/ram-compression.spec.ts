@@ -41,6 +41,31 @@ describe('RAM states compressed after the checkpoint', () => {
     expect(f.driver.process('dev').memory.counter).toBe('41');
   });
 
+  it('a restore of a state being compressed calls the compression off: the raw file it was given stays', async () => {
+    hold();
+    f.driver.process('dev').memory.counter = '7';
+    await f.engine.createCheckpoint('dev');
+    const restoring = f.engine.restoreCheckpoint('dev', 'v1', { backup: false });
+    release(); // the compression would finish now, while the new machine reads its state
+    await restoring;
+    await f.engine.compressor.idle();
+    expect(f.driver.calls).toContain('launch dev from v1.state');
+    expect(files()).toEqual(['v1.state']);
+    expect(f.driver.process('dev').memory.counter).toBe('7');
+  });
+
+  it('a wake while its sleep state is being compressed wakes from the raw one', async () => {
+    await f.engine.sleep('dev');
+    hold();
+    f.engine.compressor.enqueue(path.join(f.home, 'sprites/dev/sleep.state'), 'dev');
+    const waking = f.engine.wake('dev');
+    release();
+    await waking;
+    await f.engine.compressor.idle();
+    expect(f.driver.calls).toContain('launch dev from sleep.state');
+    expect(f.engine.get('dev').state).toBe('running');
+  });
+
   it('a daemon that exits mid-compression ends zstd and leaves the raw state', async () => {
     hold();
     await f.engine.createCheckpoint('dev');

@@ -82,6 +82,7 @@ export class SleepWake {
     const image = mustImage(this.ctx, m);
     this.lifecycle.admit(name, m.memoryMiB)(); // refuse before anything of the sleep state is touched (spares go first)
     const signature = await driver.signature(shapeOf(m), bootFiles(image));
+    this.ctx.compressor.cancel(m.sleep.file); // (the form chosen below stays: see restore)
     const state = completeState(m.sleep.file);
     const fits = signature === m.sleep.signature && state !== null;
     let note: string;
