@@ -26,12 +26,20 @@ try {
     new Promise<number>((resolve, reject) => {
       const t0 = performance.now();
       const req = http.request({ host: '127.0.0.1', port: urlPort, path: '/', headers: { Host: `w.localhost:${urlPort}` }, agent: false }, (res) => {
+        // the app's own answer, not the proxy's error page
+        if (res.statusCode !== 200) reject(new Error(`the proxy answered ${res.statusCode}, not the app`));
         res.once('data', () => resolve(performance.now() - t0));
         res.resume();
       });
       req.on('error', reject);
       req.end();
     });
+  // perl takes a few seconds to listen under TCG: wait for the app's own answer first
+  for (let i = 0; ; i++) {
+    if (await firstByte().then(() => true, () => false)) break;
+    if (i > 120) throw new Error('the test server in the sprite never answered');
+    await new Promise((r) => setTimeout(r, 500));
+  }
   const sleepMs: number[] = [];
   const wakeRunning: number[] = [];
   const wakeExec: number[] = [];
@@ -75,13 +83,19 @@ try {
     }
     return xs;
   };
-  await series(rt.urlHostPort, 'w', 20);
-  await series(urlPort, `w.localhost:${urlPort}`, 20);
   const raw: number[] = [];
   const proxied: number[] = [];
-  for (let round = 0; round < 3; round++) {
-    raw.push(...(await series(rt.urlHostPort, 'w', 100)));
-    proxied.push(...(await series(urlPort, `w.localhost:${urlPort}`, 100)));
+  let overheadError: string | null = null;
+  try {
+    await series(rt.urlHostPort, 'w', 20);
+    await series(urlPort, `w.localhost:${urlPort}`, 20);
+    for (let round = 0; round < 3; round++) {
+      raw.push(...(await series(rt.urlHostPort, 'w', 100)));
+      proxied.push(...(await series(urlPort, `w.localhost:${urlPort}`, 100)));
+    }
+  } catch (err) {
+    overheadError = `${(err as Error).message} after ${raw.length} raw and ${proxied.length} proxied requests, ${resets} resets`;
+    console.log(`proxy overhead: not measured (${overheadError})`);
   }
   const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.99)];
   // What sleeping costs.
@@ -108,6 +122,7 @@ try {
       rawReqPerSec: Math.round(1000 / median(raw)),
       proxiedReqPerSec: Math.round(1000 / median(proxied)),
       resetsAskedAgain: resets,
+      error: overheadError,
     },
     sleepers: SLEEPERS + 1,
     qemuProcessesWhileAllSleep: qemuPidsOf(d.home).length,
