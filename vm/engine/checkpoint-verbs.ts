@@ -19,7 +19,8 @@ import { spritePaths } from '../paths.ts';
 import { CheckpointDiff } from './checkpoint-diff.ts';
 import { bootFiles, coldBootTimeoutMs, markCrashed, mustImage, withAwakePeriodClosed, type EngineContext } from './context.ts';
 import { setGuestClock, syncGuest } from './guest-setup.ts';
-import { shapeOf, type Lifecycle, type Timings } from './lifecycle.ts';
+import type { Timings } from './lifecycle.ts';
+import { shapeOf, type MachineLaunch } from './machine-launch.ts';
 import type { SpriteView } from './sprite-view.ts';
 
 /** How long what a checkpoint would free is trusted before it is counted again (the guest keeps writing). */
@@ -37,7 +38,7 @@ export class CheckpointVerbs {
 
   constructor(
     private readonly ctx: EngineContext,
-    private readonly lifecycle: Lifecycle,
+    private readonly launcher: MachineLaunch,
   ) {
     this.differ = new CheckpointDiff(ctx);
   }
@@ -163,17 +164,17 @@ export class CheckpointVerbs {
       const fits = !!state && (!c.signature || c.signature === (await driver.signature(shapeOf(m), bootFiles(image))));
       let note: string | null = state && !fits ? `the RAM state of ${id} does not fit this ${driver.displayName} or device set any more; booted its disk instead (programs that were running are gone, files are kept)` : null;
       let withRam = fits;
-      let entry = await this.lifecycle.launch(name, m, image, withRam ? state! : undefined, withRam ? c.attached : undefined);
+      let entry = await this.launcher.launch(name, m, image, withRam ? state! : undefined, withRam ? c.attached : undefined);
       try {
         if (withRam) {
           try {
-            await this.lifecycle.startRestored(entry, timings, t);
+            await this.launcher.startRestored(entry, timings, t);
             await setGuestClock(entry.agent, io.now());
           } catch (err) {
             await live.teardown(name, 'kill', { why: `the sprite was restored to ${id}` });
             note = `the RAM state of ${id} could not be restored (${(err as Error).message}); booted its disk instead`;
             withRam = false;
-            entry = await this.lifecycle.launch(name, m, image);
+            entry = await this.launcher.launch(name, m, image);
           }
         }
         if (!withRam) {

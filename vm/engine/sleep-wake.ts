@@ -15,7 +15,8 @@ import { SpritelyError } from '../errors.ts';
 import { spritePaths } from '../paths.ts';
 import { bootFiles, mustImage, withAwakePeriodClosed, type EngineContext } from './context.ts';
 import { setGuestClock } from './guest-setup.ts';
-import { shapeOf, type Lifecycle, type Started } from './lifecycle.ts';
+import type { Lifecycle, Started } from './lifecycle.ts';
+import { shapeOf, type MachineLaunch } from './machine-launch.ts';
 
 /**
  * Sleep states are compressed too: measured, a wake from one stays within its target (≤ 0.8 s to
@@ -26,6 +27,7 @@ export const COMPRESS_SLEEP_STATES = process.env.SPRITELY_COMPRESS_SLEEP !== '0'
 export class SleepWake {
   constructor(
     private readonly ctx: EngineContext,
+    private readonly launcher: MachineLaunch,
     private readonly lifecycle: Lifecycle,
   ) {}
 
@@ -80,7 +82,7 @@ export class SleepWake {
     if (live.get(name)) return { sprite: registry.view(name), timings: { totalMs: 0 } };
     if (m.status !== 'sleeping' || !m.sleep) throw new SpritelyError('failed_precondition', `Sprite "${name}" is not sleeping (it is ${registry.view(name).state}).`);
     const image = mustImage(this.ctx, m);
-    this.lifecycle.admit(name, m.memoryMiB)(); // refuse before anything of the sleep state is touched (spares go first)
+    this.launcher.admit(name, m.memoryMiB)(); // refuse before anything of the sleep state is touched (spares go first)
     const signature = await driver.signature(shapeOf(m), bootFiles(image));
     this.ctx.compressor.cancel(m.sleep.file); // (the form chosen below stays: see restore)
     const state = completeState(m.sleep.file);
@@ -89,8 +91,8 @@ export class SleepWake {
     if (fits) {
       const timings: Record<string, number> = {};
       try {
-        const entry = await this.lifecycle.launch(name, m, image, state, m.sleep.attached);
-        await this.lifecycle.startRestored(entry, timings, t0);
+        const entry = await this.launcher.launch(name, m, image, state, m.sleep.attached);
+        await this.launcher.startRestored(entry, timings, t0);
         const t = Date.now();
         await setGuestClock(entry.agent, io.now());
         timings.clockMs = Date.now() - t;
