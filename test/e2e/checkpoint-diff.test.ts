@@ -3,22 +3,20 @@
  * QEMU. Two nodes of the timeline picked (a checkpoint and "now") → the changed files as a tree →
  * a file's lines side by side, a binary's sizes; names with terminal controls shown as escapes.
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { type BrowserContext, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { daemonLog, ROOT, startDaemon, type TestDaemon } from '../vm/harness.ts';
+import { dropScreenshots, openBrowser, screenshotsDir, type E2eBrowser } from './browser.ts';
 
-const CHROMIUM = process.env.SPRITELY_CHROMIUM ?? '/usr/bin/chromium';
 /** Screenshots go to a scratch dir unless `SPRITELY_SHOTS=docs/screenshots`. */
-const SHOTS = process.env.SPRITELY_SHOTS ? path.resolve(ROOT, process.env.SPRITELY_SHOTS) : fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-e2e-shots-'));
+const SHOTS = screenshotsDir();
 
 let d: TestDaemon;
+let browser: E2eBrowser;
 let ctx: BrowserContext;
 let page: Page;
-let profile: string;
 
 const out = async (script: string) => {
   const r = await d.api.call('sprites.exec', { name: 'web', argv: ['sh', '-c', script] }, { timeoutMs: 120_000 });
@@ -31,22 +29,14 @@ beforeAll(async () => {
   d = await startDaemon();
   await d.api.call('sprites.create', { name: 'web' }, { timeoutMs: 600_000 });
   const { url } = await d.api.call('ui.loginUrl');
-  profile = fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-chromium-'));
-  ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 800 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  page = ctx.pages()[0] ?? (await ctx.newPage());
-  page.on('pageerror', (e) => process.stderr.write(`[page error] ${e.message}\n`));
+  browser = await openBrowser();
+  ({ ctx, page } = browser);
   await page.goto(url);
 }, 900_000);
 
 afterAll(async () => {
-  await ctx?.close().catch(() => {});
-  if (profile) fs.rmSync(profile, { recursive: true, force: true });
-  if (!process.env.SPRITELY_SHOTS) fs.rmSync(SHOTS, { recursive: true, force: true });
+  await browser?.close();
+  dropScreenshots(SHOTS);
   await d?.cleanup();
 });
 

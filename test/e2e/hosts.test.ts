@@ -7,24 +7,22 @@
  * back on its own. The remote sprite's ⋯ menu reaches its host (a network policy set by its key);
  * at 820×600 the rail names it with its host and the drawer holds the grouped list and "Add a host…".
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { type BrowserContext, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, startDaemon, waitFor, type TestDaemon } from '../vm/harness.ts';
+import { dropScreenshots, openBrowser, screenshotsDir, type E2eBrowser } from './browser.ts';
 import { startRemoteHost, type RemoteHost } from '../vm/remote-host.ts';
 
-const CHROMIUM = process.env.SPRITELY_CHROMIUM ?? '/usr/bin/chromium';
 /** Screenshots go to a scratch dir; `SPRITELY_SHOTS=docs/screenshots` refreshes the docs' pictures. */
-const SHOTS = process.env.SPRITELY_SHOTS ? path.resolve(ROOT, process.env.SPRITELY_SHOTS) : fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-e2e-shots-'));
+const SHOTS = screenshotsDir();
 
 let d: TestDaemon;
 let rh: RemoteHost;
+let browser: E2eBrowser;
 let ctx: BrowserContext;
 let page: Page;
-let profile: string;
 
 async function terminalText(): Promise<string> {
   return page.evaluate(() => (window as unknown as { __spritely: { terminalText(): string } }).__spritely.terminalText());
@@ -40,22 +38,14 @@ beforeAll(async () => {
   await d.api.call('hosts.add', { name: 'box', url: rh.url, sshConfig: rh.sshConfig, remoteCommand: rh.remoteCommand }, { timeoutMs: 300_000 });
   await Promise.all([d.api.forHost('box').call('sprites.create', { name: 'web' }, { timeoutMs: 600_000 }), d.api.call('sprites.create', { name: 'here' }, { timeoutMs: 600_000 })]);
   const { url } = await d.api.call('ui.loginUrl');
-  profile = fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-chromium-'));
-  ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 800 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  page = ctx.pages()[0] ?? (await ctx.newPage());
-  page.on('pageerror', (e) => process.stderr.write(`[page error] ${e.message}\n`));
+  browser = await openBrowser();
+  ({ ctx, page } = browser);
   await page.goto(url);
 }, 900_000);
 
 afterAll(async () => {
-  await ctx?.close().catch(() => {});
-  if (profile) fs.rmSync(profile, { recursive: true, force: true });
-  if (!process.env.SPRITELY_SHOTS) fs.rmSync(SHOTS, { recursive: true, force: true });
+  await browser?.close();
+  dropScreenshots(SHOTS);
   await d?.cleanup();
   await rh?.cleanup();
 });

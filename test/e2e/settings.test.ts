@@ -10,23 +10,23 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addAccount, makeCerts, removeDir, startTestRelay, writeEmptyTokens } from '../relay/harness.ts';
 import { ROOT, runCommand, startDaemon, waitFor, type TestDaemon } from '../vm/harness.ts';
+import { dropScreenshots, openBrowser, screenshotsDir, type E2eBrowser } from './browser.ts';
 
-const CHROMIUM = process.env.SPRITELY_CHROMIUM ?? '/usr/bin/chromium';
 /** Screenshots go to a scratch dir unless `SPRITELY_SHOTS=docs/screenshots` (see docs/ui.md). */
-const SHOTS = process.env.SPRITELY_SHOTS ? path.resolve(ROOT, process.env.SPRITELY_SHOTS) : fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-e2e-shots-'));
+const SHOTS = screenshotsDir();
 const NAME = 'e2e-set';
 const PROMPT = /root@e2e-set[^\n]*[#$] *$/m;
 
 let d: TestDaemon;
+let browser: E2eBrowser;
 let ctx: BrowserContext;
 let page: Page;
 let origin: string;
-let profile: string;
 
 async function terminalText(): Promise<string> {
   return page.evaluate(() => (window as unknown as { __spritely: { terminalText(): string } }).__spritely.terminalText());
@@ -66,24 +66,16 @@ beforeAll(async () => {
   await d.api.call('sprites.create', { name: NAME }, { timeoutMs: 600_000 });
   const { url } = await d.api.call('ui.loginUrl');
   origin = new URL(url).origin;
-  profile = fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-chromium-'));
-  ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 800 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await openBrowser();
+  ({ ctx, page } = browser);
   await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
-  page = ctx.pages()[0] ?? (await ctx.newPage());
-  page.on('pageerror', (e) => process.stderr.write(`[page error] ${e.message}\n`));
   await page.goto(url);
   await page.locator(`[data-sprite="${NAME}"][data-state="running"]`).waitFor({ timeout: 30_000 });
 }, 900_000);
 
 afterAll(async () => {
-  await ctx?.close().catch(() => {});
-  if (profile) fs.rmSync(profile, { recursive: true, force: true });
-  if (!process.env.SPRITELY_SHOTS) fs.rmSync(SHOTS, { recursive: true, force: true });
+  await browser?.close();
+  dropScreenshots(SHOTS);
   await d?.cleanup();
 });
 

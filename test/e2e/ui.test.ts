@@ -7,25 +7,24 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { type BrowserContext, type Page } from 'playwright-core';
 import { build } from 'vite';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addAccount, get, makeCerts, publicAgent, removeDir, startTestRelay, writeEmptyTokens } from '../relay/harness.ts';
 import { ROOT, startDaemon, waitFor, type TestDaemon } from '../vm/harness.ts';
+import { dropScreenshots, openBrowser, screenshotsDir, type E2eBrowser } from './browser.ts';
 
-const CHROMIUM = process.env.SPRITELY_CHROMIUM ?? '/usr/bin/chromium';
 /** Screenshots go to a scratch dir, so a test run leaves the tree clean; `SPRITELY_SHOTS=docs/screenshots` refreshes the docs' pictures. */
-const SHOTS = process.env.SPRITELY_SHOTS ? path.resolve(ROOT, process.env.SPRITELY_SHOTS) : fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-e2e-shots-'));
+const SHOTS = screenshotsDir();
 const PROMPT = /root@e2e-one[^\n]*[#$] *$/m;
 
 let d: TestDaemon;
+let browser: E2eBrowser;
 let ctx: BrowserContext;
 let page: Page;
 let origin: string;
-let profile: string;
 
 /** The browser login's token, as the page keeps it (docs/ui.md). */
 async function pageToken(): Promise<string> {
@@ -49,22 +48,14 @@ beforeAll(async () => {
   const { url } = await d.api.call('ui.loginUrl');
   origin = new URL(url).origin;
   expect(origin).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-  profile = fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-chromium-'));
-  ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 800 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  page = ctx.pages()[0] ?? (await ctx.newPage());
-  page.on('pageerror', (e) => process.stderr.write(`[page error] ${e.message}\n`));
+  browser = await openBrowser();
+  ({ ctx, page } = browser);
   await page.goto(url);
 }, 600_000);
 
 afterAll(async () => {
-  await ctx?.close().catch(() => {});
-  if (profile) fs.rmSync(profile, { recursive: true, force: true });
-  if (!process.env.SPRITELY_SHOTS) fs.rmSync(SHOTS, { recursive: true, force: true });
+  await browser?.close();
+  dropScreenshots(SHOTS);
   await d?.cleanup();
 });
 
