@@ -80,6 +80,8 @@ export interface SettingsActions {
   setMemoryLimit(mib: number): Promise<boolean>;
   /** Whether the daemon keeps a warm spare per used machine shape. */
   setWarmSpare(on: boolean): Promise<boolean>;
+  /** How many checkpoints a sprite may have mounted at once (1–16). */
+  setCheckpointMounts(n: number): Promise<boolean>;
   /** Applies a policy; a refusal comes back (for the editor to show beside the entries), not as a toast. */
   setNetwork(name: string, policy: string): Promise<Refusal>;
   buildImage(force?: boolean): Promise<boolean>;
@@ -170,6 +172,11 @@ export function createSettingsActions<S extends SettingsState>(d: SettingsDeps<S
     setWarmSpare: (on) =>
       work('config', async () => {
         const config = await transport.call('config.set', { warmSpare: on });
+        apply((s) => setConfig(s, config));
+      }),
+    setCheckpointMounts: (n) =>
+      work('config', async () => {
+        const config = await transport.call('config.set', { checkpointMounts: n });
         apply((s) => setConfig(s, config));
       }),
     setNetwork: async (name, policy) => {

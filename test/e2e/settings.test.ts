@@ -80,7 +80,7 @@ afterAll(async () => {
 });
 
 describe('daemon-wide settings from the app, read back through the CLI', () => {
-  it('idle timeout and memory limit (with the default and the awake total)', async () => {
+  it('idle timeout, memory limit (with the default and the awake total) and checkpoint mounts', async () => {
     await settingsButton().click();
     const idle = settingsSection('Sleep when idle');
     const idleInput = idle.getByLabel('Idle timeout');
@@ -106,6 +106,16 @@ describe('daemon-wide settings from the app, read back through the CLI', () => {
     await mem.getByRole('button', { name: 'Save' }).click();
     await mem.getByText('(the default: 80% of this computer’s RAM)', { exact: false }).waitFor();
     expect(await cli('config', 'get')).toMatch(/^memory-limit = .* \(default: 80% of host RAM\)$/m);
+
+    const mounts = settingsSection('Checkpoints inside sprites');
+    const mountsInput = mounts.getByLabel('Mounted at once');
+    await expect.poll(() => mountsInput.inputValue()).toBe('4');
+    await mountsInput.fill('3');
+    await mounts.getByRole('button', { name: 'Save' }).click();
+    await expect.poll(async () => (await cli('config', 'get')).match(/^checkpoint-mounts = (\d+)$/m)?.[1]).toBe('3');
+    await mountsInput.fill('4');
+    await mounts.getByRole('button', { name: 'Save' }).click();
+    await expect.poll(async () => (await cli('config', 'get')).match(/^checkpoint-mounts = (\d+)$/m)?.[1]).toBe('4');
   });
 
   it('images: the cached image listed as the default; building it again is a no-op', async () => {

@@ -150,7 +150,7 @@ describe('sleep and wake', () => {
     await waitFor('busy to fall asleep once its terminal closed', async () => (await state('busy')) === 'sleeping', 30_000, 500);
     await d.api.call('config.set', { idleTimeoutSec: 0, sprite: 'web' });
     await d.api.call('config.set', { idleTimeoutSec: 0, sprite: 'busy' });
-    expect(JSON.parse((await d.cli(['config', 'get', '--json'])).stdout)).toEqual({ idleTimeoutSec: 300, memoryLimitMiB: expect.any(Number), memoryLimitDefault: true, memoryLimitDefaultMiB: expect.any(Number), warmSpare: false, spares: [] });
+    expect(JSON.parse((await d.cli(['config', 'get', '--json'])).stdout)).toEqual({ idleTimeoutSec: 300, memoryLimitMiB: expect.any(Number), memoryLimitDefault: true, memoryLimitDefaultMiB: expect.any(Number), warmSpare: false, checkpointMounts: expect.any(Number), spares: [] });
   });
 });
 

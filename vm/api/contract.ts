@@ -420,11 +420,12 @@ export const methods = {
         idleTimeoutSec: z.number().int().min(0).max(30 * 24 * 3600).nullable().optional(),
         memoryLimitMiB: z.number().int().min(0).max(16 * 1024 * 1024).optional(),
         warmSpare: z.boolean().optional(),
+        checkpointMounts: z.number().int().min(1).max(16).optional(),
         sprite: SpriteName.optional(),
       })
       .strict(),
     output: z.lazy(() => Config),
-    summary: 'Sets the idle timeout (seconds; 0 = never sleep), daemon-wide or for one `sprite` (null: that sprite follows the daemon-wide one again); the memory limit (MiB; 0 = the default); and whether warm spares are kept (`warmSpare`: a machine per used shape restored ahead of time, so a create takes ~0.5 s; each costs its guest RAM while it waits and is given up first when memory is needed).',
+    summary: 'Sets the idle timeout (seconds; 0 = never sleep), daemon-wide or for one `sprite` (null: that sprite follows the daemon-wide one again); the memory limit (MiB; 0 = the default); and whether warm spares are kept (`warmSpare`: a machine per used shape restored ahead of time, so a create takes ~0.5 s; each costs its guest RAM while it waits and is given up first when memory is needed); and `checkpointMounts`, how many checkpoints a sprite may have mounted inside it at once (1–16; the next mount unmounts the least recently used).',
   }),
   'relay.connect': method({
     http: 'POST',
@@ -541,6 +542,8 @@ export const Config = z.object({
   memoryLimitDefaultMiB: z.number(),
   /** Keep a warm spare per used machine shape, where memory allows. */
   warmSpare: z.boolean(),
+  /** Checkpoints a sprite may have mounted inside it at once (/.spritely/checkpoints/ID). */
+  checkpointMounts: z.number(),
   /** The warm spares now: machines restored ahead of time, paused, that the next create of their shape takes. */
   spares: z.array(z.object({ image: z.string(), memoryMiB: z.number(), cpus: z.number(), state: z.enum(['preparing', 'ready']), pid: z.number().nullable() })),
 });

@@ -47,7 +47,7 @@ describe('config', () => {
 
   it('memory limit: the default (80% of host RAM) is given either way, set or not', async () => {
     const handlers = createHandlers(f.engine, { version: 'test', loginUrl: () => '', hostMemoryMiB: () => f.io.hostMiB });
-    expect(await handlers['config.get']({})).toEqual({ idleTimeoutSec: expect.any(Number), memoryLimitMiB: 6553, memoryLimitDefault: true, memoryLimitDefaultMiB: 6553, warmSpare: expect.any(Boolean), spares: [] });
+    expect(await handlers['config.get']({})).toEqual({ idleTimeoutSec: expect.any(Number), memoryLimitMiB: 6553, memoryLimitDefault: true, memoryLimitDefaultMiB: 6553, warmSpare: expect.any(Boolean), checkpointMounts: 4, spares: [] });
     expect(await handlers['config.set']({ memoryLimitMiB: 4096 })).toMatchObject({ memoryLimitMiB: 4096, memoryLimitDefault: false, memoryLimitDefaultMiB: 6553 });
     expect(await handlers['config.set']({ memoryLimitMiB: 0 })).toMatchObject({ memoryLimitMiB: 6553, memoryLimitDefault: true });
     expect(await failure(handlers['config.set']({ memoryLimitMiB: 100 }))).toMatchObject({ message: expect.stringMatching(/below 256 MiB/) });

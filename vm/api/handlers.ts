@@ -152,15 +152,17 @@ export function createHandlers(engine: Engine, opts: HandlerOptions): Handlers {
         return { name: s.name, state: s.state, ...s.usage, checkpoints: cps.length, checkpointBytes: cps.reduce((n, c) => n + c.bytes, 0) };
       }),
     'config.get': async () => configView(),
-    'config.set': async ({ idleTimeoutSec, memoryLimitMiB, warmSpare, sprite }) => {
-      if (idleTimeoutSec === undefined && memoryLimitMiB === undefined && warmSpare === undefined) throw new SpritelyError('invalid_argument', 'Nothing to set: give idleTimeoutSec, memoryLimitMiB and/or warmSpare.');
+    'config.set': async ({ idleTimeoutSec, memoryLimitMiB, warmSpare, checkpointMounts, sprite }) => {
+      if (idleTimeoutSec === undefined && memoryLimitMiB === undefined && warmSpare === undefined && checkpointMounts === undefined) throw new SpritelyError('invalid_argument', 'Nothing to set: give idleTimeoutSec, memoryLimitMiB, warmSpare and/or checkpointMounts.');
       if (warmSpare !== undefined && sprite) throw new SpritelyError('invalid_argument', 'Warm spares are daemon-wide; the setting takes no sprite.');
+      if (checkpointMounts !== undefined && sprite) throw new SpritelyError('invalid_argument', 'The number of checkpoint mounts is daemon-wide; it takes no sprite.');
       if (idleTimeoutSec === null && !sprite) throw new SpritelyError('invalid_argument', 'idleTimeoutSec: null (back to the default) needs a sprite; the daemon-wide idle timeout takes seconds (0 = never).');
       if (memoryLimitMiB !== undefined && memoryLimitMiB > 0 && memoryLimitMiB < 256) throw new SpritelyError('invalid_argument', `A memory limit of ${memoryLimitMiB} MiB is below 256 MiB, too small for any sprite (0 = the default).`);
       if (memoryLimitMiB !== undefined && sprite) throw new SpritelyError('invalid_argument', 'The memory limit is daemon-wide; it takes no sprite.');
       if (idleTimeoutSec !== undefined) await engine.setIdleTimeout(idleTimeoutSec, sprite);
       if (memoryLimitMiB !== undefined) await engine.setMemoryLimit(memoryLimitMiB);
       if (warmSpare !== undefined) await engine.setWarmSpare(warmSpare);
+      if (checkpointMounts !== undefined) await engine.setCheckpointMounts(checkpointMounts);
       return configView();
     },
   };

@@ -222,7 +222,7 @@ export async function buildProgram(word: string | undefined): Promise<Command> {
   const config = program.command('config').description('Settings');
   config
     .command('set')
-    .description('Set a setting: idle-timeout DURATION (e.g. 90s, 10m, 1h; 0 = never sleep) | memory-limit SIZE (guest RAM awake sprites may add up to, e.g. 8G, 12000M; default = 80% of host RAM) | warm-spare on|off (keep a machine per used shape restored ahead of time: creates take ~0.5 s; costs its RAM while it waits)')
+    .description('Set a setting: idle-timeout DURATION (e.g. 90s, 10m, 1h; 0 = never sleep) | memory-limit SIZE (guest RAM awake sprites may add up to, e.g. 8G, 12000M; default = 80% of host RAM) | warm-spare on|off (keep a machine per used shape restored ahead of time: creates take ~0.5 s; costs its RAM while it waits) | checkpoint-mounts N (checkpoints a sprite may have mounted inside it at once, 1-16; default 4)')
     .argument('<key>')
     .argument('<value>')
     .option('--sprite <name>', 'only for this sprite (idle-timeout)')

@@ -36,13 +36,19 @@ export async function configSet(key: string, value: string, opts: { sprite?: str
     if (opts.sprite) throw new SpritelyError('invalid_argument', 'warm-spare is daemon-wide; it takes no --sprite.');
     const c = await (await client()).call('config.set', { warmSpare: on });
     process.stdout.write(`warm-spare = ${c.warmSpare ? 'on' : 'off'}\n`);
-  } else throw new SpritelyError('invalid_argument', `Unknown setting "${key}" (known: idle-timeout, memory-limit, warm-spare).`);
+  } else if (key === 'checkpoint-mounts') {
+    const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
+    if (!(n >= 1 && n <= 16)) throw new SpritelyError('invalid_argument', `checkpoint-mounts is a number from 1 to 16 (got "${value}")`);
+    if (opts.sprite) throw new SpritelyError('invalid_argument', 'checkpoint-mounts is daemon-wide; it takes no --sprite.');
+    const c = await (await client()).call('config.set', { checkpointMounts: n });
+    process.stdout.write(`checkpoint-mounts = ${c.checkpointMounts}\n`);
+  } else throw new SpritelyError('invalid_argument', `Unknown setting "${key}" (known: idle-timeout, memory-limit, warm-spare, checkpoint-mounts).`);
 }
 
 export async function configGet(opts: Json): Promise<void> {
   const c = await (await client()).call('config.get');
   const spares = c.spares.map((s) => `${s.image} ${formatMiB(s.memoryMiB)} ${s.cpus} CPU: ${s.state}`).join('; ');
-  print(opts.json, c, () => `idle-timeout = ${c.idleTimeoutSec ? formatDuration(c.idleTimeoutSec) : 'never'}\nmemory-limit = ${formatMiB(c.memoryLimitMiB)}${c.memoryLimitDefault ? ' (default: 80% of host RAM)' : ''}\nwarm-spare = ${c.warmSpare ? 'on' : 'off'}${spares ? ` (${spares})` : ''}`);
+  print(opts.json, c, () => `idle-timeout = ${c.idleTimeoutSec ? formatDuration(c.idleTimeoutSec) : 'never'}\nmemory-limit = ${formatMiB(c.memoryLimitMiB)}${c.memoryLimitDefault ? ' (default: 80% of host RAM)' : ''}\nwarm-spare = ${c.warmSpare ? 'on' : 'off'}${spares ? ` (${spares})` : ''}\ncheckpoint-mounts = ${c.checkpointMounts}`);
 }
 
 /** "8G", "512M", "12000" (MiB), "default" or "0" (the default). */

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { GuestExecCall } from '../driver/fake-guest.ts';
 import type { SpritelyError } from '../errors.ts';
@@ -74,6 +75,15 @@ describe('checkpoints shown inside a sprite', () => {
     const err = (await f.engine.mountCheckpoint('dev', 'v6').catch((e) => e)) as SpritelyError;
     expect(err.code).toBe('resource_exhausted');
     expect(err.message).toMatch(/4 checkpoints are mounted in "dev" .* unmount one first/);
+  });
+
+  it('how many may be mounted is the daemon\'s setting, saved, and the next mount follows it', async () => {
+    await f.engine.setCheckpointMounts(2);
+    expect(f.engine.configView().checkpointMounts).toBe(2);
+    await f.engine.createCheckpoint('dev');
+    for (const id of ['v1', 'v2', 'v3']) await f.engine.mountCheckpoint('dev', id);
+    expect(mounted()).toEqual(['v2', 'v3']);
+    expect(JSON.parse(fs.readFileSync(f.layout.configFile, 'utf8'))).toMatchObject({ checkpointMounts: 2 });
   });
 
   it('a failed mount in the guest unplugs the disk again', async () => {

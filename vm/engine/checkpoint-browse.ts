@@ -20,8 +20,8 @@ import type { Machine } from '../driver/driver.ts';
 import { SpritelyError } from '../errors.ts';
 import { spritePaths } from '../paths.ts';
 import type { CheckpointViews, EngineContext } from './context.ts';
+import { DEFAULT_MAX_MOUNTS } from './daemon-config.ts';
 
-export const DEFAULT_MAX_MOUNTS = Math.max(1, Number(process.env.SPRITELY_MAX_MOUNTS ?? 4) || 4);
 
 export function mountPath(id: string): string {
   return `${VIEW_ROOT}/${id}`;
@@ -33,7 +33,8 @@ export class CheckpointBrowse implements CheckpointViews {
 
   constructor(
     private readonly ctx: EngineContext,
-    readonly max = DEFAULT_MAX_MOUNTS,
+    /** How many may be mounted at once (the daemon's setting, read at each mount). */
+    private readonly maxMounts: () => number = () => DEFAULT_MAX_MOUNTS,
   ) {}
 
   /** The checkpoints mounted in `name`'s running machine (none once that machine is gone). */
@@ -77,14 +78,14 @@ export class CheckpointBrowse implements CheckpointViews {
     if (!entry) throw new SpritelyError('failed_precondition', `Sprite "${name}" is ${this.ctx.registry.view(name).state}; checkpoints are shown inside a running sprite (start or wake it first).`);
     const machine = entry.machine;
     let ids = this.mounted(name).filter((x) => x !== id);
-    while (ids.length >= this.max) {
+    while (ids.length >= this.maxMounts()) {
       let evicted = false;
       for (const old of ids) {
         const r = await this.guestRun(name, ['umount', old]);
         if (r.exitCode === 16) continue;
         await machine.detachSnapshot(old);
         ids = ids.filter((x) => x !== old);
-        this.ctx.log(`sprite ${name}: unmounted ${old} to make room for ${id} (at most ${this.max} at once)`);
+        this.ctx.log(`sprite ${name}: unmounted ${old} to make room for ${id} (at most ${this.maxMounts()} at once)`);
         evicted = true;
         break;
       }

@@ -1,6 +1,7 @@
 /**
  * The daemon-wide settings (`spritely config`): the idle timeout that sprites without their own use,
- * the memory limit for awake sprites, and whether warm spares are kept. Kept in the data dir's
+ * the memory limit for awake sprites, whether warm spares are kept, and how many checkpoints a
+ * sprite may have mounted inside it at once. Kept in the data dir's
  * config.json; per-sprite idle timeouts live in the sprites' manifests. The limits on what a guest
  * may checkpoint from inside (`guestCheckpointsKept`, `guestCheckpointsPerMinute`) are read from the
  * same file (edited by hand; the environment variables SPRITELY_GUEST_CHECKPOINTS_KEPT / _PER_MINUTE
@@ -16,6 +17,10 @@ export function defaultWarmSpare(env: string | undefined = process.env.SPRITELY_
   return !/^(off|0|false|no)$/i.test(env ?? '');
 }
 
+/** Checkpoints a sprite may have mounted at once (`spritely config set checkpoint-mounts N`; SPRITELY_MAX_MOUNTS changes the default). */
+export const DEFAULT_MAX_MOUNTS = Math.max(1, Number(process.env.SPRITELY_MAX_MOUNTS ?? 4) || 4);
+export const MAX_CHECKPOINT_MOUNTS = 16;
+
 export interface EngineConfig {
   /** Seconds without use before an awake sprite sleeps; 0 = never. */
   idleTimeoutSec: number;
@@ -23,6 +28,8 @@ export interface EngineConfig {
   memoryLimitMiB: number;
   /** Keep a warm spare per used machine shape (where memory allows). */
   warmSpare?: boolean;
+  /** Checkpoints a sprite may have mounted inside it at once (absent: the default). */
+  checkpointMounts?: number;
   /** Checkpoints made from inside a sprite that it may keep (absent: the default). */
   guestCheckpointsKept?: number;
   /** Checkpoint creates and restores a sprite may ask from inside in any minute (absent: the default). */
@@ -41,6 +48,7 @@ export interface ConfigView {
   memoryLimitMiB: number;
   memoryLimitDefault: boolean;
   warmSpare: boolean;
+  checkpointMounts: number;
 }
 
 /** The default memory limit: leaves a fifth of the host's RAM to the host (and the hypervisor's own overhead). */
@@ -62,6 +70,7 @@ export class DaemonConfig {
     if (saved && typeof saved.idleTimeoutSec === 'number') this.config = { ...this.config, idleTimeoutSec: saved.idleTimeoutSec };
     if (saved && typeof saved.memoryLimitMiB === 'number') this.config = { ...this.config, memoryLimitMiB: saved.memoryLimitMiB };
     if (saved && typeof saved.warmSpare === 'boolean') this.config = { ...this.config, warmSpare: saved.warmSpare };
+    if (saved && isCount(saved.checkpointMounts) && saved.checkpointMounts >= 1 && saved.checkpointMounts <= MAX_CHECKPOINT_MOUNTS) this.config = { ...this.config, checkpointMounts: saved.checkpointMounts };
     if (saved && isCount(saved.guestCheckpointsKept)) this.config = { ...this.config, guestCheckpointsKept: saved.guestCheckpointsKept };
     if (saved && isCount(saved.guestCheckpointsPerMinute)) this.config = { ...this.config, guestCheckpointsPerMinute: saved.guestCheckpointsPerMinute };
   }
@@ -72,6 +81,15 @@ export class DaemonConfig {
 
   async setWarmSpare(on: boolean): Promise<void> {
     this.config = { ...this.config, warmSpare: on };
+    await writeJsonAtomic(this.file, this.config);
+  }
+
+  get checkpointMounts(): number {
+    return this.config.checkpointMounts ?? DEFAULT_MAX_MOUNTS;
+  }
+
+  async setCheckpointMounts(n: number): Promise<void> {
+    this.config = { ...this.config, checkpointMounts: n };
     await writeJsonAtomic(this.file, this.config);
   }
 
@@ -103,6 +121,6 @@ export class DaemonConfig {
   }
 
   view(): ConfigView {
-    return { idleTimeoutSec: this.config.idleTimeoutSec, memoryLimitMiB: this.memoryLimitMiB, memoryLimitDefault: !this.config.memoryLimitMiB, warmSpare: this.warmSpare };
+    return { idleTimeoutSec: this.config.idleTimeoutSec, memoryLimitMiB: this.memoryLimitMiB, memoryLimitDefault: !this.config.memoryLimitMiB, warmSpare: this.warmSpare, checkpointMounts: this.checkpointMounts };
   }
 }

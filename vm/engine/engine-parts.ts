@@ -140,7 +140,7 @@ export function assembleEngine(layout: Layout, opts: EngineOptions, events: Even
     checkpointsChanged: (name) => events.emit('checkpoints', name, checkpoints.list(name)),
     imageProgress: (p) => events.emit('imageProgress', p),
   };
-  const browse = new CheckpointBrowse(ctx);
+  const browse = new CheckpointBrowse(ctx, () => config.checkpointMounts);
   const launcher = new MachineLaunch(ctx);
   const newMachines = new NewMachines(ctx, launcher);
   const lifecycle = new Lifecycle(ctx, launcher);

@@ -131,6 +131,11 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.parts.spares.setEnabled(on);
   }
 
+  /** How many checkpoints a sprite may have mounted at once (the next mount past it unmounts the least recently used). */
+  setCheckpointMounts(n: number): Promise<void> {
+    return this.parts.config.setCheckpointMounts(n);
+  }
+
   configView(): ConfigView & { spares: SpareView[] } {
     return { ...this.parts.config.view(), spares: this.parts.spares.view() };
   }

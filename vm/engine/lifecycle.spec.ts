@@ -261,7 +261,7 @@ describe('memory admission', () => {
   });
 
   it('uses 80% of host RAM by default', () => {
-    expect(f.engine.configView()).toEqual({ idleTimeoutSec: 300, memoryLimitMiB: Math.floor(8192 * 0.8), memoryLimitDefault: true, warmSpare: false, spares: [] });
+    expect(f.engine.configView()).toEqual({ idleTimeoutSec: 300, memoryLimitMiB: Math.floor(8192 * 0.8), memoryLimitDefault: true, warmSpare: false, checkpointMounts: 4, spares: [] });
   });
 });
 

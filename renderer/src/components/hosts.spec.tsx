@@ -25,7 +25,7 @@ const host = (name: string, over: Partial<HostStatus> = {}): HostStatus => ({
   ...over,
 });
 
-const CONFIG: Config = { idleTimeoutSec: 300, memoryLimitMiB: 19660, memoryLimitDefault: true, memoryLimitDefaultMiB: 19660, warmSpare: false, spares: [] };
+const CONFIG: Config = { idleTimeoutSec: 300, memoryLimitMiB: 19660, memoryLimitDefault: true, memoryLimitDefaultMiB: 19660, warmSpare: false, checkpointMounts: 4, spares: [] };
 
 function mount(opts: { width?: number; methods?: string[] } = {}) {
   const { t, store } = renderApp({ methods: ['hosts.add', 'hosts.remove', ...(opts.methods ?? [])], width: opts.width });

@@ -9,7 +9,7 @@ import { idleFact } from './sprite-header.tsx';
 afterEach(cleanup);
 
 const ALL = ['sprites.network', 'config.get', 'config.set', 'sprites.usage', 'sprites.sshConfig', 'checkpoints.list', 'checkpoints.create', 'checkpoints.restore', 'sprites.url', 'sprites.sleep'];
-const CONFIG: Config = { idleTimeoutSec: 300, memoryLimitMiB: 19660, memoryLimitDefault: true, memoryLimitDefaultMiB: 19660, warmSpare: false, spares: [] };
+const CONFIG: Config = { idleTimeoutSec: 300, memoryLimitMiB: 19660, memoryLimitDefault: true, memoryLimitDefaultMiB: 19660, warmSpare: false, checkpointMounts: 4, spares: [] };
 
 function mount(opts: { methods?: string[]; width?: number; copyFails?: string; over?: Parameters<typeof sprite>[1] } = {}) {
   const app = renderApp({ methods: opts.methods ?? ALL, width: opts.width, copyFails: opts.copyFails });

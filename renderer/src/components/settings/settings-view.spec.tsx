@@ -14,11 +14,12 @@ const OFF: RelayStatus = { configured: false, url: null, status: 'off', reason: 
 function mount(methods = SETTINGS) {
   const app = renderApp({ methods });
   const { t } = app;
-  let config: Config = { idleTimeoutSec: 300, memoryLimitMiB: 19660, memoryLimitDefault: true, memoryLimitDefaultMiB: 19660, warmSpare: true, spares: [{ image: 'debian-12-5976cd2da0fe', memoryMiB: 512, cpus: 1, state: 'ready', pid: 4242 }] };
+  let config: Config = { idleTimeoutSec: 300, memoryLimitMiB: 19660, memoryLimitDefault: true, memoryLimitDefaultMiB: 19660, warmSpare: true, checkpointMounts: 4, spares: [{ image: 'debian-12-5976cd2da0fe', memoryMiB: 512, cpus: 1, state: 'ready', pid: 4242 }] };
   let relay = OFF;
   t.handlers['config.get'] = async () => config;
   t.handlers['config.set'] = async (input) => {
     if (input.idleTimeoutSec !== undefined) config = { ...config, idleTimeoutSec: input.idleTimeoutSec };
+    if (input.checkpointMounts !== undefined) config = { ...config, checkpointMounts: input.checkpointMounts };
     if (input.warmSpare !== undefined) config = { ...config, warmSpare: input.warmSpare, spares: input.warmSpare ? config.spares : [] };
     if (input.memoryLimitMiB !== undefined) config = input.memoryLimitMiB ? { ...config, memoryLimitMiB: input.memoryLimitMiB, memoryLimitDefault: false } : { ...config, memoryLimitMiB: 19660, memoryLimitDefault: true };
     return config;
@@ -58,7 +59,7 @@ describe('the settings page', () => {
     const { t } = mount();
     const page = await openSettings();
     expect(document.activeElement).toBe(within(page).getByRole('heading', { name: 'Settings' }));
-    expect(within(page).getAllByRole('heading', { level: 2 }).map((h) => h.textContent)).toEqual(['Relay', 'Sleep when idle', 'Memory limit', 'Images', 'Usage']);
+    expect(within(page).getAllByRole('heading', { level: 2 }).map((h) => h.textContent)).toEqual(['Relay', 'Sleep when idle', 'Memory limit', 'Checkpoints inside sprites', 'Images', 'Usage']);
     expect(new Set(t.calls.map((c) => c.method))).toEqual(new Set(['config.get', 'images.list', 'relay.status', 'sprites.usage']));
     fireEvent.keyDown(page, { key: 'Escape' });
     expect(screen.queryByRole('region', { name: 'Settings' })).toBeNull();
@@ -113,6 +114,22 @@ describe('the settings page', () => {
     expect(t.calls.at(-1)).toEqual({ method: 'config.set', input: { warmSpare: false } });
     expect(box.checked).toBe(false);
     expect(within(mem).getByText(/None waiting now/)).toBeTruthy();
+  });
+
+  it('checkpoints inside sprites: how many may be mounted at once, checked before it is sent', async () => {
+    const { t } = mount();
+    await openSettings();
+    const sec = section('Checkpoints inside sprites');
+    const input = (await within(sec).findByLabelText('Mounted at once')) as HTMLInputElement;
+    await waitFor(() => expect(input.value).toBe('4'));
+    fireEvent.change(input, { target: { value: '40' } });
+    await act(async () => fireEvent.submit(input.form!));
+    expect(within(sec).getByText('"40" is not a number from 1 to 16.')).toBeTruthy();
+    expect(t.writes.filter((c) => c.method === 'config.set')).toEqual([]);
+    fireEvent.change(input, { target: { value: '2' } });
+    await act(async () => fireEvent.submit(input.form!));
+    expect(t.calls.at(-1)).toEqual({ method: 'config.set', input: { checkpointMounts: 2 } });
+    expect(input.value).toBe('2');
   });
 
   it('images: the list, and a build that shows the daemon’s progress as it goes', async () => {

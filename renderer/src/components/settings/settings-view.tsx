@@ -1,6 +1,6 @@
 /**
  * The daemon-wide settings, one page over the main area (terminals stay open underneath): the
- * relay, when sprites sleep, the memory limit, images, and what every sprite has used — each
+ * relay, when sprites sleep, the memory limit, how many checkpoints a sprite may have mounted, images, and what every sprite has used — each
  * section shown when the daemon has its methods. Escape or Done goes back to the sprite, and
  * focus returns to what opened the page.
  */
@@ -9,6 +9,7 @@ import { useActions, useApp } from '../store-context.tsx';
 import { IdleSection } from './idle-section.tsx';
 import { ImagesSection } from './images-section.tsx';
 import { MemorySection } from './memory-section.tsx';
+import { MountsSection } from './mounts-section.tsx';
 import { RelaySection } from './relay-section.tsx';
 import { UsageSection } from './usage-section.tsx';
 
@@ -41,6 +42,7 @@ export function SettingsView() {
         {has('relay.status') && <RelaySection />}
         {has('config.get') && has('config.set') && <IdleSection />}
         {has('config.get') && has('config.set') && <MemorySection />}
+        {has('config.get') && has('config.set') && <MountsSection />}
         {has('images.list') && <ImagesSection />}
         {has('sprites.usage') && <UsageSection />}
       </div>
