@@ -1,21 +1,13 @@
 /** When unused sprites sleep, daemon-wide (`spritely config set idle-timeout 10m`), and which sprites have their own. */
-import { useEffect, useState } from 'react';
 import { spriteNames } from '../../store.ts';
 import { durationText, idleWords, parseIdleTimeout } from '../../units.ts';
 import { useActions, useApp } from '../store-context.tsx';
+import { SettingForm } from './setting-form.tsx';
 
 export function IdleSection() {
   const config = useApp((s) => s.config);
-  const saving = useApp((s) => !!s.working.config);
   const sprites = useApp((s) => s.sprites);
   const actions = useActions();
-  const [text, setText] = useState('');
-  const [touched, setTouched] = useState(false);
-  useEffect(() => {
-    if (config && !touched) setText(durationText(config.idleTimeoutSec));
-  }, [config, touched]);
-  const parsed = parseIdleTimeout(text);
-  const problem = touched && !parsed.ok ? parsed.problem : null;
   const own = spriteNames({ sprites } as never).filter((n) => sprites[n].idleTimeoutSec !== null);
 
   return (
@@ -28,24 +20,14 @@ export function IdleSection() {
           {own.length > 0 ? ', except those with their own setting.' : '.'}
         </p>
       )}
-      <form
-        className="inline-form"
-        onSubmit={async (e) => {
-          e.preventDefault();
-          setTouched(true);
-          if (parsed.ok && (await actions.setIdleTimeout(parsed.value))) setTouched(false);
-        }}
-      >
-        <label className="field inline">
-          <span>Idle timeout</span>
-          <input value={text} onChange={(e) => (setText(e.target.value), setTouched(true))} aria-invalid={!!problem} spellCheck={false} autoComplete="off" placeholder="e.g. 90s, 10m, 1h" />
-        </label>
-        <button type="submit" className="primary" disabled={saving || !config}>
-          Save
-        </button>
-        <span className="muted small">90s, 10m, 1h; 0 = never</span>
-      </form>
-      {problem && <div className="field-error">{problem}</div>}
+      <SettingForm
+        label="Idle timeout"
+        current={config ? durationText(config.idleTimeoutSec) : null}
+        parse={parseIdleTimeout}
+        save={(seconds) => actions.setIdleTimeout(seconds)}
+        hint="90s, 10m, 1h; 0 = never"
+        placeholder="e.g. 90s, 10m, 1h"
+      />
       {own.length > 0 && (
         <ul className="plain-list">
           {own.map((n) => (

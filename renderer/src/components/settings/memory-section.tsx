@@ -5,23 +5,16 @@
  * on|off`): a machine per used shape restored ahead of time, which costs its guest RAM while it
  * waits and is given up first when memory is needed.
  */
-import { useEffect, useState } from 'react';
 import { awakeMemory } from '../../settings-state.ts';
 import { formatMiB, memoryText, parseMemory } from '../../units.ts';
 import { useActions, useApp } from '../store-context.tsx';
+import { SettingForm } from './setting-form.tsx';
 
 export function MemorySection() {
   const config = useApp((s) => s.config);
   const saving = useApp((s) => !!s.working.config);
   const sprites = useApp((s) => s.sprites);
   const actions = useActions();
-  const [text, setText] = useState('');
-  const [touched, setTouched] = useState(false);
-  useEffect(() => {
-    if (config && !touched) setText(config.memoryLimitDefault ? 'default' : memoryText(config.memoryLimitMiB));
-  }, [config, touched]);
-  const parsed = parseMemory(text);
-  const problem = touched && !parsed.ok ? parsed.problem : null;
   const awake = awakeMemory(sprites);
   const share = config ? Math.min(1, awake.mib / Math.max(1, config.memoryLimitMiB)) : 0;
 
@@ -41,24 +34,14 @@ export function MemorySection() {
           </div>
         </>
       )}
-      <form
-        className="inline-form"
-        onSubmit={async (e) => {
-          e.preventDefault();
-          setTouched(true);
-          if (parsed.ok && (await actions.setMemoryLimit(parsed.value))) setTouched(false);
-        }}
-      >
-        <label className="field inline">
-          <span>Memory limit</span>
-          <input value={text} onChange={(e) => (setText(e.target.value), setTouched(true))} aria-invalid={!!problem} spellCheck={false} autoComplete="off" placeholder="e.g. 12G" />
-        </label>
-        <button type="submit" className="primary" disabled={saving || !config}>
-          Save
-        </button>
-        <span className="muted small">12G, 512M; default (or 0) = 80% of RAM</span>
-      </form>
-      {problem && <div className="field-error">{problem}</div>}
+      <SettingForm
+        label="Memory limit"
+        current={config ? (config.memoryLimitDefault ? 'default' : memoryText(config.memoryLimitMiB)) : null}
+        parse={parseMemory}
+        save={actions.setMemoryLimit}
+        hint="12G, 512M; default (or 0) = 80% of RAM"
+        placeholder="e.g. 12G"
+      />
       {config && (
         <div className="warm-spare">
           <label className="check">
