@@ -7,7 +7,7 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import { forwardHeaders, page } from '../net/url-proxy.ts';
+import { forwardHeaders, page, spliceUpgrade } from '../net/url-proxy.ts';
 import type { HostLink } from './host-link.ts';
 import { READY_WAIT_MS } from './host-passthrough.ts';
 import { hostedSpriteFromHost } from './host-route.ts';
@@ -66,26 +66,7 @@ export class HostedUrls {
       socket.end(`HTTP/1.1 ${t.status} ${http.STATUS_CODES[t.status]}\r\nContent-Type: text/html; charset=utf-8\r\nConnection: close\r\n\r\n${t.html}`);
       return;
     }
-    const up = net.connect(t.socketPath);
-    up.on('connect', () => {
-      const headers = { ...forwardHeaders(req.headers, req.socket.remoteAddress ?? '127.0.0.1', true), host: t.hostHeader };
-      let text = `${req.method} ${req.url} HTTP/1.1\r\n`;
-      for (const [k, v] of Object.entries(headers)) for (const one of Array.isArray(v) ? v : [v]) text += `${k}: ${one}\r\n`;
-      up.write(text + '\r\n');
-      if (head.length) up.write(head);
-      up.pipe(socket);
-      socket.pipe(up);
-    });
-    const done = () => {
-      up.destroy();
-      socket.destroy();
-    };
-    up.on('error', () => {
-      if (!socket.destroyed) socket.end('HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n');
-      done();
-    });
-    up.on('close', done);
-    socket.on('close', done);
+    spliceUpgrade(req, socket, head, net.connect(t.socketPath), { ...forwardHeaders(req.headers, req.socket.remoteAddress ?? '127.0.0.1', true), host: t.hostHeader });
   }
 }
 

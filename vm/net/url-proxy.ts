@@ -68,6 +68,35 @@ export function forwardHeaders(headers: http.IncomingHttpHeaders, clientIp: stri
   return out;
 }
 
+/**
+ * Splices a client's upgrade (a WebSocket) onto a connection to where it goes: the request line
+ * and `headers`, what the client already sent past them, then bytes both ways. Either side ending
+ * ends both (and calls `onEnd`); an upstream that fails answers 502.
+ */
+export function spliceUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer, up: net.Socket, headers: http.OutgoingHttpHeaders, onEnd?: () => void): void {
+  up.on('connect', () => {
+    let text = `${req.method} ${req.url} HTTP/1.1\r\n`;
+    for (const [k, v] of Object.entries(headers)) for (const one of Array.isArray(v) ? v : [v]) text += `${k}: ${one}\r\n`;
+    up.write(text + '\r\n');
+    if (head.length) up.write(head);
+    up.pipe(socket);
+    socket.pipe(up);
+  });
+  let ended = false;
+  const done = () => {
+    if (!ended) onEnd?.();
+    ended = true;
+    up.destroy();
+    socket.destroy();
+  };
+  up.on('error', () => {
+    if (!socket.destroyed) socket.end('HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n');
+    done();
+  });
+  up.on('close', done);
+  socket.on('close', done);
+}
+
 export function page(status: number, title: string, body: string): { status: number; html: string } {
   const esc = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
   return {
@@ -191,27 +220,7 @@ export class UrlProxy {
       return;
     }
     const release = this.engine.hold(r.name);
-    const up = net.connect(r.target.port, r.target.host);
-    up.on('connect', () => {
-      const headers = forwardHeaders(req.headers, req.socket.remoteAddress ?? '127.0.0.1', true);
-      let text = `${req.method} ${req.url} HTTP/1.1\r\n`;
-      for (const [k, v] of Object.entries(headers)) for (const one of Array.isArray(v) ? v : [v]) text += `${k}: ${one}\r\n`;
-      up.write(text + '\r\n');
-      if (head.length) up.write(head);
-      up.pipe(socket);
-      socket.pipe(up);
-    });
-    const done = () => {
-      release();
-      up.destroy();
-      socket.destroy();
-    };
-    up.on('error', () => {
-      if (!socket.destroyed) socket.end('HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n');
-      done();
-    });
-    up.on('close', done);
-    socket.on('close', done);
+    spliceUpgrade(req, socket, head, net.connect(r.target.port, r.target.host), forwardHeaders(req.headers, req.socket.remoteAddress ?? '127.0.0.1', true), release);
   }
 
   async close(): Promise<void> {
