@@ -1,12 +1,19 @@
 /**
- * Checkpoint numbers (512 MiB guest): guest pause and total for a checkpoint, restore → running and
- * → `exec true`, bytes per checkpoint for an idle guest and after writing 200 MB into RAM (raw and
- * gzip -1), and QEMU's own snapshot-save / snapshot-load jobs (RAM inside the qcow2) side by side.
+ * Checkpoint numbers (512 MiB guest): guest pause and total for a checkpoint; restore → running and
+ * → `exec true` from a raw and from a zstd-compressed RAM state; bytes per checkpoint raw and
+ * compressed (and the background compression time) for an idle guest and after writing 200 MB of
+ * random data into RAM; wake → running from a raw and from a compressed sleep state; what deleting
+ * a checkpoint gives back (and what it said it would); `checkpoint diff` between a fresh
+ * checkpoint and after installing a small Debian package (hello); and QEMU's own snapshot-save /
+ * snapshot-load jobs (RAM inside the qcow2) side by side. Medians of N rounds.
  * Runs the engine in-process on a temporary data dir sharing the test image cache.
  *   node bin/run-ts.js bench/checkpoints.ts [N=5]
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import zlib from 'node:zlib';
+import os from 'node:os';
+import path from 'node:path';
+import { completeState } from '../vm/checkpoints/state-files.ts';
 import { Engine } from '../vm/engine/engine.ts';
 import { layout } from '../vm/paths.ts';
 import { QemuDriver } from '../vm/qemu/qemu-driver.ts';
@@ -16,63 +23,137 @@ import { median } from './stats.ts';
 
 const N = Number(process.argv[2] ?? 5);
 const MiB = (n: number) => +(n / 2 ** 20).toFixed(1);
+const range = (xs: number[]) => [Math.min(...xs), Math.max(...xs)];
 
 process.env.SPRITELY_IMAGES_DIR = testImagesDir();
 const home = makeHome();
 const l = layout(home);
 const engine = new Engine(l, { driver: new QemuDriver({ runDir: l.runDir, accelCacheFile: l.accelCacheFile }) });
 await engine.init();
+const disk = path.join(home, 'sprites/cp/disk.qcow2');
+const allocated = () => fs.statSync(disk).blocks * 512;
 
-async function exec(name: string, script: string): Promise<void> {
-  const ch = await engine.ssh(name).exec(['sh', '-c', script]);
+async function exec(script: string, stdin?: Buffer): Promise<void> {
+  const ch = await (await engine.agent('cp')).exec({ argv: ['sh', '-c', script] });
   ch.resume();
   ch.stderr.resume();
-  const code = await new Promise<number>((r) => ch.on('exit', (c: number) => r(c)));
+  ch.end(stdin ?? Buffer.alloc(0));
+  const code = (await ch.done).code;
   if (code !== 0) throw new Error(`${script} exited ${code}`);
 }
 
-async function gzipSize(file: string): Promise<{ bytes: number; ms: number }> {
+/** Checkpoint, (compress), restore → running → exec true: one round. */
+async function round(compressed: boolean, comment: string) {
+  const r = await engine.createCheckpoint('cp', { comment });
+  let compressMs = 0;
+  if (compressed) {
+    // (the engine keeps the newest two raw; here each one is compressed at once, to time restoring it)
+    const t = performance.now();
+    engine.compressor.enqueue(path.join(home, 'sprites/cp/checkpoints', `${r.checkpoint.id}.state`), 'cp');
+    await engine.compressor.idle();
+    compressMs = Math.round(performance.now() - t);
+  }
+  const file = completeState(path.join(home, 'sprites/cp/checkpoints', `${r.checkpoint.id}.state`))!;
+  const bytes = fs.statSync(file).size;
   const t0 = performance.now();
-  let bytes = 0;
-  await new Promise<void>((resolve, reject) => {
-    fs.createReadStream(file)
-      .pipe(zlib.createGzip({ level: 1 }))
-      .on('data', (c: Buffer) => (bytes += c.length))
-      .on('end', () => resolve())
-      .on('error', reject);
-  });
-  return { bytes, ms: Math.round(performance.now() - t0) };
+  const rr = await engine.restoreCheckpoint('cp', r.checkpoint.id, { backup: false });
+  await exec('true');
+  return { pauseMs: r.timings.pauseMs, totalMs: r.timings.totalMs, rawBytes: r.checkpoint.ramBytes, bytes, compressMs, file: path.basename(file), runningMs: rr.timings.runningMs, execMs: Math.round(performance.now() - t0) };
 }
+
+type Round = Awaited<ReturnType<typeof round>>;
+const summary = (rs: Round[]) => ({
+  pauseMs: median(rs.map((r) => r.pauseMs)),
+  checkpointTotalMs: median(rs.map((r) => r.totalMs)),
+  restoreToRunningMs: median(rs.map((r) => r.runningMs)),
+  restoreRunningRange: range(rs.map((r) => r.runningMs)),
+  restoreToExecMs: median(rs.map((r) => r.execMs)),
+  ramMiB: MiB(median(rs.map((r) => r.bytes))),
+  rawRamMiB: MiB(median(rs.map((r) => r.rawBytes))),
+  compressMs: median(rs.map((r) => r.compressMs)),
+  files: [...new Set(rs.map((r) => r.file.replace(/^v\d+/, 'vN')))],
+});
 
 try {
   await engine.create({ name: 'cp' });
-  await exec('cp', 'true');
-  const pause: number[] = [];
-  const total: number[] = [];
-  const restoreRunning: number[] = [];
-  const restoreExec: number[] = [];
-  let idleRam = 0;
+  await exec('true');
+
+  // 1. idle guest, raw states (compression off) and compressed states
+  engine.compressor.enabled = false;
+  const rawIdle: Round[] = [];
+  for (let i = 0; i < N; i++) rawIdle.push(await round(false, `raw ${i}`));
+  engine.compressor.enabled = true;
+  const zstIdle: Round[] = [];
+  for (let i = 0; i < N; i++) zstIdle.push(await round(true, `zstd ${i}`));
+
+  // 2. after 200 MB of random data in RAM
+  await exec('head -c 200M /dev/urandom > /dev/shm/fill');
+  engine.compressor.enabled = false;
+  const rawBusy: Round[] = [];
+  for (let i = 0; i < Math.max(3, Math.ceil(N / 2)); i++) rawBusy.push(await round(false, `busy raw ${i}`));
+  engine.compressor.enabled = true;
+  const zstBusy: Round[] = [];
+  for (let i = 0; i < Math.max(3, Math.ceil(N / 2)); i++) zstBusy.push(await round(true, `busy zstd ${i}`));
+  await exec('rm /dev/shm/fill');
+
+  // 3. wake from a raw and from a compressed sleep state
+  const wake = { raw: [] as number[], zst: [] as number[], zstBytes: [] as number[], rawBytes: [] as number[] };
   for (let i = 0; i < N; i++) {
-    const r = await engine.createCheckpoint('cp', { comment: `bench ${i}` });
-    pause.push(r.timings.pauseMs);
-    total.push(r.timings.totalMs);
-    idleRam = r.checkpoint.ramBytes;
-    const t0 = performance.now();
-    const rr = await engine.restoreCheckpoint('cp', r.checkpoint.id, { backup: false });
-    restoreRunning.push(rr.timings.runningMs);
-    await exec('cp', 'true');
-    restoreExec.push(Math.round(performance.now() - t0));
+    for (const kind of ['raw', 'zst'] as const) {
+      engine.compressor.enabled = kind === 'zst';
+      await engine.sleep('cp');
+      const file = path.join(home, 'sprites/cp/sleep.state');
+      await engine.compressor.idle();
+      if (kind === 'raw') wake.rawBytes.push(fs.statSync(file).size);
+      else wake.zstBytes.push(fs.statSync(`${file}.zst`).size);
+      wake[kind].push((await engine.wake('cp')).timings.runningMs);
+      await exec('true');
+    }
   }
-  const idleFile = `${home}/sprites/cp/checkpoints/${engine.listCheckpoints('cp').find((c) => c.memory)!.id}.state`;
-  const idleGz = await gzipSize(idleFile);
 
-  await exec('cp', 'head -c 200M /dev/urandom > /dev/shm/fill');
-  const busy = await engine.createCheckpoint('cp', { comment: 'after 200 MB in RAM' });
-  const busyGz = await gzipSize(`${home}/sprites/cp/checkpoints/${busy.checkpoint.id}.state`);
-  const busyRestore = await engine.restoreCheckpoint('cp', busy.checkpoint.id, { backup: false });
+  engine.compressor.enabled = true;
 
-  // Baseline: QEMU's snapshot-save / snapshot-load jobs with the RAM inside the qcow2.
-  const vm = engine.machine('cp') as QemuMachine;
+  // 4. what deleting a checkpoint gives back
+  await exec('head -c 300M /dev/urandom > /root/big && sync');
+  const held = await engine.createCheckpoint('cp', { comment: 'holds 300 MB' });
+  await exec('rm /root/big && sync && fstrim / || true');
+  await engine.createCheckpoint('cp', { comment: 'after rm' });
+  await engine.compressor.idle();
+  // what the list says (counted in the background)
+  engine.listCheckpoints('cp');
+  await new Promise((r) => setTimeout(r, 1500));
+  const said = engine.listCheckpoints('cp').find((c) => c.id === held.checkpoint.id)!;
+  const ramFile = completeState(path.join(home, 'sprites/cp/checkpoints', `${held.checkpoint.id}.state`));
+  const ramOnDisk = ramFile ? fs.statSync(ramFile).blocks * 512 : 0;
+  const before = allocated();
+  await engine.deleteCheckpoint('cp', held.checkpoint.id);
+  const freedDisk = before - allocated();
+
+  // 5. checkpoint diff: a fresh checkpoint vs after installing a small package
+  const deb = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-deb-'));
+  execFileSync('apt-get', ['download', 'hello'], { cwd: deb, stdio: 'ignore' });
+  const debFile = path.join(deb, fs.readdirSync(deb).find((f) => f.endsWith('.deb'))!);
+  const base = await engine.createCheckpoint('cp', { comment: 'before hello' });
+  await exec('cat > /tmp/hello.deb && dpkg -i /tmp/hello.deb >/dev/null && rm /tmp/hello.deb', fs.readFileSync(debFile));
+  fs.rmSync(deb, { recursive: true, force: true });
+  const diffNow: number[] = [];
+  let listed = 0;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    const r = await engine.diffCheckpoints('cp', { from: base.checkpoint.id, to: 'now' });
+    diffNow.push(Math.round(performance.now() - t0));
+    listed = r.entries.length;
+  }
+  const after = await engine.createCheckpoint('cp', { comment: 'after hello' });
+  const diffPair: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    await engine.diffCheckpoints('cp', { from: base.checkpoint.id, to: after.checkpoint.id });
+    diffPair.push(Math.round(performance.now() - t0));
+  }
+
+  // 6. baseline: QEMU's snapshot-save / snapshot-load jobs with the RAM inside the qcow2
+  const vm = engine.machine('cp') as unknown as QemuMachine;
   const job = async (cmd: string, args: Record<string, unknown>) => {
     const t0 = performance.now();
     await vm.qmp.execute(cmd, args);
@@ -94,22 +175,22 @@ try {
     saveMs.push(await job('snapshot-save', { 'job-id': `s${i}`, tag: `base${i}`, vmstate: 'disk0', devices: ['disk0'] }));
     loadMs.push(await job('snapshot-load', { 'job-id': `l${i}`, tag: `base${i}`, vmstate: 'disk0', devices: ['disk0'] }));
   }
+
   const result = {
     accel: engine.knownAccelerator?.name,
     n: N,
-    checkpointPauseMs: median(pause),
-    checkpointTotalMs: median(total),
-    restoreToRunningMs: median(restoreRunning),
-    restoreToExecMs: median(restoreExec),
-    ranges: { pause: [Math.min(...pause), Math.max(...pause)], restoreRunning: [Math.min(...restoreRunning), Math.max(...restoreRunning)] },
-    idleRamMiB: MiB(idleRam),
-    idleRamGzipMiB: MiB(idleGz.bytes),
-    idleGzipMs: idleGz.ms,
-    busyRamMiB: MiB(busy.checkpoint.ramBytes),
-    busyRamGzipMiB: MiB(busyGz.bytes),
-    busyGzipMs: busyGz.ms,
-    busyPauseMs: busy.timings.pauseMs,
-    busyRestoreToRunningMs: busyRestore.timings.runningMs,
+    idle: { raw: summary(rawIdle), zstd: summary(zstIdle) },
+    busy200MB: { raw: summary(rawBusy), zstd: summary(zstBusy) },
+    wake: {
+      rawRunningMs: median(wake.raw),
+      rawRange: range(wake.raw),
+      zstdRunningMs: median(wake.zst),
+      zstdRange: range(wake.zst),
+      rawMiB: MiB(median(wake.rawBytes)),
+      zstdMiB: MiB(median(wake.zstBytes)),
+    },
+    deleting: { saidFreesMiB: said.freeBytes === null ? null : MiB(said.freeBytes), ramStateMiB: MiB(ramOnDisk), diskFreedMiB: MiB(freedDisk), totalFreedMiB: MiB(freedDisk + ramOnDisk) },
+    diff: { helloEntries: listed, checkpointToNowMs: median(diffNow), nowRange: range(diffNow), checkpointToCheckpointMs: median(diffPair) },
     baselineSnapshotSaveMs: median(saveMs),
     baselineSnapshotLoadMs: median(loadMs),
   };

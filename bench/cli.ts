@@ -7,19 +7,24 @@
  *   - `spritely exec bench -- true` on a running sprite (wall), and the CLI's own share of it: the
  *     time from spawn to the first byte it sends the daemon (through a pass-through unix socket the
  *     bench puts in front of the daemon's);
- *   - `spritely mcp` ready: spawn → the answer to an MCP `initialize` on stdout.
- *   node bin/run-ts.js bench/cli.ts [N=15] [--no-vm]   (--no-vm: skip the sprite, so no exec row)
+ *   - `spritely mcp` ready: spawn → the answer to an MCP `initialize` on stdout;
+ *   - `spritely cp` of a 20 MiB file of random bytes here → sprite and sprite → here (wall, MiB/s).
+ *   node bin/run-ts.js bench/cli.ts [N=15] [--no-vm] [--no-cp]   (--no-vm: skip the sprite, so no exec or cp rows)
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
+import path from 'node:path';
+import crypto from 'node:crypto';
 import { BIN, makeHome, startDaemon } from '../test/vm/harness.ts';
 import { ensureLayout, layout } from '../vm/paths.ts';
 import { median } from './stats.ts';
 
 const N = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 15);
 const withVm = !process.argv.includes('--no-vm');
+const withCp = withVm && !process.argv.includes('--no-cp');
+const CP_BYTES = 20 * 1024 * 1024;
 
 function p90(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -84,8 +89,9 @@ const add = (k: string, ms: number): void => {
   (rows[k] ??= []).push(ms);
 };
 
-const d = await startDaemon();
+const d = await startDaemon(undefined, { SPRITELY_WARM_SPARE: 'off' });
 const proxyHome = makeHome();
+const cpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-bench-cp-'));
 let proxy: Awaited<ReturnType<typeof firstByteProxy>> | null = null;
 try {
   const proxyEnv = { ...d.env, SPRITELY_HOME: proxyHome };
@@ -110,6 +116,18 @@ try {
       add('exec: spawn → first byte to the daemon', px.firstByteAt() - t0);
     };
   }
+  if (withCp) {
+    fs.writeFileSync(path.join(cpDir, 'up.bin'), crypto.randomBytes(CP_BYTES));
+    await d.api.call('sprites.exec', { name: 'bench', argv: ['sh', '-c', `head -c ${CP_BYTES} /dev/urandom > /root/down.bin`] });
+    variants['spritely cp 20 MiB here → sprite'] = async () => {
+      add('spritely cp 20 MiB here → sprite', await timeRun([BIN, 'cp', '-q', path.join(cpDir, 'up.bin'), 'bench:/root/up.bin'], d.env));
+    };
+    variants['spritely cp 20 MiB sprite → here'] = async () => {
+      fs.rmSync(path.join(cpDir, 'down.bin'), { force: true });
+      add('spritely cp 20 MiB sprite → here', await timeRun([BIN, 'cp', '-q', 'bench:/root/down.bin', path.join(cpDir, 'down.bin')], d.env));
+      if (fs.statSync(path.join(cpDir, 'down.bin')).size !== CP_BYTES) throw new Error('cp from the sprite: wrong size');
+    };
+  }
   // Warm-up: the page cache, the first exec after a create (waits for the guest's sshd).
   for (let i = 0; i < 2; i++) for (const fn of Object.values(variants)) await fn();
   for (const k of Object.keys(rows)) rows[k] = [];
@@ -118,9 +136,13 @@ try {
   const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   console.log(`n=${N} per row, node ${process.version}, ${os.cpus().length} CPUs, load ${load}, bin ${fs.realpathSync(BIN)}`);
   console.log(`${'what'.padEnd(42)} ${'median'.padStart(8)} ${'p90'.padStart(8)} ${'min'.padStart(8)}`);
-  for (const [k, xs] of Object.entries(rows)) console.log(`${k.padEnd(42)} ${median(xs).toFixed(0).padStart(6)} ms ${p90(xs).toFixed(0).padStart(5)} ms ${Math.min(...xs).toFixed(0).padStart(5)} ms`);
+  for (const [k, xs] of Object.entries(rows)) {
+    const rate = k.startsWith('spritely cp') ? `  ${(CP_BYTES / 2 ** 20 / (median(xs) / 1000)).toFixed(1)} MiB/s (wall, median)` : '';
+    console.log(`${k.padEnd(42)} ${median(xs).toFixed(0).padStart(6)} ms ${p90(xs).toFixed(0).padStart(5)} ms ${Math.min(...xs).toFixed(0).padStart(5)} ms${rate}`);
+  }
 } finally {
   proxy?.close();
   await d.cleanup();
   fs.rmSync(proxyHome, { recursive: true, force: true });
+  fs.rmSync(cpDir, { recursive: true, force: true });
 }

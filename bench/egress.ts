@@ -78,7 +78,7 @@ try {
     name: 'bench-plain', qemuBinary: 'qemu-system-x86_64', accel: sprite.accel as VmSpec['accel'], memoryMiB: sprite.memoryMiB, cpus: sprite.cpus,
     kernel: image.kernel, initrd: image.initrd, cmdline: image.kernelCmdline, disk: path.join(tmp, 'disk.qcow2'), forwards: [{ hostPort: await freeLoopbackPort(), guestPort: 22 }],
     qmpSocket: path.join(tmp, 'q'), agentSocket: path.join(tmp, 'a'), envSocket: path.join(tmp, 'e'), spritelyAgentSocket: path.join(tmp, 'g'), egressSocket: path.join(tmp, 'x'), serialSocket: path.join(tmp, 's'),
-    serialLog: path.join(tmp, 'serial.log'), pidFile: path.join(tmp, 'pid'), incomingStateFile: path.join(goldenDir, 'gold.state'),
+    pidFile: path.join(tmp, 'pid'), incomingStateFile: path.join(goldenDir, 'gold.state'),
   };
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', path.join(goldenDir, 'gold.qcow2'), '-F', 'qcow2', spec.disk]);
   const argv = buildQemuArgv(spec).map((a) => (a.startsWith('user,id=n0') ? a.replace(',restrict=on', '').replace(/,guestfwd=.*$/, '') : a));

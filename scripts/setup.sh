@@ -6,11 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  qemu-system-x86 qemu-utils      # the hypervisor and qcow2 tools
+  qemu-system-x86 qemu-utils      # the hypervisor and qcow2 tools (qemu-nbd shows checkpoints inside sprites)
+  zstd                            # compresses checkpoints' RAM states (and restores them)
   socat                           # carries each guest connection to the daemon's egress proxy
   mmdebstrap e2fsprogs            # building guest images from Debian packages (no loop mounts)
   golang-go                       # compiling the guest agent (resources/guest-agent) into the image
-  openssh-client                  # ssh-keygen / ssh for `spritely ssh-config` users
+  openssh-client                  # ssh-keygen / ssh for `spritely ssh-config` users, ssh for remote hosts
+  openssh-server                  # sshd for the remote-host tests (they run their own, in a network namespace)
   openssl                         # test certificates for the relay tests
   chromium xvfb                   # browser end-to-end tests and screenshots
   ca-certificates curl

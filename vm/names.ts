@@ -3,6 +3,7 @@
  * (`NAME.localhost`, `NAME-suffix.relay`), so anything else is refused up front.
  */
 import { SpritelyError } from './errors.ts';
+import { safeText } from './safe-text.ts';
 
 export const SPRITE_NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -15,7 +16,7 @@ export function spriteNameProblem(name: unknown): string | null {
   if (name.startsWith('-') || name.endsWith('-')) return `"${name}" starts or ends with "-"`;
   if (!SPRITE_NAME_PATTERN.test(name)) {
     const bad = [...name].find((c) => !/[a-z0-9-]/.test(c)) ?? '?';
-    return `"${printable(name)}" contains ${JSON.stringify(bad)}; a sprite name uses only a-z, 0-9 and "-"`;
+    return `"${safeText(name, { maxChars: 80 })}" contains ${JSON.stringify(bad)}; a sprite name uses only a-z, 0-9 and "-"`;
   }
   return null;
 }
@@ -25,6 +26,3 @@ export function assertSpriteName(name: unknown): asserts name is string {
   if (problem) throw new SpritelyError('invalid_argument', `Invalid sprite name: ${problem}.`);
 }
 
-function printable(s: string): string {
-  return s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`).slice(0, 80);
-}

@@ -30,9 +30,11 @@ export function platformEnv(bridge = desktopBridge()): ViewEnv {
       if (bridge) void bridge.openExternal(url).catch(() => {});
       else globalThis.open?.(url, '_blank', 'noopener,noreferrer');
     },
-    copyText(text) {
-      if (bridge) void bridge.copyText(text).catch(() => {});
-      else void globalThis.navigator?.clipboard?.writeText(text).catch(() => {});
+    async copyText(text) {
+      if (bridge) return bridge.copyText(text);
+      const clipboard = globalThis.navigator?.clipboard;
+      if (!clipboard) throw new Error('this page has no clipboard access');
+      return clipboard.writeText(text);
     },
     readText() {
       return globalThis.navigator?.clipboard?.readText() ?? Promise.resolve('');

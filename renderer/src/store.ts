@@ -1,283 +1,17 @@
 /**
- * The UI's state. Every change is a pure function `(state, …) → state` exported here and tested
- * without React; the zustand store is a thin wrapper that applies them, plus a few actions that
- * call the daemon and turn its answers (and its errors, in its own words) into transitions.
- * The daemon owns the truth about sprites: the list only ever comes from its events.
+ * The app's zustand store: a thin wrapper that applies the pure transitions of ui-state.ts (all
+ * re-exported here), plus the actions that call the daemon and turn its answers (and its errors,
+ * in its own words) into transitions. The daemon owns the truth about sprites: the list only ever
+ * comes from its events.
  */
 import { createStore, type StoreApi } from 'zustand/vanilla';
-import type { Checkpoint, ImageProgress, RelayStatus } from '../../vm/api/contract.ts';
-import type { ConnectionState, DaemonEvent, MethodInput, Sprite, Transport } from './transport.ts';
+import { createSettingsActions, type SettingsActions } from './settings-state.ts';
+import { hostOfKey, parseSpriteKey, spriteKey } from './sprite-key.ts';
+import type { MethodInput, MethodOutput, Transport } from './transport.ts';
 
-export type { ImageProgress, RelayStatus };
+import { ThemeChoice, Toast, UiState, activateTab, activateTabIndex, applyEvent, clearImageProgress, closeCompare, closeDrawer, closeTab, cycleTab, dismissToast, initialState, markRestored, openTab, pickForCompare, pushToast, putSprite, restoreLayout, saveLayout, selectSprite, setCompareFile, setCompareResult, setConnection, setPending, setTabSession, setTheme, spriteNames, toggleDrawer } from './ui-state.ts';
 
-export interface Tab {
-  id: string;
-  sprite: string;
-  /** The daemon's terminal session id once known; used to re-attach after a reload. */
-  session: string | null;
-  title: string;
-}
-
-export interface Toast {
-  id: number;
-  message: string;
-  kind: 'error' | 'info';
-}
-
-export type ThemeChoice = 'system' | 'light' | 'dark';
-
-export interface UiState {
-  connection: ConnectionState;
-  connectionDetail: string | null;
-  /** False until the first `hello`: the list is unknown, not empty. */
-  loaded: boolean;
-  sprites: Record<string, Sprite>;
-  selected: string | null;
-  tabs: Tab[];
-  /** Active tab per sprite. */
-  activeTab: Record<string, string>;
-  /** Actions this window has in flight per sprite (the daemon's `operation` covers other clients). */
-  pending: Record<string, string>;
-  imageProgress: ImageProgress | null;
-  toasts: Toast[];
-  nextToastId: number;
-  theme: ThemeChoice;
-  /** Checkpoint trees, per sprite, once asked for (then kept current by events). */
-  checkpoints: Record<string, Checkpoint[]>;
-  /** Bumped when this window restored a sprite: its terminals reopen on the restored machine. */
-  restored: Record<string, number>;
-  panelsOpen: boolean;
-  /** The relay tunnel as the daemon last announced it (null until a window asks or it changes). */
-  relay: RelayStatus | null;
-}
-
-export const initialState: UiState = {
-  connection: 'connecting',
-  connectionDetail: null,
-  loaded: false,
-  sprites: {},
-  selected: null,
-  tabs: [],
-  activeTab: {},
-  pending: {},
-  imageProgress: null,
-  toasts: [],
-  nextToastId: 1,
-  theme: 'system',
-  checkpoints: {},
-  restored: {},
-  panelsOpen: true,
-  relay: null,
-};
-
-// ------------------------------------------------------------------ pure transitions
-
-export function spriteNames(s: UiState): string[] {
-  return Object.keys(s.sprites).sort();
-}
-
-function withoutSpriteTabs(s: UiState, name: string): Pick<UiState, 'tabs' | 'activeTab'> {
-  const activeTab = { ...s.activeTab };
-  delete activeTab[name];
-  return { tabs: s.tabs.filter((t) => t.sprite !== name), activeTab };
-}
-
-function omit<T>(rec: Record<string, T>, key: string): Record<string, T> {
-  if (!(key in rec)) return rec;
-  const out = { ...rec };
-  delete out[key];
-  return out;
-}
-
-export function applyEvent(s: UiState, e: DaemonEvent): UiState {
-  switch (e.type) {
-    case 'hello': {
-      const sprites: Record<string, Sprite> = {};
-      for (const sp of e.sprites) sprites[sp.name] = sp;
-      let next: UiState = { ...s, sprites, loaded: true };
-      // Sprites that went away while we were not listening take their tabs with them.
-      for (const t of s.tabs) if (!sprites[t.sprite]) next = { ...next, ...withoutSpriteTabs(next, t.sprite) };
-      for (const name of Object.keys(next.pending)) if (!sprites[name] && next.pending[name] !== 'create') next = { ...next, pending: omit(next.pending, name) };
-      if (next.selected && !sprites[next.selected] && !next.pending[next.selected]) next = { ...next, selected: spriteNames(next)[0] ?? null };
-      if (!next.selected) next = { ...next, selected: spriteNames(next)[0] ?? null };
-      return next;
-    }
-    case 'sprite.changed': {
-      const next = { ...s, sprites: { ...s.sprites, [e.sprite.name]: e.sprite } };
-      return next.selected ? next : { ...next, selected: e.sprite.name };
-    }
-    case 'sprite.removed': {
-      if (!s.sprites[e.name]) return s;
-      const sprites = omit(s.sprites, e.name);
-      const next: UiState = { ...s, sprites, ...withoutSpriteTabs(s, e.name), pending: omit(s.pending, e.name), checkpoints: omit(s.checkpoints, e.name) };
-      return next.selected === e.name ? { ...next, selected: spriteNames(next)[0] ?? null } : next;
-    }
-    case 'checkpoints.changed':
-      return { ...s, checkpoints: { ...s.checkpoints, [e.name]: e.checkpoints } };
-    case 'image.progress':
-      return { ...s, imageProgress: { image: e.image, phase: e.phase, message: e.message, fraction: e.fraction } };
-    case 'relay.changed':
-      return { ...s, relay: e.relay };
-    default:
-      return s;
-  }
-}
-
-export function setConnection(s: UiState, connection: ConnectionState, detail: string | null = null): UiState {
-  return { ...s, connection, connectionDetail: detail };
-}
-
-export function selectSprite(s: UiState, name: string | null): UiState {
-  return s.selected === name ? s : { ...s, selected: name };
-}
-
-export function tabsOf(s: UiState, sprite: string | null): Tab[] {
-  return sprite ? s.tabs.filter((t) => t.sprite === sprite) : [];
-}
-
-export function activeTabOf(s: UiState, sprite: string | null): Tab | null {
-  if (!sprite) return null;
-  const tabs = tabsOf(s, sprite);
-  return tabs.find((t) => t.id === s.activeTab[sprite]) ?? tabs[tabs.length - 1] ?? null;
-}
-
-/** Opens a new terminal tab on `sprite`, makes it active and selects the sprite. */
-export function openTab(s: UiState, sprite: string, id: string, session: string | null = null): UiState {
-  const used = new Set(tabsOf(s, sprite).map((t) => t.title));
-  let n = 1;
-  while (used.has(`shell ${n}`)) n++;
-  const tab: Tab = { id, sprite, session, title: `shell ${n}` };
-  return { ...s, tabs: [...s.tabs, tab], activeTab: { ...s.activeTab, [sprite]: id }, selected: sprite };
-}
-
-export function closeTab(s: UiState, id: string): UiState {
-  const i = s.tabs.findIndex((t) => t.id === id);
-  if (i < 0) return s;
-  const tab = s.tabs[i];
-  const tabs = s.tabs.filter((t) => t.id !== id);
-  let activeTab = s.activeTab;
-  if (s.activeTab[tab.sprite] === id) {
-    const siblings = s.tabs.filter((t) => t.sprite === tab.sprite);
-    const at = siblings.findIndex((t) => t.id === id);
-    const neighbour = siblings[at + 1] ?? siblings[at - 1];
-    activeTab = neighbour ? { ...s.activeTab, [tab.sprite]: neighbour.id } : omit(s.activeTab, tab.sprite);
-  }
-  return { ...s, tabs, activeTab };
-}
-
-export function activateTab(s: UiState, id: string): UiState {
-  const tab = s.tabs.find((t) => t.id === id);
-  if (!tab) return s;
-  return { ...s, activeTab: { ...s.activeTab, [tab.sprite]: id }, selected: tab.sprite };
-}
-
-/** Moves to the next (+1) or previous (−1) tab of the selected sprite, wrapping around. */
-export function cycleTab(s: UiState, delta: number): UiState {
-  const tabs = tabsOf(s, s.selected);
-  if (tabs.length < 2) return s;
-  const cur = tabs.findIndex((t) => t.id === activeTabOf(s, s.selected)?.id);
-  const next = tabs[(((cur + delta) % tabs.length) + tabs.length) % tabs.length];
-  return activateTab(s, next.id);
-}
-
-/** Activates the n-th (0-based) tab of the selected sprite, if it exists. */
-export function activateTabIndex(s: UiState, index: number): UiState {
-  const tab = tabsOf(s, s.selected)[index];
-  return tab ? activateTab(s, tab.id) : s;
-}
-
-export function setTabSession(s: UiState, id: string, session: string | null): UiState {
-  if (!s.tabs.some((t) => t.id === id && t.session !== session)) return s;
-  return { ...s, tabs: s.tabs.map((t) => (t.id === id ? { ...t, session } : t)) };
-}
-
-export function setPending(s: UiState, sprite: string, op: string | null): UiState {
-  if (op === null) return { ...s, pending: omit(s.pending, sprite) };
-  return { ...s, pending: { ...s.pending, [sprite]: op } };
-}
-
-export function pushToast(s: UiState, message: string, kind: Toast['kind'] = 'error'): UiState {
-  // The same sentence twice in a row is one toast.
-  if (s.toasts.some((t) => t.message === message)) return s;
-  const toasts = [...s.toasts, { id: s.nextToastId, message, kind }].slice(-4);
-  return { ...s, toasts, nextToastId: s.nextToastId + 1 };
-}
-
-export function dismissToast(s: UiState, id: number): UiState {
-  return { ...s, toasts: s.toasts.filter((t) => t.id !== id) };
-}
-
-export function clearImageProgress(s: UiState): UiState {
-  return s.imageProgress ? { ...s, imageProgress: null } : s;
-}
-
-export function markRestored(s: UiState, sprite: string): UiState {
-  return { ...s, restored: { ...s.restored, [sprite]: (s.restored[sprite] ?? 0) + 1 } };
-}
-
-export function setTheme(s: UiState, theme: ThemeChoice): UiState {
-  return { ...s, theme };
-}
-
-export type DisplayState = Sprite['state'] | 'busy';
-
-/** What the list shows: the daemon's state, or "busy" while anyone has an operation running. */
-export function displayState(sprite: Sprite, pending?: string): { state: DisplayState; detail: string | null } {
-  const op = sprite.operation ?? pending ?? null;
-  if (op) return { state: 'busy', detail: op };
-  return { state: sprite.state, detail: null };
-}
-
-// ------------------------------------------------------------------ persistence (per window)
-
-export interface SavedLayout {
-  tabs: Tab[];
-  activeTab: Record<string, string>;
-  selected: string | null;
-}
-
-export function saveLayout(s: UiState): SavedLayout {
-  return { tabs: s.tabs, activeTab: s.activeTab, selected: s.selected };
-}
-
-/** Restores tabs remembered by this window (after a reload); unknown shapes are ignored. */
-export function restoreLayout(s: UiState, saved: unknown): UiState {
-  if (!saved || typeof saved !== 'object') return s;
-  const v = saved as Partial<SavedLayout>;
-  const tabs = Array.isArray(v.tabs)
-    ? v.tabs.filter((t): t is Tab => !!t && typeof t.id === 'string' && typeof t.sprite === 'string' && typeof t.title === 'string' && (t.session === null || typeof t.session === 'string'))
-    : [];
-  const activeTab: Record<string, string> = {};
-  if (v.activeTab && typeof v.activeTab === 'object') for (const [k, id] of Object.entries(v.activeTab)) if (typeof id === 'string' && tabs.some((t) => t.id === id)) activeTab[k] = id;
-  return { ...s, tabs, activeTab, selected: typeof v.selected === 'string' ? v.selected : s.selected };
-}
-
-// ------------------------------------------------------------------ names
-
-const ADJECTIVES = ['amber', 'brisk', 'calm', 'clever', 'cosy', 'eager', 'gentle', 'happy', 'keen', 'lucky', 'mellow', 'nimble', 'plucky', 'quiet', 'rapid', 'sunny', 'swift', 'tidy', 'vivid', 'witty'];
-const NOUNS = ['badger', 'comet', 'falcon', 'fern', 'finch', 'heron', 'lynx', 'maple', 'meadow', 'otter', 'pebble', 'pine', 'puffin', 'quokka', 'raven', 'river', 'robin', 'sparrow', 'tiger', 'willow'];
-
-/** A friendly unused name such as `calm-otter` (a DNS label, like every sprite name). */
-export function suggestName(taken: Iterable<string>, random = Math.random): string {
-  const used = new Set(taken);
-  for (let i = 0; i < 50; i++) {
-    const name = `${ADJECTIVES[Math.floor(random() * ADJECTIVES.length)]}-${NOUNS[Math.floor(random() * NOUNS.length)]}`;
-    if (!used.has(name)) return name;
-  }
-  let n = 2;
-  while (used.has(`sprite-${n}`)) n++;
-  return `sprite-${n}`;
-}
-
-/** Mirrors the daemon's rule so the create form can say what is wrong before asking. */
-export function nameProblem(name: string): string | null {
-  if (!name) return 'Give the sprite a name.';
-  if (name.length > 63) return 'At most 63 characters.';
-  if (/[A-Z]/.test(name)) return 'Use lowercase letters.';
-  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name)) return 'Use a–z, 0–9 and “-” (not at the start or end).';
-  return null;
-}
-
+export * from './ui-state.ts';
 // ------------------------------------------------------------------ the store
 
 export interface Storage {
@@ -296,7 +30,7 @@ export interface AppDeps {
 
 export type CreateOptions = Omit<MethodInput<'sprites.create'>, 'name'>;
 
-export interface Actions {
+export interface Actions extends SettingsActions {
   start(): () => void;
   createSprite(name: string, opts?: CreateOptions): Promise<boolean>;
   startSprite(name: string): Promise<void>;
@@ -315,11 +49,21 @@ export interface Actions {
   dismissToast(id: number): void;
   setTheme(t: ThemeChoice): void;
   togglePanels(): void;
+  toggleDrawer(drawer: string): void;
+  closeDrawer(): void;
   loadCheckpoints(sprite: string): Promise<void>;
   createCheckpoint(sprite: string, comment: string): Promise<boolean>;
   restoreCheckpoint(sprite: string, id: string): Promise<boolean>;
   deleteCheckpoint(sprite: string, id: string): Promise<boolean>;
   forkSprite(sprite: string, checkpoint: string, newName: string): Promise<boolean>;
+  /** Adds a remote host (the daemon connects and checks it first); a refusal comes back as its message, not a toast. */
+  addHost(input: MethodInput<'hosts.add'>): Promise<{ ok: true; result: MethodOutput<'hosts.add'> } | { ok: false; message: string }>;
+  removeHost(host: string): Promise<boolean>;
+  /** Picks a timeline node to compare; with two picked, asks the daemon what changed between them. */
+  pickCompare(sprite: string, key: string): Promise<void>;
+  /** Shows the lines of one changed file of the comparison. */
+  openCompareFile(sprite: string, path: string): Promise<void>;
+  closeCompare(sprite: string): void;
 }
 
 export type AppStore = StoreApi<UiState & { actions: Actions; transport: Transport }>;
@@ -353,7 +97,7 @@ export function createAppStore(deps: AppDeps): AppStore {
     const refresh = async (name: string) => {
       try {
         const sprite = await transport.call('sprites.get', { name });
-        apply((s) => (s.sprites[name] ? applyEvent(s, { type: 'sprite.changed', sprite }) : s));
+        apply((s) => (s.sprites[name] ? putSprite(s, name, sprite) : s));
       } catch {
         /* gone meanwhile: its removal event says so */
       }
@@ -372,6 +116,14 @@ export function createAppStore(deps: AppDeps): AppStore {
       }
     };
     const actions: Actions = {
+      ...createSettingsActions<UiState>({
+        transport,
+        apply,
+        get,
+        toast: (m, kind) => apply((s) => pushToast(s, m, kind)),
+        refreshSprite: (name) => refresh(name),
+        clearImageProgress: () => apply(clearImageProgress),
+      }),
       start: () =>
         transport.subscribe({
           onEvent: (e) => apply((s) => applyEvent(s, e)),
@@ -381,7 +133,7 @@ export function createAppStore(deps: AppDeps): AppStore {
         apply((s) => selectSprite(setPending(clearImageProgress(s), name, 'create'), name));
         try {
           const { sprite } = await transport.call('sprites.create', { name, ...opts });
-          apply((s) => clearImageProgress(setPending(applyEvent(s, { type: 'sprite.changed', sprite }), name, null)));
+          apply((s) => clearImageProgress(setPending(putSprite(s, name, sprite), name, null)));
           await refresh(name);
           actions.newTerminal(name);
           return true;
@@ -424,6 +176,8 @@ export function createAppStore(deps: AppDeps): AppStore {
       dismissToast: (id) => apply((s) => dismissToast(s, id)),
       setTheme: (t) => apply((s) => setTheme(s, t)),
       togglePanels: () => apply((s) => ({ ...s, panelsOpen: !s.panelsOpen })),
+      toggleDrawer: (d) => apply((s) => toggleDrawer(s, d)),
+      closeDrawer: () => apply(closeDrawer),
       loadCheckpoints: async (name) => {
         try {
           const checkpoints = await transport.call('checkpoints.list', { name });
@@ -450,10 +204,56 @@ export function createAppStore(deps: AppDeps): AppStore {
           await transport.call('checkpoints.delete', { name, id });
           await actions.loadCheckpoints(name);
         }),
+      pickCompare: async (name, key) => {
+        apply((s) => pickForCompare(s, name, key));
+        const c = get().compare[name];
+        if (!c || c.status !== 'loading' || !c.from || !c.to) return;
+        const { from, to } = c;
+        try {
+          const report = await transport.call('checkpoints.diff', { name, from, to });
+          apply((s) => setCompareResult(s, name, from, to, { report }));
+        } catch (err) {
+          apply((s) => setCompareResult(s, name, from, to, { error: (err as Error)?.message ?? String(err) }));
+        }
+      },
+      openCompareFile: async (name, path) => {
+        const c = get().compare[name];
+        if (!c?.from || !c.to) return;
+        const { from, to } = c;
+        apply((s) => setCompareFile(s, name, { path, status: 'loading', entry: null, error: null }));
+        try {
+          const r = await transport.call('checkpoints.diff', { name, from, to, paths: [path], patch: true });
+          const entry = r.entries.find((e) => e.path === path) ?? null;
+          apply((s) => (s.compare[name]?.from === from && s.compare[name]?.to === to ? setCompareFile(s, name, { path, status: 'ready', entry, error: null }) : s));
+        } catch (err) {
+          apply((s) => setCompareFile(s, name, { path, status: 'error', entry: null, error: (err as Error)?.message ?? String(err) }));
+        }
+      },
+      closeCompare: (name) => apply((s) => closeCompare(s, name)),
       forkSprite: async (name, checkpoint, newName) => {
-        const ok = await guarded(newName, 'create', () => transport.call('sprites.fork', { name, checkpoint, newName }));
-        if (ok) actions.newTerminal(newName);
+        // A fork stays on its source's machine.
+        const key = spriteKey(hostOfKey(name), parseSpriteKey(newName).name);
+        const ok = await guarded(key, 'create', () => transport.call('sprites.fork', { name, checkpoint, newName: key }));
+        if (ok) actions.newTerminal(key);
         return ok;
+      },
+      addHost: async (input) => {
+        try {
+          const r = await transport.call('hosts.add', input);
+          apply((s) => pushToast(s, `Added host ${r.host.name}: ${r.checks.map((c) => `${c.name} ${c.ok ? 'ok' : 'FAIL'} (${c.detail})`).join('; ')}`, 'info'));
+          return { ok: true as const, result: r };
+        } catch (err) {
+          return { ok: false as const, message: (err as Error)?.message ?? String(err) };
+        }
+      },
+      removeHost: async (host) => {
+        try {
+          await transport.call('hosts.remove', { host });
+          return true;
+        } catch (err) {
+          fail(err);
+          return false;
+        }
       },
     };
     return { ...restored, actions, transport };

@@ -400,6 +400,29 @@ describe('WebTransport', () => {
     expect(ws.closed).toBe(true);
   });
 
+  it("a remote sprite's key (NAME@HOST) routes calls and terminals to /v1/hosts/HOST/… with the plain name", async () => {
+    const { d, hash } = daemonWithLogin();
+    const p = page(d, { hash });
+    const real = d.fetch;
+    const urls: { url: string; body?: unknown }[] = [];
+    (p.t as unknown as { fetchFn: unknown }).fetchFn = (async (url: string, init: RequestInit) => {
+      if (!url.startsWith('/v1/')) return real(url, init);
+      urls.push({ url, body: init.body ? JSON.parse(String(init.body)) : undefined });
+      return json(200, { ok: true });
+    }) as never;
+    await p.t.call('sprites.url', { name: 'web@box', port: 3000 });
+    await p.t.call('sprites.fork', { name: 'web@box', checkpoint: 'v1', newName: 'copy@box' });
+    await p.t.call('sprites.get', { name: 'web' });
+    expect(urls).toEqual([
+      { url: '/v1/hosts/box/sprites/web/url', body: { port: 3000 } },
+      { url: '/v1/hosts/box/sprites/web/fork', body: { checkpoint: 'v1', newName: 'copy' } },
+      { url: '/v1/sprites/web', body: undefined },
+    ]);
+    p.t.openTerminal('web@box', { cols: 80, rows: 24 }, { onOpen: () => {}, onData: () => {}, onMessage: () => {}, onClose: () => {} });
+    const ws = await until('terminal socket', () => FakeWS.all[0]);
+    expect(ws.url).toBe('ws://127.0.0.1:4000/v1/hosts/box/sprites/web/terminal?cols=80&rows=24');
+  });
+
   it('a terminal to a daemon that fails the check never opens a socket and reports why', async () => {
     const { d, hash } = daemonWithLogin();
     const p = page(d, { hash });

@@ -8,11 +8,12 @@
  * Types come from the daemon's contract (type-only imports: no zod in the bundle); the routes
  * themselves are baked in at build time from the same contract (see vite.config.ts).
  */
-import type { DaemonEvent, MethodInput, MethodName, MethodOutput, Sprite, TerminalServerMessage } from '../../vm/api/contract.ts';
+import type { DaemonEvent, EventMessage, HostStatus, MethodInput, MethodName, MethodOutput, Sprite, TerminalServerMessage } from '../../vm/api/contract.ts';
 import { CLOSE_UNAUTHENTICATED, TOKEN_SUBPROTOCOL_PREFIX, UI_SUBPROTOCOL } from '../../vm/api/ui-protocol.ts';
 import { AuthError, DaemonAuth, type TokenSource } from './daemon-auth.ts';
+import { hostedPath, parseSpriteKey, routeInput } from './sprite-key.ts';
 
-export type { DaemonEvent, MethodInput, MethodName, MethodOutput, Sprite, TerminalServerMessage };
+export type { DaemonEvent, EventMessage, HostStatus, MethodInput, MethodName, MethodOutput, Sprite, TerminalServerMessage };
 
 export interface Route {
   http: 'GET' | 'POST' | 'DELETE';
@@ -37,7 +38,8 @@ export class ApiError extends Error {
 export type ConnectionState = 'connecting' | 'online' | 'offline' | 'not-your-daemon' | 'logged-out';
 
 export interface EventsHandlers {
-  onEvent(e: DaemonEvent): void;
+  /** This daemon's events, and (`host.event`, `hosts.changed`) its remote hosts'. */
+  onEvent(e: EventMessage): void;
   onState(s: ConnectionState, detail?: string): void;
 }
 
@@ -67,6 +69,7 @@ export interface TerminalOpenOptions {
 
 /** What the UI needs from the daemon. The real one is `WebTransport`; tests use a fake. */
 export interface Transport {
+  /** A `name` that is a remote sprite's key (`NAME@HOST`, sprite-key.ts) sends the call to that host. */
   call<M extends MethodName>(method: M, input?: MethodInput<M>): Promise<MethodOutput<M>>;
   /** Whether the daemon's contract has this method (later capabilities light up by this). */
   has(method: string): boolean;
@@ -164,7 +167,8 @@ export class WebTransport implements Transport {
   async call<M extends MethodName>(method: M, input?: MethodInput<M>): Promise<MethodOutput<M>> {
     const route = this.opts.routes[method];
     if (!route) throw new ApiError('not_found', `This daemon has no "${method}" method.`);
-    const { url, init } = buildRequest(route, (input ?? {}) as Record<string, unknown>);
+    const routed = routeInput((input ?? {}) as Record<string, unknown>);
+    const { url, init } = buildRequest({ http: route.http, path: hostedPath(route.path, routed.host) }, routed.input);
     const send = async () => {
       let token: string;
       try {
@@ -225,9 +229,9 @@ export class WebTransport implements Transport {
       ws = sock;
       let hello = false;
       sock.onmessage = (m) => {
-        let e: DaemonEvent;
+        let e: EventMessage;
         try {
-          e = JSON.parse(String(m.data)) as DaemonEvent;
+          e = JSON.parse(String(m.data)) as EventMessage;
         } catch {
           return;
         }
@@ -271,7 +275,8 @@ export class WebTransport implements Transport {
   }
 
   openTerminal(sprite: string, opts: TerminalOpenOptions, handlers: TerminalSocketHandlers): TerminalSocket {
-    const url = wsUrl(this.loc, `/v1/sprites/${encodeURIComponent(sprite)}/terminal`, { cols: opts.cols, rows: opts.rows, session: opts.session });
+    const { host, name } = parseSpriteKey(sprite);
+    const url = wsUrl(this.loc, hostedPath(`/v1/sprites/${encodeURIComponent(name)}/terminal`, host), { cols: opts.cols, rows: opts.rows, session: opts.session });
     let ws: WebSocket | null = null;
     /** Set when the caller let go before the socket existed; a hang-up still reaches the daemon. */
     let ending: 'detach' | 'hang-up' | null = null;

@@ -2,15 +2,19 @@
 // that sends what sessions produce, and the epoch that ties both to one host connection. A HELLO
 // (nonce echoed in the ACK) starts a new epoch: every session of the previous one is killed and
 // everything still queued for it is dropped, so a restored machine or a restarted daemon never
-// sees frames meant for somebody else.
+// sees frames meant for somebody else — unless the HELLO asks to resume the current epoch by the
+// nonce that started it (the host saved this machine and brought it back exactly: sleep and
+// wake); then the sessions go on and the ACK lists them.
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +64,7 @@ type agent struct {
 	resync      atomic.Bool // the reader must hunt for a HELLO before the next frame
 	helloGen    uint64      // counts HELLOs, so a late absence timer does not end a new epoch
 	net         *network    // the guest's DNS and TCP, carried to the host
+	epochNonce  []byte      // the nonce of the HELLO that started this epoch (what a resume names)
 }
 
 func newAgent(tr transport, cfg config) *agent {
@@ -79,7 +84,7 @@ func newAgent(tr transport, cfg config) *agent {
 func (a *agent) run() error {
 	werr := make(chan error, 1)
 	go func() { werr <- a.writeLoop() }()
-	a.enqueue(a.epoch.Load(), encodeFrame(tAnnounce, 0, a.infoJSON()))
+	a.enqueue(a.epoch.Load(), encodeFrame(tAnnounce, 0, a.infoJSON(nil)))
 	rerr := make(chan error, 1)
 	go func() { rerr <- a.readLoop() }()
 	select {
@@ -90,14 +95,20 @@ func (a *agent) run() error {
 	}
 }
 
-func (a *agent) infoJSON() []byte {
-	b, _ := json.Marshal(map[string]any{
+// infoJSON describes this agent; resumed (for a HELLO_ACK that resumed an epoch) lists the
+// sessions that go on.
+func (a *agent) infoJSON(resumed []uint32) []byte {
+	info := map[string]any{
 		"agent":       "spritely-agent",
 		"protocol":    ProtocolVersion,
 		"pid":         os.Getpid(),
 		"maxSessions": maxSessions,
 		"maxPayload":  MaxPayload,
-	})
+	}
+	if resumed != nil {
+		info["resumed"] = resumed
+	}
+	b, _ := json.Marshal(info)
 	return b
 }
 
@@ -288,24 +299,45 @@ func (a *agent) handle(f frame) error {
 }
 
 func (a *agent) onHello(f frame) error {
-	if f.session != 0 || len(f.payload) != helloPayload || string(f.payload[:len(helloMagic)]) != helloMagic {
+	if f.session != 0 || (len(f.payload) != helloPayload && len(f.payload) != helloPayloadV1) || string(f.payload[:len(helloMagic)]) != helloMagic {
 		return fmt.Errorf("%w: bad HELLO", errMalformed)
 	}
-	nonce := f.payload[len(helloMagic) : len(helloMagic)+nonceLen]
+	nonce := append([]byte(nil), f.payload[len(helloMagic):len(helloMagic)+nonceLen]...)
 	version := binary.BigEndian.Uint16(f.payload[len(helloMagic)+nonceLen:])
+	if len(f.payload) != helloPayload && version == ProtocolVersion {
+		return fmt.Errorf("%w: a version %d HELLO has %d bytes", errMalformed, version, helloPayload)
+	}
+	var resume []byte
+	if len(f.payload) == helloPayload {
+		resume = f.payload[helloPayloadV1:]
+	}
 	ack := make([]byte, 0, nonceLen+2+128)
 	ack = append(ack, nonce...)
 	ack = binary.BigEndian.AppendUint16(ack, ProtocolVersion)
-	ack = append(ack, a.infoJSON()...)
 	a.mu.Lock()
-	sessions := a.takeSessionsLocked()
-	a.ready = version == ProtocolVersion
+	resumed := version == ProtocolVersion && a.ready && a.epochNonce != nil && !bytes.Equal(resume, make([]byte, nonceLen)) && bytes.Equal(resume, a.epochNonce)
+	var sessions map[uint32]*session
+	var going []uint32
+	if resumed {
+		// the same host, after this machine was saved and restored exactly: its sessions go on,
+		// and the ACK comes after whatever they queued before it (the stream is one stream)
+		going = make([]uint32, 0, len(a.sessions))
+		for id := range a.sessions {
+			going = append(going, id)
+		}
+		sort.Slice(going, func(i, j int) bool { return going[i] < going[j] })
+	} else {
+		sessions = a.takeSessionsLocked()
+		a.ready = version == ProtocolVersion
+		a.epochNonce = nonce
+	}
 	a.faultLogged = false
 	a.helloGen++
 	a.resync.Store(false)
 	epoch := a.epoch.Load()
 	a.mu.Unlock()
 	a.abandonAll(sessions, "new HELLO from the host")
+	ack = append(ack, a.infoJSON(going)...)
 	a.enqueue(epoch, encodeFrame(tHelloAck, 0, ack))
 	if version != ProtocolVersion {
 		a.cfg.logf("the host speaks protocol version %d, this agent %d: refusing", version, ProtocolVersion)

@@ -89,13 +89,34 @@ func (h *testHost) expect(typ byte, session uint32) frame {
 
 func (h *testHost) hello(nonce byte, version uint16) {
 	h.t.Helper()
+	h.helloResume(nonce, version, 0)
+}
+
+// helloResume says HELLO asking to resume the epoch started by the HELLO with nonce `resume` (0:
+// none); returns what the ACK says about the agent.
+func (h *testHost) helloResume(nonce byte, version uint16, resume byte) agentInfo {
+	h.t.Helper()
 	p := append([]byte(helloMagic), bytes.Repeat([]byte{nonce}, nonceLen)...)
 	p = binary.BigEndian.AppendUint16(p, version)
+	if version >= 2 {
+		p = append(p, bytes.Repeat([]byte{resume}, nonceLen)...)
+	}
 	h.send(encodeFrame(tHello, 0, p))
 	ack := h.expect(tHelloAck, 0)
 	if !bytes.Equal(ack.payload[:nonceLen], bytes.Repeat([]byte{nonce}, nonceLen)) || binary.BigEndian.Uint16(ack.payload[nonceLen:]) != ProtocolVersion {
 		h.t.Fatalf("bad ack %q", ack.payload)
 	}
+	var info agentInfo
+	if err := json.Unmarshal(ack.payload[nonceLen+2:], &info); err != nil {
+		h.t.Fatalf("ack info %q: %v", ack.payload[nonceLen+2:], err)
+	}
+	return info
+}
+
+type agentInfo struct {
+	Agent    string
+	Protocol int
+	Resumed  *[]uint32
 }
 
 func (h *testHost) exec(session uint32, argv ...string) int {
@@ -204,4 +225,62 @@ func TestHostGoneKillsSessionsAfterTheGrace(t *testing.T) {
 		t.Fatal("a session was killed although its host came back")
 	}
 	syscall.Kill(pid2, syscall.SIGKILL)
+}
+
+func TestResumeKeepsTheEpochsSessions(t *testing.T) {
+	h := startAgent(t)
+	h.hello(1, ProtocolVersion)
+	pid := h.exec(7, "sh", "-c", "read x; echo got $x")
+	h.send(nil) // the machine was saved: the host is gone (and back within the grace)
+	info := h.helloResume(2, ProtocolVersion, 1)
+	if info.Resumed == nil || len(*info.Resumed) != 1 || (*info.Resumed)[0] != 7 {
+		t.Fatalf("resumed %v", info.Resumed)
+	}
+	if !alive(pid) {
+		t.Fatal("the resumed session was killed")
+	}
+	h.send(encodeFrame(tData, 7, append([]byte{streamStdin}, "more\n"...)))
+	for {
+		f, ok := h.next(5 * time.Second)
+		if !ok {
+			t.Fatal("no output after the resume")
+		}
+		if f.typ == tData {
+			if string(f.payload[1:]) != "got more\n" {
+				t.Fatalf("output %q", f.payload[1:])
+			}
+			break
+		}
+	}
+	h.expect(tExit, 7)
+	// the epoch is still the one the first HELLO started: a second resume names it again
+	pid = h.exec(8, "sleep", "100")
+	if info := h.helloResume(3, ProtocolVersion, 1); info.Resumed == nil || len(*info.Resumed) != 1 {
+		t.Fatalf("second resume: %v", info.Resumed)
+	}
+	// a resume that names another epoch is a new epoch: the sessions end, nothing is resumed
+	if info := h.helloResume(4, ProtocolVersion, 9); info.Resumed != nil {
+		t.Fatalf("resumed a foreign epoch: %v", *info.Resumed)
+	}
+	waitDead(t, pid)
+}
+
+func TestResumeAfterTheGraceIsANewEpoch(t *testing.T) {
+	h := startAgent(t)
+	h.hello(1, ProtocolVersion)
+	pid := h.exec(1, "sleep", "100")
+	h.send(nil)
+	waitDead(t, pid) // the host stayed away past the grace
+	if info := h.helloResume(2, ProtocolVersion, 1); info.Resumed != nil {
+		t.Fatalf("resumed an ended epoch: %v", *info.Resumed)
+	}
+}
+
+func TestVersion1HostIsAnsweredButNotServed(t *testing.T) {
+	h := startAgent(t)
+	h.hello(1, 1) // a 26-byte HELLO, as version 1 hosts send it
+	h.send(encodeFrame(tPing, 0, []byte("12345678")))
+	if f, ok := h.next(100 * time.Millisecond); ok {
+		t.Fatalf("served a version 1 host: 0x%02x", f.typ)
+	}
 }

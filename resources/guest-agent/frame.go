@@ -16,8 +16,10 @@ import (
 )
 
 // ProtocolVersion is the version this agent speaks (HELLO and HELLO_ACK carry it). Version 2
-// added the network relay (netframe.go).
-const ProtocolVersion = 2
+// added the HELLO's resume field: a host may ask to go on with the epoch its earlier HELLO started
+// (a machine that was saved and restored exactly, as sleep and wake do), sessions and all. Version
+// 3 added the network relay (netframe.go).
+const ProtocolVersion = 3
 
 const (
 	headerLen      = 9 // u32 length + u8 type + u32 session
@@ -25,12 +27,15 @@ const (
 	maxFrameLength = 5 + MaxPayload // the value of the length field
 	helloMagic     = "SPRITELY"
 	nonceLen       = 16
-	helloPayload   = len(helloMagic) + nonceLen + 2
+	// helloPayloadV1: magic, nonce, version (a version-1 host; answered, then refused)
+	helloPayloadV1 = len(helloMagic) + nonceLen + 2
+	// helloPayload: magic, nonce, version, the nonce of the epoch to resume (zeros: a new one)
+	helloPayload = helloPayloadV1 + nonceLen
 )
 
 // Frame types. H = host to agent, A = agent to host.
 const (
-	tHello    = 0x01 // H: magic, nonce, u16 version
+	tHello    = 0x01 // H: magic, nonce, u16 version, resume nonce (v2)
 	tHelloAck = 0x02 // A: nonce, u16 version, JSON info
 	tPing     = 0x03 // H: 8-byte token
 	tPong     = 0x04 // A: the same token
@@ -59,13 +64,28 @@ const (
 	streamStderr = 2
 )
 
-// The first bytes of every HELLO frame: its length, type, session 0 and the magic.
-var helloPrefix = func() []byte {
-	b := make([]byte, 0, headerLen+len(helloMagic))
-	b = binary.BigEndian.AppendUint32(b, uint32(5+helloPayload))
-	b = append(b, tHello, 0, 0, 0, 0)
-	return append(b, helloMagic...)
-}()
+// What every HELLO frame has after its length: type, session 0 and the magic. The length before
+// it must be one a HELLO can have (version 1 or 2).
+var helloMark = append([]byte{tHello, 0, 0, 0, 0}, helloMagic...)
+
+// helloPrefixLen: the length field and the mark.
+const helloPrefixLen = 4 + 5 + len(helloMagic)
+
+// findHello returns the offset of the first HELLO in b (length field included), or -1.
+func findHello(b []byte) int {
+	for from := 4; from <= len(b); {
+		i := bytes.Index(b[from:], helloMark)
+		if i < 0 {
+			return -1
+		}
+		at := from + i - 4
+		if n := binary.BigEndian.Uint32(b[at:]); n == uint32(5+helloPayload) || n == uint32(5+helloPayloadV1) {
+			return at
+		}
+		from += i + 1
+	}
+	return -1
+}
 
 type frame struct {
 	typ     byte
@@ -123,9 +143,9 @@ func (r *frameReader) feed(data []byte, onFrame func(frame) error) error {
 	}()
 	for {
 		if r.hunting {
-			i := bytes.Index(r.buf[off:], helloPrefix)
+			i := findHello(r.buf[off:])
 			if i < 0 {
-				keep := len(helloPrefix) - 1
+				keep := helloPrefixLen - 1
 				if rest := len(r.buf) - off; rest > keep {
 					r.dropped += rest - keep
 					off = len(r.buf) - keep

@@ -11,6 +11,7 @@ import (
 func hello(nonce byte) []byte {
 	p := append([]byte(helloMagic), bytes.Repeat([]byte{nonce}, nonceLen)...)
 	p = binary.BigEndian.AppendUint16(p, ProtocolVersion)
+	p = append(p, make([]byte, nonceLen)...)
 	return encodeFrame(tHello, 0, p)
 }
 

@@ -12,16 +12,17 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { type BrowserContext, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { WebSocketServer } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, runCli, startDaemon, waitFor, type TestDaemon } from '../vm/harness.ts';
+import { dropScreenshots, openBrowser, screenshotsDir, type E2eBrowser } from './browser.ts';
 
-const CHROMIUM = process.env.SPRITELY_CHROMIUM ?? '/usr/bin/chromium';
-const SHOTS = process.env.SPRITELY_SHOTS ? path.resolve(ROOT, process.env.SPRITELY_SHOTS) : fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-e2e-shots-'));
+const SHOTS = screenshotsDir();
 
 let d: TestDaemon;
+let browser: E2eBrowser;
 let ctx: BrowserContext;
 let page: Page;
 let port: number;
@@ -98,20 +99,14 @@ beforeAll(async () => {
   argvFile = path.join(scratch, 'argv');
   recorder = path.join(scratch, 'browser');
   fs.writeFileSync(recorder, `#!/bin/sh\nprintf '%s\\n' "$@" > '${argvFile}'\n`, { mode: 0o755 });
-  ctx = await chromium.launchPersistentContext(path.join(scratch, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1100, height: 640 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  page = ctx.pages()[0] ?? (await ctx.newPage());
-  page.on('pageerror', (e) => process.stderr.write(`[page error] ${e.message}\n`));
+  browser = await openBrowser({ profile: path.join(scratch, 'profile'), viewport: { width: 1100, height: 640 } });
+  ({ ctx, page } = browser);
 }, 600_000);
 
 afterAll(async () => {
-  await ctx?.close().catch(() => {});
+  await browser?.close();
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
-  if (!process.env.SPRITELY_SHOTS) fs.rmSync(SHOTS, { recursive: true, force: true });
+  dropScreenshots(SHOTS);
   await d?.cleanup();
 });
 

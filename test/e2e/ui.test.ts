@@ -7,25 +7,24 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { type BrowserContext, type Page } from 'playwright-core';
 import { build } from 'vite';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addAccount, get, makeCerts, publicAgent, removeDir, startTestRelay, writeEmptyTokens } from '../relay/harness.ts';
 import { ROOT, startDaemon, waitFor, type TestDaemon } from '../vm/harness.ts';
+import { dropScreenshots, openBrowser, screenshotsDir, type E2eBrowser } from './browser.ts';
 
-const CHROMIUM = process.env.SPRITELY_CHROMIUM ?? '/usr/bin/chromium';
 /** Screenshots go to a scratch dir, so a test run leaves the tree clean; `SPRITELY_SHOTS=docs/screenshots` refreshes the docs' pictures. */
-const SHOTS = process.env.SPRITELY_SHOTS ? path.resolve(ROOT, process.env.SPRITELY_SHOTS) : fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-e2e-shots-'));
+const SHOTS = screenshotsDir();
 const PROMPT = /root@e2e-one[^\n]*[#$] *$/m;
 
 let d: TestDaemon;
+let browser: E2eBrowser;
 let ctx: BrowserContext;
 let page: Page;
 let origin: string;
-let profile: string;
 
 /** The browser login's token, as the page keeps it (docs/ui.md). */
 async function pageToken(): Promise<string> {
@@ -49,22 +48,14 @@ beforeAll(async () => {
   const { url } = await d.api.call('ui.loginUrl');
   origin = new URL(url).origin;
   expect(origin).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-  profile = fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-chromium-'));
-  ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 800 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  page = ctx.pages()[0] ?? (await ctx.newPage());
-  page.on('pageerror', (e) => process.stderr.write(`[page error] ${e.message}\n`));
+  browser = await openBrowser();
+  ({ ctx, page } = browser);
   await page.goto(url);
 }, 600_000);
 
 afterAll(async () => {
-  await ctx?.close().catch(() => {});
-  if (profile) fs.rmSync(profile, { recursive: true, force: true });
-  if (!process.env.SPRITELY_SHOTS) fs.rmSync(SHOTS, { recursive: true, force: true });
+  await browser?.close();
+  dropScreenshots(SHOTS);
   await d?.cleanup();
 });
 
@@ -122,8 +113,8 @@ describe('the app in a browser', () => {
     const dialog = page.getByRole('dialog');
     await expect.poll(() => dialog.textContent()).toMatch(/automatic checkpoint/);
     await dialog.getByRole('button', { name: 'Restore' }).click();
-    // The old shell ends with the old machine; a new one opens on the restored machine.
-    await waitForTerminal(/The shell ended[\s\S]*root@e2e-one[^\n]*[#$] *$/, 180_000);
+    // The old shell is gone with the old machine (the daemon says why); a new one opens on the restored machine.
+    await waitForTerminal(/This shell is gone: the sprite was restored to v\d+[\s\S]*root@e2e-one[^\n]*[#$] *$/, 180_000);
     await shell.click();
     await page.keyboard.type('test -e /root/marker && echo still-there || echo gone-$((2+3))\n');
     await waitForTerminal(/^gone-5$/m);
@@ -192,7 +183,7 @@ describe('the app in a browser', () => {
       const app = `perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(LocalPort=>8080,Listen=>16,ReuseAddr=>1) or die; while($c=$s->accept){ while(<$c>){ last if $_ eq "\\r\\n" } print $c "HTTP/1.1 200 OK\\r\\nContent-Length: 12\\r\\nConnection: close\\r\\n\\r\\nhello phone\\n"; close $c }'`;
       expect((await d.api.call('sprites.exec', { name: 'e2e-one', argv: ['sh', '-c', `setsid ${app} >/dev/null 2>&1 </dev/null &`] })).exitCode).toBe(0);
       const panel = page.locator('.url-panel');
-      await panel.getByText('Public URLs: connect a relay').waitFor({ timeout: 15_000 });
+      await panel.getByRole('button', { name: 'Connect a relay…' }).waitFor({ timeout: 15_000 });
       // Connected from the CLI while the page is open: the panel follows the daemon's events.
       const connect = await d.cli(['relay', 'connect', `https://127.0.0.1:${relay.port}`, '--ca', path.join(certs.dir, 'ca.pem')], { input: token });
       expect(connect.code, connect.stderr).toBe(0);
@@ -230,7 +221,7 @@ describe('the app in a browser', () => {
       await panel.getByText('not published').waitFor();
       await waitFor('the URL to be gone', async () => (await get(agent, url)).status === 404, 10_000, 200);
       expect((await d.cli(['relay', 'disconnect'])).code).toBe(0);
-      await panel.getByText('Public URLs: connect a relay').waitFor({ timeout: 15_000 });
+      await panel.getByRole('button', { name: 'Connect a relay…' }).waitFor({ timeout: 15_000 });
     } finally {
       await agent.close();
       await relay.close();

@@ -2,10 +2,12 @@
  * The CLI for people and agents, on real QEMU through the real CLI and daemon: `spritely cp` both
  * ways (a tree with a binary file, an executable, an empty file, nested dirs; 20 MB; the error
  * cases, which must create nothing), `spritely ssh-config` used by the real OpenSSH client (host
- * key verified; a sleeping sprite woken by the proxy) and `exec --checkpoint`. One sprite.
+ * key verified; a sleeping sprite woken by the proxy; agent and port forwarding from a `Host *` kept
+ * away from the sprite when the generated file is Included first) and `exec --checkpoint`. One sprite.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -219,6 +221,37 @@ describe('spritely ssh-config and plain OpenSSH', () => {
     } finally {
       await ok(['config', 'set', 'idle-timeout', '0', '--sprite', S]);
     }
+  });
+
+  it('Included at the top of a config whose `Host *` forwards the agent and a port, gives the sprite neither', async () => {
+    const generated = path.join(tmp, 'spritely.conf');
+    fs.writeFileSync(generated, (await ok(['ssh-config', '--all'])).stdout);
+    const hostStar = ['Host *', '  ForwardAgent yes', '  RemoteForward 127.0.0.1:9999 127.0.0.1:22', ''].join('\n');
+    const top = path.join(tmp, 'ssh_config_include');
+    fs.writeFileSync(top, `Include ${generated}\n\n${hostStar}`);
+    // An agent socket for ssh to offer (nothing must ever connect to it from the sprite).
+    const agentSock = path.join(tmp, 'agent.sock');
+    const fakeAgent = net.createServer((c) => c.destroy());
+    await new Promise<void>((r) => fakeAgent.listen(agentSock, r));
+    try {
+      const env = { ...d.env, SSH_AUTH_SOCK: agentSock };
+      const probe = 'echo "agent=${SSH_AUTH_SOCK:-none}"; ss -Hltn "sport = :9999" | wc -l';
+      const s = await runCommand('ssh', ['-F', top, '-o', 'BatchMode=yes', S, probe], env, { timeoutMs: STEP });
+      expect(s.code, s.stderr).toBe(0);
+      expect(s.stdout).toBe('agent=none\n0\n');
+      // Control: the same block without those three options hands both to the sprite.
+      const open = path.join(tmp, 'spritely-open.conf');
+      fs.writeFileSync(open, fs.readFileSync(generated, 'utf8').replace(/^ {2}(ForwardAgent|ForwardX11|ClearAllForwardings) .*\n/gm, ''));
+      const openTop = path.join(tmp, 'ssh_config_open');
+      fs.writeFileSync(openTop, `Include ${open}\n\n${hostStar}`);
+      const c = await runCommand('ssh', ['-F', openTop, '-o', 'BatchMode=yes', S, probe], env, { timeoutMs: STEP });
+      expect(c.code, c.stderr).toBe(0);
+      expect(c.stdout).toMatch(/^agent=\/tmp\/ssh-\S+\n1\n$/);
+    } finally {
+      fakeAgent.close();
+    }
+    // as the tests before left it (ssh woke it)
+    await ok(['sleep', S]);
   });
 
   it('refuses an unknown sprite, and --all lists every sprite', async () => {

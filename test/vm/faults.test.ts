@@ -1,7 +1,7 @@
 /**
  * What happens when things go wrong: a daemon killed -9 (QEMU lives on and is re-attached), a
- * QEMU killed -9 (crashed, then start boots it from disk), and bad input of every kind (clear
- * errors, nothing on disk changes).
+ * QEMU killed -9 (crashed, then start boots it from disk), bad input of every kind (clear errors,
+ * nothing on disk changes), and a guest that replaces its agent with an impostor.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -229,19 +229,61 @@ describe('faults', () => {
     expect(rebound).toBe(403);
   });
 
-  it("the guest's sshd socket stopped by hand: the engine notices SSH is stuck, asks the guest agent, restarts it, and exec works again", async () => {
-    // The running connection survives (sshd is per connection); a new one after sleep/wake is refused.
-    await exec('victim', ['systemctl', 'stop', 'spritely-sshd.socket']);
-    await d.api.call('sprites.sleep', { name: 'victim' });
-    const started = Date.now();
-    const r = await exec('victim', ['sh', '-c', 'systemctl is-active spritely-sshd.socket']);
-    expect(r.exitCode).toBe(0);
-    expect(r.stdout).toContain('active');
-    // Only once SSH had failed for 10 s did the engine step in.
-    expect(Date.now() - started).toBeGreaterThan(9_000);
-    const log = await waitFor('the diagnosis in the daemon log', () => (/sprite victim: SSH unreachable for 10 s; the guest says: spritely-sshd\.socket: inactive.*restarted spritely-sshd\.socket/.exec(daemonLog(d)) ?? [null])[0], 10_000);
-    expect(log).toBeTruthy();
-  });
+  it('a guest that replaces its agent with an impostor (a valid-looking answer, then an oversized frame): a clear error, a repair attempt, the daemon and other sprites unaffected, and the real agent back later', async () => {
+    await d.api.call('sprites.create', { name: 'bystander' }, { timeoutMs: 300_000 });
+    // The impostor answers every HELLO with the right nonce, then a frame that claims 2 GiB; it
+    // leaves after 45 s (the daemon's connection predates it: the exec waits ~20 s, a PING finds the
+    // port silent, the channel is dropped, and the next HELLO meets the impostor). It runs in a unit of its own (stopping the agent ends the agent's sessions).
+    const impostor = String.raw`
+use strict; use Fcntl;
+sysopen(my $p, "/dev/virtio-ports/org.spritely.agent.0", O_RDWR) or die "open: $!";
+my $end = time + 45; my $buf = ''; my $i;
+while (time < $end) {
+  my $n = sysread($p, my $chunk, 65536);
+  if (!$n) { select(undef, undef, undef, 0.05); next }
+  $buf .= $chunk;
+  while (($i = index($buf, "SPRITELY")) >= 0 && length($buf) >= $i + 26) {
+    my $nonce = substr($buf, $i + 8, 16);
+    $buf = substr($buf, $i + 26);
+    my $payload = $nonce . pack("n", 2) . '{"agent":"impostor","protocol":2,"pid":1,"maxSessions":1,"maxPayload":65536}';
+    syswrite($p, pack("N", 5 + length $payload) . chr(2) . pack("N", 0) . $payload);
+    syswrite($p, pack("N", 0x7fffff00) . chr(0x13) . pack("N", 1) . ("\xff" x 1000));
+  }
+  $buf = substr($buf, -64) if length($buf) > 4096;
+}
+`;
+    // (checked first: an impostor that does not compile would leave only a stopped agent to find)
+    const setUp = await exec('victim', ['sh', '-c', `cat > /root/impostor.pl <<'EOF'\n${impostor}\nEOF\nperl -c /root/impostor.pl && systemd-run --unit=impostor --no-block sh -c 'sleep 1; systemctl stop spritely-agent; exec perl /root/impostor.pl'`]);
+    expect(setUp.exitCode, setUp.stderr).toBe(0);
+    await new Promise((r) => setTimeout(r, 3000));
+    // the daemon answers at once all along
+    let slowest = 0;
+    const pings = setInterval(() => {
+      const t0 = Date.now();
+      void d.api.call('daemon.info').then(() => (slowest = Math.max(slowest, Date.now() - t0)));
+    }, 200);
+    try {
+      const t0 = Date.now();
+      const err = await exec('victim', ['true']).then(() => null, (e: Error & { code?: string }) => e);
+      expect(err?.code).toBe('unavailable');
+      expect(err?.message).toMatch(/^The guest agent in sprite "victim" (does not answer|could not start the command)/);
+      // the exec waited at most its 20 s for the (gone) agent, then a PING found it gone
+      expect(Date.now() - t0).toBeLessThan(40_000);
+      // a repair was attempted through qemu-guest-agent, and the guest's answer logged
+      const fullLog = () => fs.readFileSync(path.join(d.home, 'daemon-test.log'), 'utf8');
+      await waitFor('the repair in the daemon log', () => /sprite victim: its guest agent did not answer for 10 s \(.*\); asked the guest to restart it: spritely-agent: /.test(fullLog()), 30_000, 200);
+      await waitFor('the impostor\'s frame refused', () => /guest agent of victim: closing the (connection|channel): the guest sent a frame length of 2147483392 \(allowed: 5 to 65541\)/.test(fullLog()), 60_000, 200);
+      // the other sprite never noticed
+      expect((await exec('bystander', ['echo', 'fine'])).stdout).toBe('fine\n');
+      expect(slowest).toBeLessThan(1000);
+      // the impostor leaves; the next repair brings the real agent back
+      const back = await waitFor('the real agent back', async () => ((await exec('victim', ['echo', 'back']).catch(() => null))?.stdout === 'back\n' ? true : null), 120_000, 1000);
+      expect(back).toBe(true);
+    } finally {
+      clearInterval(pings);
+      await d.api.call('sprites.destroy', { name: 'bystander' }).catch(() => {});
+    }
+  }, 300_000);
 
   it('two CLIs racing on one name never corrupt it: one wins, the other gets a clear error', async () => {
     const [a, b] = await Promise.all([d.cli(['create', 'race', '--json']), d.cli(['create', 'race', '--json'])]);
@@ -250,8 +292,8 @@ describe('faults', () => {
     expect((a.code ? a : b).stderr).toMatch(/already exists|busy/);
     const [s1, s2] = await Promise.all([d.cli(['stop', 'race', '--force']), d.cli(['exec', 'race', '--', 'true'])]);
     expect(s1.code).toBe(0);
-    // The exec either ran before the stop, found the sprite stopped (1), or lost its connection
-    // when the stop ended the machine under it (255, as ssh reports it).
+    // The exec either ran before the stop, found the sprite stopped or lost its session when the
+    // stop ended the machine under it (1, with the reason), or lost its connection (255).
     expect([0, 1, 255]).toContain(s2.code);
     const manifest = JSON.parse(fs.readFileSync(path.join(d.home, 'sprites/race/sprite.json'), 'utf8'));
     expect(manifest.status).toBe('stopped');

@@ -1,6 +1,8 @@
 /**
  * The engine end to end through the real CLI and daemon, on real QEMU with the real Debian image:
- * create (a restore, not a boot), exec, console, stop/start, destroy, and two sprites side by side.
+ * create (a restore, not a boot), exec through the guest agent (exit codes, signals, stdin EOF,
+ * separate streams, binary output, env/cwd, timeouts, a command that outlives its client, flow
+ * control both ways), console, stop/start, destroy, and two sprites side by side.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -72,10 +74,46 @@ describe('a sprite through its life', () => {
     expect(env.stdout).toBe('hi there in /tmp\n');
   });
 
+  it('exec output is binary-safe, stdout and stderr apart; a command never outlives the client that started it', async () => {
+    const ws = d.api.socket('/v1/sprites/keep/exec');
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let exit: { code: number | null } | null = null;
+    ws.on('message', (raw, isBinary) => {
+      const data = raw as Buffer;
+      if (!isBinary) {
+        const msg = JSON.parse(data.toString());
+        if (msg.type === 'exit') exit = msg;
+        return;
+      }
+      (data[0] === 1 ? out : err).push(data.subarray(1));
+      ws.send(JSON.stringify({ type: 'ack', bytes: data.length - 1 }));
+    });
+    await new Promise((r) => ws.once('open', r));
+    ws.send(JSON.stringify({ type: 'start', argv: ['perl', '-e', 'binmode STDOUT; binmode STDERR; print map chr, 0..255; print STDERR map chr, reverse 0..255'], stdin: false }));
+    await waitFor('exit', () => exit !== null, 60_000, 20);
+    expect(exit).toMatchObject({ code: 0 });
+    expect(Buffer.concat(out).equals(Buffer.from(Array.from({ length: 256 }, (_, i) => i)))).toBe(true);
+    expect(Buffer.concat(err).equals(Buffer.from(Array.from({ length: 256 }, (_, i) => 255 - i)))).toBe(true);
+    // a command whose client goes away is killed (its whole process group)
+    const gone = d.api.socket('/v1/sprites/keep/exec');
+    let started = false;
+    gone.on('message', (raw, isBinary) => {
+      if (!isBinary && JSON.parse((raw as Buffer).toString()).type === 'started') started = true;
+    });
+    await new Promise((r) => gone.once('open', r));
+    gone.send(JSON.stringify({ type: 'start', argv: ['sh', '-c', 'echo $$ > /tmp/outlive.pid; sleep 301 & exec sleep 300'], stdin: false }));
+    await waitFor('started', () => started, 60_000, 20);
+    await waitFor('the pid file', async () => (await d.api.call('sprites.exec', { name: 'keep', argv: ['cat', '/tmp/outlive.pid'] })).exitCode === 0, 30_000, 100);
+    gone.close();
+    await waitFor('the command and its child to be killed', async () => (await d.api.call('sprites.exec', { name: 'keep', argv: ['sh', '-c', 'pgrep -f "sleep 30[01]" || echo none'] })).stdout === 'none\n', 30_000, 200);
+  });
+
   it('an API exec that times out ends the command in the guest too (process group), and says so', async () => {
     const t0 = Date.now();
     const r = await d.api.call('sprites.exec', { name: 'keep', argv: ['sh', '-c', 'echo started; sleep 300 & sleep 301; echo late > /tmp/late'], timeoutMs: 1500 }, { timeoutMs: 60_000 });
-    expect(r).toMatchObject({ timedOut: true, stdout: 'started\n' });
+    // the guest agent enforced it: KILL to the group, reported as a timeout
+    expect(r).toMatchObject({ timedOut: true, stdout: 'started\n', signal: 'KILL', exitCode: null });
     expect(Date.now() - t0).toBeLessThan(15_000);
     const left = await d.api.call('sprites.exec', { name: 'keep', argv: ['sh', '-c', 'sleep 2; pgrep -f "sleep 30[01]" || echo none; ls /tmp/late 2>&1 || true'] });
     expect(left.stdout).toMatch(/^none\n.*No such file/s);
@@ -136,7 +174,7 @@ describe('a sprite through its life', () => {
     await new Promise((r) => ws.once('open', r));
     ws.send(JSON.stringify({ type: 'start', argv: ['head', '-c', '100000000', '/dev/zero'], stdin: false }));
     await new Promise((r) => setTimeout(r, 4000));
-    // Without acks the daemon stops reading after ~1 MiB (plus what is in flight in SSH windows).
+    // Without acks the daemon stops reading after ~1 MiB (plus the guest agent's window in flight).
     expect(received).toBeGreaterThan(0);
     expect(received).toBeLessThan(8 * 1024 * 1024);
     const paused = received;
@@ -169,7 +207,7 @@ describe('a sprite through its life', () => {
     const chunk = Buffer.alloc(1024 * 1024, 120);
     for (let i = 0; i < 100; i++) ws.send(chunk);
     await new Promise((r) => setTimeout(r, 3000));
-    // the client still holds most of it: the daemon stopped reading once SSH's window filled
+    // the client still holds most of it: the daemon stopped reading once the agent's stdin credit ran out
     expect(ws.bufferedAmount).toBeGreaterThan(50 * 1024 * 1024);
     expect(rss() - rssBefore).toBeLessThan(48 * 1024 * 1024);
     let out = '';

@@ -190,6 +190,23 @@ describe('egress policies', () => {
     expect(other.stdout).toContain(`To let it out, on the host: spritely net set iso-b allow=${MIRROR.host},other.example.org`);
     expect(other.stdout).toMatch(/< HTTP\/1\.1 403 Forbidden by Spritely network policy/);
     expect(other.stdout).toMatch(/x-spritely-error: spritely: other\.example\.org:443 refused/i);
+    // the host lists what was refused, newest first, in the words the guest got
+    const shown = await d.cli(['net', 'show', 'iso-b', '--json']);
+    expect(shown.code, shown.stderr).toBe(0);
+    const view = JSON.parse(shown.stdout) as { name: string; network: string; refused: { at: string; protocol: string; name: string | null; address: string | null; port: number | null; reason: string; count: number }[] };
+    expect(view.name).toBe('iso-b');
+    expect(view.network).toBe(`allow=${MIRROR.host}`);
+    const why = `other.example.org is not in this sprite's allow list (allow=${MIRROR.host})`;
+    expect(view.refused.slice(0, 2)).toEqual([
+      { at: expect.any(String), protocol: 'tcp', name: 'other.example.org', address: null, port: 443, reason: why, count: 1 },
+      { at: expect.any(String), protocol: 'tcp', name: 'other.example.org', address: null, port: 80, reason: why, count: 1 },
+    ]);
+    expect(Date.now() - Date.parse(view.refused[0].at)).toBeLessThan(120_000);
+    const human = await d.cli(['net', 'show', 'iso-b']);
+    const lines = human.stdout.split('\n');
+    expect(lines[0]).toBe(`iso-b: network allow=${MIRROR.host}`);
+    expect(lines[1]).toBe('last refused, newest first:');
+    expect(lines[2]).toMatch(new RegExp(`^  \\d\\d:\\d\\d:\\d\\d  other\\.example\\.org:443 +tcp  ${why.replace(/[.()]/g, '\\$&')}$`));
   });
 
   it('none has no egress at all; net set applies at once, without a restart, and survives sleep', async () => {
@@ -204,7 +221,10 @@ describe('egress policies', () => {
     expect((await d.api.call('sprites.get', { name: 'iso-b' })).pid).toBe(pid);
 
     await d.api.call('sprites.sleep', { name: 'iso-b' });
-    expect((await d.cli(['net', 'show', 'iso-b'])).stdout.trim()).toBe('none');
+    // the policy, and what it refused before the sleep: the list outlives the machine
+    const shown = (await d.cli(['net', 'show', 'iso-b'])).stdout;
+    expect(shown.split('\n')[0]).toBe('iso-b: network none');
+    expect(shown).toMatch(new RegExp(`  ${MIRROR.host.replace(/\./g, '\\.')}:80 +tcp  this sprite has no network \\(network none\\)(  ×\\d+)?\n`));
     expect((await curl('iso-b', `https://${MIRROR.host}/`)).stdout).toBe('000');
     expect((await d.cli(['net', 'set', 'iso-b', 'internet'])).code).toBe(0);
     expect((await curl('iso-b', `-k ${MIRROR_HTTPS}/dists/bookworm/Release`)).stdout).toBe('200');

@@ -150,7 +150,65 @@ describe('sleep and wake', () => {
     await waitFor('busy to fall asleep once its terminal closed', async () => (await state('busy')) === 'sleeping', 30_000, 500);
     await d.api.call('config.set', { idleTimeoutSec: 0, sprite: 'web' });
     await d.api.call('config.set', { idleTimeoutSec: 0, sprite: 'busy' });
-    expect(JSON.parse((await d.cli(['config', 'get', '--json'])).stdout)).toEqual({ idleTimeoutSec: 300, memoryLimitMiB: expect.any(Number), memoryLimitDefault: true });
+    expect(JSON.parse((await d.cli(['config', 'get', '--json'])).stdout)).toEqual({ idleTimeoutSec: 300, memoryLimitMiB: expect.any(Number), memoryLimitDefault: true, memoryLimitDefaultMiB: expect.any(Number), warmSpare: false, checkpointMounts: expect.any(Number), spares: [] });
+  });
+});
+
+/** A terminal WebSocket as a client sees it: output (acked), control messages, how it closed. */
+function terminal(name: string, session?: string) {
+  const ws = d.api.socket(`/v1/sprites/${name}/terminal`, { cols: 100, rows: 30, session });
+  const t = { ws, text: '', messages: [] as { type: string; session?: string; code?: string }[], closed: null as number | null };
+  ws.on('message', (m, bin) => {
+    if (bin) {
+      t.text += (m as Buffer).toString();
+      ws.send(JSON.stringify({ type: 'ack', bytes: (m as Buffer).length }));
+    } else t.messages.push(JSON.parse((m as Buffer).toString()));
+  });
+  ws.on('close', (code) => (t.closed = code));
+  return t;
+}
+
+describe('terminals across sleep, wake and restore', () => {
+  it('a shell open across sleep and wake goes on: the same socket and shell, what was typed while asleep arrives', async () => {
+    await d.api.call('sprites.wake', { name: 'web' }).catch(() => {});
+    const t = terminal('web');
+    await waitFor('a prompt', () => /root@web[^\n]*# $/.test(t.text), 60_000, 20);
+    t.ws.send(Buffer.from('KEPT=across-sleep; echo "[$((40+2))]"\r'));
+    await waitFor('the shell to answer', () => t.text.includes('[42]'), 30_000, 20);
+    await d.api.call('sprites.sleep', { name: 'web' });
+    expect(await state('web')).toBe('sleeping');
+    expect(t.closed).toBeNull();
+    // typing into the sleeping sprite's terminal wakes it; the input waits for the resumed shell
+    t.text = '';
+    const t0 = Date.now();
+    t.ws.send(Buffer.from('echo "still $KEPT"\r'));
+    await waitFor('the resumed shell to answer', () => t.text.includes('still across-sleep'), 60_000, 20);
+    process.stderr.write(`[sleep test] keystroke into a sleeping sprite's shell → its answer: ${Date.now() - t0} ms\n`);
+    // (the resumed shell can answer before the wake has recorded itself: the clock is set after)
+    await waitFor('the wake to finish', async () => (await state('web')) === 'running', 30_000, 50);
+    expect(t.closed).toBeNull();
+    expect(t.messages.filter((m) => m.type === 'session')).toHaveLength(1);
+    expect(daemonLog(d)).toMatch(/guest agent of web: resumed \d+ session\(s\) after waking/);
+    t.ws.send(JSON.stringify({ type: 'close' }));
+  });
+
+  it('a shell open across a restore is gone: one line says so, the socket ends (1012), the session is gone, a new shell opens', async () => {
+    const { checkpoint } = await d.api.call('checkpoints.create', { name: 'web', comment: 'before the terminal' });
+    const t = terminal('web');
+    await waitFor('a prompt', () => /root@web[^\n]*# $/.test(t.text), 60_000, 20);
+    const session = t.messages.find((m) => m.type === 'session')!.session!;
+    await d.api.call('checkpoints.restore', { name: 'web', id: checkpoint.id }, { timeoutMs: 300_000 });
+    await waitFor('the socket to end', () => t.closed !== null, 30_000, 20);
+    expect(t.closed).toBe(1012);
+    expect(t.text).toMatch(new RegExp(`This shell is gone: the sprite was restored to ${checkpoint.id}`));
+    expect(t.messages.some((m) => m.type === 'exit')).toBe(false);
+    // what the UI does: reconnect with the session id, find it gone, open a new shell
+    const again = terminal('web', session);
+    await waitFor('not_found', () => again.messages.some((m) => m.type === 'error'), 30_000, 20);
+    expect(again.messages[0]).toMatchObject({ type: 'error', code: 'not_found' });
+    const fresh = terminal('web');
+    await waitFor('a prompt on the restored machine', () => /root@web[^\n]*# $/.test(fresh.text), 60_000, 20);
+    fresh.ws.send(JSON.stringify({ type: 'close' }));
   });
 });
 

@@ -49,6 +49,18 @@ Server → client JSON: first \`{"type":"hello","sprites":[…]}\`, then \`sprit
 \`sprite.removed\` (\`name\`), \`checkpoints.changed\` (\`name\`, \`checkpoints\`), \`image.progress\` (\`image\`,
 \`phase\`, \`message\`, \`fraction?\`) and \`relay.changed\` (\`relay\`: what \`relay.status\` answers; on every tunnel
 state change — connecting, connected, backoff, unauthorized — and on every publish or unpublish) as they happen.
+With remote hosts: \`hosts.changed\` (\`hosts\`: what \`hosts.list\` answers, on every state change) and
+\`host.event\` (\`host\`, \`event\`: one of the events above from that host's daemon; a \`hello\` with its sprites
+first, when it connects and when a window subscribes).
+
+### Remote hosts: \`/v1/hosts/HOST/…\`
+Every method and stream of a remote host is its own path with \`/v1/\` replaced by \`/v1/hosts/HOST/\`
+(\`GET /v1/hosts/box/sprites\`, WS \`/v1/hosts/box/sprites/dev/exec\`): the local daemon checks access,
+then passes it to that host's daemon over the host's one SSH connection (see docs/hosts.md). Only
+\`sprites.url\` is rewritten (\`local\` becomes \`http://NAME.HOST.localhost:PORT/\` on this computer). A host
+that is not connected is retried at once and waited for up to 20 s, then answered 503; a stream cut by a
+lost connection ends with \`{"type":"error","code":"unavailable",…}\` (exec, terminal) and close code 1011.
+A host's own \`/v1/hosts…\` and \`/v1/ui/…\` are refused (403).
 
 ### \`/v1/sprites/:name/exec\`
 Client sends \`{"type":"start","argv":[…],"cwd"?,"env"?,"tty"?,"cols"?,"rows"?,"stdin"?}\` first

@@ -8,11 +8,29 @@ import { isErrorCode, SpritelyError } from '../errors.ts';
 import { methods, routeFor, type MethodInput, type MethodName, type MethodOutput } from './contract.ts';
 
 export class ApiClient {
-  constructor(readonly socketPath: string) {}
+  /**
+   * `host`: a remote host of this daemon. Every path `/v1/X` then becomes `/v1/hosts/HOST/X`, which
+   * the daemon passes to that host's daemon (docs/hosts.md) — the same methods and streams.
+   */
+  constructor(
+    readonly socketPath: string,
+    readonly host: string | null = null,
+  ) {}
+
+  /** This daemon's client for remote host `host` (null: this computer). */
+  forHost(host: string | null): ApiClient {
+    return new ApiClient(this.socketPath, host);
+  }
+
+  private hosted(path: string): string {
+    return this.host ? path.replace(/^\/v1\//, `/v1/hosts/${encodeURIComponent(this.host)}/`) : path;
+  }
 
   async call<M extends MethodName>(method: M, input: MethodInput<M> = {} as MethodInput<M>, opts: { timeoutMs?: number } = {}): Promise<MethodOutput<M>> {
     const def = methods[method];
-    const { path, rest } = routeFor(def, input as Record<string, unknown>);
+    const routed = routeFor(def, input as Record<string, unknown>);
+    const { rest } = routed;
+    const path = this.hosted(routed.path);
     const body = def.http === 'POST' ? JSON.stringify(rest) : undefined;
     const { status, text } = await this.request(def.http, path, body, opts.timeoutMs);
     let parsed: any;
@@ -59,6 +77,23 @@ export class ApiClient {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, String(v));
     const qs = q.toString();
-    return new WebSocket(`ws+unix://${this.socketPath}:${path}${qs ? `?${qs}` : ''}`, { perMessageDeflate: false });
+    const ws = new WebSocket(`ws+unix://${this.socketPath}:${this.hosted(path)}${qs ? `?${qs}` : ''}`, { perMessageDeflate: false });
+    // A refused upgrade carries the daemon's {error} like any answer: surface its sentence, not "Unexpected server response".
+    ws.on('unexpected-response', (_req, res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.length < 64 && chunks.push(c));
+      res.on('end', () => {
+        let err: Error = new Error(`the daemon refused the stream ${path} (HTTP ${res.statusCode})`);
+        try {
+          const e = JSON.parse(Buffer.concat(chunks).toString('utf8'))?.error;
+          if (typeof e?.message === 'string') err = new SpritelyError(isErrorCode(e.code) ? e.code : 'internal', e.message);
+        } catch {
+          /* not JSON */
+        }
+        ws.emit('error', err);
+        ws.terminate();
+      });
+    });
+    return ws;
   }
 }

@@ -1,16 +1,18 @@
 /**
  * WS /v1/events: a `hello` with every sprite, then every change (sprites, checkpoints, image builds,
- * the relay) as it happens. Every event is typed by the contract's DaemonEvent and checked against
- * it before it is sent, as every method's input is.
+ * the relay) as it happens; with remote hosts, their states (`hosts.changed`) and their daemons'
+ * events (`host.event`, each connected host's `hello` first). Every event is typed by the
+ * contract's EventMessage and checked against it before it is sent, as every method's input is.
  */
 import type { WebSocket } from 'ws';
 import type { Engine } from '../engine/engine.ts';
 import type { RelayLink } from '../net/relay-link.ts';
-import { DaemonEvent, type Checkpoint, type ImageProgress, type RelayStatus, type Sprite } from './contract.ts';
+import { EventMessage, type Checkpoint, type ImageProgress, type RelayStatus, type Sprite } from './contract.ts';
+import type { RemoteHosts } from './remote-hosts.ts';
 
-export function handleEventsSocket(ws: WebSocket, engine: Engine, relay?: RelayLink): void {
-  const send = (e: DaemonEvent) => {
-    const checked = DaemonEvent.safeParse(e);
+export function handleEventsSocket(ws: WebSocket, engine: Engine, relay?: RelayLink, hosts?: RemoteHosts): void {
+  const send = (e: EventMessage) => {
+    const checked = EventMessage.safeParse(e);
     if (!checked.success) {
       engine.log(`events: not sending a ${e.type} event the contract refuses: ${checked.error.issues[0]?.path.join('.')}: ${checked.error.issues[0]?.message}`);
       return;
@@ -27,13 +29,22 @@ export function handleEventsSocket(ws: WebSocket, engine: Engine, relay?: RelayL
   engine.on('removed', onRemoved);
   engine.on('imageProgress', onProgress);
   relay?.on('changed', onRelay);
+  const unsubscribeHosts = hosts?.subscribe({
+    changed: (list) => send({ type: 'hosts.changed', hosts: list }),
+    event: (host, event) => send({ type: 'host.event', host, event }),
+  });
   ws.on('close', () => {
     relay?.off('changed', onRelay);
     engine.off('sprite', onSprite);
     engine.off('removed', onRemoved);
     engine.off('imageProgress', onProgress);
     engine.off('checkpoints', onCheckpoints);
+    unsubscribeHosts?.();
   });
   ws.on('error', () => {});
   send({ type: 'hello', sprites: engine.list() });
+  const list = hosts?.list() ?? [];
+  if (!list.length) return;
+  send({ type: 'hosts.changed', hosts: list });
+  for (const { host, sprites } of hosts!.snapshots()) send({ type: 'host.event', host, event: { type: 'hello', sprites } });
 }

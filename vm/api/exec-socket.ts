@@ -1,12 +1,14 @@
 /**
- * WS /v1/sprites/:name/exec: one command, streamed. stdout/stderr go out as binary frames tagged
- * with a stream byte, stdin comes in as binary frames, the exit status closes the exchange.
- * Output is credit-flow-controlled: the SSH channel is paused while the client is behind.
+ * WS /v1/sprites/:name/exec: one command, streamed, as a session on the sprite's guest agent.
+ * stdout/stderr go out as binary frames tagged with a stream byte, stdin comes in as binary
+ * frames, the exit status closes the exchange. Output is credit-flow-controlled: the agent's
+ * channel is paused while the client is behind (and the agent stops reading the command's pipes).
+ * A client that goes away ends the command: the agent kills its process group.
  */
-import type { ClientChannel } from 'ssh2';
 import type { RawData, WebSocket } from 'ws';
 import type { Engine } from '../engine/engine.ts';
-import { toSpritelyError } from '../errors.ts';
+import { SpritelyError, toSpritelyError } from '../errors.ts';
+import type { AgentChannel } from '../guest/agent-channel.ts';
 import { EXEC_HIGH_WATER, EXEC_LOW_WATER, FlowGate } from '../terminals/flow-control.ts';
 import { clampSize } from '../terminals/terminal-manager.ts';
 import { ExecClientMessage, STREAM_STDERR, STREAM_STDOUT, type ExecServerMessage } from './contract.ts';
@@ -14,13 +16,24 @@ import { parseInput } from './parse-input.ts';
 
 /** Stdin held while the command starts (e.g. while its sprite wakes) before reading pauses. */
 const STDIN_PENDING_LIMIT = 4 * 1024 * 1024;
+/** Output the agent may send per stream ahead of what this side has read (the client's acks pace it beyond). */
+const EXEC_WINDOW = 1024 * 1024;
 
 function sendMessage(ws: WebSocket, m: ExecServerMessage): void {
   if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
 }
 
+/**
+ * Ends the exchange. A socket paused for stdin backpressure is resumed first: the closing
+ * handshake needs the client's answer read, or the client waits out ws's 30 s close timeout.
+ */
+function closeSocket(ws: WebSocket, code: number, reason?: string): void {
+  ws.resume();
+  ws.close(code, reason);
+}
+
 export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): void {
-  let channel: ClientChannel | null = null;
+  let channel: AgentChannel | null = null;
   let flow: FlowGate | null = null;
   let starting = false;
   const pending: Buffer[] = [];
@@ -28,7 +41,7 @@ export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): v
     const e = toSpritelyError(err);
     if (ws.readyState === ws.OPEN) {
       sendMessage(ws, { type: 'error', code: e.code, message: e.message });
-      ws.close(1011, e.code);
+      closeSocket(ws, 1011, e.code);
     }
     channel?.close();
   };
@@ -40,7 +53,7 @@ export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): v
     channel?.close();
   });
   // stdin backpressure: when the guest does not read as fast as the client sends, stop reading
-  // the WebSocket (the client's socket fills up, not the daemon's memory) until SSH drains.
+  // the WebSocket (the client's socket fills up, not the daemon's memory) until the agent's credit returns.
   let pendingBytes = 0;
   let stdinPaused = false;
   const pauseStdin = (until: (resume: () => void) => void) => {
@@ -79,11 +92,17 @@ export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): v
       starting = true;
       clearTimeout(startTimer);
       try {
-        const link = await engine.sshAwake(name);
         const release = engine.hold(name);
         ws.on('close', release);
         const size = clampSize(msg.cols, msg.rows);
-        const ch = await link.exec(msg.argv, { cwd: msg.cwd, env: msg.env, pty: msg.tty ? { term: 'xterm-256color', ...size, width: 0, height: 0 } : false });
+        const ch = msg.tty
+          ? await engine.pty(name, { argv: msg.argv, cwd: msg.cwd, env: msg.env, term: 'xterm-256color', ...size, window: EXEC_WINDOW })
+          : await engine.exec(name, { argv: msg.argv, cwd: msg.cwd, env: msg.env, window: EXEC_WINDOW });
+        if (ws.readyState !== ws.OPEN) {
+          // the client left while the command started: it must not outlive it
+          ch.close();
+          return;
+        }
         channel = ch;
         flow = wire(ws, ch);
         for (const d of pending.splice(0)) ch.write(d);
@@ -106,7 +125,7 @@ export function handleExecSocket(ws: WebSocket, engine: Engine, name: string): v
   });
 }
 
-function wire(ws: WebSocket, ch: ClientChannel): FlowGate {
+function wire(ws: WebSocket, ch: AgentChannel): FlowGate {
   const g = new FlowGate(
     EXEC_HIGH_WATER,
     EXEC_LOW_WATER,
@@ -127,13 +146,17 @@ function wire(ws: WebSocket, ch: ClientChannel): FlowGate {
   };
   ch.on('data', forward(STREAM_STDOUT));
   ch.stderr.on('data', forward(STREAM_STDERR));
-  let exit: { code: number | null; signal: string | null } = { code: null, signal: null };
-  ch.on('exit', (code: number | null, signal?: string) => (exit = { code: code ?? null, signal: signal ?? null }));
   ch.on('close', () => {
-    if (ws.readyState === ws.OPEN) {
-      sendMessage(ws, { type: 'exit', ...exit });
-      ws.close(1000);
+    if (ws.readyState !== ws.OPEN) return;
+    const exit = ch.exited ?? { code: null, signal: null, timedOut: false, lost: 'the session ended' };
+    if (exit.lost) {
+      const e = new SpritelyError('unavailable', `The command ended without an exit status: ${exit.lost}.`);
+      sendMessage(ws, { type: 'error', code: e.code, message: e.message });
+      closeSocket(ws, 1011, e.code);
+      return;
     }
+    sendMessage(ws, { type: 'exit', code: exit.code, signal: exit.signal });
+    closeSocket(ws, 1000);
   });
   return g;
 }

@@ -4,23 +4,55 @@
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import { promisify } from 'node:util';
 import type { Engine } from '../engine/engine.ts';
 import type { RelayLink } from '../net/relay-link.ts';
 import { SpritelyError } from '../errors.ts';
 import { parseNetworkPolicy, type NetworkPolicy } from '../net/egress-policy.ts';
+import { defaultMemoryLimitMiB } from '../engine/daemon-config.ts';
+import { sshConfigFor } from '../ssh/ssh-config-block.ts';
 import type { MethodInput, MethodName, MethodOutput } from './contract.ts';
+import type { RemoteHosts } from './remote-hosts.ts';
 
 const execFileP = promisify(execFile);
 
 export type Handlers = { [M in MethodName]: (input: MethodInput<M>) => Promise<MethodOutput<M>> };
 
 export const DEFAULT_EXEC_OUTPUT_CAP = 8 * 1024 * 1024;
+/** Output the guest agent may send per stream ahead of what the daemon has read (fewer round trips for big outputs). */
+export const EXEC_WINDOW = 1024 * 1024;
 
-export function createHandlers(engine: Engine, opts: { version: string; onShutdown?: (leaveRunning: boolean) => void; loginUrl: () => string; loginFile?: () => { path: string; expiresAt: string }; logoutAll?: () => number; localUrl?: (name: string) => string; relay?: RelayLink }): Handlers {
+export interface HandlerOptions {
+  version: string;
+  onShutdown?: (leaveRunning: boolean) => void;
+  loginUrl: () => string;
+  loginFile?: () => { path: string; expiresAt: string };
+  logoutAll?: () => number;
+  localUrl?: (name: string) => string;
+  relay?: RelayLink;
+  /** The host's RAM, for the default memory limit (the engine's own source unless a spec fakes it). */
+  hostMemoryMiB?: () => number;
+  /** Builds a sprite's ssh-config block (the real one writes its known_hosts file in the data dir). */
+  sshConfig?: (name: string, hostKey: string) => string;
+  /** The remote hosts this daemon drives (absent: hosts.* say so). */
+  hosts?: RemoteHosts;
+}
+
+export function createHandlers(engine: Engine, opts: HandlerOptions): Handlers {
   const relay = () => {
     if (!opts.relay) throw new SpritelyError('unavailable', 'This daemon has no relay support.');
     return opts.relay;
+  };
+  const hosts = () => {
+    if (!opts.hosts) throw new SpritelyError('unavailable', 'This daemon drives no remote hosts.');
+    return opts.hosts;
+  };
+  const hostMemoryMiB = opts.hostMemoryMiB ?? (() => os.totalmem() / 2 ** 20);
+  const sshConfig = opts.sshConfig ?? ((name: string, hostKey: string) => sshConfigFor(engine.layout, name, hostKey));
+  const configView = () => {
+    const c = engine.configView();
+    return { ...c, memoryLimitDefaultMiB: c.memoryLimitDefault ? c.memoryLimitMiB : defaultMemoryLimitMiB(hostMemoryMiB()) };
   };
   const imageView = (img: { id: string; createdAt: string; sizeBytes: number; diskVirtualBytes: number }) => ({
     id: img.id,
@@ -57,6 +89,7 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
     'sprites.get': async ({ name }) => engine.get(name),
     'sprites.create': async ({ network, ...rest }) => engine.create({ ...rest, network: network === undefined ? undefined : policyOf(network) }),
     'sprites.network': async ({ name, policy }) => engine.setNetwork(name, policyOf(policy)),
+    'sprites.netShow': async ({ name }) => engine.networkView(name),
     'sprites.start': async ({ name }) => engine.start(name),
     'sprites.stop': async ({ name, force }) => engine.stop(name, { force }),
     'sprites.destroy': async ({ name }) => {
@@ -65,6 +98,7 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
     },
     'sprites.exec': async (input) => execBuffered(engine, input),
     'sprites.hostKey': async ({ name }) => ({ name, hostKey: engine.hostKey(name) }),
+    'sprites.sshConfig': async ({ name }) => ({ name, config: sshConfig(name, engine.hostKey(name)) }),
     'checkpoints.list': async ({ name }) => engine.listCheckpoints(name),
     'checkpoints.create': async ({ name, comment }) => engine.createCheckpoint(name, { comment }),
     'checkpoints.restore': async ({ name, id, backup }) => engine.restoreCheckpoint(name, id, { backup }),
@@ -72,6 +106,9 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
       await engine.deleteCheckpoint(name, id);
       return { ok: true as const };
     },
+    'checkpoints.diff': async ({ name, ...req }) => engine.diffCheckpoints(name, req),
+    'checkpoints.mount': async ({ name, id }) => engine.mountCheckpoint(name, id),
+    'checkpoints.unmount': async ({ name, id, force }) => engine.unmountCheckpoint(name, id, { force }),
     'sprites.fork': async ({ name, checkpoint, newName }) => engine.fork(name, checkpoint, newName),
     'sprites.sleep': async ({ name }) => engine.sleep(name),
     'sprites.wake': async ({ name }) => engine.wake(name),
@@ -102,15 +139,31 @@ export function createHandlers(engine: Engine, opts: { version: string; onShutdo
       engine.get(name);
       return relay().revokeLinks(name);
     },
-    'sprites.usage': async () => engine.list().map((s) => ({ name: s.name, state: s.state, ...s.usage })),
-    'config.get': async () => engine.configView(),
-    'config.set': async ({ idleTimeoutSec, memoryLimitMiB, sprite }) => {
-      if (idleTimeoutSec === undefined && memoryLimitMiB === undefined) throw new SpritelyError('invalid_argument', 'Nothing to set: give idleTimeoutSec and/or memoryLimitMiB.');
+    'hosts.list': async () => hosts().list(),
+    'hosts.get': async ({ host }) => hosts().get(host),
+    'hosts.add': async (input) => hosts().add(input),
+    'hosts.remove': async ({ host }) => {
+      await hosts().remove(host);
+      return { ok: true as const };
+    },
+    'sprites.usage': async () =>
+      engine.list().map((s) => {
+        const cps = engine.listCheckpoints(s.name);
+        return { name: s.name, state: s.state, ...s.usage, checkpoints: cps.length, checkpointBytes: cps.reduce((n, c) => n + c.bytes, 0) };
+      }),
+    'config.get': async () => configView(),
+    'config.set': async ({ idleTimeoutSec, memoryLimitMiB, warmSpare, checkpointMounts, sprite }) => {
+      if (idleTimeoutSec === undefined && memoryLimitMiB === undefined && warmSpare === undefined && checkpointMounts === undefined) throw new SpritelyError('invalid_argument', 'Nothing to set: give idleTimeoutSec, memoryLimitMiB, warmSpare and/or checkpointMounts.');
+      if (warmSpare !== undefined && sprite) throw new SpritelyError('invalid_argument', 'Warm spares are daemon-wide; the setting takes no sprite.');
+      if (checkpointMounts !== undefined && sprite) throw new SpritelyError('invalid_argument', 'The number of checkpoint mounts is daemon-wide; it takes no sprite.');
+      if (idleTimeoutSec === null && !sprite) throw new SpritelyError('invalid_argument', 'idleTimeoutSec: null (back to the default) needs a sprite; the daemon-wide idle timeout takes seconds (0 = never).');
       if (memoryLimitMiB !== undefined && memoryLimitMiB > 0 && memoryLimitMiB < 256) throw new SpritelyError('invalid_argument', `A memory limit of ${memoryLimitMiB} MiB is below 256 MiB, too small for any sprite (0 = the default).`);
       if (memoryLimitMiB !== undefined && sprite) throw new SpritelyError('invalid_argument', 'The memory limit is daemon-wide; it takes no sprite.');
       if (idleTimeoutSec !== undefined) await engine.setIdleTimeout(idleTimeoutSec, sprite);
       if (memoryLimitMiB !== undefined) await engine.setMemoryLimit(memoryLimitMiB);
-      return engine.configView();
+      if (warmSpare !== undefined) await engine.setWarmSpare(warmSpare);
+      if (checkpointMounts !== undefined) await engine.setCheckpointMounts(checkpointMounts);
+      return configView();
     },
   };
 }
@@ -126,17 +179,14 @@ async function execBuffered(engine: Engine, input: MethodInput<'sprites.exec'>):
 }
 
 async function runBuffered(engine: Engine, input: MethodInput<'sprites.exec'>, t0: number): Promise<MethodOutput<'sprites.exec'>> {
-  // The timeout is enforced in the guest (coreutils `timeout`: TERM to the command's process group,
-  // KILL 5 s later): closing an SSH channel without a terminal does not end the command.
-  const argv = input.timeoutMs ? ['timeout', '-k', '5', (input.timeoutMs / 1000).toFixed(3), ...input.argv] : input.argv;
-  const channel = await (await engine.sshAwake(input.name)).exec(argv, { cwd: input.cwd, env: input.env });
+  // The guest agent enforces the timeout (SIGKILL to the command's process group) and reports it.
+  const channel = await engine.exec(input.name, { argv: input.argv, cwd: input.cwd, env: input.env, timeoutMs: input.timeoutMs, window: EXEC_WINDOW });
   const cap = input.maxOutputBytes ?? DEFAULT_EXEC_OUTPUT_CAP;
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   let outSize = 0;
   let errSize = 0;
   let truncated = false;
-  let timedOut = false;
   channel.on('data', (d: Buffer) => {
     if (outSize + d.length > cap) truncated = true;
     const keep = d.subarray(0, Math.max(0, cap - outSize));
@@ -151,32 +201,18 @@ async function runBuffered(engine: Engine, input: MethodInput<'sprites.exec'>, t
   });
   if (input.stdin !== undefined) channel.end(input.stdin);
   else channel.end();
-  let exitCode: number | null = null;
-  let signal: string | null = null;
-  channel.on('exit', (code: number | null, sig?: string) => {
-    exitCode = code ?? null;
-    signal = sig ?? null;
-  });
-  // backstop, should the guest's timeout itself not answer
-  const timer = input.timeoutMs
-    ? setTimeout(() => {
-        timedOut = true;
-        channel.signal('KILL');
-        channel.close();
-      }, input.timeoutMs + 10_000)
-    : null;
-  await new Promise<void>((resolve) => channel.on('close', () => resolve()));
+  // backstop, should the guest's own timeout not answer: the session is closed (its group killed)
+  const timer = input.timeoutMs ? setTimeout(() => channel.close(), input.timeoutMs + 10_000) : null;
+  const exit = await channel.done;
   if (timer) clearTimeout(timer);
-  // 124: TERM ended it; after KILL the whole group, `timeout` included, may end by the signal
-  const fired = exitCode === 124 || exitCode === 137 || signal === 'KILL' || signal === 'SIGKILL';
-  if (input.timeoutMs && fired && Date.now() - t0 >= input.timeoutMs) timedOut = true;
+  if (exit.lost) throw new SpritelyError('unavailable', `The command in "${input.name}" did not finish: ${exit.lost}.`);
   return {
-    exitCode,
-    signal,
+    exitCode: exit.code,
+    signal: exit.signal,
     stdout: Buffer.concat(out).toString('utf8'),
     stderr: Buffer.concat(err).toString('utf8'),
     truncated,
-    timedOut,
+    timedOut: exit.timedOut,
     durationMs: Date.now() - t0,
   };
 }

@@ -20,6 +20,7 @@ import { bearerToken, decideAccess, type AccessDecision } from './access.ts';
 import { matchRoute, methods, type MethodName } from './contract.ts';
 import { handleEventsSocket } from './events-socket.ts';
 import { parseInput } from './parse-input.ts';
+import type { RemoteHosts } from './remote-hosts.ts';
 import { handleExecSocket } from './exec-socket.ts';
 import { createHandlers, type Handlers } from './handlers.ts';
 import { handleTerminalSocket } from './terminal-socket.ts';
@@ -44,6 +45,8 @@ export interface ApiServerOptions {
   /** The local URL of a sprite, when the daemon runs the URL proxy. */
   localUrl?: (name: string) => string;
   relay?: RelayLink;
+  /** Remote hosts (vm/hosts/): `/v1/hosts/HOST/…` is passed to HOST's daemon. */
+  hosts?: RemoteHosts;
 }
 
 type Transport = 'unix' | 'tcp';
@@ -67,6 +70,7 @@ export class ApiServer {
       logoutAll: () => this.ui().logoutAll(),
       localUrl: opts.localUrl,
       relay: opts.relay,
+      hosts: opts.hosts,
     });
   }
 
@@ -151,6 +155,7 @@ export class ApiServer {
     const url = new URL(req.url ?? '/', 'http://daemon');
     if (transport === 'tcp' && !url.pathname.startsWith('/v1/')) return this.onUiRequest(req, res, url);
     this.checkAccess(transport, req);
+    if (this.opts.hosts && (await this.opts.hosts.request(url, req, res))) return;
     let allowed: string[] = [];
     for (const [name, def] of Object.entries(methods) as [MethodName, (typeof methods)[MethodName]][]) {
       const params = matchRoute(def, url.pathname);
@@ -203,15 +208,19 @@ export class ApiServer {
       return;
     }
     const url = new URL(req.url ?? '/', 'http://daemon');
+    const attachUi = (ws: WebSocket) => {
+      if (d.via === 'ui') ws.once('close', this.uiAuth!.attach(d.session, (code, reason) => ws.close(code, reason)));
+    };
+    if (this.opts.hosts?.upgrade(url, req, socket, head, this.wss, attachUi)) return;
     const route = routeStream(url.pathname);
     if (!route) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
-      if (d.via === 'ui') ws.once('close', this.uiAuth!.attach(d.session, (code, reason) => ws.close(code, reason)));
+      attachUi(ws);
       const engine = this.opts.engine;
-      if (route.kind === 'events') handleEventsSocket(ws, engine, this.opts.relay);
+      if (route.kind === 'events') handleEventsSocket(ws, engine, this.opts.relay, this.opts.hosts);
       else if (route.kind === 'exec') handleExecSocket(ws, engine, route.name);
       else handleTerminalSocket(ws, engine, this.terminals, route.name, url.searchParams);
     });

@@ -1,7 +1,9 @@
 /**
  * WS /v1/sprites/:name/terminal[?session=ID&cols=&rows=]: opens a new shell session, or attaches
- * to an existing one (replaying what was missed). Closing the socket only detaches; a `close`
- * message hangs the shell up.
+ * to an existing one (replaying what was missed; a sleeping sprite is woken). Closing the socket
+ * only detaches; a `close` message hangs the shell up. A shell that is lost rather than exited (its
+ * machine was restored or stopped) ends the socket without an exit status (close code 1012) after a
+ * line saying why: the client reconnects, finds the session gone, and opens a new shell.
  */
 import type { RawData, WebSocket } from 'ws';
 import type { Engine } from '../engine/engine.ts';
@@ -22,7 +24,11 @@ export async function handleTerminalSocket(ws: WebSocket, engine: Engine, termin
   ws.on('message', buffer);
   try {
     const id = query.get('session');
-    session = id ? terminals.get(id, name) : await terminals.open(name, await engine.sshAwake(name), { cols: query.get('cols'), rows: query.get('rows') });
+    if (id) {
+      session = terminals.get(id, name);
+      // its sprite may sleep (the shell waits in its saved RAM): wake it for the one looking
+      if (engine.isAsleep(name)) void engine.ensureAwake(name).catch(() => {});
+    } else session = await terminals.open(name, { pty: (req) => engine.pty(name, req) }, { cols: query.get('cols'), rows: query.get('rows') });
   } catch (err) {
     const e = toSpritelyError(err);
     sendMessage(ws, { type: 'error', code: e.code, message: e.message });
@@ -40,6 +46,11 @@ export async function handleTerminalSocket(ws: WebSocket, engine: Engine, termin
       sendMessage(ws, { type: 'exit', code, signal });
       ws.close(1000);
     },
+    lost: (reason) => {
+      if (ws.readyState !== ws.OPEN) return;
+      ws.send(Buffer.from(`\r\n\x1b[2m[This shell is gone: ${reason.replace(/[\x00-\x1f\x7f]/g, ' ')}.]\x1b[0m\r\n`));
+      ws.close(1012, 'shell lost');
+    },
   };
   if (!session.isOpen) {
     sendMessage(ws, { type: 'exit', code: null, signal: null });
@@ -55,6 +66,8 @@ export async function handleTerminalSocket(ws: WebSocket, engine: Engine, termin
     const data = toBuffer(raw);
     if (isBinary) {
       engine.touch(name);
+      // typing into a sleeping sprite's shell wakes it; the input waits for the resumed shell
+      if (engine.isAsleep(name)) void engine.ensureAwake(name).catch(() => {});
       return session.write(data);
     }
     try {

@@ -2,13 +2,15 @@
  * Checkpoint operations on one sprite's files, through the driver: take one (disk snapshot + RAM
  * state at one paused instant when awake; the sleep state when asleep; the disk alone when
  * stopped), delete one, copy one into a new disk (fork), and reconcile the tree with the disk after
- * a daemon died half-way. The engine decides when (under the sprite's lock) and what the machine
+ * a daemon died half-way. RAM states may be stored compressed (state-files.ts): every step here
+ * takes whichever form is complete. The engine decides when (under the sprite's lock) and what the machine
  * does around them (vm/engine/checkpoint-verbs.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DiskOps, Machine } from '../driver/driver.ts';
 import { SpritelyError, toSpritelyError } from '../errors.ts';
+import { quoteName } from '../safe-text.ts';
 import { fsyncFile } from '../store/atomic-json.ts';
 import {
   addCheckpoint,
@@ -20,10 +22,27 @@ import {
   removeCheckpoint,
   type Checkpoint,
 } from './checkpoint-tree.ts';
-import { ramFile, readTimeline, removeStrayRamFiles, writeTimeline } from './checkpoint-store.ts';
+import { ramFile, ramStates, readTimeline, removeStrayRamFiles, writeTimeline } from './checkpoint-store.ts';
+import { completeState, COMPRESSED, linkState, removeState, settleStates, stateBytes } from './state-files.ts';
 
-/** A checkpoint as clients see it: its bytes summed, and whether the machine descends from it. */
-export type CheckpointView = Omit<Checkpoint, 'envRequest'> & { bytes: number; current: boolean };
+/**
+ * A checkpoint as clients see it: its bytes summed (the RAM state as it is on disk now, compressed
+ * or not), whether the machine descends from it, whether it is mounted in the guest, and what
+ * deleting it would give back.
+ */
+export type CheckpointView = Omit<Checkpoint, 'envRequest' | 'byGuest' | 'signature' | 'attached'> & {
+  bytes: number;
+  current: boolean;
+  /** Shown inside the sprite now (/.spritely/checkpoints/ID). */
+  mounted: boolean;
+  /** Its RAM state is stored compressed. */
+  compressed: boolean;
+  /** Bytes deleting it would free (its RAM state and the disk clusters only it holds); null until known. */
+  freeBytes: number | null;
+};
+
+/** Temporary disk snapshots a diff of "now" takes; any left over (a daemon killed mid-diff) are removed. */
+export const TEMP_SNAPSHOT_PREFIX = 'diff-';
 
 /** One sprite as checkpoint operations see it. */
 export interface CheckpointSubject {
@@ -34,16 +53,44 @@ export interface CheckpointSubject {
   machine: Machine | null;
   /** The saved RAM state, when asleep. */
   sleepState: string | null;
+  /** Snapshot views the sleep state was saved with. */
+  sleepAttached?: string[];
+  /** Flushes the guest's caches to its disk (best effort) so the disk snapshot holds what the guest sees. */
+  sync?: () => Promise<void>;
 }
 
-export function checkpointViews(spriteDir: string): CheckpointView[] {
+export function checkpointViews(spriteDir: string, extra: { mounted?: string[]; costs?: Map<string, number> | null } = {}): CheckpointView[] {
   const t = readTimeline(spriteDir);
-  return t.checkpoints.map(({ envRequest: _, ...c }) => ({ ...c, bytes: c.ramBytes + c.diskBytes, current: c.id === t.head }));
+  return t.checkpoints.map(({ envRequest: _e, byGuest: _g, signature: _s, attached: _a, ...c }) => {
+    const file = ramFile(spriteDir, c.id);
+    const ramBytes = c.memory ? stateBytes(file) || c.ramBytes : 0;
+    const own = extra.costs?.get(c.id);
+    const ramOwned = c.memory && linkCount(file) <= 1 ? ramBytes : 0;
+    return {
+      ...c,
+      ramBytes,
+      bytes: ramBytes + c.diskBytes,
+      current: c.id === t.head,
+      mounted: extra.mounted?.includes(c.id) ?? false,
+      compressed: c.memory && (completeState(file)?.endsWith(COMPRESSED) ?? false),
+      freeBytes: own === undefined ? null : own + ramOwned,
+    };
+  });
+}
+
+/** Hard links of a state (a fork or a sleep state may share it: deleting one then frees nothing). */
+function linkCount(file: string): number {
+  const f = completeState(file);
+  try {
+    return f ? fs.statSync(f).nlink : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** The checkpoint `id` of `sprite`, or a clear invalid_argument / not_found. */
 export function checkpointOrThrow(sprite: string, spriteDir: string, id: string): Checkpoint {
-  if (!CHECKPOINT_ID.test(id)) throw new SpritelyError('invalid_argument', `"${id.slice(0, 40)}" is not a checkpoint id (they look like v1, v2, …).`);
+  if (!CHECKPOINT_ID.test(id)) throw new SpritelyError('invalid_argument', `${quoteName(id, 40)} is not a checkpoint id (they look like v1, v2, …).`);
   const c = find(readTimeline(spriteDir), id);
   if (!c) throw new SpritelyError('not_found', `Sprite "${sprite}" has no checkpoint ${id}. \`spritely checkpoint list ${sprite}\` shows them.`);
   return c;
@@ -54,11 +101,17 @@ export interface TakeOptions {
   auto: boolean;
   /** The spritely-env request that asked for it (answered again after a restore to it). */
   envRequest?: string;
+  /** The guest asked for it (directly, or as the undo checkpoint of a restore it asked for). */
+  byGuest?: boolean;
   /** Allocated bytes of the disk at the previous checkpoint, if known. */
   diskMark: number | undefined;
   /** RAM states kept (newest first); older checkpoints keep their disk state only. */
   keepRam: number;
   createdAt: string;
+  /** The device signature a RAM state saved now needs. */
+  signature: string;
+  /** Stops background work on a state file about to be removed (compression). */
+  cancel: (file: string) => void;
 }
 
 export interface Taken {
@@ -82,24 +135,24 @@ export async function takeCheckpoint(disks: DiskOps, s: CheckpointSubject, o: Ta
   const ram = ramFile(s.dir, id);
   let ramBytes = 0;
   let pauseMs = 0;
+  let attached: string[] = [];
   try {
     if (s.sleepState) {
-      fs.mkdirSync(path.dirname(ram), { recursive: true, mode: 0o700 });
-      try {
-        fs.linkSync(s.sleepState, ram);
-      } catch {
-        fs.copyFileSync(s.sleepState, ram);
-        fsyncFile(ram);
-      }
-      ramBytes = fs.statSync(ram).size;
+      const made = linkState(s.sleepState, ram, fsyncFile);
+      ramBytes = made ? fs.statSync(made).size : 0;
+      attached = s.sleepAttached ?? [];
     }
     if (s.machine) {
       fs.mkdirSync(path.dirname(ram), { recursive: true, mode: 0o700 });
+      // What the guest wrote but has not flushed is in its RAM, not yet on its disk: flushed first,
+      // a browsed or compared checkpoint shows the files as the guest saw them.
+      await s.sync?.().catch(() => {});
       const paused = Date.now();
       await s.machine.pause();
       try {
         await s.machine.snapshotDisk(id);
         try {
+          attached = await s.machine.attachedSnapshots();
           ramBytes = await s.machine.saveState(ram, { fsync: false });
         } catch (err) {
           await s.machine.deleteDiskSnapshot(id).catch(() => {});
@@ -114,41 +167,56 @@ export async function takeCheckpoint(disks: DiskOps, s: CheckpointSubject, o: Ta
       await disks.createSnapshot(s.disk, id);
     }
   } catch (err) {
-    fs.rmSync(ram, { force: true });
+    removeState(ram);
     fs.rmSync(`${ram}.partial`, { force: true });
     const e = toSpritelyError(err);
     throw new SpritelyError(e.code === 'internal' && /space|full/i.test(e.message) ? 'resource_exhausted' : e.code, `Could not checkpoint "${s.name}": ${e.message}. The sprite is unchanged.`);
   }
   const memory = s.machine !== null || s.sleepState !== null;
-  const added = addCheckpoint(t, { comment: o.comment, createdAt: o.createdAt, auto: o.auto, memory, ramBytes, diskBytes, pauseMs, ...(o.envRequest ? { envRequest: o.envRequest } : {}) });
+  const added = addCheckpoint(t, {
+    comment: o.comment,
+    createdAt: o.createdAt,
+    auto: o.auto,
+    memory,
+    ramBytes,
+    diskBytes,
+    pauseMs,
+    ...(o.envRequest ? { envRequest: o.envRequest } : {}),
+    ...(o.byGuest ? { byGuest: true } : {}),
+    ...(memory ? { signature: o.signature, attached } : {}),
+  });
   t = added.timeline;
   const pruned = ramToPrune(t, o.keepRam);
   t = markRamGone(t, pruned);
   await writeTimeline(s.dir, t);
-  for (const old of pruned) fs.rmSync(ramFile(s.dir, old), { force: true });
+  for (const old of pruned) {
+    o.cancel(ramFile(s.dir, old));
+    removeState(ramFile(s.dir, old));
+  }
   return { checkpoint: added.checkpoint, diskNow, pruned };
 }
 
 /** Deletes checkpoint `id`: its disk snapshot (live or offline), its RAM file, its entry (children move up). */
-export async function deleteCheckpoint(disks: DiskOps, s: CheckpointSubject, id: string): Promise<void> {
+export async function deleteCheckpoint(disks: DiskOps, s: CheckpointSubject, id: string, cancel: (file: string) => void): Promise<void> {
   if (s.machine) await s.machine.deleteDiskSnapshot(id);
   else await disks.deleteSnapshot(s.disk, id);
   await writeTimeline(s.dir, removeCheckpoint(readTimeline(s.dir), id));
-  fs.rmSync(ramFile(s.dir, id), { force: true });
+  cancel(ramFile(s.dir, id));
+  removeState(ramFile(s.dir, id));
 }
 
 /**
  * Copies checkpoint `id` of `source` into a new disk at `disk` (only what the snapshot holds beyond
- * the shared backing disk is copied) and hard-links its RAM state to `ram` when it has one.
- * Returns whether it did.
+ * the shared backing disk is copied) and hard-links its RAM state to `ram` (or `ram`.zst) when it
+ * has one. Returns that state file and the snapshot views it was saved with, or null.
  */
-export async function cloneCheckpoint(disks: DiskOps, source: { name: string; dir: string; disk: string }, id: string, dest: { disk: string; ram: string }): Promise<boolean> {
+export async function cloneCheckpoint(disks: DiskOps, source: { name: string; dir: string; disk: string }, id: string, dest: { disk: string; ram: string }): Promise<{ state: string; attached: string[]; signature: string | null } | null> {
   const c = checkpointOrThrow(source.name, source.dir, id);
   await disks.cloneAt(source.disk, id, dest.disk);
   fs.chmodSync(dest.disk, 0o600);
-  if (!c.memory || !fs.existsSync(ramFile(source.dir, id))) return false;
-  fs.linkSync(ramFile(source.dir, id), dest.ram);
-  return true;
+  if (!c.memory) return null;
+  const state = linkState(ramFile(source.dir, id), dest.ram, fsyncFile);
+  return state ? { state, attached: c.attached ?? [], signature: c.signature ?? null } : null;
 }
 
 /**
@@ -156,17 +224,22 @@ export async function cloneCheckpoint(disks: DiskOps, source: { name: string; di
  * checkpoint left half-made (taken, never recorded), mark entries whose RAM file is gone as
  * disk-only, and remove RAM files nobody owns.
  */
-export async function reconcileCheckpoints(disks: DiskOps, s: CheckpointSubject, log: (msg: string) => void): Promise<void> {
-  if (!fs.existsSync(s.disk)) return;
+export async function reconcileCheckpoints(disks: DiskOps, s: CheckpointSubject, log: (msg: string) => void): Promise<string[]> {
+  if (!fs.existsSync(s.disk)) return [];
   const t = readTimeline(s.dir);
-  const r = reconcileWithDisk(t, await disks.snapshots(s.disk));
-  for (const orphan of r.orphans) {
+  const snapshots = await disks.snapshots(s.disk);
+  const r = reconcileWithDisk(t, snapshots);
+  const leftovers = [...snapshots].filter((x) => x.startsWith(TEMP_SNAPSHOT_PREFIX));
+  for (const orphan of [...r.orphans, ...leftovers]) {
     if (s.machine) await s.machine.deleteDiskSnapshot(orphan).catch(() => {});
     else await disks.deleteSnapshot(s.disk, orphan).catch(() => {});
-    log(`removed an unfinished checkpoint ${orphan}`);
+    log(orphan.startsWith(TEMP_SNAPSHOT_PREFIX) ? `removed a diff's temporary snapshot ${orphan}` : `removed an unfinished checkpoint ${orphan}`);
   }
   for (const id of r.dropped) log(`checkpoint ${id} has no disk snapshot any more; dropped it`);
-  const fixed = { ...r.timeline, checkpoints: r.timeline.checkpoints.map((c) => (c.memory && !fs.existsSync(ramFile(s.dir, c.id)) ? { ...c, memory: false, ramBytes: 0 } : c)) };
+  // a daemon killed mid-compression: settle each state into one complete form first
+  const raw = settleStates(ramStates(s.dir, r.timeline));
+  const fixed = { ...r.timeline, checkpoints: r.timeline.checkpoints.map((c) => (c.memory && !completeState(ramFile(s.dir, c.id)) ? { ...c, memory: false, ramBytes: 0 } : c)) };
   if (JSON.stringify(fixed) !== JSON.stringify(t)) await writeTimeline(s.dir, fixed);
   removeStrayRamFiles(s.dir, fixed);
+  return raw.filter((f) => fs.existsSync(f));
 }

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readJson, writeJsonAtomic } from '../store/atomic-json.ts';
 import { EMPTY_TIMELINE, type Timeline } from './checkpoint-tree.ts';
+import { isFormOf } from './state-files.ts';
 
 export function timelineFile(spriteDir: string): string {
   return path.join(spriteDir, 'checkpoints.json');
@@ -26,14 +27,19 @@ export async function writeTimeline(spriteDir: string, t: Timeline): Promise<voi
   await writeJsonAtomic(timelineFile(spriteDir), t);
 }
 
-/** Removes RAM files that no entry owns any more and half-written ones. */
+/** The RAM state files (raw names; state-files.ts finds their compressed forms) of the entries that have one. */
+export function ramStates(spriteDir: string, t: Timeline): string[] {
+  return t.checkpoints.filter((c) => c.memory).map((c) => ramFile(spriteDir, c.id));
+}
+
+/** Removes RAM files that no entry owns any more and half-written ones (raw or compressed). */
 export function removeStrayRamFiles(spriteDir: string, t: Timeline): string[] {
   const dir = path.join(spriteDir, 'checkpoints');
   if (!fs.existsSync(dir)) return [];
-  const keep = new Set(t.checkpoints.filter((c) => c.memory).map((c) => `${c.id}.state`));
+  const keep = t.checkpoints.filter((c) => c.memory).map((c) => `${c.id}.state`);
   const removed: string[] = [];
   for (const f of fs.readdirSync(dir)) {
-    if (keep.has(f)) continue;
+    if (keep.some((k) => isFormOf(f, k))) continue;
     fs.rmSync(path.join(dir, f), { force: true });
     removed.push(f);
   }

@@ -20,6 +20,12 @@ export interface Checkpoint {
   pauseMs: number;
   /** Set when the guest asked for it through spritely-env: the request to answer again after a restore. */
   envRequest?: string;
+  /** Made from inside (a spritely-env create, or the undo checkpoint of a restore the guest asked for): counted against the guest's limit. */
+  byGuest?: boolean;
+  /** The device signature its RAM state needs (absent in checkpoints from before it was recorded). */
+  signature?: string;
+  /** Snapshot views the machine had attached when its RAM state was saved (the restore re-creates their devices). */
+  attached?: string[];
 }
 
 export interface Timeline {
@@ -77,6 +83,15 @@ export function removeCheckpoint(t: Timeline, id: string): Timeline {
 export function ramToPrune(t: Timeline, keep: number): string[] {
   const withRam = t.checkpoints.filter((c) => c.memory).sort((a, b) => numberOf(b.id) - numberOf(a.id));
   return withRam.slice(Math.max(0, keep)).map((c) => c.id);
+}
+
+/**
+ * Which RAM states to store compressed: all but the newest `keepRaw` (restoring a compressed state
+ * costs its decompression, ~0.2 s per 200 MiB here; the newest are the likely ones to restore).
+ */
+export function ramToCompress(t: Timeline, keepRaw: number): string[] {
+  const withRam = t.checkpoints.filter((c) => c.memory).sort((a, b) => numberOf(b.id) - numberOf(a.id));
+  return withRam.slice(Math.max(0, keepRaw)).map((c) => c.id);
 }
 
 export function markRamGone(t: Timeline, ids: string[]): Timeline {

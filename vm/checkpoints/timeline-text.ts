@@ -1,6 +1,7 @@
 /**
- * Draws a checkpoint tree as text: children under parents, branches indented, `*` = current. For
- * the CLI, the MCP server and spritely-env's `checkpoint list` in the guest.
+ * Draws a checkpoint tree as text: children under parents, branches indented, `*` = current, what
+ * each takes and what deleting it would free. For the CLI, the MCP server and spritely-env's
+ * `checkpoint list` in the guest.
  */
 import { formatAge, formatBytes } from '../text-format.ts';
 import type { CheckpointView } from './checkpoint-ops.ts';
@@ -8,7 +9,7 @@ import type { CheckpointView } from './checkpoint-ops.ts';
 export { formatBytes };
 
 /** What the drawing needs of a checkpoint (the API's Checkpoint and the engine's view both fit). */
-type Drawn = Pick<CheckpointView, 'id' | 'parent' | 'comment' | 'createdAt' | 'auto' | 'memory' | 'bytes' | 'current'>;
+type Drawn = Pick<CheckpointView, 'id' | 'parent' | 'comment' | 'createdAt' | 'auto' | 'memory' | 'bytes' | 'current'> & Partial<Pick<CheckpointView, 'freeBytes' | 'mounted'>>;
 
 export function formatTimeline<C extends Drawn>(cps: C[], now = Date.now()): string {
   if (!cps.length) return 'no checkpoints yet: spritely checkpoint create NAME -m "what this is"';
@@ -22,7 +23,8 @@ export function formatTimeline<C extends Drawn>(cps: C[], now = Date.now()): str
     kids.forEach((c, i) => {
       const last = i === kids.length - 1;
       const branch = parent === null ? '' : last ? '└─ ' : '├─ ';
-      const tags = [c.memory ? 'ram+disk' : 'disk', formatBytes(c.bytes), formatAge(c.createdAt, now), ...(c.auto ? ['auto'] : [])].join(', ');
+      const frees = typeof c.freeBytes === 'number' ? [`deleting frees ${formatBytes(c.freeBytes)}`] : [];
+      const tags = [c.memory ? 'ram+disk' : 'disk', formatBytes(c.bytes), ...frees, formatAge(c.createdAt, now), ...(c.auto ? ['auto'] : []), ...(c.mounted ? ['mounted'] : [])].join(', ');
       lines.push(`${prefix}${branch}${c.current ? '*' : ' '}${c.id}  ${c.comment || '(no comment)'}  [${tags}]`);
       walk(c.id, parent === null ? prefix : prefix + (last ? '   ' : '│  '));
     });

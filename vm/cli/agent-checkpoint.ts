@@ -4,7 +4,7 @@
  * to stderr; stdout stays the command's.
  */
 import type { ApiClient } from '../api/client.ts';
-import { shellQuote } from '../ssh/ssh-link.ts';
+import { shellQuote } from '../ssh/shell-quote.ts';
 
 const MAX_COMMENT = 1000;
 

@@ -5,115 +5,17 @@
  * idle exec channel, as an open terminal does) and pipes stdin/stdout to the sprite's SSH port on
  * 127.0.0.1. The host key is verified against the key the daemon generated and pinned for the
  * sprite (asked of the daemon: `sprites.hostKey`), written to a known_hosts file of our own under a
- * per-sprite alias.
+ * per-sprite alias. The block itself is built in vm/ssh/ssh-config-block.ts, shared with the API
+ * (`sprites.sshConfig`, the app's "Copy SSH config").
  */
-import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { ApiClient } from '../api/client.ts';
 import { SpritelyError } from '../errors.ts';
 import { assertSpriteName } from '../names.ts';
 import { layout, type Layout } from '../paths.ts';
-import { shellQuote } from '../ssh/ssh-link.ts';
+import { knownHostsFile, sshConfigFor, writeKnownHosts } from '../ssh/ssh-config-block.ts';
 import { ExecStream } from './agent-exec-stream.ts';
-
-export const SPRITELY_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/spritely.js');
-
-export function hostKeyAlias(name: string): string {
-  return `spritely-${name}`;
-}
-
-export function clientKeyFile(l: Layout): string {
-  return path.join(l.keysDir, 'id_ed25519');
-}
-
-export function knownHostsFile(l: Layout, name: string): string {
-  return path.join(l.home, 'ssh', `${name}.known_hosts`);
-}
-
-export function knownHostsLine(name: string, hostKeyPub: string): string {
-  const [type, blob] = hostKeyPub.trim().split(/\s+/);
-  if (!type || !blob) throw new SpritelyError('internal', `The pinned host key of "${name}" is not an OpenSSH public key.`);
-  return `${hostKeyAlias(name)} ${type} ${blob}\n`;
-}
-
-/** ssh_config expands %-tokens (and ~) in these values: "%" is written "%%"; spaces need quotes. */
-export function sshConfigValue(value: string): string {
-  const v = value.replaceAll('%', '%%');
-  if (/^[A-Za-z0-9_\-+=/.,:@%]+$/.test(v)) return v;
-  return `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
-}
-
-/**
- * The ProxyCommand: run by ssh through the user's shell, so every word is shell-quoted, then "%"
- * doubled for ssh's own token expansion. A non-default data dir (SPRITELY_HOME) travels with it.
- */
-export function proxyCommand(opts: { execPath: string; script: string; name: string; env?: Record<string, string | undefined> }): string {
-  const env = Object.entries(opts.env ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string' && e[1] !== '');
-  const words = [...(env.length ? ['env', ...env.map(([k, v]) => `${k}=${v}`)] : []), opts.execPath, opts.script, 'ssh-proxy', opts.name];
-  return words.map(shellQuote).join(' ').replaceAll('%', '%%');
-}
-
-export interface SshConfigInput {
-  name: string;
-  keyFile: string;
-  knownHostsFile: string;
-  proxyCommand: string;
-}
-
-export function sshConfigBlock(c: SshConfigInput): string {
-  return [
-    `# spritely sprite "${c.name}" (spritely ssh-config ${c.name})`,
-    `Host ${c.name}`,
-    `  User root`,
-    `  IdentityFile ${sshConfigValue(c.keyFile)}`,
-    `  IdentitiesOnly yes`,
-    `  ProxyCommand ${c.proxyCommand}`,
-    `  HostKeyAlias ${hostKeyAlias(c.name)}`,
-    `  UserKnownHostsFile ${sshConfigValue(c.knownHostsFile)}`,
-    `  StrictHostKeyChecking yes`,
-    `  UpdateHostKeys no`,
-    '',
-  ].join('\n');
-}
-
-/** Writes the sprite's pinned host key to its known_hosts file (0600, in a 0700 dir) when it differs. */
-export function writeKnownHosts(l: Layout, name: string, hostKeyPub: string): string {
-  const file = knownHostsFile(l, name);
-  const text = knownHostsLine(name, hostKeyPub);
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  let current: string | null = null;
-  try {
-    current = fs.readFileSync(file, 'utf8');
-  } catch {
-    /* not written yet */
-  }
-  if (current !== text) {
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, text, { mode: 0o600 });
-    fs.renameSync(tmp, file);
-  }
-  fs.chmodSync(file, 0o600);
-  return file;
-}
-
-export function sshConfigFor(l: Layout, name: string, hostKeyPub: string, env: NodeJS.ProcessEnv = process.env): string {
-  const keyFile = clientKeyFile(l);
-  if (!fs.existsSync(keyFile)) throw new SpritelyError('failed_precondition', `The client key ${keyFile} does not exist yet (the daemon makes it when it starts).`);
-  return sshConfigBlock({
-    name,
-    keyFile,
-    knownHostsFile: writeKnownHosts(l, name, hostKeyPub),
-    proxyCommand: proxyCommand({
-      execPath: process.execPath,
-      script: SPRITELY_BIN,
-      name,
-      env: { SPRITELY_HOME: env.SPRITELY_HOME ? l.home : undefined, SPRITELY_IMAGES_DIR: env.SPRITELY_IMAGES_DIR ? l.imagesDir : undefined },
-    }),
-  });
-}
 
 /**
  * The ProxyCommand: wake (the exec below wakes a sleeping sprite and waits until its SSH server
@@ -160,6 +62,10 @@ export async function runSshProxy(api: ApiClient, name: string, l: Layout = layo
   });
 }
 
+function remoteSsh(host: string): SpritelyError {
+  return new SpritelyError('invalid_argument', `ssh-config is for sprites on this computer. For a sprite on host "${host}": spritely console/exec/cp --host ${host}, or run spritely ssh-config on ${host} itself.`);
+}
+
 export function registerSshCommands(program: Command, client: () => Promise<ApiClient>): void {
   program
     .command('ssh-config')
@@ -171,6 +77,7 @@ export function registerSshCommands(program: Command, client: () => Promise<ApiC
       if (name && opts.all) throw new SpritelyError('invalid_argument', 'Either a sprite name or --all, not both.');
       if (name) assertSpriteName(name);
       const api = await client();
+      if (api.host) throw remoteSsh(api.host);
       const names = name ? [name] : (await api.call('sprites.list')).map((s) => s.name);
       const keys = await Promise.all(names.map((n) => api.call('sprites.hostKey', { name: n })));
       const l = layout();
@@ -182,6 +89,8 @@ export function registerSshCommands(program: Command, client: () => Promise<ApiC
     .argument('<name>')
     .action(async (name: string) => {
       assertSpriteName(name);
-      process.exitCode = await runSshProxy(await client(), name);
+      const api = await client();
+      if (api.host) throw remoteSsh(api.host);
+      process.exitCode = await runSshProxy(api, name);
     });
 }

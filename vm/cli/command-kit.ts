@@ -6,10 +6,12 @@
  */
 import type { ApiClient } from '../api/client.ts';
 import { ensureDaemon } from '../daemon/autostart.ts';
+import { selectedHost } from '../hosts/host-target.ts';
 import { assertSpriteName } from '../names.ts';
 import { layout } from '../paths.ts';
 
-export const client = (): Promise<ApiClient> => ensureDaemon(layout());
+/** The daemon's client for the host this command acts on (--host, $SPRITELY_HOST, `host use`; else this computer). */
+export const client = async (): Promise<ApiClient> => (await ensureDaemon(layout())).forHost(selectedHost());
 
 export function print(json: boolean | undefined, value: unknown, human: () => string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : human() + '\n');

@@ -2,7 +2,12 @@
  * The commands about the machinery rather than a sprite: `daemon start|status|stop`, `doctor` and
  * `image build|list`. (`daemon run`, the daemon itself, is imported straight from program.ts.)
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { ApiClient } from '../api/client.ts';
+import { API_VERSION } from '../api/contract.ts';
+import { ensureDaemon } from '../daemon/autostart.ts';
+import type { RemoteHello } from '../hosts/host-compat.ts';
 import { layout } from '../paths.ts';
 import { client, print } from './command-kit.ts';
 import { formatAge, formatTable, withProgress } from './ui.ts';
@@ -11,9 +16,19 @@ interface Json {
   json?: boolean;
 }
 
-export async function daemonStart(): Promise<void> {
-  const info = await (await client()).call('daemon.info');
-  process.stdout.write(`daemon running (pid ${info.pid}), data in ${info.home}\n`);
+export async function daemonStart(opts: Json = {}): Promise<void> {
+  // Always this computer's daemon: over SSH, this is how a remote host add starts and finds it.
+  const l = layout();
+  const info = await (await ensureDaemon(l)).call('daemon.info');
+  if (!opts.json) return void process.stdout.write(`daemon running (pid ${info.pid}), data in ${info.home}\n`);
+  let urlPort: number | null = null;
+  try {
+    urlPort = Number(fs.readFileSync(path.join(l.home, 'url-port'), 'utf8').trim()) || null;
+  } catch {
+    /* no URL proxy */
+  }
+  const hello: RemoteHello = { version: info.version, api: API_VERSION, pid: info.pid, home: info.home, socket: l.apiSocket, urlPort, accel: info.accel, qemuVersion: info.qemuVersion };
+  process.stdout.write(JSON.stringify(hello) + '\n');
 }
 
 export async function daemonStatus(): Promise<void> {

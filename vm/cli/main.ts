@@ -16,8 +16,11 @@ async function main(argv: string[]): Promise<void> {
   await program.parseAsync(argv);
 }
 
-main(process.argv).catch((err: unknown) => {
+main(process.argv).catch(async (err: unknown) => {
   const msg = err instanceof SpritelyError ? err.message : ((err as Error)?.message ?? String(err));
-  process.stderr.write(`spritely: ${msg}\n`);
   process.exitCode = err instanceof SpritelyError && err.code === 'invalid_argument' ? 2 : 1;
+  // Messages can carry text a guest chose (its program's stderr, a file name): shown inert.
+  // Loaded here, on the error path, so start-up loads nothing more.
+  const { safeText } = await import('../safe-text.ts');
+  process.stderr.write(`spritely: ${safeText(msg, { multiline: true, maxChars: 4000 })}\n`);
 });

@@ -59,12 +59,25 @@ const urls = () => import('./url-commands.ts');
 const settings = () => import('./settings-commands.ts');
 const checkpoints = () => import('./checkpoint-commands.ts');
 const machinery = () => import('./daemon-commands.ts');
+const hostCmds = () => import('./host-commands.ts');
+
+/** Commands about this computer's own machinery, which --host does not apply to. */
+const LOCAL_ONLY = new Set(['daemon', 'host', 'ui']);
 
 /** The whole program for a command line whose command is `word` (see commandWord). */
 export async function buildProgram(word: string | undefined): Promise<Command> {
   const program = new Command();
   program.name('spritely').description('Local disposable computers: real Linux VMs that start in about a second.').version(VERSION, '-v, --version');
   program.showHelpAfterError('(add --help for usage)');
+  program.option('--host <name>', 'act on this remote host (spritely host list); default: $SPRITELY_HOST, else `spritely host use`, else this computer');
+  program.hook('preAction', (_program, action) => {
+    const host = program.opts().host as string | undefined;
+    if (host === undefined) return;
+    let top: Command = action;
+    while (top.parent && top.parent !== program) top = top.parent;
+    if (LOCAL_ONLY.has(top.name())) throw new SpritelyError('invalid_argument', `--host does not apply to \`spritely ${top.name()}\` (it is about this computer's own daemon and app).`);
+    process.env.SPRITELY_HOST = host;
+  });
 
   const image = program.command('image').description('Build and list guest images');
   image
@@ -87,7 +100,7 @@ export async function buildProgram(word: string | undefined): Promise<Command> {
     .addOption(new Option('--memory <MiB>', 'guest RAM in MiB').argParser(intArg))
     .addOption(new Option('--cpus <n>', 'virtual CPUs').argParser(intArg))
     .addOption(new Option('--disk <GiB>', 'disk size in GiB (sparse)').argParser(intArg))
-    .option('--network <policy>', 'internet (default: public addresses, never this computer or the LAN), none, or allow=HOST,*.DOMAIN,…')
+    .option('--network <policy>', 'internet (default: globally routable addresses only, never this computer or the LAN), none, or allow=HOST,*.DOMAIN,ADDRESS,…')
     .option('--json', 'print JSON')
     .action(async (name, opts) => (await sprites()).create(name, opts));
 
@@ -201,7 +214,7 @@ export async function buildProgram(word: string | undefined): Promise<Command> {
     .action(async (name, policy: string, opts) => (await settings()).netSet(name, policy, opts));
   netCmd
     .command('show')
-    .description("Show a sprite's network policy")
+    .description("Show a sprite's network policy and the last destinations it was refused, with why")
     .argument('<name>')
     .option('--json', 'print JSON')
     .action(async (name, opts) => (await settings()).netShow(name, opts));
@@ -209,7 +222,7 @@ export async function buildProgram(word: string | undefined): Promise<Command> {
   const config = program.command('config').description('Settings');
   config
     .command('set')
-    .description('Set a setting: idle-timeout DURATION (e.g. 90s, 10m, 1h; 0 = never sleep) | memory-limit SIZE (guest RAM awake sprites may add up to, e.g. 8G, 12000M; default = 80% of host RAM)')
+    .description('Set a setting: idle-timeout DURATION (e.g. 90s, 10m, 1h; 0 = never sleep) | memory-limit SIZE (guest RAM awake sprites may add up to, e.g. 8G, 12000M; default = 80% of host RAM) | warm-spare on|off (keep a machine per used shape restored ahead of time: creates take ~0.5 s; costs its RAM while it waits) | checkpoint-mounts N (checkpoints a sprite may have mounted inside it at once, 1-16; default 4)')
     .argument('<key>')
     .argument('<value>')
     .option('--sprite <name>', 'only for this sprite (idle-timeout)')
@@ -250,6 +263,31 @@ export async function buildProgram(word: string | undefined): Promise<Command> {
     .argument('<name>')
     .argument('<id>')
     .action(async (name, id) => (await checkpoints()).checkpointDelete(name, id));
+  checkpoint
+    .command('diff')
+    .description('What changed between two checkpoints, or one and now: added, removed, modified files (-- PATH… narrows it)')
+    .argument('<name>')
+    .argument('<from>', 'checkpoint id (v1, v2, …)')
+    .argument('[to-and-paths...]', 'another checkpoint or "now" (the default); then -- and paths in the sprite')
+    .option('--patch', 'show line diffs of changed text files')
+    .option('--max <n>', 'list at most this many paths (default 10000)', (v) => Number(v))
+    .option('--json', 'print JSON')
+    .action(async (name, from, rest, opts) => (await checkpoints()).checkpointDiff(name, from, rest, opts));
+  checkpoint
+    .command('mount')
+    .description('Show a checkpoint read-only inside the sprite, at /.spritely/checkpoints/ID')
+    .argument('<name>')
+    .argument('<id>')
+    .option('--json', 'print JSON')
+    .action(async (name, id, opts) => (await checkpoints()).checkpointMount(name, id, opts));
+  checkpoint
+    .command('unmount')
+    .description('Stop showing a checkpoint inside the sprite')
+    .argument('<name>')
+    .argument('<id>')
+    .option('--force', 'even while something inside uses it (it goes once nothing does)')
+    .option('--json', 'print JSON')
+    .action(async (name, id, opts) => (await checkpoints()).checkpointUnmount(name, id, opts));
 
   program
     .command('fork')
@@ -266,6 +304,36 @@ export async function buildProgram(word: string | undefined): Promise<Command> {
     .option('--json', 'print JSON')
     .action(async (opts) => (await machinery()).doctor(opts));
 
+  const host = program.command('host').description('Remote Linux machines whose sprites this computer drives over SSH (see docs/hosts.md)');
+  host
+    .command('add')
+    .description('Connect to a server over SSH, check its Spritely, QEMU, accelerator and disk, and remember it')
+    .argument('<name>', 'a short name for it (a DNS label: a-z, 0-9, "-")')
+    .argument('<url>', 'ssh://[user@]server[:port] (server may be an alias from ~/.ssh/config)')
+    .option('--identity <file>', 'the SSH private key to log in with (else your ssh config and agent decide)')
+    .option('--ssh-config <file>', 'use this ssh_config file instead of ~/.ssh/config')
+    .option('--remote-command <cmd>', 'how to run Spritely on the server (default: spritely), e.g. "/usr/bin/node /opt/spritely/bin/spritely.js"')
+    .option('--accept-new-host-key', "accept the server's SSH host key if your known_hosts has none for it (shown; written there)")
+    .option('--json', 'print JSON')
+    .action(async (name, url, opts) => (await hostCmds()).hostAdd(name, url, opts));
+  host
+    .command('list')
+    .alias('ls')
+    .description('The hosts, their state (connected, unreachable and why), accelerator and Spritely version')
+    .option('--json', 'print JSON')
+    .action(async (opts) => (await hostCmds()).hostList(opts));
+  host
+    .command('remove')
+    .alias('rm')
+    .description('Forget a host and close its SSH connection (its sprites keep running there)')
+    .argument('<name>')
+    .action(async (name) => (await hostCmds()).hostRemove(name));
+  host
+    .command('use')
+    .description('Make a host the default for commands ("local": this computer)')
+    .argument('<name>')
+    .action(async (name) => (await hostCmds()).hostUse(name));
+
   await addDeferred(program, word);
   registerMcpCommand(program);
 
@@ -277,7 +345,8 @@ export async function buildProgram(word: string | undefined): Promise<Command> {
   daemon
     .command('start')
     .description('Start the daemon in the background if it is not running')
-    .action(async () => (await machinery()).daemonStart());
+    .option('--json', 'print how to reach it as JSON (what a remote host add reads over SSH)')
+    .action(async (opts) => (await machinery()).daemonStart(opts));
   daemon
     .command('status')
     .description('Is the daemon running?')

@@ -85,7 +85,7 @@ export function registerUiCommand(program: Command): void {
         process.stdout.write(`Logged out ${sessions} browser login${sessions === 1 ? '' : 's'}; open windows now say so. \`spritely ui\` logs in again.\n`);
         return;
       }
-      if (!fs.existsSync(RENDERER_INDEX)) process.stderr.write('spritely: the UI is not built yet; run `npm run build:renderer` first.\n');
+      if (!fs.existsSync(RENDERER_INDEX)) process.stderr.write('spritely: the UI is not built yet; run `bash scripts/setup.sh` (or `npm run build:renderer`) first.\n');
       const opener = opts.open ? browserOpener(process.platform, process.env) : null;
       const printLink = async (why: string) => {
         const { url } = await api.call('ui.loginUrl');

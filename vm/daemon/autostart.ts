@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiClient } from '../api/client.ts';
-import { ensureLayout, type Layout } from '../paths.ts';
+import { checkRunDir, ensureLayout, type Layout } from '../paths.ts';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/spritely.js');
 
@@ -21,6 +21,7 @@ export async function daemonIsUp(client: ApiClient): Promise<boolean> {
 }
 
 export async function ensureDaemon(l: Layout, opts: { timeoutMs?: number } = {}): Promise<ApiClient> {
+  checkRunDir(l.runDir); // a socket in someone else's dir is not our daemon's: say so, never talk to it
   const client = new ApiClient(l.apiSocket);
   if (await daemonIsUp(client)) return client;
   ensureLayout(l);

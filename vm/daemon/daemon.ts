@@ -12,7 +12,10 @@ import { ApiServer } from '../api/server.ts';
 import { UrlProxy } from '../net/url-proxy.ts';
 import { RelayLink } from '../net/relay-link.ts';
 import { Engine } from '../engine/engine.ts';
+import { HostManager } from '../hosts/host-manager.ts';
+import { HostedUrls } from '../hosts/host-url-proxy.ts';
 import { ensureLayout, layout as makeLayout, type Layout } from '../paths.ts';
+import { safeText } from '../safe-text.ts';
 import { QemuDriver } from '../qemu/qemu-driver.ts';
 import { VERSION } from '../version.ts';
 
@@ -26,8 +29,9 @@ export interface DaemonHandle {
   stop(opts?: { leaveRunning?: boolean }): Promise<void>;
 }
 
+/** One line per entry: whatever a message carries (a guest's text, a stack) cannot forge another line or drive a terminal. */
 function log(msg: string): void {
-  process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+  process.stderr.write(`${new Date().toISOString()} ${safeText(msg, { maxChars: 8000 })}\n`);
 }
 
 /** Takes the pid lock; a stale one (its process gone or not a daemon) is replaced. */
@@ -82,7 +86,9 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
   try {
     await engine.init();
     const token = apiToken(l);
-    const proxy = new UrlProxy(engine);
+    let proxy: UrlProxy | null = null;
+    const hosts = new HostManager(l, { log, version: VERSION, localUrl: (host, name) => (proxy?.port ? proxy.hostedUrl(host, name) : null) });
+    proxy = new UrlProxy(engine, new HostedUrls(hosts));
     const relay = new RelayLink(engine, path.join(l.home, 'relay.json'), log);
     const api = new ApiServer({
       engine,
@@ -90,6 +96,7 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
       token,
       localUrl: (name) => proxy.localUrl(name),
       relay,
+      hosts,
       uiSessionsFile: path.join(l.home, 'ui-sessions.json'),
       uiRoot: UI_ROOT,
       onShutdown: (leaveRunning) => void handle.stop({ leaveRunning }).then(() => process.exit(0)),
@@ -99,6 +106,7 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
     const urlPort = await listenStable((p) => proxy.listen(p), path.join(l.home, 'url-port'), process.env.SPRITELY_URL_PORT ? Number(process.env.SPRITELY_URL_PORT) : undefined);
     engine.startIdleLoop();
     relay.start();
+    hosts.start();
     let stopping: Promise<void> | null = null;
     handle = {
       engine,
@@ -110,6 +118,7 @@ export async function startDaemon(opts: { layout?: Layout; tcpPort?: number } = 
           await api.close();
           await proxy.close();
           await relay.close();
+          await hosts.close();
           if (!stopOpts.leaveRunning) await engine.sleepAll();
           engine.detachAll();
           fs.rmSync(l.apiSocket, { force: true });

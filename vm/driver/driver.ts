@@ -61,8 +61,34 @@ export interface LaunchSpec {
   forwards: PortForward[];
   /** Unix socket on the host where the guest's connections to its egress proxy address arrive. */
   egressSocket: string;
-  /** Restore RAM + devices from this state file instead of booting. */
+  /**
+   * Restore RAM + devices from this state file instead of booting. A name ending in `.zst` is a
+   * state compressed with zstd (the engine compresses states after they are written).
+   */
   restoreFrom?: string;
+  /**
+   * The snapshot views (`Machine.attachSnapshot`) that were attached when `restoreFrom` was saved: a
+   * saved state needs every device it had, so the driver re-creates theirs without a backend and
+   * removes them before the guest runs (the guest then sees them unplugged).
+   */
+  restoreAttached?: string[];
+}
+
+/**
+ * Random access to a disk as one of its snapshots holds it (or as it is, when no machine has it
+ * open), for reading the guest's filesystem on the host (vm/checkpoints/ext4-volume.ts). Reads are
+ * synchronous: a filesystem walk makes tens of thousands of small ones.
+ */
+export interface DiskReader {
+  /** Virtual size in bytes. */
+  readonly size: number;
+  read(offset: number, length: number): Buffer;
+  /**
+   * Where the bytes at `offset` are stored, as an opaque token: two readers of the same disk give
+   * equal tokens for equal stored bytes (a cluster two snapshots share); null when unknown.
+   */
+  where(offset: number): string | null;
+  close(): void;
 }
 
 export interface Accelerator {
@@ -98,6 +124,14 @@ export interface Machine {
   state(): Promise<MachineState>;
   /** After a restore, waits until the saved state has landed and the guest runs. */
   waitRunning(timeoutMs: number): Promise<void>;
+  /** After a restore, waits until the saved state has landed, leaving the guest paused (a warm spare; `resume` lets it run). */
+  waitLanded(timeoutMs: number): Promise<void>;
+  /**
+   * The running machine now belongs to another id (a warm spare becoming a sprite): its disk moves
+   * to `disk` and the driver's own files beside it into `dir`; `handle` says where they are now.
+   * Its guest ports and forwards stay as they are.
+   */
+  rehome(to: { id: string; dir: string; disk: string }): Promise<void>;
   pause(): Promise<void>;
   resume(): Promise<void>;
   /** Saves RAM + devices to `file` (pausing the guest, which stays paused). Returns the bytes written. */
@@ -111,6 +145,17 @@ export interface Machine {
   setForward(forward: PortForward): Promise<void>;
   /** A byte channel to a named guest port; each call is a new connection. */
   openPort(name: GuestPortName): Promise<Duplex>;
+  /**
+   * Shows the guest snapshot `name` of the machine's own disk as one more disk (hot-plugged), so it
+   * can mount it: read-only towards the snapshot, with a throwaway layer taking the writes a
+   * journal replay makes. Returns the serial the guest finds the disk by. Attached views outlive a
+   * daemon restart and end with the machine.
+   */
+  attachSnapshot(name: string): Promise<{ serial: string }>;
+  /** Unplugs a snapshot view (the guest should have unmounted it) and ends what served it. */
+  detachSnapshot(name: string): Promise<void>;
+  /** The snapshot views attached now. */
+  attachedSnapshots(): Promise<string[]>;
   /** Asks the guest to power off (the ACPI button); `waitPowerOff` says when it has. */
   powerDown(): Promise<void>;
   waitPowerOff(timeoutMs: number): Promise<void>;
@@ -137,6 +182,18 @@ export interface DiskOps {
   deleteSnapshot(disk: string, name: string): Promise<void>;
   /** A new disk at `dest` with the contents `src` had at snapshot `name` (src may be in use). */
   cloneAt(src: string, name: string, dest: string): Promise<void>;
+  /**
+   * Reads snapshot `snapshot` of `disk` (null: its current contents, only while no machine has it
+   * open). A snapshot's contents never change while it exists, even under a running machine.
+   */
+  openReader(disk: string, snapshot: string | null): Promise<DiskReader>;
+  /**
+   * How many bytes differ between two snapshots of `disk` (null: the current contents of a closed
+   * disk), at the driver's granularity: 0 exactly when nothing changed; null when unknown.
+   */
+  changedBytes(disk: string, a: string | null, b: string | null): Promise<number | null>;
+  /** For each snapshot of `disk`: the bytes deleting it alone would give back. Estimates while a machine runs. */
+  snapshotCosts(disk: string): Promise<Map<string, number>>;
   /** Makes a disk in the driver's format from a raw disk image (an image build's last step). */
   importRaw(raw: string, disk: string): Promise<void>;
   /** Bytes the file really takes on the host's disk. */

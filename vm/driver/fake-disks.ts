@@ -1,11 +1,15 @@
 /**
  * The fake driver's disks: small JSON files (the guest's files as far as a spec cares, and named
  * snapshots of them) written for real. Offline operations refuse a disk a running machine has open,
- * as they must on a real one.
+ * as they must on a real one. Reading a snapshot's contents gives a real ext4 image of its files
+ * (made with mke2fs -d), so the engine's checkpoint diff runs for real on the fake driver too.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import type { DiskOps } from './driver.ts';
+import type { DiskOps, DiskReader } from './driver.ts';
+import { RawFileReader } from './raw-file-reader.ts';
 
 export interface FakeDisk {
   format: 'fake-disk';
@@ -82,6 +86,39 @@ export class FakeDisks implements DiskOps {
     writeDisk(dest, { ...d, files: { ...snap }, snapshots: {} });
   }
 
+  async openReader(disk: string, snapshot: string | null): Promise<DiskReader> {
+    this.host.calls.push(`read ${snapshot ?? 'current'}`);
+    const d = readDisk(disk);
+    const files = snapshot === null ? d.files : d.snapshots[snapshot];
+    if (!files) throw new Error(`no snapshot ${snapshot} in ${disk}`);
+    if (snapshot === null && this.host.diskInUse(disk)) throw new Error(`${disk} is open in a running machine: read a snapshot of it`);
+    return ext4ImageOf(files);
+  }
+
+  async changedBytes(disk: string, a: string | null, b: string | null): Promise<number | null> {
+    const d = readDisk(disk);
+    const fa = a === null ? d.files : d.snapshots[a];
+    const fb = b === null ? d.files : d.snapshots[b];
+    if (!fa || !fb) throw new Error(`no snapshot ${!fa ? a : b} in ${disk}`);
+    let bytes = 0;
+    for (const p of new Set([...Object.keys(fa), ...Object.keys(fb)])) if (fa[p] !== fb[p]) bytes += Math.max(1, (fa[p] ?? '').length, (fb[p] ?? '').length);
+    return bytes;
+  }
+
+  async snapshotCosts(disk: string): Promise<Map<string, number>> {
+    const d = readDisk(disk);
+    const out = new Map<string, number>();
+    for (const [name, files] of Object.entries(d.snapshots)) {
+      let own = 0;
+      for (const [p, content] of Object.entries(files)) {
+        const elsewhere = d.files[p] === content || Object.entries(d.snapshots).some(([n, f]) => n !== name && f[p] === content);
+        if (!elsewhere) own += content.length;
+      }
+      out.set(name, own);
+    }
+    return out;
+  }
+
   async importRaw(raw: string, disk: string): Promise<void> {
     writeDisk(disk, { format: 'fake-disk', backing: null, virtualBytes: fs.statSync(raw).size, files: {}, snapshots: {} });
   }
@@ -102,5 +139,26 @@ export class FakeDisks implements DiskOps {
     const d = readDisk(disk);
     change(d);
     writeDisk(disk, d);
+  }
+}
+
+/** A real ext4 image holding `files` (guest path → content), read through a raw reader; the image is unlinked once open. */
+function ext4ImageOf(files: Record<string, string>): DiskReader {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fake-disk-'));
+  try {
+    const tree = path.join(tmp, 'tree');
+    fs.mkdirSync(tree);
+    for (const [guestPath, content] of Object.entries(files)) {
+      const rel = guestPath.split('/').filter((x) => x && x !== '.' && x !== '..');
+      if (!rel.length) continue;
+      const host = path.join(tree, ...rel);
+      fs.mkdirSync(path.dirname(host), { recursive: true });
+      fs.writeFileSync(host, content);
+    }
+    const image = path.join(tmp, 'disk.img');
+    execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '4096', '-d', tree, image, '32M'], { stdio: 'pipe' });
+    return RawFileReader.open(image);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
   }
 }

@@ -17,7 +17,7 @@ import type { Duplex } from 'node:stream';
 import type { Accelerator, BootFiles, DiskOps, Driver, DriverCheck, ExitReason, GuestPortName, LaunchSpec, Machine, MachineEvents, MachineShape, MachineState, PortForward } from './driver.ts';
 import { GUEST_PORTS } from './driver.ts';
 import { FakeDisks, readDisk, writeDisk } from './fake-disks.ts';
-import { FakeGuest } from './fake-guest.ts';
+import { FakeGuest, type FakeAgentProgram } from './fake-guest.ts';
 
 export type { FakeDisk } from './fake-disks.ts';
 
@@ -25,13 +25,17 @@ interface FakeState {
   format: 'fake-state';
   signature: string;
   memory: Record<string, string>;
+  /** The spritely agent's epoch and sessions (they live in the guest's RAM). */
+  agent?: unknown;
+  /** Snapshot views attached when it was saved: a restore needs their devices (as QEMU does). */
+  attached?: string[];
 }
 
 
 /** Steps that can be told to fail (`failNext`). */
 export type FakeStep =
-  | 'launch' | 'restore' | 'attach' | 'pause' | 'resume' | 'save' | 'snapshot' | 'delete-snapshot' | 'resize' | 'forward' | 'repair'
-  | 'overlay' | 'offline-snapshot' | 'apply-snapshot' | 'offline-delete' | 'clone';
+  | 'launch' | 'restore' | 'attach' | 'pause' | 'resume' | 'save' | 'snapshot' | 'delete-snapshot' | 'resize' | 'forward' | 'repair' | 'rehome'
+  | 'overlay' | 'offline-snapshot' | 'apply-snapshot' | 'offline-delete' | 'clone' | 'attach-view' | 'detach-view';
 
 /** One running machine: it lives until quit, killed or crashed, whichever engine watches it. */
 export class FakeProcess extends EventEmitter<MachineEvents> {
@@ -41,16 +45,21 @@ export class FakeProcess extends EventEmitter<MachineEvents> {
   memory: Record<string, string> = {};
   cpuSeconds = 0.5;
   forwards: PortForward[];
-  readonly guest = new FakeGuest();
+  readonly guest: FakeGuest;
   /** Why a restore will not land (set at launch from a bad state file or an injected failure). */
   restoreError: string | null = null;
+  /** Snapshot views plugged in now (`attachSnapshot`), placeholders of a restored state included. */
+  readonly attached = new Set<string>();
+  /** Placeholders a restore brought, unplugged once it has landed. */
+  placeholders: string[] = [];
 
   constructor(
     readonly driver: FakeDriver,
     readonly pid: number,
-    readonly spec: LaunchSpec,
+    public spec: LaunchSpec,
   ) {
     super();
+    this.guest = new FakeGuest(driver.makeAgent?.() ?? null);
     this.forwards = [...spec.forwards];
     this.state = spec.restoreFrom ? 'starting' : 'running';
     this.guest.onShutdown = () => setImmediate(() => this.powerOffFromGuest());
@@ -129,7 +138,22 @@ class FakeMachine extends EventEmitter<MachineEvents> implements Machine {
   async waitRunning(_timeoutMs: number): Promise<void> {
     if (!this.proc.alive) throw new Error('the machine is gone');
     if (this.proc.restoreError) throw new Error(this.proc.restoreError);
+    for (const p of this.proc.placeholders.splice(0)) this.proc.attached.delete(p);
     this.proc.state = 'running';
+  }
+
+  async waitLanded(_timeoutMs: number): Promise<void> {
+    if (!this.proc.alive) throw new Error('the machine is gone');
+    if (this.proc.restoreError) throw new Error(this.proc.restoreError);
+    this.proc.state = 'paused';
+  }
+
+  async rehome(to: { id: string; dir: string; disk: string }): Promise<void> {
+    this.step('rehome', `rehome ${to.id} from`);
+    fs.renameSync(this.proc.spec.disk, to.disk);
+    if (this.driver.processes.get(this.proc.id) === this.proc) this.driver.processes.delete(this.proc.id);
+    this.proc.spec = { ...this.proc.spec, id: to.id, dir: to.dir, disk: to.disk };
+    this.driver.processes.set(to.id, this.proc);
   }
 
   async pause(): Promise<void> {
@@ -145,7 +169,7 @@ class FakeMachine extends EventEmitter<MachineEvents> implements Machine {
   async saveState(file: string): Promise<number> {
     this.proc.state = 'paused';
     this.step('save', 'save');
-    const state: FakeState = { format: 'fake-state', signature: this.driver.signatureOf(this.proc.spec.shape), memory: { ...this.proc.memory } };
+    const state: FakeState = { format: 'fake-state', signature: this.driver.signatureOf(this.proc.spec.shape), memory: { ...this.proc.memory }, agent: this.proc.guest.agent?.snapshot(), attached: [...this.proc.attached].sort() };
     fs.writeFileSync(file, JSON.stringify(state));
     this.proc.state = 'saving';
     return fs.statSync(file).size;
@@ -183,7 +207,25 @@ class FakeMachine extends EventEmitter<MachineEvents> implements Machine {
     if (!this.proc.alive) throw new Error('the machine is gone');
     if (name === GUEST_PORTS.control) return this.proc.guest.connectAgent();
     if (name === GUEST_PORTS.env) return this.proc.guest.connectEnv();
+    if (name === GUEST_PORTS.agent) return this.proc.guest.connectSpritelyAgent();
     throw new Error(`the fake guest has no ${name} port`);
+  }
+
+  async attachSnapshot(name: string): Promise<{ serial: string }> {
+    this.step('attach-view', `attach-view ${name}`);
+    if (!readDisk(this.proc.spec.disk).snapshots[name]) throw new Error(`the disk has no snapshot ${name}`);
+    this.proc.attached.add(name);
+    return { serial: `spritely-${name}` };
+  }
+
+  async detachSnapshot(name: string): Promise<void> {
+    this.step('detach-view', `detach-view ${name}`);
+    this.proc.attached.delete(name);
+  }
+
+  async attachedSnapshots(): Promise<string[]> {
+    if (!this.proc.alive) throw new Error('the machine is gone');
+    return [...this.proc.attached].sort();
   }
 
   async powerDown(): Promise<void> {
@@ -245,6 +287,8 @@ export class FakeDriver implements Driver {
   launchDelayMs = 0;
   /** Runs on every new machine before it is handed out (script its guest here). */
   onLaunch: ((p: FakeProcess) => void) | null = null;
+  /** The program behind each new guest's spritely agent port (the engine's specs plug in vm/guest/fake-agent.ts). */
+  makeAgent: (() => FakeAgentProgram) | null = null;
   private failures = new Map<FakeStep, string[]>();
   private nextPid = 1000;
   private known: Accelerator | null = null;
@@ -306,7 +350,13 @@ export class FakeDriver implements Driver {
         const state = JSON.parse(fs.readFileSync(spec.restoreFrom, 'utf8')) as FakeState;
         if (state.format !== 'fake-state') throw new Error('not a saved state');
         if (state.signature !== this.signatureOf(spec.shape)) throw new Error(`the state was saved by ${state.signature}`);
+        const needs = state.attached ?? [];
+        const given = [...(spec.restoreAttached ?? [])].sort();
+        if (needs.join() !== given.join()) throw new Error(`Unknown savevm section: the state had snapshot views [${needs.join(', ')}], the launch gave [${given.join(', ')}]`);
         proc.memory = { ...state.memory };
+        if (state.agent !== undefined) proc.guest.agent?.restore(state.agent);
+        for (const p of given) proc.attached.add(p);
+        proc.placeholders = given;
       } catch (err) {
         proc.restoreError = `restoring ${path.basename(spec.restoreFrom)} failed: ${(err as Error).message}`;
       }

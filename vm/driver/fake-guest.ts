@@ -1,11 +1,25 @@
 /**
  * The fake driver's guest: an in-memory qemu-guest-agent (the real client in vm/guest/ talks to it
- * over an in-memory byte channel) and the guest end of the spritely-env port. What the guest does
- * on `exec` is scriptable; by default it accepts apply-identity (and records the identity), says
- * systemd is running, and succeeds at everything else. It can be told never to answer.
+ * over an in-memory byte channel), a slot for the program behind the spritely agent's port (the
+ * engine's spec fixture plugs in vm/guest/fake-agent.ts, the real wire format) and the guest end of
+ * the spritely-env port. What qemu-guest-agent does on `exec` is scriptable; by default it says
+ * systemd is running and succeeds at everything else. It can be told never to answer (`silent`:
+ * neither agent answers).
  */
 import { Duplex } from 'node:stream';
 import { JsonLineDecoder } from '../json-lines.ts';
+
+/** The program behind the spritely agent's port; its state is part of the guest's RAM. */
+export interface FakeAgentProgram {
+  silent: boolean;
+  /** The guest end of a new connection to the port. */
+  attach(guest: Duplex): void;
+  /** The machine ended. */
+  detach(): void;
+  /** Its state, saved with the guest's RAM. */
+  snapshot(): unknown;
+  restore(saved: unknown): void;
+}
 
 /** Two connected in-memory byte streams: what one side writes, the other reads. */
 export function duplexPair(): [Duplex, Duplex] {
@@ -42,25 +56,14 @@ export interface GuestExecAnswer {
   stderr?: string;
 }
 
-/** The identity apply-identity was last given (`hostname` etc. as apply-identity reads them). */
-export type AppliedIdentity = Record<string, string>;
-
-function decodeIdentity(stdin: string): AppliedIdentity {
-  const out: AppliedIdentity = {};
-  for (const line of stdin.split('\n')) {
-    const [k, v] = line.split(' ');
-    if (k && v !== undefined) out[k] = Buffer.from(v, 'base64').toString('utf8');
-  }
-  return out;
-}
-
 export class FakeGuest {
-  /** Every program run through the agent, in order. */
+  /** Every program run through qemu-guest-agent, in order. */
   readonly execs: GuestExecCall[] = [];
-  /** Set by apply-identity runs that carried a hostname. */
-  identity: AppliedIdentity | null = null;
-  /** The guest agent never answers (a guest that hangs, or never boots). */
-  silent = false;
+  /** Neither agent ever answers (a guest that hangs, or never boots). */
+  private isSilent = false;
+
+  /** `agent`: the program behind the spritely agent's port (the fake driver's `makeAgent`), if any. */
+  constructor(readonly agent: FakeAgentProgram | null = null) {}
   /** Overrides what an exec does; return undefined for the default. */
   onExec: ((call: GuestExecCall) => GuestExecAnswer | undefined) | null = null;
   /** Called when the guest is asked to power off. */
@@ -69,6 +72,23 @@ export class FakeGuest {
   private nextPid = 1;
   private envPeer: Duplex | null = null;
   private agentPeers = new Set<Duplex>();
+
+  get silent(): boolean {
+    return this.isSilent;
+  }
+
+  set silent(v: boolean) {
+    this.isSilent = v;
+    if (this.agent) this.agent.silent = v;
+  }
+
+  /** A new connection to the spritely agent's port. */
+  connectSpritelyAgent(): Duplex {
+    if (!this.agent) throw new Error('this fake guest runs no spritely agent');
+    const [host, guest] = duplexPair();
+    this.agent.attach(guest);
+    return host;
+  }
 
   /** A new connection to the guest agent port. */
   connectAgent(): Duplex {
@@ -130,17 +150,13 @@ export class FakeGuest {
   }
 
   private defaultExec(call: GuestExecCall): GuestExecAnswer {
-    if (call.path === '/usr/lib/spritely/apply-identity') {
-      const id = decodeIdentity(call.stdin);
-      if (id.hostname !== undefined) this.identity = id;
-      return {};
-    }
     if (call.path === '/bin/systemctl' && call.args[0] === 'is-system-running') return { stdout: 'running\n' };
     return {};
   }
 
   /** Ends every connection into the guest (its machine is gone). */
   disconnect(): void {
+    this.agent?.detach();
     this.envPeer?.destroy();
     this.envPeer = null;
     for (const p of this.agentPeers) p.destroy();

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { SpritelyError } from '../errors.ts';
 import { DEFAULT_KEEP_RAM } from './checkpoint-verbs.ts';
-import { makeFixture, type Fixture } from './spec-fixture.ts';
+import { agentOf, makeFixture, type Fixture } from './spec-fixture.ts';
 
 let f: Fixture;
 beforeEach(async () => {
@@ -28,7 +28,10 @@ describe('checkpoint', () => {
     expect(timings.pauseMs).toBe(checkpoint.pauseMs);
     expect(f.driver.calls.slice(-4)).toEqual(['pause dev', 'snapshot v1 dev', 'save dev', 'resume dev']);
     expect(await f.engine.machine('dev')!.state()).toBe('running');
-    expect(announced).toEqual([['dev', 'v1']]);
+    // announced at once; again once what deleting it would free is counted (in the background)
+    expect(announced[0]).toEqual(['dev', 'v1']);
+    await vi.waitFor(() => expect(f.engine.listCheckpoints('dev')[0].freeBytes).toBeTypeOf('number'));
+    expect(announced.every((a) => a.join() === 'dev,v1')).toBe(true);
     expect((await f.engine.createCheckpoint('dev')).checkpoint).toMatchObject({ id: 'v2', parent: 'v1' });
   });
 
@@ -86,7 +89,8 @@ describe('restore', () => {
     expect(q.memory.counter).toBe('1');
     expect(q.readFile('/etc/tool')).toBe('installed');
     expect(f.driver.calls).toContain('launch dev from v1.state');
-    expect(q.guest.execs.at(-1)?.stdin).toMatch(/^seed .*\ntime /);
+    // the clock is set through the guest agent, with fresh randomness (the restored RNG repeats itself)
+    expect(agentOf(q).identities.at(-1)).toEqual({ timeNs: String(BigInt(f.io.clock.now) * 1_000_000n), seed: expect.any(String) });
     const cps = f.engine.listCheckpoints('dev');
     expect(cps.find((c) => c.id === 'v2')).toMatchObject({ auto: true, comment: 'before restoring v1', memory: true, current: false });
     expect(cps.find((c) => c.id === 'v1')?.current).toBe(true);
@@ -116,9 +120,29 @@ describe('restore', () => {
     await f.engine.createCheckpoint('dev');
     f.driver.onLaunch = (p) => void (p.guest.silent = true);
     const err = (await f.engine.restoreCheckpoint('dev', 'v1', { backup: false }).catch((e) => e)) as SpritelyError;
-    expect(err.message).toMatch(/^Restoring v1 of "dev" failed: guest agent did not answer/);
+    expect(err.message).toMatch(/^Restoring v1 of "dev" failed: could not reach the guest agent of dev: no answer to HELLO/);
     expect(f.engine.get('dev')).toMatchObject({ state: 'crashed', lastError: expect.stringMatching(/^restoring v1 failed/) });
     expect(f.driver.processes.has('dev')).toBe(false);
+  });
+
+  it('a RAM state saved under another device set boots the restored disk instead, and says so', async () => {
+    await f.engine.createCheckpoint('dev');
+    f.driver.hypervisorVersion = '2.0';
+    const r = await f.engine.restoreCheckpoint('dev', 'v1', { backup: false });
+    expect(r.sprite.state).toBe('running');
+    expect(f.driver.calls.slice(-2)).toEqual(['apply-snapshot v1', 'launch dev']);
+    expect(r.sprite.lastError).toMatch(/^Restored v1 without its RAM: the RAM state of v1 does not fit this FakeVM or device set any more; booted its disk instead/);
+  });
+
+  it('a RAM state that fails to load (an old checkpoint with no signature recorded) falls back to booting its disk', async () => {
+    await f.engine.createCheckpoint('dev');
+    const t = JSON.parse(fs.readFileSync(path.join(dir(), 'checkpoints.json'), 'utf8'));
+    delete t.checkpoints[0].signature;
+    fs.writeFileSync(path.join(dir(), 'checkpoints.json'), JSON.stringify(t));
+    f.driver.hypervisorVersion = '2.0';
+    const r = await f.engine.restoreCheckpoint('dev', 'v1', { backup: false });
+    expect(f.driver.calls.slice(-3)).toEqual(['launch dev from v1.state', 'kill dev', 'launch dev']);
+    expect(r.sprite).toMatchObject({ state: 'running', lastError: expect.stringMatching(/could not be restored .*booted its disk instead/) });
   });
 
   it('meters the awake period that the restore ends', async () => {
@@ -170,6 +194,20 @@ describe('spritely-env from inside the guest', () => {
     expect(await ask({ id: 'a3', op: 'sprites.destroy', name: 'other' })).toMatch(/^=BEGIN a3\n=ERR bad request/);
   });
 
+  it('mounts, diffs and unmounts from inside', async () => {
+    expect(await ask({ id: 'c1', op: 'checkpoint.create' })).toBe('=BEGIN c1\nv1\n=OK\n');
+    f.driver.process('dev').writeFile('/root/notes', 'hi\n');
+    expect(await ask({ id: 'm1', op: 'checkpoint.mount', checkpoint: 'v1' })).toBe('=BEGIN m1\n/.spritely/checkpoints/v1\n=OK\n');
+    expect(f.engine.listCheckpoints('dev')[0].mounted).toBe(true);
+    const diff = await ask({ id: 'd1', op: 'checkpoint.diff', from: 'v1' });
+    expect(diff).toMatch(/^=BEGIN d1\ndev: v1 → now: 2 added, 0 removed, 0 modified.*\nA {2}\/root {2}\(dir\)\nA {2}\/root\/notes {2}\(file, 3 B\)\n=OK\n$/);
+    const asJson = await ask({ id: 'd2', op: 'checkpoint.diff', from: 'v1', paths: ['/root/notes'], json: true });
+    expect(JSON.parse(asJson.split('\n')[1]).entries.map((e: { path: string }) => e.path)).toEqual(['/root/notes']);
+    expect(await ask({ id: 'u1', op: 'checkpoint.unmount', checkpoint: 'v1' })).toBe('=BEGIN u1\n=OK\n');
+    expect(f.engine.listCheckpoints('dev')[0].mounted).toBe(false);
+    expect(await ask({ id: 'm2', op: 'checkpoint.mount', checkpoint: 'v9' })).toMatch(/^=BEGIN m2\n=ERR Sprite "dev" has no checkpoint v9/);
+  });
+
   it('a restore asked from inside answers the request that made the checkpoint, in the restored machine', async () => {
     expect(await ask({ id: 'made', op: 'checkpoint.create' })).toBe('=BEGIN made\nv1\n=OK\n');
     const before = f.driver.process('dev');
@@ -180,6 +218,73 @@ describe('spritely-env from inside the guest', () => {
     env.on('data', (c: Buffer) => (got += c.toString()));
     await waitFor(() => got.includes('=OK'));
     expect(got).toBe('=BEGIN made\nv1\n=OK\n');
+  });
+});
+
+describe('limits on what a guest may checkpoint from inside', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    process.env.SPRITELY_GUEST_CHECKPOINTS_KEPT = saved.SPRITELY_GUEST_CHECKPOINTS_KEPT;
+    process.env.SPRITELY_GUEST_CHECKPOINTS_PER_MINUTE = saved.SPRITELY_GUEST_CHECKPOINTS_PER_MINUTE;
+    if (saved.SPRITELY_GUEST_CHECKPOINTS_KEPT === undefined) delete process.env.SPRITELY_GUEST_CHECKPOINTS_KEPT;
+    if (saved.SPRITELY_GUEST_CHECKPOINTS_PER_MINUTE === undefined) delete process.env.SPRITELY_GUEST_CHECKPOINTS_PER_MINUTE;
+  });
+
+  async function ask(req: Record<string, unknown>): Promise<string> {
+    await waitFor(() => f.driver.process('dev').guest.env !== null);
+    const env = f.driver.process('dev').guest.env!;
+    let got = '';
+    const onData = (c: Buffer) => (got += c.toString());
+    env.on('data', onData);
+    env.write(JSON.stringify(req) + '\n');
+    await waitFor(() => /\n=(OK|ERR)[^\n]*\n$/.test(got));
+    env.off('data', onData);
+    return got;
+  }
+
+  it('keeps at most N checkpoints made from inside; the user’s own are neither limited nor counted', async () => {
+    process.env.SPRITELY_GUEST_CHECKPOINTS_KEPT = '2';
+    process.env.SPRITELY_GUEST_CHECKPOINTS_PER_MINUTE = '100';
+    const logs: string[] = [];
+    f.engine.on('log', (m) => logs.push(m));
+    expect(await ask({ id: 'g1', op: 'checkpoint.create' })).toBe('=BEGIN g1\nv1\n=OK\n');
+    await f.engine.createCheckpoint('dev', { comment: 'mine' });
+    expect(await ask({ id: 'g2', op: 'checkpoint.create' })).toBe('=BEGIN g2\nv3\n=OK\n');
+    const refused = 'this sprite already keeps 2 checkpoints made from inside it, the limit is 2; delete some on the host (spritely checkpoint list dev, then spritely checkpoint delete dev ID)';
+    expect(await ask({ id: 'g3', op: 'checkpoint.create' })).toBe(`=BEGIN g3\n=ERR ${refused}\n`);
+    expect(logs).toContain(`sprite dev: refused a checkpoint asked from inside: ${refused}`);
+    expect((await f.engine.createCheckpoint('dev')).checkpoint.id).toBe('v4');
+    // a restore with an undo checkpoint would make a third: refused too; without one it goes ahead
+    expect(await ask({ id: 'r1', op: 'checkpoint.restore', checkpoint: 'v2' })).toMatch(/^=BEGIN r1\n=ERR this sprite already keeps 2 .*, or restore without an undo checkpoint \(--no-backup\)\n$/);
+    await f.engine.deleteCheckpoint('dev', 'v1');
+    expect(await ask({ id: 'g4', op: 'checkpoint.create' })).toBe('=BEGIN g4\nv5\n=OK\n');
+    expect(f.engine.listCheckpoints('dev').map((c) => c.id)).toEqual(['v2', 'v3', 'v4', 'v5']);
+  });
+
+  it('allows at most M asks a minute (creates and restores alike); the undo checkpoint of a guest’s restore counts as the guest’s', async () => {
+    process.env.SPRITELY_GUEST_CHECKPOINTS_KEPT = '100';
+    process.env.SPRITELY_GUEST_CHECKPOINTS_PER_MINUTE = '2';
+    expect(await ask({ id: 'g1', op: 'checkpoint.create' })).toBe('=BEGIN g1\nv1\n=OK\n');
+    f.io.clock.now += 20_000;
+    expect(await ask({ id: 'g2', op: 'checkpoint.create' })).toBe('=BEGIN g2\nv2\n=OK\n');
+    f.io.clock.now += 10_000;
+    expect(await ask({ id: 'g3', op: 'checkpoint.create' })).toBe(
+      '=BEGIN g3\n=ERR too many checkpoints and restores asked from inside this sprite: 2 in the last minute, the limit is 2 a minute; try again in 30 s\n',
+    );
+    expect(await ask({ id: 'r0', op: 'checkpoint.restore', checkpoint: 'v1' })).toMatch(/^=BEGIN r0\n=ERR too many/);
+    await f.engine.createCheckpoint('dev', { comment: 'the user is not limited' });
+    f.io.clock.now += 31_000;
+    const before = f.driver.process('dev');
+    expect(await ask({ id: 'r1', op: 'checkpoint.restore', checkpoint: 'v1' })).toBe('=BEGIN r1\nrestoring v1…\n=OK\n');
+    await waitFor(() => f.driver.processes.get('dev') !== before && f.engine.listCheckpoints('dev').length === 4, 3000);
+    const t = JSON.parse(fs.readFileSync(path.join(dir(), 'checkpoints.json'), 'utf8'));
+    expect(t.checkpoints.map((c: { id: string; byGuest?: boolean; auto: boolean }) => [c.id, !!c.byGuest, c.auto])).toEqual([
+      ['v1', true, false],
+      ['v2', true, false],
+      ['v3', false, false],
+      ['v4', true, true],
+    ]);
+    expect(f.engine.listCheckpoints('dev')[0]).not.toHaveProperty('byGuest');
   });
 });
 

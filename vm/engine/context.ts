@@ -3,6 +3,7 @@
  * and live machines, locks, activity, settings and admission — plus the few small steps several
  * of them take (find a sprite's image, record a crash, close an awake period).
  */
+import type { RamCompressor } from '../checkpoints/ram-compressor.ts';
 import type { BootFiles, Driver } from '../driver/driver.ts';
 import { SpritelyError } from '../errors.ts';
 import type { ImageProgress, ImageRecord, ImageStore } from '../images/image-store.ts';
@@ -17,21 +18,26 @@ import type { Activity } from './idle.ts';
 import type { LiveMachines } from './live-machines.ts';
 import { closeAwakePeriod } from './metering.ts';
 import type { SpriteRegistry } from './sprite-registry.ts';
+import type { WarmSpares } from './warm-spares.ts';
 
 /** How long the engine waits for machines and guests (tuned for TCG; specs on the fake driver shorten them). */
 export interface EngineTimeouts {
   /** A restored machine's saved state to land. */
   restoreMs: number;
-  /** The guest agent to answer after a restore (it was running when the state was saved). */
+  /** The guest agent to answer after a restore (it was running when the state was saved; its HELLO is waiting when the guest runs). */
   guestAfterRestoreMs: number;
   /** The guest agent to answer after a cold boot, with hardware acceleration / under emulation. */
   coldBootMs: number;
   coldBootEmulatedMs: number;
   /** The guest to power off once asked (then it is synced and ended). */
   powerOffMs: number;
+  /** An exec or terminal waits this long for the guest agent of a running sprite before it fails. */
+  agentMs: number;
+  /** After this long without an answer from the guest agent, qemu-guest-agent is asked to restart it. */
+  agentStuckMs: number;
 }
 
-export const DEFAULT_TIMEOUTS: EngineTimeouts = { restoreMs: 60_000, guestAfterRestoreMs: 30_000, coldBootMs: 90_000, coldBootEmulatedMs: 240_000, powerOffMs: 90_000 };
+export const DEFAULT_TIMEOUTS: EngineTimeouts = { restoreMs: 60_000, guestAfterRestoreMs: 30_000, coldBootMs: 90_000, coldBootEmulatedMs: 240_000, powerOffMs: 90_000, agentMs: 20_000, agentStuckMs: 10_000 };
 
 export interface EngineContext {
   readonly timeouts: EngineTimeouts;
@@ -45,14 +51,34 @@ export interface EngineContext {
   readonly activity: Activity;
   readonly config: DaemonConfig;
   readonly admission: Admission;
+  readonly spares: WarmSpares;
   /** Allocated bytes of each disk at its last checkpoint (per-checkpoint disk estimates). */
   readonly diskMarks: Map<string, number>;
+  /** Compresses saved RAM states in the background. */
+  readonly compressor: RamCompressor;
+  /** Checkpoints shown inside running sprites. */
+  readonly browse: CheckpointViews;
   clientKey(): KeyPair;
   log(msg: string): void;
   /** A sprite is gone (destroyed, or an unfinished create removed). */
   removed(name: string): void;
   checkpointsChanged(name: string): void;
   imageProgress(p: ImageProgress): void;
+}
+
+/** Checkpoints shown inside running sprites (checkpoint-browse.ts), as the other modules use them. */
+export interface CheckpointViews {
+  /** What the sprite's running machine has mounted. */
+  mounted(name: string): string[];
+  /** Learns what a re-attached machine has mounted. */
+  adopt(name: string): Promise<void>;
+  /** A machine was restored from a state saved with `attached` views: clears the guest's stale mounts. */
+  afterRestore(name: string, attached: string[] | undefined): void;
+  /** Throws when checkpoint `id` is mounted (it cannot be deleted then). */
+  assertNotMounted(name: string, id: string): Promise<void>;
+  /** Under the sprite's lock. */
+  mountLocked(name: string, id: string): Promise<{ path: string; mounted: string[] }>;
+  unmountLocked(name: string, id: string, opts?: { force?: boolean }): Promise<{ mounted: string[] }>;
 }
 
 export function bootFiles(image: ImageRecord): BootFiles {

@@ -1,17 +1,17 @@
 /**
- * The engine's I/O that is not the hypervisor's: SSH links to guests, egress proxies, spritely-env
- * channels, key generation, free ports, host facts and the clock. The daemon uses `realIo`; the
- * engine's specs pass fakes, so they open no SSH connection, bind no socket and leave no timer.
+ * The engine's I/O that is not the hypervisor's: egress proxies, spritely-env channels, key
+ * generation, free ports, host facts, the clock and RAM-state compression. The daemon uses
+ * `realIo`; the engine's specs pass fakes, so they bind no socket and leave no timer. (The guest
+ * agent's channel is a guest port, which the driver provides: the fake driver's guest speaks the
+ * real protocol.)
  */
 import os from 'node:os';
 import type { Duplex } from 'node:stream';
 import { EnvChannel, type EnvHandler } from '../checkpoints/env-channel.ts';
+import { zstdCompress, type Compress } from '../checkpoints/ram-compressor.ts';
 import { EgressProxy, type EgressProxyOptions } from '../net/egress-proxy.ts';
 import { freeLoopbackPort } from '../net/free-port.ts';
 import { ensureClientKey, generateEd25519, type KeyPair } from '../ssh/keys.ts';
-import { SshLink, type SshChannels, type SshLinkOptions } from '../ssh/ssh-link.ts';
-
-export type { SshChannels };
 
 export interface EnvChannelLike {
   write(text: string): void;
@@ -25,7 +25,6 @@ export interface EgressLike {
 
 export interface EngineIo {
   now(): number;
-  sshLink(opts: SshLinkOptions): SshChannels;
   egressProxy(opts: EgressProxyOptions): EgressLike;
   envChannel(open: () => Promise<Duplex>, handler: EnvHandler, log: (msg: string) => void): EnvChannelLike;
   /** A new ed25519 key pair (a sprite's SSH host key). */
@@ -37,11 +36,12 @@ export interface EngineIo {
   hostMemoryMiB(): number;
   /** Runs `fn` every `ms` without keeping the process alive; returns the function that stops it. */
   every(ms: number, fn: () => void): () => void;
+  /** Compresses a saved RAM state (zstd); specs pass one they control. */
+  compress: Compress;
 }
 
 export const realIo: EngineIo = {
   now: () => Date.now(),
-  sshLink: (opts) => new SshLink(opts),
   egressProxy: (opts) => new EgressProxy(opts),
   envChannel: (open, handler, log) => new EnvChannel(open, handler, log),
   hostKey: (comment) => generateEd25519(comment),
@@ -54,4 +54,5 @@ export const realIo: EngineIo = {
     t.unref();
     return () => clearInterval(t);
   },
+  compress: zstdCompress,
 };

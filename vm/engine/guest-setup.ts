@@ -1,53 +1,43 @@
 /**
- * What the engine does inside a guest, through its control channel (no network needed): give a
- * restored or forked machine its own identity, set the clock of a machine that was restored from
- * a saved moment, grow the filesystem to the disk, and find out why SSH into it keeps failing.
+ * What the engine does inside a guest (no network needed): give a restored or forked machine its
+ * own identity and set the clock of a machine restored from a saved moment, both through the
+ * spritely agent; grow the filesystem to the disk; flush the guest's caches before an abrupt
+ * end, and repair a guest agent that stopped answering — those two through qemu-guest-agent,
+ * the independent second channel.
+ * What the guest prints is its own choice (root there is untrusted): it reaches an error or the
+ * log only through `guestSaid`, inert and bounded.
  */
+import crypto from 'node:crypto';
 import type { Machine } from '../driver/driver.ts';
+import type { AgentClient } from '../guest/agent-client.ts';
+import type { IdentityResult } from '../guest/agent-protocol.ts';
 import type { GuestControl } from '../guest/guest-control.ts';
-import type { KeyPair } from '../ssh/keys.ts';
-import { APPLY_IDENTITY, identityPayload, newMachineId } from './identity.ts';
+import { safeText } from '../safe-text.ts';
+import { identityRequest, toNs, type NewIdentity } from './identity.ts';
 
-/** Epoch nanoseconds, as apply-identity's `time` wants them. */
-export function toNs(epochMs: number): bigint {
-  return BigInt(epochMs) * 1_000_000n;
+/** Guest output for a message: terminal controls shown as escapes, one line, at most 500 characters. */
+export function guestSaid(output: Buffer | string, maxChars = 500): string {
+  return safeText(output.toString().trim(), { maxChars }) || '(nothing)';
 }
 
-/** A new hostname, machine-id, SSH host key (made on the host, pinned by us), authorized key and RNG seed. */
-export async function applyIdentity(guest: GuestControl, opts: { name: string; hostKey: KeyPair; authorizedKey: string; nowMs: number }): Promise<void> {
-  const applied = await guest.exec(APPLY_IDENTITY, [], {
-    stdin: identityPayload({
-      hostname: opts.name,
-      machineId: newMachineId(),
-      hostKey: opts.hostKey.privateKey,
-      hostKeyPub: opts.hostKey.publicKey,
-      authorizedKeys: opts.authorizedKey,
-      timeNs: toNs(opts.nowMs),
-    }),
-    timeoutMs: 60_000,
-  });
-  if (applied.exitCode !== 0) throw new Error(`the guest refused its identity (exit ${applied.exitCode}): ${applied.stderr.toString().trim()}`);
+/** A new hostname, machine-id, SSH host key (made on the host, pinned by us), authorized key, RNG seed and clock; and a bigger filesystem when the disk was grown. */
+export async function applyIdentity(agent: AgentClient, id: NewIdentity, timeoutMs = 60_000): Promise<IdentityResult> {
+  return agent.identity(identityRequest(id), timeoutMs);
 }
 
-/**
- * A restored guest's clock is where it was when the state was saved. apply-identity's `time` sets
- * it with `date`; the agent's guest-set-time would also write the RTC (`hwclock -w`, up to 1 s).
- */
-export async function setGuestClock(guest: GuestControl, nowMs: number): Promise<void> {
-  const r = await guest.exec(APPLY_IDENTITY, [], { stdin: identityPayload({ timeNs: toNs(nowMs) }), timeoutMs: 30_000 });
-  if (r.exitCode !== 0) throw new Error(`setting the guest clock failed: ${r.stderr.toString().trim()}`);
+/** A restored guest's clock is where it was when the state was saved; fresh randomness too (a restore repeats the RNG's state). */
+export async function setGuestClock(agent: AgentClient, nowMs: number, timeoutMs = 30_000): Promise<void> {
+  await agent.identity({ timeNs: toNs(nowMs), seed: crypto.randomBytes(32) }, timeoutMs);
 }
 
-/** Grows the virtual disk to `bytes` and the guest's filesystem with it (online). */
-export async function growDisk(machine: Machine, guest: GuestControl, bytes: number): Promise<void> {
+/** Grows the virtual disk to `bytes` (the guest's filesystem follows with the identity's `resize`). */
+export async function growDisk(machine: Machine, bytes: number): Promise<void> {
   await machine.resizeDisk(bytes);
-  const r = await guest.exec(APPLY_IDENTITY, [], { stdin: identityPayload({ resize: `/dev/vda ${bytes}` }), timeoutMs: 120_000 });
-  if (r.exitCode !== 0) throw new Error(`growing the filesystem failed: ${r.stderr.toString().trim()}`);
 }
 
 /** Grows the filesystem to the disk after a cold boot of a sprite whose filesystem never was. */
-export async function growFilesystem(guest: GuestControl): Promise<void> {
-  await guest.exec('/sbin/resize2fs', ['/dev/vda'], { timeoutMs: 120_000 });
+export async function growFilesystem(agent: AgentClient, diskBytes: number): Promise<void> {
+  await agent.identity({ resize: { device: '/dev/vda', minBytes: diskBytes } }, 240_000);
 }
 
 /** Flushes the guest's caches before the machine is ended without a shutdown (best effort). */
@@ -60,23 +50,21 @@ export async function syncGuest(guest: Promise<GuestControl>): Promise<void> {
 }
 
 /**
- * Run in the guest when SSH into it keeps failing: says whether the per-connection sshd socket
- * listens and what the network looks like, and restarts the socket when it is down.
+ * Run through qemu-guest-agent when the spritely agent does not answer: says what systemd knows
+ * of it and restarts it (a guest that stopped, killed or replaced it gets the real one back, as far
+ * as its port is free).
  */
-export const SSH_DIAGNOSIS = [
-  'state=$(systemctl is-active spritely-sshd.socket)',
-  'echo "spritely-sshd.socket: $state"',
-  'ip -brief address 2>/dev/null | tr -s " " | tr "\\n" ";"',
-  'echo',
-  'if [ "$state" != active ]; then',
-  '  journalctl -u spritely-sshd.socket -n 5 --no-pager -o cat 2>/dev/null',
-  '  systemctl reset-failed spritely-sshd.socket 2>/dev/null',
-  '  systemctl restart spritely-sshd.socket && echo "restarted spritely-sshd.socket"',
-  'fi',
+export const AGENT_REPAIR = [
+  'state=$(systemctl is-active spritely-agent.service)',
+  'echo "spritely-agent: $state"',
+  'journalctl -u spritely-agent.service -n 3 --no-pager -o cat 2>/dev/null',
+  'systemctl reset-failed spritely-agent.service 2>/dev/null',
+  'if systemctl restart spritely-agent.service; then echo "restarted spritely-agent"; else echo "could not restart spritely-agent"; fi',
+  'sleep 1; echo "now: $(systemctl is-active spritely-agent.service)"',
 ].join('\n');
 
-/** What the guest says about its SSH server (restarting it when it is down), on one line. */
-export async function diagnoseSsh(guest: GuestControl): Promise<string> {
-  const r = await guest.exec('/bin/sh', ['-c', SSH_DIAGNOSIS], { timeoutMs: 30_000 });
-  return (r.stdout.toString() + r.stderr.toString()).trim().replace(/\s*\n\s*/g, ' | ');
+/** What the guest says about its agent (restarting it), on one line. */
+export async function repairAgent(guest: GuestControl): Promise<string> {
+  const r = await guest.exec('/bin/sh', ['-c', AGENT_REPAIR], { timeoutMs: 30_000 });
+  return guestSaid((r.stdout.toString() + r.stderr.toString()).trim().replace(/\s*\n\s*/g, ' | '), 2000);
 }

@@ -1,36 +1,44 @@
 import { describe, expect, it } from 'vitest';
-import { identityPayload, newMachineId } from './identity.ts';
+import { identityRequest, newMachineId, toNs } from './identity.ts';
 
-describe('identityPayload', () => {
-  it('encodes every field as one KEY BASE64 line', () => {
-    const text = identityPayload(
-      { hostname: 'dev', machineId: 'ab'.repeat(16), hostKey: '-----BEGIN…\nx\n', hostKeyPub: 'ssh-ed25519 AAAA h', authorizedKeys: 'ssh-ed25519 BBBB c', resize: '/dev/vda', timeNs: 5n },
-      Buffer.from('seed'),
-    );
-    const lines = text.trimEnd().split('\n');
-    const map = Object.fromEntries(lines.map((l) => l.split(' ')).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
-    expect(lines.every((l) => /^[a-z_]+ [A-Za-z0-9+/=]+$/.test(l))).toBe(true);
-    expect(map).toEqual({
+const key = { privateKey: '-----BEGIN OPENSSH PRIVATE KEY-----\nx\n', publicKey: 'ssh-ed25519 AAAA root@dev\n' };
+
+describe('identityRequest', () => {
+  it('carries everything a new sprite needs in one request: name, machine-id, host key, authorized key, seed, clock', () => {
+    const r = identityRequest({ name: 'dev', hostKey: key, authorizedKey: ' ssh-ed25519 BBBB spritely \n', nowMs: 1_700_000_000_123 }, Buffer.from('seed'));
+    expect(r).toEqual({
       hostname: 'dev',
-      machine_id: 'ab'.repeat(16),
-      host_key: '-----BEGIN…\nx\n',
-      host_key_pub: 'ssh-ed25519 AAAA h\n',
-      authorized_keys: 'ssh-ed25519 BBBB c\n',
-      seed: 'seed',
-      resize: '/dev/vda',
-      time: '5',
+      machineId: expect.stringMatching(/^[0-9a-f]{32}$/),
+      hostKey: key.privateKey,
+      hostKeyPub: 'ssh-ed25519 AAAA root@dev',
+      authorizedKeys: 'ssh-ed25519 BBBB spritely\n',
+      seed: Buffer.from('seed'),
+      timeNs: 1_700_000_000_123_000_000n,
     });
   });
-  it('can carry just the clock (after a restore)', () => {
-    const keys = identityPayload({ timeNs: 7n }).trim().split('\n').map((l) => l.split(' ')[0]);
-    expect(keys).toEqual(['seed', 'time']);
+
+  it('asks for the filesystem to grow only when the disk was grown', () => {
+    const base = { name: 'big', hostKey: key, authorizedKey: 'k', nowMs: 0 };
+    expect(identityRequest(base).resize).toBeUndefined();
+    expect(identityRequest({ ...base, diskBytes: 200 * 2 ** 30 }).resize).toEqual({ device: '/dev/vda', minBytes: 200 * 2 ** 30 });
   });
-  it('leaves out resize and time when not asked', () => {
-    const text = identityPayload({ hostname: 'a', machineId: 'b', hostKey: 'c', hostKeyPub: 'd', authorizedKeys: 'e' });
-    expect(text).not.toMatch(/^resize|^time/m);
+
+  it('a new machine-id and seed every time', () => {
+    const base = { name: 'a', hostKey: key, authorizedKey: 'k', nowMs: 0 };
+    const [a, b] = [identityRequest(base), identityRequest(base)];
+    expect(a.machineId).not.toBe(b.machineId);
+    expect(a.seed!.equals(b.seed!)).toBe(false);
+    expect(a.seed!.length).toBe(64);
   });
+});
+
+describe('newMachineId and toNs', () => {
   it('makes 32-hex machine ids', () => {
     expect(newMachineId()).toMatch(/^[0-9a-f]{32}$/);
     expect(newMachineId()).not.toBe(newMachineId());
+  });
+  it('converts epoch milliseconds to nanoseconds exactly', () => {
+    expect(toNs(1)).toBe(1_000_000n);
+    expect(toNs(1_700_000_000_000)).toBe(1_700_000_000_000_000_000n);
   });
 });

@@ -1,39 +1,42 @@
 /**
  * A sprite restored from a shared RAM image starts as a copy of the golden machine: same hostname,
- * machine-id, SSH host keys and RNG state. Before anyone sees it, the engine gives it its own, by
- * piping one payload into the image's `/usr/lib/spritely/apply-identity` through the guest agent
- * (one round trip; no network, no crypto in the guest). Keys are made on the host.
+ * machine-id, SSH host keys and RNG state. Before anyone sees it, the engine gives it its own in one
+ * request to the guest agent (docs/guest-agent.md, IDENTITY: no network, no crypto in the guest).
+ * Keys, the machine-id and the RNG seed are made on the host; this module builds the request.
  */
 import crypto from 'node:crypto';
-
-export const APPLY_IDENTITY = '/usr/lib/spritely/apply-identity';
-
-export interface Identity {
-  hostname?: string;
-  machineId?: string;
-  hostKey?: string;
-  hostKeyPub?: string;
-  authorizedKeys?: string;
-  /** Block device whose filesystem should grow to the disk's size, if any. */
-  resize?: string;
-  timeNs?: bigint;
-}
+import type { AgentIdentity } from '../guest/agent-protocol.ts';
+import type { KeyPair } from '../ssh/keys.ts';
 
 export function newMachineId(): string {
   return crypto.randomBytes(16).toString('hex');
 }
 
-/** The `KEY BASE64` lines apply-identity reads on stdin. */
-export function identityPayload(id: Identity, seed: Buffer = crypto.randomBytes(64)): string {
-  const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
-  const lines: [string, string][] = [];
-  if (id.hostname !== undefined) lines.push(['hostname', b64(id.hostname)]);
-  if (id.machineId !== undefined) lines.push(['machine_id', b64(id.machineId)]);
-  if (id.hostKey !== undefined) lines.push(['host_key', b64(id.hostKey)]);
-  if (id.hostKeyPub !== undefined) lines.push(['host_key_pub', b64(id.hostKeyPub.trim() + '\n')]);
-  if (id.authorizedKeys !== undefined) lines.push(['authorized_keys', b64(id.authorizedKeys.trim() + '\n')]);
-  lines.push(['seed', b64(seed)]);
-  if (id.resize) lines.push(['resize', b64(id.resize)]);
-  if (id.timeNs !== undefined) lines.push(['time', b64(String(id.timeNs))]);
-  return lines.map(([k, v]) => `${k} ${v}`).join('\n') + '\n';
+/** Epoch nanoseconds, as the agent's `timeNs` wants them. */
+export function toNs(epochMs: number): bigint {
+  return BigInt(Math.round(epochMs)) * 1_000_000n;
+}
+
+export interface NewIdentity {
+  name: string;
+  hostKey: KeyPair;
+  /** The installation's SSH client key (for `ssh-config`, scp, VS Code Remote-SSH). */
+  authorizedKey: string;
+  nowMs: number;
+  /** The virtual disk was grown to this many bytes: grow the filesystem with it. */
+  diskBytes?: number;
+}
+
+/** Everything a new sprite's guest needs to be itself, as one IDENTITY request. */
+export function identityRequest(id: NewIdentity, seed: Buffer = crypto.randomBytes(64)): AgentIdentity {
+  return {
+    hostname: id.name,
+    machineId: newMachineId(),
+    hostKey: id.hostKey.privateKey,
+    hostKeyPub: id.hostKey.publicKey.trim(),
+    authorizedKeys: id.authorizedKey.trim() + '\n',
+    seed,
+    timeNs: toNs(id.nowMs),
+    ...(id.diskBytes ? { resize: { device: '/dev/vda', minBytes: id.diskBytes } } : {}),
+  };
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SpritelyError } from '../errors.ts';
 import { readRuntime } from '../store/sprite-manifest.ts';
-import { makeFixture, type Fixture } from './spec-fixture.ts';
+import { agentOf, makeFixture, type Fixture } from './spec-fixture.ts';
 
 let f: Fixture;
 beforeEach(async () => {
@@ -29,8 +29,18 @@ describe('create', () => {
     expect(golden).toBeGreaterThanOrEqual(0);
     expect(f.driver.calls.slice(golden)).toEqual(expect.arrayContaining(['overlay disk.qcow2', 'launch dev from gold.state']));
     const proc = f.driver.process('dev');
-    expect(proc.guest.identity).toMatchObject({ hostname: 'dev', authorized_keys: 'ssh-ed25519 AAAAclient spritely\n' });
-    expect(proc.guest.identity!.host_key_pub).toBe(`${manifestOf('dev').hostKeyPub}\n`);
+    // one IDENTITY request to the guest agent: name, machine-id, the pinned host key, our key, seed, clock
+    expect(agentOf(proc).identities).toHaveLength(1);
+    expect(agentOf(proc).identity).toEqual({
+      hostname: 'dev',
+      machineId: expect.stringMatching(/^[0-9a-f]{32}$/),
+      hostKey: 'PRIVATE root@dev',
+      hostKeyPub: manifestOf('dev').hostKeyPub,
+      authorizedKeys: 'ssh-ed25519 AAAAclient spritely\n',
+      seed: expect.any(String),
+      timeNs: String(BigInt(f.io.clock.now) * 1_000_000n),
+    });
+    expect(proc.guest.execs).toEqual([]); // nothing through qemu-guest-agent
     expect(manifestOf('dev')).toMatchObject({ status: 'running', fsGrown: true, sleep: null });
     const rt = readRuntime(path.join(f.home, 'sprites/dev/runtime.json'))!;
     expect(rt.machine).toEqual({ fakePid: proc.pid });
@@ -60,16 +70,16 @@ describe('create', () => {
   it('grows the disk and the filesystem when asked for more than the golden disk', async () => {
     await f.engine.create({ name: 'big', diskGiB: 200 });
     expect(f.driver.calls).toContain(`resize ${200 * 2 ** 30} big`);
-    const resize = f.driver.process('big').guest.execs.find((e) => e.stdin.startsWith('seed') && e.stdin.includes('resize '));
-    expect(Buffer.from(resize!.stdin.split('\n').find((l) => l.startsWith('resize '))!.slice(7), 'base64').toString()).toBe(`/dev/vda ${200 * 2 ** 30}`);
+    // the virtual disk first, then the identity grows the filesystem in the same request
+    expect(agentOf(f.driver.process('big')).identity?.resize).toEqual({ device: '/dev/vda', minBytes: 200 * 2 ** 30 });
   });
 
   it.each([
     ['the launch', () => f.driver.failNext('launch'), /fake launch failed/],
     ['the restore', () => f.driver.failNext('restore'), /restoring gold.state failed/],
     ['the disk', () => f.driver.failNext('overlay'), /fake overlay failed/],
-    ['a guest that never answers', () => (f.driver.onLaunch = (p) => void (p.id === 'dev' && (p.guest.silent = true))), /guest agent did not answer/],
-    ['a guest that refuses its identity', () => (f.driver.onLaunch = (p) => void (p.guest.onExec = () => ({ exitCode: 3, stderr: 'no' }))), /refused its identity \(exit 3\): no/],
+    ['a guest that never answers', () => (f.driver.onLaunch = (p) => void (p.id === 'dev' && (p.guest.silent = true))), /could not reach the guest agent of dev: no answer to HELLO/],
+    ['a guest that refuses its identity', () => (f.driver.onLaunch = (p) => void (agentOf(p).refuseIdentity = 'no')), /the guest refused its identity: no/],
   ])('fails cleanly when %s fails: no trace is left, the machine is gone', async (_what, arrange, message) => {
     await f.engine.create({ name: 'warm' }); // the golden state exists
     arrange();
@@ -103,7 +113,7 @@ describe('fork', () => {
     const copy = f.driver.process('copy');
     expect(copy.memory.counter).toBe('41');
     expect(copy.readFile('/root/notes')).toBe('at v1');
-    expect(copy.guest.identity?.hostname).toBe('copy');
+    expect(agentOf(copy).identity?.hostname).toBe('copy');
     expect(manifestOf('copy').hostKeyPub).not.toBe(manifestOf('src').hostKeyPub);
     expect(fs.existsSync(path.join(f.home, 'sprites/copy/fork-source.state'))).toBe(false);
     expect(f.engine.listCheckpoints('copy')).toEqual([]);
@@ -213,7 +223,6 @@ describe('a machine that ends on its own', () => {
     expect(seen.filter((x) => x.startsWith('crashed:null'))).toEqual([]);
     expect(f.engine.get('dev').lastError).toBe('FakeVM exited unexpectedly: segfault in the vCPU thread');
     await waitFor(() => manifestOf('dev').status === 'crashed');
-    expect(f.io.links[0].closed).toBe(true);
     expect(f.io.egress[0].closed).toBe(true);
     expect((await f.engine.start('dev')).sprite.state).toBe('running');
     expect(f.engine.get('dev').lastError).toBeNull();
@@ -252,7 +261,7 @@ describe('memory admission', () => {
   });
 
   it('uses 80% of host RAM by default', () => {
-    expect(f.engine.configView()).toEqual({ idleTimeoutSec: 300, memoryLimitMiB: Math.floor(8192 * 0.8), memoryLimitDefault: true });
+    expect(f.engine.configView()).toEqual({ idleTimeoutSec: 300, memoryLimitMiB: Math.floor(8192 * 0.8), memoryLimitDefault: true, warmSpare: false, checkpointMounts: 4, spares: [] });
   });
 });
 

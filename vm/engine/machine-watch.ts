@@ -1,13 +1,13 @@
 /**
  * What the engine does when a machine acts on its own: it ended (a crash is recorded with what it
  * last said; an end nobody waits for is announced), its guest powered off (recorded as stopped),
- * or SSH into it keeps failing (the guest is asked why over its control channel, and repairs what
- * it can; the link keeps retrying meanwhile).
+ * or its guest agent stopped answering (a guest that killed, stopped or replaced it: the guest is
+ * asked over qemu-guest-agent, the independent channel, what systemd knows, and the agent is
+ * restarted; callers meanwhile get a clear error after their own timeout, never a hung daemon).
  */
 import type { ExitReason, Machine } from '../driver/driver.ts';
-import { STUCK_AFTER_MS } from '../ssh/ssh-link.ts';
 import { withAwakePeriodClosed, type EngineContext } from './context.ts';
-import { diagnoseSsh } from './guest-setup.ts';
+import { repairAgent } from './guest-setup.ts';
 import type { Lifecycle } from './lifecycle.ts';
 
 export class MachineWatch {
@@ -43,13 +43,20 @@ export class MachineWatch {
       .catch((err) => log(`sprite ${name}: ${err.message}`));
   }
 
-  async sshStuck(name: string): Promise<void> {
-    const { live, log } = this.ctx;
+  private repairing = new Set<string>();
+
+  async agentStuck(name: string, why: Error): Promise<void> {
+    const { live, log, locks } = this.ctx;
+    // not while the machine is being made, booted, woken or restored: that operation waits for the agent itself
+    if (this.repairing.has(name) || !live.get(name) || locks.operation(name)) return;
+    this.repairing.add(name);
     try {
-      const said = await diagnoseSsh(await live.guest(name, 5_000));
-      log(`sprite ${name}: SSH unreachable for ${STUCK_AFTER_MS / 1000} s; the guest says: ${said}`);
+      const said = await repairAgent(await live.guest(name, Math.min(5_000, this.ctx.timeouts.agentMs)));
+      log(`sprite ${name}: its guest agent did not answer for ${this.ctx.timeouts.agentStuckMs / 1000} s (${why.message}); asked the guest to restart it: ${said}`);
     } catch (err) {
-      log(`sprite ${name}: SSH unreachable for ${STUCK_AFTER_MS / 1000} s, and its guest agent did not answer: ${(err as Error).message}`);
+      log(`sprite ${name}: its guest agent did not answer for ${this.ctx.timeouts.agentStuckMs / 1000} s (${why.message}), and qemu-guest-agent did not answer either: ${(err as Error).message}`);
+    } finally {
+      this.repairing.delete(name);
     }
   }
 }

@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { completeState } from '../checkpoints/state-files.ts';
 import type { DiskOps } from '../driver/driver.ts';
 import type { Manifest } from '../store/sprite-manifest.ts';
 
@@ -54,5 +55,6 @@ export function diskBytesOf(disks: DiskOps, spriteDir: string, disk: string, sle
   } catch {
     /* none */
   }
-  return disks.allocatedBytes(disk) + checkpointBytes + (sleepFile ? disks.allocatedBytes(sleepFile) : 0);
+  const sleep = sleepFile ? completeState(sleepFile) : null;
+  return disks.allocatedBytes(disk) + checkpointBytes + (sleep ? disks.allocatedBytes(sleep) : 0);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Manifest } from '../store/sprite-manifest.ts';
-import { planRecovery, type RecoveryFacts, type RecoveryStep } from './recovery-plan.ts';
+import { planRecovery, planSpareRecovery, type RecoveryFacts, type RecoveryStep } from './recovery-plan.ts';
 
 const STATUSES: Manifest['status'][] = ['creating', 'running', 'sleeping', 'stopped', 'crashed'];
 const MACHINES: RecoveryFacts['machine'][] = ['none', 'gone', 'running', 'paused', 'saving', 'shutdown', 'starting', 'other'];
@@ -77,5 +77,31 @@ describe('planRecovery: each half-finished state', () => {
       expect(kinds(plan({ status, machine: 'none' }))).toEqual(['register', 'reconcile-checkpoints']);
       expect(kinds(plan({ status, machine: 'running' }))).toEqual(['register', 'kill', 'remove-runtime', 'reconcile-checkpoints']);
     }
+  });
+});
+
+describe('planSpareRecovery', () => {
+  const MACHINES = ['none', 'gone', 'running', 'paused', 'saving', 'shutdown', 'starting', 'other'] as const;
+
+  it('keeps a spare only when it is exactly as left: recorded, alive, paused, and spares are on', () => {
+    for (const recordOk of [true, false]) {
+      for (const machine of MACHINES) {
+        for (const enabled of [true, false]) {
+          const p = planSpareRecovery({ recordOk, machine, enabled });
+          const keep = recordOk && machine === 'paused' && enabled;
+          expect(p.keep, JSON.stringify({ recordOk, machine, enabled })).toBe(keep);
+          // a live machine that is not kept is ended; a kept one is not; a gone one cannot be
+          expect(p.kill).toBe(!keep && machine !== 'none' && machine !== 'gone');
+          expect(p.why === null).toBe(keep);
+        }
+      }
+    }
+  });
+
+  it('says why it gives one up', () => {
+    expect(planSpareRecovery({ recordOk: false, machine: 'paused', enabled: true }).why).toBe('its record is missing or unreadable');
+    expect(planSpareRecovery({ recordOk: true, machine: 'gone', enabled: true }).why).toBe('its machine is gone');
+    expect(planSpareRecovery({ recordOk: true, machine: 'running', enabled: true }).why).toBe('its machine is running, not paused');
+    expect(planSpareRecovery({ recordOk: true, machine: 'paused', enabled: false }).why).toBe('warm spares are off');
   });
 });

@@ -74,3 +74,36 @@ export function planRecovery(f: RecoveryFacts, hypervisor: string): RecoveryStep
       return [...steps, { kind: 'reconcile-checkpoints', live: true }, { kind: 'adopt' }];
   }
 }
+
+/** What a starting daemon finds of a warm spare (a machine restored ahead of time, paused, not yet a sprite). */
+export interface SpareFacts {
+  /** Its record (spare.json) could be read. */
+  recordOk: boolean;
+  machine: 'none' | 'gone' | MachineState;
+  /** Warm spares are on. */
+  enabled: boolean;
+}
+
+export interface SparePlan {
+  /** Back into the pool, as it is. */
+  keep: boolean;
+  /** End its machine. */
+  kill: boolean;
+  /** Why it is given up (for the log), when it is. */
+  why: string | null;
+}
+
+/**
+ * A spare is kept only when it is exactly what it was left as: recorded, its machine alive and
+ * still paused (never run as anything), and spares wanted. Anything else is given up — it is only
+ * a head start, made again on the next create.
+ */
+export function planSpareRecovery(f: SpareFacts): SparePlan {
+  const live = f.machine !== 'none' && f.machine !== 'gone';
+  const why = !f.recordOk ? 'its record is missing or unreadable'
+    : !live ? 'its machine is gone'
+    : f.machine !== 'paused' ? `its machine is ${f.machine}, not paused`
+    : !f.enabled ? 'warm spares are off'
+    : null;
+  return { keep: why === null, kill: why !== null && live, why };
+}

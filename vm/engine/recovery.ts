@@ -4,10 +4,12 @@
  */
 import fs from 'node:fs';
 import { reconcileCheckpoints } from '../checkpoints/checkpoint-ops.ts';
+import { settleStates, stateExists } from '../checkpoints/state-files.ts';
 import type { Machine } from '../driver/driver.ts';
 import { spritePaths } from '../paths.ts';
 import { readManifest, readRuntime } from '../store/sprite-manifest.ts';
 import { markCrashed, type EngineContext } from './context.ts';
+import { COMPRESS_SLEEP_STATES } from './sleep-wake.ts';
 import { planRecovery, type RecoveryFacts } from './recovery-plan.ts';
 
 export async function recoverSprite(ctx: EngineContext, name: string): Promise<void> {
@@ -20,7 +22,7 @@ export async function recoverSprite(ctx: EngineContext, name: string): Promise<v
   const facts: RecoveryFacts = {
     status: m.status,
     machine: !rt ? 'none' : !machine ? 'gone' : await machine.state(),
-    sleepStateOk: !!m.sleep && fs.existsSync(m.sleep.file),
+    sleepStateOk: !!m.sleep && stateExists(m.sleep.file),
   };
   const say = (msg: string) => log(`sprite ${name}: ${msg}`);
   for (const step of planRecovery(facts, driver.displayName)) {
@@ -36,8 +38,9 @@ export async function recoverSprite(ctx: EngineContext, name: string): Promise<v
         break;
       case 'adopt':
         if (machine && rt) {
-          live.adopt(name, machine, rt, m.hostKeyPub);
+          live.adopt(name, machine, rt);
           say(`re-attached to ${driver.displayName} pid ${machine.pid}`);
+          await ctx.browse.adopt(name);
         }
         break;
       case 'remove-runtime':
@@ -49,9 +52,13 @@ export async function recoverSprite(ctx: EngineContext, name: string): Promise<v
       case 'register':
         registry.load(m);
         break;
-      case 'reconcile-checkpoints':
+      case 'reconcile-checkpoints': {
+        // (raw states a killed daemon had not compressed yet are queued again once the sprite is loaded)
         await reconcileCheckpoints(driver.disks, { name, dir: p.dir, disk: p.disk, machine: step.live ? machine : null, sleepState: null }, say);
+        // a sleep state settles to one complete form
+        if (m.sleep && settleStates([m.sleep.file]).length && COMPRESS_SLEEP_STATES) ctx.compressor.enqueue(m.sleep.file, name);
         break;
+      }
       case 'record':
         if (step.status === 'crashed') await markCrashed(ctx, name, step.lastError ?? 'it stopped unexpectedly');
         else {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SpritelyError } from '../errors.ts';
-import { makeFixture, type Fixture } from './spec-fixture.ts';
+import { agentOf, makeFixture, type Fixture } from './spec-fixture.ts';
 
 let f: Fixture;
 beforeEach(async () => {
@@ -67,10 +67,9 @@ describe('wake', () => {
     const proc = f.driver.process('dev');
     expect(proc.memory.shm).toBe('kept');
     expect(f.driver.calls).toContain('launch dev from sleep.state');
-    const clock = proc.guest.execs.at(-1)!;
-    expect(clock.path).toBe('/usr/lib/spritely/apply-identity');
-    expect(clock.stdin).toContain(`time ${Buffer.from(String(BigInt(f.io.clock.now) * 1_000_000n)).toString('base64')}`);
-    expect(clock.stdin).not.toContain('hostname');
+    // the clock through the guest agent (no new name: the same machine)
+    expect(agentOf(proc).identities.at(-1)).toEqual({ timeNs: String(BigInt(f.io.clock.now) * 1_000_000n), seed: expect.any(String) });
+    expect(proc.guest.execs).toEqual([]);
     expect(fs.existsSync(sleepFile())).toBe(false);
     expect(manifest()).toMatchObject({ status: 'running', sleep: null, lastError: null });
   });
@@ -104,7 +103,7 @@ describe('wake', () => {
       first = false;
     };
     const { sprite } = await f.engine.wake('dev');
-    expect(sprite.lastError).toMatch(/could not be restored \(guest agent did not answer/);
+    expect(sprite.lastError).toMatch(/could not be restored \(could not reach the guest agent of dev: no answer to HELLO/);
   });
 
   it('is refused past the memory limit, and the sleep state is kept', async () => {
@@ -116,9 +115,9 @@ describe('wake', () => {
     expect(fs.existsSync(sleepFile())).toBe(true);
   });
 
-  it('everything that needs the machine wakes it: ensureAwake, sshAwake, urlTarget; start wakes too', async () => {
+  it('everything that needs the machine wakes it: ensureAwake, agentAwake, urlTarget; start wakes too', async () => {
     await f.engine.sleep('dev');
-    await f.engine.sshAwake('dev');
+    await f.engine.agentAwake('dev');
     expect(f.engine.get('dev').state).toBe('running');
     await f.engine.sleep('dev');
     const target = await f.engine.urlTarget('dev');

@@ -1,64 +1,41 @@
 /**
  * A data dir, a fake driver, fake I/O and an engine on them, for the engine's specs. Nothing here
- * opens a socket or an SSH connection, and nothing keeps a timer after `cleanup`. A fixture can
+ * opens a socket, and nothing keeps a timer after `cleanup`. The guest agent is the fake driver's
+ * (the real wire format, the real client). A fixture can
  * start a second engine on the same data dir and driver: a daemon restart, the machines still
  * running. Used only by specs (*.spec.ts).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FakeDriver } from '../driver/fake-driver.ts';
+import { FakeDriver, type FakeProcess } from '../driver/fake-driver.ts';
+import { FakeAgent } from '../guest/fake-agent.ts';
 import type { EgressProxyOptions } from '../net/egress-proxy.ts';
 import { ImageStore } from '../images/image-store.ts';
 import { layout, type Layout } from '../paths.ts';
-import type { SshLinkOptions } from '../ssh/ssh-link.ts';
 import type { EngineTimeouts } from './context.ts';
-import { realIo, type EngineIo, type SshChannels } from './engine-io.ts';
+import { realIo, type EngineIo } from './engine-io.ts';
 import { Engine } from './engine.ts';
 
-export const FAST_TIMEOUTS: EngineTimeouts = { restoreMs: 1000, guestAfterRestoreMs: 300, coldBootMs: 300, coldBootEmulatedMs: 300, powerOffMs: 300 };
-
-export class FakeSshLink implements SshChannels {
-  closed = false;
-  readies = 0;
-  constructor(readonly opts: SshLinkOptions) {}
-  async ready(): Promise<never> {
-    this.readies++;
-    return {} as never;
-  }
-  async exec(): Promise<never> {
-    throw new Error('no SSH in the engine specs');
-  }
-  async shell(): Promise<never> {
-    throw new Error('no SSH in the engine specs');
-  }
-  close(): void {
-    this.closed = true;
-  }
-}
+export const FAST_TIMEOUTS: EngineTimeouts = { restoreMs: 1000, guestAfterRestoreMs: 300, coldBootMs: 300, coldBootEmulatedMs: 300, powerOffMs: 300, agentMs: 1500, agentStuckMs: 400 };
 
 export interface FakeIo extends EngineIo {
   clock: { now: number };
-  links: FakeSshLink[];
   egress: { opts: EgressProxyOptions; closed: boolean }[];
   idleLoops: (() => void)[];
   hostMiB: number;
+  /** While set, compressions wait for it (a spec holds one mid-way). */
+  compressGate: Promise<void> | null;
 }
 
 export function fakeIo(): FakeIo {
   let port = 40_000;
   const io: FakeIo = {
     clock: { now: Date.parse('2030-01-01T00:00:00Z') },
-    links: [],
     egress: [],
     idleLoops: [],
     hostMiB: 8192,
     now: () => io.clock.now,
-    sshLink: (opts) => {
-      const l = new FakeSshLink(opts);
-      io.links.push(l);
-      return l;
-    },
     egressProxy: (opts) => {
       const e = { opts, closed: false };
       io.egress.push(e);
@@ -74,6 +51,16 @@ export function fakeIo(): FakeIo {
       io.idleLoops.push(fn);
       return () => io.idleLoops.splice(io.idleLoops.indexOf(fn), 1);
     },
+    // "compression" that copies: the fake driver restores a .zst state as it would the raw one
+    compress: async (src, dest, signal) => {
+      fs.writeFileSync(dest, ''); // under way: the output exists, incomplete
+      const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new Error('cancelled'))));
+      aborted.catch(() => {}); // (an abort after the gate opened is seen below, not here)
+      if (io.compressGate) await Promise.race([io.compressGate, aborted]);
+      if (signal.aborted) throw new Error('cancelled');
+      fs.copyFileSync(src, dest);
+    },
+    compressGate: null,
   };
   return io;
 }
@@ -100,16 +87,20 @@ function writeImage(l: Layout): void {
   fs.writeFileSync(path.join(dir, 'image.json'), JSON.stringify({ id, kernelCmdline: 'console=ttyS0', diskVirtualBytes: 4 * 2 ** 30, createdAt: '2030-01-01T00:00:00.000Z' }));
 }
 
-export async function makeFixture(opts: { init?: boolean } = {}): Promise<Fixture> {
+/** `warmSpare`: keep warm spares (the setting, saved in config.json); off by default so other specs see only their own machines. */
+export async function makeFixture(opts: { init?: boolean; warmSpare?: boolean; compress?: boolean; keepRecentRaw?: number } = {}): Promise<Fixture> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'spritely-engine-spec-'));
   // images of its own, whatever SPRITELY_IMAGES_DIR says
   const l2 = { ...layout(home), imagesDir: path.join(home, 'images') };
   writeImage(l2);
+  fs.mkdirSync(home, { recursive: true });
+  fs.writeFileSync(path.join(home, 'config.json'), JSON.stringify({ warmSpare: opts.warmSpare ?? false }));
   const driver = new FakeDriver();
+  driver.makeAgent = () => new FakeAgent();
   const io = fakeIo();
   const logs: string[] = [];
   const make = () => {
-    const e = new Engine(l2, { driver, io, timeouts: FAST_TIMEOUTS });
+    const e = new Engine(l2, { driver, io, timeouts: FAST_TIMEOUTS, spareDelayMs: 0, compressRam: opts.compress ?? false, keepRecentRaw: opts.keepRecentRaw ?? 0 });
     e.on('log', (m) => logs.push(m));
     return e;
   };
@@ -136,4 +127,9 @@ export async function makeFixture(opts: { init?: boolean } = {}): Promise<Fixtur
   };
   if (opts.init !== false) await f.engine.init();
   return f;
+}
+
+/** The fake spritely agent in a fake machine's guest. */
+export function agentOf(p: FakeProcess): FakeAgent {
+  return p.guest.agent as FakeAgent;
 }

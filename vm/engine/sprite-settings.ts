@@ -11,10 +11,16 @@ import type { SpriteView } from './sprite-view.ts';
 export class SpriteSettings {
   constructor(private readonly ctx: EngineContext) {}
 
-  /** Seconds without use before a sprite sleeps (0 = never): for one sprite, or the daemon-wide default. */
-  async setIdleTimeout(seconds: number, sprite?: string | null): Promise<void> {
+  /**
+   * Seconds without use before a sprite sleeps (0 = never): for one sprite (null: it follows the
+   * daemon-wide default again), or the daemon-wide default.
+   */
+  async setIdleTimeout(seconds: number | null, sprite?: string | null): Promise<void> {
     const { registry, locks, config } = this.ctx;
-    if (!sprite) return config.setIdleTimeout(seconds);
+    if (!sprite) {
+      if (seconds === null) throw new SpritelyError('invalid_argument', 'Only a sprite can go back to the default idle timeout; the daemon-wide one takes seconds (0 = never).');
+      return config.setIdleTimeout(seconds);
+    }
     registry.must(sprite);
     await locks.run(sprite, 'configuring', async () => registry.save({ ...registry.must(sprite), idleTimeoutSec: seconds }));
   }

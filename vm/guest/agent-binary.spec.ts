@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentChannel } from './agent-channel.ts';
-import { AgentClient } from './agent-client.ts';
+import { AgentClient, unixSocket } from './agent-client.ts';
 import { buildAgent } from './agent-build.ts';
 import { encodeFrame, FrameType } from './agent-frames.ts';
 
@@ -39,7 +39,7 @@ async function agent(): Promise<{ client: AgentClient; socket: string; root: str
   const root = fs.mkdtempSync(path.join(dir, 'root-'));
   const proc = spawn(bin, ['--listen', `unix:${socket}`, '--root', root, '--host-gone-grace', '200ms'], { stdio: ['ignore', 'ignore', 'pipe'] });
   agents.push(proc);
-  const client = new AgentClient({ socketPath: socket });
+  const client = new AgentClient({ connect: unixSocket(socket) });
   clients.push(client);
   await client.ready(10_000);
   return { client, socket, root, proc };
@@ -253,12 +253,59 @@ describe('the real agent: identity, reconnects and a hostile host', () => {
     const ch = await client.exec({ argv: ['sleep', '100'] });
     ch.resume();
     const pid = ch.pid!;
-    const second = new AgentClient({ socketPath: socket });
+    const second = new AgentClient({ connect: unixSocket(socket) });
     clients.push(second);
     client.close();
     await second.ready(10_000);
     await until(() => !alive(pid));
     expect((await run(await second.exec({ argv: ['echo', 'hi'] }))).out.toString()).toBe('hi\n');
+  });
+
+  it('a suspended epoch resumes on the next connection: the session goes on, held input arrives, nothing is lost', async () => {
+    const socket = path.join(dir, `r-${crypto.randomBytes(4).toString('hex')}.sock`);
+    agents.push(spawn(bin, ['--listen', `unix:${socket}`, '--host-gone-grace', '2s'], { stdio: ['ignore', 'ignore', 'pipe'] }));
+    const conns: net.Socket[] = [];
+    const open = unixSocket(socket);
+    const c = new AgentClient({ connect: async () => conns[conns.push((await open()) as net.Socket) - 1] });
+    clients.push(c);
+    await c.ready(10_000);
+    const cat = await c.exec({ argv: ['cat'] });
+    let out = '';
+    cat.on('data', (d: Buffer) => (out += d));
+    cat.write('before\n');
+    await until(() => out === 'before\n');
+    expect(await c.suspend()).toBe(true);
+    cat.write('while away\n'); // held: the machine is "saved"
+    conns[0].destroy(); // the hypervisor ends
+    await new Promise((r) => setTimeout(r, 100));
+    expect(out).toBe('before\n');
+    const resumed = new Promise((r) => c.once('resumed', r));
+    await c.ready(10_000);
+    await resumed;
+    await until(() => out === 'before\nwhile away\n');
+    cat.end('after\n');
+    expect((await cat.done).code).toBe(0);
+    expect(out).toBe('before\nwhile away\nafter\n');
+    expect(conns).toHaveLength(2);
+  });
+
+  it('a resume the agent does not grant (the host stayed away past its grace): the sessions are lost, the client goes on with a new epoch', async () => {
+    const socket = path.join(dir, `g-${crypto.randomBytes(4).toString('hex')}.sock`);
+    agents.push(spawn(bin, ['--listen', `unix:${socket}`, '--host-gone-grace', '100ms'], { stdio: ['ignore', 'ignore', 'pipe'] }));
+    const conns: net.Socket[] = [];
+    const open = unixSocket(socket);
+    const c = new AgentClient({ connect: async () => conns[conns.push((await open()) as net.Socket) - 1] });
+    clients.push(c);
+    await c.ready(10_000);
+    const sleeper = await c.exec({ argv: ['sleep', '100'] });
+    sleeper.resume();
+    const pid = sleeper.pid!;
+    expect(await c.suspend()).toBe(true);
+    conns[0].destroy();
+    await until(() => !alive(pid));
+    await c.ready(10_000);
+    expect((await sleeper.done).lost).toMatch(/started over/);
+    expect((await run(await c.exec({ argv: ['echo', 'new epoch'] }))).out.toString()).toBe('new epoch\n');
   });
 
   it('garbage from the host makes the agent fault and resync; the next HELLO works', async () => {
@@ -273,7 +320,7 @@ describe('the real agent: identity, reconnects and a hostile host', () => {
     raw.write(Buffer.concat([crypto.randomBytes(1000), hello, Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5])]));
     await until(() => Buffer.concat(got).includes(Buffer.from([FrameType.Fault, 0, 0, 0, 0])));
     raw.destroy();
-    const again = new AgentClient({ socketPath: socket });
+    const again = new AgentClient({ connect: unixSocket(socket) });
     clients.push(again);
     expect(await again.ping()).toBeGreaterThanOrEqual(0);
   });

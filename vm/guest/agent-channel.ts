@@ -144,13 +144,11 @@ export class AgentChannel extends Duplex {
       if (credit <= 0) return;
       const { data, cb } = this.pending;
       const now = data.subarray(0, credit);
+      // settled before sending: an answer (WINDOW) can come back within the send and flush again
+      const rest = now.length === data.length ? null : { data: data.subarray(now.length), cb };
+      this.pending = rest;
       this.link.sendStdin(this.session, now);
-      if (now.length === data.length) {
-        this.pending = null;
-        cb();
-      } else {
-        this.pending = { data: data.subarray(now.length), cb };
-      }
+      if (!rest) cb();
     }
     if (this.ending) {
       const { cb } = this.ending;

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeFrame, FrameType, MAX_FRAME_LENGTH, PROTOCOL_VERSION, Stream } from './agent-frames.ts';
-import { AgentClient } from './agent-client.ts';
+import { AgentClient, unixSocket } from './agent-client.ts';
 import { AgentVersionError } from './agent-protocol.ts';
 
 const INFO = { agent: 'fake', protocol: 1, pid: 1, maxSessions: 10, maxPayload: 65536 };
@@ -109,7 +109,7 @@ function fakeAgent(onConn: (c: Conn) => void, at = path.join(tempDir(), 'agent.s
 }
 
 function client(p: string, logs: string[] = []) {
-  const c = new AgentClient({ socketPath: p, name: 'test', log: (m) => logs.push(m), helloTimeoutsMs: [150] });
+  const c = new AgentClient({ connect: unixSocket(p), name: 'test', log: (m) => logs.push(m), helloTimeoutsMs: [150] });
   cleanups.push(() => c.close());
   return c;
 }

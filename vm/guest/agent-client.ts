@@ -1,63 +1,75 @@
 /**
- * The daemon's connection to one sprite's guest agent: a unix socket (QEMU's end of the
- * virtio-serial port) under the sans-IO protocol of agent-protocol.ts. It says HELLO with a
- * random nonce and ignores everything until the answer that echoes it; if none comes in time it
- * drops the socket and tries again on a new one (QEMU can be left throttling the port by a write
- * that happened while nobody was connected; only a disconnect clears that), sending zeros first
- * to end any half frame the agent may still hold. Anything malformed from the guest closes this
- * channel — logged once — and fails its sessions; the next call connects again with a new epoch.
- * Nothing here imports the engine: the caller gives the socket path.
+ * The daemon's connection to one sprite's guest agent: a byte channel to the guest's agent port
+ * (the caller's connector: under QEMU the port's unix socket) under the sans-IO protocol of
+ * agent-protocol.ts. It connects lazily and again whenever needed: one HELLO per connection,
+ * retried on a new one until answered (agent-hello.ts). Anything malformed from the guest closes
+ * this channel — logged once — and fails its sessions (agent-sessions.ts); the next call connects
+ * again with a new epoch, and meanwhile the client probes whether the agent answers again
+ * (agent-liveness.ts).
+ *
+ * Across a sleep the client can keep its sessions: `suspend` holds every outgoing frame and
+ * makes sure the agent has read all that was sent (a PING answered), the machine is saved and
+ * ends, and the next connection (to the woken machine, the same RAM) asks the agent to resume the
+ * epoch instead of starting one: shells and their output go on where they were.
+ *
+ * Nothing here imports the engine.
  */
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { AgentChannel, type ChannelLink } from './agent-channel.ts';
-import { AgentProtocolError, flushBytes } from './agent-frames.ts';
+import { HELLO_TIMEOUTS_MS, helloWithRetry, RESUME_TIMEOUT_MS, sayHello, type AgentConnector, type HelloHost } from './agent-hello.ts';
+import { AgentLiveness } from './agent-liveness.ts';
 import { AgentRelay, type GuestNetwork } from './agent-relay.ts';
-import { CloseReason } from './agent-relay-protocol.ts';
+import { CloseReason, RELAY_EVENT_KINDS, type RelayEvent } from './agent-relay-protocol.ts';
 import {
   AgentProtocol, AgentVersionError, DEFAULT_WINDOW, type AgentEvent, type AgentIdentity, type AgentInfo, type ExecRequest,
   type IdentityResult, type PtyRequest,
 } from './agent-protocol.ts';
+import { AgentSessions, type SessionEvent } from './agent-sessions.ts';
 
-/** How long each HELLO waits for its answer; the last value repeats until the deadline. */
-export const HELLO_TIMEOUTS_MS = [400, 800, 1500, 3000];
+export { HELLO_TIMEOUTS_MS, unixSocket, type AgentConnector } from './agent-hello.ts';
+
 const OPEN_TIMEOUT_MS = 30_000;
+/** Frames held while suspended, at most (stdin credit bounds them long before). */
+const MAX_HELD_BYTES = 8 * 1024 * 1024;
 
 export interface AgentClientOptions {
-  socketPath: string;
+  connect: AgentConnector;
   /** For log lines, e.g. the sprite's name. */
   name?: string;
   log?: (msg: string) => void;
   helloTimeoutsMs?: number[];
+  /**
+   * After this long failing (no answer, or only wrong ones), `stuck` is emitted (again every minute
+   * while it goes on; default 10 s). After a channel broke abnormally the client probes the agent
+   * by itself (reconnect + PING, backing off to every 5 s) until it answers, so a guest that
+   * replaced its agent is noticed even when nobody is waiting.
+   */
+  stuckAfterMs?: number;
   /** The sprite's network: the guest's TCP connections and DNS queries are carried to it (agent-relay.ts). */
   network?: GuestNetwork;
 }
 
-interface PendingOpen {
-  channel: AgentChannel;
-  resolve: (c: AgentChannel) => void;
-  reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
-  abandoned: boolean;
+export interface ReadyOptions {
+  /** The HELLO is sent at once, but its answer is waited for only once this settles (the machine runs). */
+  after?: Promise<unknown>;
 }
 
-interface Pending<T> {
-  resolve: (v: T) => void;
-  reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
-export class AgentClient extends EventEmitter<{ ready: [AgentInfo]; lost: [Error] }> {
-  private socket: net.Socket | null = null;
+export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; resumed: [AgentInfo]; lost: [Error]; stuck: [Error] }> {
+  private socket: Duplex | null = null;
   private protocol: AgentProtocol | null = null;
   private connecting: Promise<AgentInfo> | null = null;
   private closed = false;
   private agentInfo: AgentInfo | null = null;
-  private channels = new Map<number, AgentChannel>();
-  private opens = new Map<number, PendingOpen>();
-  private results = new Map<number, Pending<IdentityResult>>();
-  private pings = new Map<string, Pending<void>>();
+  /** Frames sent while suspended or resuming, in order (null: not holding). */
+  private held: Buffer[] | null = null;
+  private heldBytes = 0;
+  /** Suspended with a quiet stream: the sessions wait for a resume. */
+  private suspended = false;
+  private readonly liveness: AgentLiveness;
+  private readonly sessions: AgentSessions;
   private readonly link: ChannelLink;
+  private readonly host: HelloHost;
   private readonly relay: AgentRelay | null;
 
   constructor(private readonly opts: AgentClientOptions) {
@@ -84,10 +96,45 @@ export class AgentClient extends EventEmitter<{ ready: [AgentInfo]; lost: [Error
         if (f) this.send(f);
       }),
     };
+    this.liveness = new AgentLiveness({
+      stuckAfterMs: () => this.opts.stuckAfterMs,
+      isClosed: () => this.closed,
+      isSuspended: () => this.suspended,
+      stuck: (err) => this.emit('stuck', err),
+      probe: (timeoutMs) => this.ready(timeoutMs).then(() => this.pingNow(2_000)),
+    });
+    this.sessions = new AgentSessions(() => this.liveness.healthy());
+    this.host = {
+      connect: () => this.opts.connect(),
+      isClosed: () => this.closed,
+      socket: () => this.socket,
+      setSocket: (s) => (this.socket = s),
+      epoch: () => this.protocol,
+      name: () => this.name(),
+      log: (msg) => this.opts.log?.(msg),
+      hello: () => this.emit('hello'),
+      hold: () => (this.held ??= []),
+      dispatch: (events) => this.dispatch(events),
+      receive: (chunk) => this.receive(chunk),
+      socketClosed: () => this.onSocketClosed(),
+      answered: (protocol, answer, resume) => this.answered(protocol, answer, resume),
+      announce: (answer) => (answer.kind === 'resumed' ? this.emit('resumed', answer.info) : this.emit('ready', answer.info)),
+      failed: (err, since) => this.liveness.failed(err, since),
+    };
   }
 
   get isReady(): boolean {
     return !!this.protocol?.ready && !!this.socket;
+  }
+
+  /** Suspended: sessions are kept for the next connection to resume. */
+  get isSuspended(): boolean {
+    return this.suspended;
+  }
+
+  /** Sessions open now (exec and pty). */
+  get sessionCount(): number {
+    return this.sessions.channels.size;
   }
 
   /** What the agent said about itself in its HELLO_ACK. */
@@ -95,28 +142,31 @@ export class AgentClient extends EventEmitter<{ ready: [AgentInfo]; lost: [Error
     return this.agentInfo;
   }
 
-  /** A ready channel, connecting (and retrying until `timeoutMs`) if there is none. */
-  ready(timeoutMs = 30_000): Promise<AgentInfo> {
+  /** A ready channel, connecting (and retrying until `timeoutMs`) if there is none; resumes a suspended epoch first. */
+  ready(timeoutMs = 30_000, opts: ReadyOptions = {}): Promise<AgentInfo> {
     if (this.closed) return Promise.reject(new Error('guest agent client closed'));
     if (this.isReady) return Promise.resolve(this.agentInfo!);
-    this.connecting ??= this.connectWithRetry(Date.now() + timeoutMs).finally(() => (this.connecting = null));
+    this.connecting ??= this.connect(Date.now() + timeoutMs, opts.after).finally(() => (this.connecting = null));
     return this.connecting;
   }
 
   /** Round trip of a PING in ms. */
   async ping(timeoutMs = 5_000): Promise<number> {
     await this.ready(timeoutMs);
+    return this.pingNow(timeoutMs);
+  }
+
+  private pingNow(timeoutMs: number): Promise<number> {
     const t0 = performance.now();
     const { token, bytes } = this.protocol!.ping();
-    await new Promise<void>((resolve, reject) => {
+    return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.pings.delete(token);
+        this.sessions.pings.delete(token);
         reject(new Error(`the guest agent did not answer a ping within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pings.set(token, { resolve, reject, timer });
-      this.send(bytes);
+      this.sessions.pings.set(token, { resolve: () => resolve(performance.now() - t0), reject, timer });
+      this.socket?.write(bytes); // past any hold: it is how suspend knows the agent read everything before it
     });
-    return performance.now() - t0;
   }
 
   exec(req: ExecRequest, timeoutMs = OPEN_TIMEOUT_MS): Promise<AgentChannel> {
@@ -131,26 +181,58 @@ export class AgentClient extends EventEmitter<{ ready: [AgentInfo]; lost: [Error
   async identity(id: AgentIdentity, timeoutMs = 60_000): Promise<IdentityResult> {
     await this.ready(timeoutMs);
     const { session, bytes } = this.protocol!.identity(id);
+    const sentAt = Date.now();
     const result = await new Promise<IdentityResult>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.results.delete(session);
+        this.sessions.results.delete(session);
         reject(new Error(`the guest did not apply its identity within ${timeoutMs} ms`));
+        this.checkAlive(sentAt);
       }, timeoutMs);
-      this.results.set(session, { resolve, reject, timer });
+      this.sessions.results.set(session, { resolve, reject, timer });
       this.send(bytes);
     });
     if (!result.ok) throw new Error(`the guest refused its identity: ${result.error ?? 'no reason given'}`);
     return result;
   }
 
-  /** Closes the channel for good; open sessions end (the agent kills them). */
-  close(): void {
-    this.closed = true;
-    this.lose(new Error('guest agent client closed'), false);
+  /**
+   * The machine is about to be saved (sleep): holds every frame from now on and waits until the
+   * agent has answered a PING, i.e. has read everything sent before. True: the stream is whole
+   * and the sessions can be resumed by the next connection; false: they will be lost.
+   */
+  async suspend(timeoutMs = 2_000): Promise<boolean> {
+    // a sleeping sprite holds nothing open outside: its relayed connections end with a reset
+    // (the guest hears it before the PING below is answered)
+    this.relay?.closeAll();
+    if (!this.isReady) return this.sessions.channels.size === 0 && this.sessions.opens.size === 0;
+    this.held ??= [];
+    try {
+      await this.pingNow(timeoutMs);
+    } catch {
+      this.release();
+      return false;
+    }
+    this.suspended = true;
+    return true;
   }
 
-  /** Drops the current connection (its sessions end); the next call connects with a new epoch. */
+  /** Gives up a suspension (the save failed and the machine runs on): held frames go out now. */
+  unsuspend(): void {
+    this.suspended = false;
+    if (this.isReady) this.release();
+  }
+
+  /** Closes the channel for good; open sessions end (the agent kills them), lost with `reason`. */
+  close(reason = 'guest agent client closed'): void {
+    this.closed = true;
+    this.suspended = false;
+    this.liveness.stop();
+    this.lose(new Error(reason), false);
+  }
+
+  /** Drops the current connection (its sessions end, as lost with `reason`); the next call connects with a new epoch. */
   reset(reason = 'reset by the daemon'): void {
+    this.suspended = false;
     this.lose(new Error(reason), false);
   }
 
@@ -159,100 +241,85 @@ export class AgentClient extends EventEmitter<{ ready: [AgentInfo]; lost: [Error
     const p = this.protocol!;
     const { session, bytes } = kind === 'exec' ? p.openExec(req as ExecRequest) : p.openPty(req as PtyRequest);
     const channel = new AgentChannel(session, kind, this.link, req.window ?? DEFAULT_WINDOW);
-    this.channels.set(session, channel);
+    this.sessions.channels.set(session, channel);
+    const sentAt = Date.now();
     return new Promise<AgentChannel>((resolve, reject) => {
       const timer = setTimeout(() => {
-        const o = this.opens.get(session);
+        const o = this.sessions.opens.get(session);
         if (o) o.abandoned = true;
         reject(new Error(`the guest agent did not start the ${kind} session within ${timeoutMs} ms`));
+        this.checkAlive(sentAt);
       }, timeoutMs);
-      this.opens.set(session, { channel, resolve, reject, timer, abandoned: false });
+      this.sessions.opens.set(session, { channel, resolve, reject, timer, abandoned: false });
       this.send(bytes);
     });
   }
 
   private send(bytes: Buffer): void {
+    if (this.held) {
+      this.held.push(bytes);
+      this.heldBytes += bytes.length;
+      if (this.heldBytes > MAX_HELD_BYTES) this.reset(`more than ${MAX_HELD_BYTES} bytes waited for the sprite to wake`);
+      return;
+    }
     this.socket?.write(bytes);
   }
 
-  private async connectWithRetry(deadline: number): Promise<AgentInfo> {
-    const timeouts = this.opts.helloTimeoutsMs ?? HELLO_TIMEOUTS_MS;
-    let lastErr: Error | null = null;
-    let backoff = 10;
-    for (let attempt = 0; !this.closed && Date.now() < deadline; attempt++) {
-      const wait = Math.max(50, Math.min(timeouts[Math.min(attempt, timeouts.length - 1)], deadline - Date.now()));
-      try {
-        return await this.attempt(attempt > 0, wait);
-      } catch (err) {
-        lastErr = err as Error;
-        if (err instanceof AgentVersionError) throw err;
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' || code === 'ECONNREFUSED') {
-          // QEMU not there (yet): nothing listens on the path
-          await new Promise((r) => setTimeout(r, backoff));
-          backoff = Math.min(backoff * 2, 200);
-        }
-      }
-    }
-    throw new Error(`could not reach the guest agent${this.opts.name ? ` of ${this.opts.name}` : ''} on ${this.opts.socketPath}: ${lastErr?.message ?? 'closed'}`);
+  /** Sends what was held, in order, and stops holding. */
+  private release(): void {
+    const held = this.held ?? [];
+    this.held = null;
+    this.heldBytes = 0;
+    for (const b of held) this.socket?.write(b);
   }
 
-  /** One socket, one HELLO; resolves when its answer arrives. */
-  private attempt(flush: boolean, timeoutMs: number): Promise<AgentInfo> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect(this.opts.socketPath);
-      const protocol = new AgentProtocol();
-      let settled = false;
-      const fail = (err: Error) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        socket.destroy();
-        reject(err);
-      };
-      const timer = setTimeout(() => fail(new Error(`no answer to HELLO within ${timeoutMs} ms`)), timeoutMs);
-      socket.on('error', (err) => fail(err));
-      socket.on('close', () => {
-        fail(new Error('the socket closed before the agent answered'));
-        if (this.socket === socket) this.lose(new Error('the guest agent socket closed (QEMU gone?)'), false);
-      });
-      socket.once('connect', () => {
-        if (flush) socket.write(flushBytes());
-        socket.write(protocol.hello());
-      });
-      socket.on('data', (chunk: Buffer) => {
-        if (settled) {
-          if (this.socket === socket) this.receive(chunk);
-          return;
-        }
-        let events: AgentEvent[];
-        try {
-          events = protocol.receive(chunk);
-        } catch (err) {
-          return fail(err as Error);
-        }
-        if (!events.length) return;
-        const first = events[0];
-        if (first.kind !== 'ready') return fail(new AgentProtocolError('the first frame was not HELLO_ACK'));
-        settled = true;
-        clearTimeout(timer);
-        if (this.closed) {
-          socket.destroy();
-          return reject(new Error('guest agent client closed'));
-        }
-        this.socket = socket;
-        this.protocol = protocol;
-        this.agentInfo = first.info;
-        if (protocol.droppedBytes) this.opts.log?.(`guest agent${this.name()}: skipped ${protocol.droppedBytes} stale bytes before the answer to HELLO`);
-        resolve(first.info);
-        this.emit('ready', first.info);
-        this.dispatch(events.slice(1));
-      });
-    });
+  private async connect(deadline: number, after?: Promise<unknown>): Promise<AgentInfo> {
+    if (this.suspended && this.protocol) {
+      this.suspended = false;
+      try {
+        return await sayHello(this.host, { resume: true, timeoutMs: Math.max(50, Math.min(RESUME_TIMEOUT_MS, deadline - Date.now())), after });
+      } catch (err) {
+        if (err instanceof AgentVersionError) throw err;
+        this.lose(new Error(`the sessions could not be resumed after the sprite woke (${(err as Error).message})`), true);
+      }
+    }
+    return helloWithRetry(this.host, deadline, this.opts.helloTimeoutsMs ?? HELLO_TIMEOUTS_MS, after);
+  }
+
+  /** A HELLO was answered on the client's (new) connection: take the epoch, before the attempt resolves. */
+  private answered(protocol: AgentProtocol, answer: Extract<AgentEvent, { kind: 'ready' | 'resumed' }>, resume: boolean): void {
+    this.protocol = protocol;
+    this.agentInfo = answer.info;
+    // the agent ends its relayed connections at every HELLO, resumed or not: so does this side
+    if (answer.kind === 'resumed') protocol.relay.dropAll();
+    this.relay?.reset();
+    if (answer.kind === 'resumed') {
+      for (const id of answer.gone) this.sessions.end(id, 'the session ended while the sprite slept');
+      this.opts.log?.(`guest agent${this.name()}: resumed ${answer.info.resumed?.length ?? 0} session(s) after waking`);
+      this.release();
+      return;
+    }
+    if (resume) {
+      // the agent began a new epoch: the sessions of the old one are gone, held frames with them
+      this.held = null;
+      this.heldBytes = 0;
+      this.sessions.failAll('the guest agent started over while the sprite slept');
+    }
+    if (protocol.droppedBytes) this.opts.log?.(`guest agent${this.name()}: skipped ${protocol.droppedBytes} stale bytes before the answer to HELLO`);
   }
 
   private name(): string {
     return this.opts.name ? ` of ${this.opts.name}` : '';
+  }
+
+  /** The connection ended (the machine quit, or was saved and quit): suspended sessions wait; others are lost. */
+  private onSocketClosed(): void {
+    if (this.suspended) {
+      this.socket = null;
+      this.sessions.failPings('the sprite went to sleep');
+      return;
+    }
+    this.lose(new Error('the guest agent connection closed (the machine ended?)'), false);
   }
 
   private receive(chunk: Buffer): void {
@@ -260,6 +327,7 @@ export class AgentClient extends EventEmitter<{ ready: [AgentInfo]; lost: [Error
     try {
       events = this.protocol!.receive(chunk);
     } catch (err) {
+      this.suspended = false;
       return this.lose(err as Error, true);
     }
     this.dispatch(events);
@@ -267,113 +335,65 @@ export class AgentClient extends EventEmitter<{ ready: [AgentInfo]; lost: [Error
 
   private dispatch(events: AgentEvent[]): void {
     for (const e of events) {
-      if (!this.socket) return; // lost while dispatching
-      switch (e.kind) {
-        case 'pong': {
-          const p = this.pings.get(e.token);
-          if (p) {
-            this.pings.delete(e.token);
-            clearTimeout(p.timer);
-            p.resolve();
-          }
-          break;
-        }
-        case 'announce':
-          this.lose(new Error(`the guest agent restarted (pid ${e.info.pid})`), true);
-          return;
-        case 'fault':
-          this.lose(new Error(`the guest agent reported malformed input from the daemon: ${e.message}`), true);
-          return;
-        case 'opened': {
-          const o = this.opens.get(e.session);
-          const channel = this.channels.get(e.session);
-          if (!o || !channel) break;
-          this.opens.delete(e.session);
-          clearTimeout(o.timer);
-          channel.pid = e.pid;
-          if (o.abandoned) channel.close();
-          else o.resolve(channel);
-          break;
-        }
-        case 'data':
-          this.channels.get(e.session)?.onData(e.stream, e.data);
-          break;
-        case 'eof':
-          this.channels.get(e.session)?.onEof(e.stream);
-          break;
-        case 'window':
-          this.channels.get(e.session)?.onWindow();
-          break;
-        case 'exit': {
-          const channel = this.channels.get(e.session);
-          this.channels.delete(e.session);
-          channel?.onExit({ code: e.code, signal: e.signal, timedOut: e.timedOut });
-          break;
-        }
-        case 'error': {
-          const o = this.opens.get(e.session);
-          this.channels.delete(e.session);
-          if (o) {
-            this.opens.delete(e.session);
-            clearTimeout(o.timer);
-            o.reject(new Error(`the guest agent refused the session: ${e.message} (${e.code})`));
-          }
-          const r = this.results.get(e.session);
-          if (r) {
-            this.results.delete(e.session);
-            clearTimeout(r.timer);
-            r.reject(new Error(`the guest agent refused the request: ${e.message} (${e.code})`));
-          }
-          break;
-        }
-        case 'result': {
-          const r = this.results.get(e.session);
-          if (r) {
-            this.results.delete(e.session);
-            clearTimeout(r.timer);
-            r.resolve(e.result);
-          }
-          break;
-        }
-        case 'ready':
-          break;
-        default:
-          // the network relay's events
-          if (this.relay) this.relay.onEvent(e);
-          else if (e.kind === 'tcp-connect') {
-            const f = this.protocol!.relay.close(e.session, CloseReason.Refused, 'spritely: this sprite has no network carrier');
-            if (f) this.send(f);
-          }
+      if (!this.protocol) return; // lost while dispatching
+      if (e.kind === 'announce') {
+        this.suspended = false;
+        this.lose(new Error(`the guest agent restarted (pid ${e.info.pid})`), true);
+        return;
+      }
+      if (e.kind === 'fault') {
+        this.suspended = false;
+        this.lose(new Error(`the guest agent reported malformed input from the daemon: ${e.message}`), true);
+        return;
+      }
+      if (RELAY_EVENT_KINDS.has(e.kind)) this.onRelay(e as RelayEvent);
+      else this.sessions.route(e as SessionEvent);
+    }
+  }
+
+  /** The network relay's events: to the sprite's network, or refused when this client has none. */
+  private onRelay(e: RelayEvent): void {
+    if (this.relay) return this.relay.onEvent(e);
+    if (e.kind === 'tcp-connect') {
+      try {
+        this.send(this.protocol!.relay.close(e.session, CloseReason.Refused, 'spritely: this sprite has no network carrier')!);
+      } catch {
+        /* ended meanwhile */
       }
     }
   }
 
-  /** The channel is gone: close the socket, end every session and request, say why once. */
+  /** The channel is gone: close the connection, end every session and request, say why once. */
   private lose(err: Error, log: boolean): void {
     const socket = this.socket;
+    const hadSessions = this.sessions.busy;
     this.socket = null;
     this.protocol = null;
+    this.held = null;
+    this.heldBytes = 0;
+    this.suspended = false;
     this.relay?.reset();
     socket?.destroy();
     if (log) this.opts.log?.(`guest agent${this.name()}: closing the channel: ${err.message}`);
-    const reason = err.message;
-    for (const [, c] of this.channels) c.onExit({ code: null, signal: null, timedOut: false, lost: reason });
-    this.channels.clear();
-    for (const [, o] of this.opens) {
-      clearTimeout(o.timer);
-      o.reject(new Error(`guest agent channel lost: ${reason}`));
-    }
-    this.opens.clear();
-    for (const [, r] of this.results) {
-      clearTimeout(r.timer);
-      r.reject(new Error(`guest agent channel lost: ${reason}`));
-    }
-    this.results.clear();
-    for (const [, p] of this.pings) {
-      clearTimeout(p.timer);
-      p.reject(new Error(`guest agent channel lost: ${reason}`));
-    }
-    this.pings.clear();
-    if (socket) this.emit('lost', err);
+    this.sessions.failAll(err.message);
+    if (socket || hadSessions) this.emit('lost', err);
+    // the guest broke the channel (malformed frames, a restart, a fault): find out whether it
+    // answers again, without waiting for a caller
+    if (log && !this.closed) this.liveness.failed(err);
+  }
+
+  /**
+   * A request went unanswered since `since`: a PING tells a slow agent from a gone one (stopped,
+   * replaced: the connection to the port stays up while nothing reads it). Gone: the channel is
+   * dropped as broken, failing since the request was sent.
+   */
+  private checkAlive(since: number): void {
+    if (!this.isReady) return;
+    const socket = this.socket;
+    this.pingNow(3_000).catch(() => {
+      if (this.socket !== socket || this.closed) return;
+      this.liveness.failingFrom(since);
+      this.lose(new Error(`the guest agent stopped answering (no answer to a request for ${Math.round((Date.now() - since) / 1000)} s, nor to a PING)`), true);
+    });
   }
 }

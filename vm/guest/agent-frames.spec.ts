@@ -1,11 +1,11 @@
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
-  AgentProtocolError, encodeFrame, flushBytes, FrameDecoder, FrameType, HEADER_BYTES, helloFrame, MAX_FRAME_LENGTH, MAX_PAYLOAD, NONCE_BYTES,
+  AgentProtocolError, encodeFrame, flushBytes, FrameDecoder, FrameType, HEADER_BYTES, helloFrame, MAX_FRAME_LENGTH, MAX_PAYLOAD, NONCE_BYTES, PROTOCOL_VERSION,
 } from './agent-frames.ts';
 
 const nonce = Buffer.alloc(NONCE_BYTES, 7);
-function ack(n = nonce, version = 1, info = '{}'): Buffer {
+function ack(n = nonce, version = PROTOCOL_VERSION, info = '{}'): Buffer {
   const v = Buffer.alloc(2);
   v.writeUInt16BE(version);
   return encodeFrame(FrameType.HelloAck, 0, Buffer.concat([n, v, Buffer.from(info)]));
@@ -24,13 +24,19 @@ describe('frame encoding', () => {
     expect(() => encodeFrame(1, 2 ** 32)).toThrow(RangeError);
   });
 
-  it('HELLO carries the magic, the nonce and the version', () => {
-    const h = helloFrame(nonce, 3);
-    expect(h.readUInt32BE(0)).toBe(5 + 8 + 16 + 2);
+  it('HELLO carries the magic, the nonce, the version and (version 2) the epoch to resume, zeros for none', () => {
+    const h = helloFrame(nonce);
+    expect(h.readUInt32BE(0)).toBe(5 + 8 + 16 + 2 + 16);
     expect(h.subarray(9, 17).toString()).toBe('SPRITELY');
     expect(h.subarray(17, 33).equals(nonce)).toBe(true);
-    expect(h.readUInt16BE(33)).toBe(3);
+    expect(h.readUInt16BE(33)).toBe(PROTOCOL_VERSION);
+    expect(h.subarray(35).equals(Buffer.alloc(16))).toBe(true);
+    const epoch = Buffer.alloc(NONCE_BYTES, 9);
+    expect(helloFrame(nonce, PROTOCOL_VERSION, epoch).subarray(35).equals(epoch)).toBe(true);
+    // a version 1 HELLO (what a version 1 host sends) has no resume field
+    expect(helloFrame(nonce, 1).readUInt32BE(0)).toBe(5 + 8 + 16 + 2);
     expect(() => helloFrame(Buffer.alloc(3))).toThrow(RangeError);
+    expect(() => helloFrame(nonce, 2, Buffer.alloc(3))).toThrow(RangeError);
   });
 
   it('the flush ends any half frame: it is longer than the largest frame and all zeros', () => {

@@ -8,8 +8,8 @@
  * connection left in the pipe can never be mistaken for answers.
  */
 
-/** Version 2 added the network relay (0x30-0x3f: agent-relay-protocol.ts). */
-export const PROTOCOL_VERSION = 2;
+/** Version 2 added the HELLO's resume field (docs/guest-agent.md, "Resuming an epoch"); version 3 the network relay (0x30-0x3f: agent-relay-protocol.ts). */
+export const PROTOCOL_VERSION = 3;
 export const HEADER_BYTES = 9;
 export const MAX_PAYLOAD = 64 * 1024;
 /** The largest value the length field may hold (type + session + payload). */
@@ -77,11 +77,17 @@ export function encodeFrame(type: number, session: number, payload: Buffer = EMP
   return b;
 }
 
-export function helloFrame(nonce: Buffer, version = PROTOCOL_VERSION): Buffer {
-  if (nonce.length !== NONCE_BYTES) throw new RangeError(`a nonce has ${NONCE_BYTES} bytes`);
+/**
+ * HELLO: magic, this connection's nonce, the version, and (version 2) the nonce of the epoch to
+ * resume — zeros for a new epoch.
+ */
+export function helloFrame(nonce: Buffer, version = PROTOCOL_VERSION, resume: Buffer | null = null): Buffer {
+  if (nonce.length !== NONCE_BYTES || (resume && resume.length !== NONCE_BYTES)) throw new RangeError(`a nonce has ${NONCE_BYTES} bytes`);
   const v = Buffer.alloc(2);
   v.writeUInt16BE(version);
-  return encodeFrame(FrameType.Hello, 0, Buffer.concat([HELLO_MAGIC, nonce, v]));
+  const parts = [HELLO_MAGIC, nonce, v];
+  if (version >= 2) parts.push(resume ?? Buffer.alloc(NONCE_BYTES));
+  return encodeFrame(FrameType.Hello, 0, Buffer.concat(parts));
 }
 
 /**

@@ -4,106 +4,36 @@
  * owns that program), so every frame is checked against what this side asked for — its type and
  * direction, its session, the state of that session, the exact payload shape, and the credit the
  * agent was given. Anything else throws AgentProtocolError; the caller closes the channel, logs
- * once and starts a new epoch. The socket shell around it is agent-client.ts.
+ * once and starts a new epoch. The payloads' shapes are agent-payloads.ts; the socket shell around
+ * it is agent-client.ts.
+ *
+ * An epoch can also be resumed (`resumeHello`): after the machine was saved and restored exactly
+ * (sleep and wake), the byte stream from the agent simply goes on on the new connection — the
+ * decoder keeps its state, the sessions keep their credit — and the HELLO_ACK arrives in it,
+ * saying which sessions the agent still has.
  */
 import crypto from 'node:crypto';
-import { z } from 'zod';
 import {
   AgentProtocolError, encodeFrame, FrameDecoder, FrameType, helloFrame, MAX_PAYLOAD, NONCE_BYTES, PROTOCOL_VERSION, Stream,
   type Frame,
 } from './agent-frames.ts';
 import { isRelayFrame, RelayProtocol, type RelayEvent } from './agent-relay-protocol.ts';
+import {
+  AgentInfo, ErrorReply, Exit, Fault, identityBody, IdentityResult, json, MAX_CREDIT, MAX_SESSIONS, Opened,
+  type AgentEvent, type AgentIdentity, type ExecRequest, type PtyRequest,
+} from './agent-payloads.ts';
 
-/** Sessions this side keeps open at once (exec, pty and pending requests). */
-export const MAX_SESSIONS = 1024;
+// the payloads' types and limits are part of this module's API
+export { MAX_CREDIT, MAX_SESSIONS };
+export type { AgentEvent, AgentIdentity, AgentInfo, ExecRequest, IdentityResult, PtyRequest };
+
 /** Output the agent may send per stream before the host grants more (bytes). */
 export const DEFAULT_WINDOW = 256 * 1024;
-/** A credit counter may never exceed this: a peer that grants more is malformed. */
-export const MAX_CREDIT = 2 ** 30;
 const MAX_PINGS = 64;
 
 export class AgentVersionError extends AgentProtocolError {
   override name = 'AgentVersionError';
 }
-
-/** Text from the guest ends up in logs, API errors and terminals: no control characters. */
-const text = (max: number) => z.string().max(max).transform((t) => t.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?'));
-
-const AgentInfo = z.object({
-  agent: text(100),
-  protocol: z.number().int(),
-  pid: z.number().int(),
-  maxSessions: z.number().int(),
-  maxPayload: z.number().int(),
-}).strict();
-export type AgentInfo = z.output<typeof AgentInfo>;
-
-const Opened = z.object({ pid: z.number().int().positive().nullable(), stdinWindow: z.number().int().min(0).max(MAX_CREDIT) }).strict();
-const Exit = z.object({ code: z.number().int().nullable(), signal: z.string().regex(/^[A-Za-z0-9 ]{1,32}$/).nullable(), timedOut: z.boolean() }).strict();
-const ErrorReply = z.object({ code: z.string().regex(/^[a-z_]{1,64}$/), message: text(4096) }).strict();
-const Fault = z.object({ message: text(4096) }).strict();
-const IdentityResult = z.object({
-  ok: z.boolean(),
-  error: text(4096).optional(),
-  ms: z.number().min(0),
-  steps: z.record(z.string().max(64), z.number().min(0)).optional(),
-}).strict();
-export type IdentityResult = z.output<typeof IdentityResult>;
-
-export interface ExecRequest {
-  argv: string[];
-  env?: Record<string, string>;
-  cwd?: string;
-  /** Kill the process group after this long (ms); 0 or absent: no limit. */
-  timeoutMs?: number;
-  /** Output window per stream (bytes); default DEFAULT_WINDOW. */
-  window?: number;
-}
-
-export interface PtyRequest {
-  /** Absent: root's login shell. */
-  argv?: string[];
-  env?: Record<string, string>;
-  cwd?: string;
-  term?: string;
-  cols?: number;
-  rows?: number;
-  timeoutMs?: number;
-  window?: number;
-}
-
-/** What one IDENTITY request sets; every field optional. Keys and the seed are made on the host. */
-export interface AgentIdentity {
-  hostname?: string;
-  machineId?: string;
-  hostKey?: string;
-  hostKeyPub?: string;
-  authorizedKeys?: string;
-  /** Random bytes for the guest's RNG (1 to 4096). */
-  seed?: Buffer;
-  /** Unix time in nanoseconds; the guest's clock is set to it. */
-  timeNs?: bigint;
-  /** Grow this block device's ext4 once it has at least `minBytes`. */
-  resize?: { device: string; minBytes: number };
-}
-
-export type AgentEvent =
-  | { kind: 'ready'; info: AgentInfo }
-  | { kind: 'pong'; token: string }
-  /** The agent (re)started and waits for a HELLO: every session of this epoch is gone. */
-  | { kind: 'announce'; info: AgentInfo }
-  /** The agent says this side sent something malformed; it resyncs. */
-  | { kind: 'fault'; message: string }
-  | { kind: 'opened'; session: number; pid: number | null; stdinWindow: number }
-  | { kind: 'data'; session: number; stream: 1 | 2; data: Buffer }
-  | { kind: 'eof'; session: number; stream: 1 | 2 }
-  /** More stdin credit. */
-  | { kind: 'window'; session: number; bytes: number }
-  | { kind: 'exit'; session: number; code: number | null; signal: string | null; timedOut: boolean }
-  | { kind: 'error'; session: number; code: string; message: string }
-  | { kind: 'result'; session: number; result: IdentityResult }
-  /** The network relay's frames (agent-relay-protocol.ts). */
-  | RelayEvent;
 
 type SessionKind = 'exec' | 'pty' | 'identity';
 interface SessionState {
@@ -128,6 +58,9 @@ export class AgentProtocol {
   private isReady = false;
   /** The network relay of this epoch: its frames are checked and built there. */
   readonly relay = new RelayProtocol();
+  /** The nonce of the HELLO that started this epoch: what a resume names. */
+  private epochNonce: Buffer | null = null;
+  private resuming = false;
 
   /** A new epoch: forgets every session and returns the HELLO to send. */
   hello(nonce: Buffer = crypto.randomBytes(NONCE_BYTES)): Buffer {
@@ -135,13 +68,34 @@ export class AgentProtocol {
     this.pings.clear();
     this.relay.reset();
     this.isReady = false;
+    this.resuming = false;
     this.nonce = nonce;
+    this.epochNonce = nonce;
     this.decoder.expectAck(nonce);
     return helloFrame(nonce);
   }
 
+  /**
+   * Asks to go on with this epoch on a new connection to the same (saved and restored) agent:
+   * sessions, credit and the decoder's state are kept, and the answer is expected in-stream,
+   * after whatever the agent had queued. Only for a stream known to be whole: nothing was sent
+   * after the last frame the agent answered (see AgentClient.suspend).
+   */
+  resumeHello(nonce: Buffer = crypto.randomBytes(NONCE_BYTES)): Buffer {
+    if (!this.epochNonce || !this.isReady) throw new Error('no epoch to resume');
+    this.pings.clear();
+    this.resuming = true;
+    this.nonce = nonce;
+    return helloFrame(nonce, PROTOCOL_VERSION, this.epochNonce);
+  }
+
   get ready(): boolean {
-    return this.isReady;
+    return this.isReady && !this.resuming;
+  }
+
+  /** Waiting for the answer to a resume. */
+  get isResuming(): boolean {
+    return this.resuming;
   }
 
   get sessionCount(): number {
@@ -187,17 +141,7 @@ export class AgentProtocol {
   }
 
   identity(id: AgentIdentity): { session: number; bytes: Buffer } {
-    const body = {
-      hostname: id.hostname,
-      machineId: id.machineId,
-      hostKey: id.hostKey,
-      hostKeyPub: id.hostKeyPub,
-      authorizedKeys: id.authorizedKeys,
-      seed: id.seed?.toString('base64'),
-      timeNs: id.timeNs?.toString(),
-      resize: id.resize,
-    };
-    return this.open('identity', FrameType.Identity, body, 0);
+    return this.open('identity', FrameType.Identity, identityBody(id), 0);
   }
 
   /** Bytes of stdin this side may send now on `session`. */
@@ -272,7 +216,7 @@ export class AgentProtocol {
   }
 
   private mustBeReady(): void {
-    if (!this.isReady) throw new Error('the guest agent channel is not ready (no HELLO answered)');
+    if (!this.ready) throw new Error('the guest agent channel is not ready (no HELLO answered)');
   }
 
   private mustOpen(session: number): SessionState {
@@ -285,8 +229,9 @@ export class AgentProtocol {
     const bad = (why: string): never => {
       throw new AgentProtocolError(`malformed ${typeName(f.type)} frame from the guest (session ${f.session}): ${why}`);
     };
-    if (!this.isReady) {
-      // the decoder hands over nothing before the ack that echoes our nonce
+    if (!this.isReady || (this.resuming && f.type === FrameType.HelloAck)) {
+      // the decoder hands over nothing before the ack that echoes our nonce (when resuming, the
+      // ack comes in-stream, after the frames the agent had queued)
       if (f.type !== FrameType.HelloAck || f.session !== 0 || f.payload.length < NONCE_BYTES + 2) bad('expected HELLO_ACK');
       if (!f.payload.subarray(0, NONCE_BYTES).equals(this.nonce!)) bad('nonce mismatch');
       const version = f.payload.readUInt16BE(NONCE_BYTES);
@@ -294,8 +239,24 @@ export class AgentProtocol {
         throw new AgentVersionError(`the guest agent speaks protocol version ${version}; this daemon speaks ${PROTOCOL_VERSION} (the image and the daemon do not match: rebuild the image or update Spritely)`);
       }
       const info = json(f.payload.subarray(NONCE_BYTES + 2), AgentInfo, bad);
+      const wasResuming = this.resuming;
       this.isReady = true;
-      return { kind: 'ready', info };
+      this.resuming = false;
+      if (!wasResuming) {
+        if (info.resumed) bad('resumed an epoch nobody asked to resume');
+        return { kind: 'ready', info };
+      }
+      if (!info.resumed) {
+        // the agent started a new epoch: everything of the old one is gone
+        this.sessions.clear();
+        this.relay.reset();
+        this.epochNonce = this.nonce;
+        return { kind: 'ready', info };
+      }
+      const still = new Set(info.resumed);
+      const gone = [...this.sessions.keys()].filter((id) => !still.has(id));
+      for (const id of gone) this.sessions.delete(id);
+      return { kind: 'resumed', info, gone };
     }
     if (f.type === FrameType.Pong || f.type === FrameType.Announce || f.type === FrameType.Fault) {
       if (f.session !== 0) bad('must be on session 0');
@@ -369,18 +330,6 @@ export class AgentProtocol {
       }
     }
   }
-}
-
-function json<T>(payload: Buffer, schema: z.ZodType<T, any>, bad: (why: string) => never): T {
-  let value: unknown;
-  try {
-    value = JSON.parse(payload.toString('utf8'));
-  } catch {
-    bad('payload is not JSON');
-  }
-  const r = schema.safeParse(value);
-  if (!r.success) bad(`unexpected payload: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-  return r.data!;
 }
 
 function clamp(v: number, dflt: number, max: number): number {

@@ -18,7 +18,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { serveDnsStream } from '../net/dns-stream.ts';
 import { freeLoopbackPort } from '../net/free-port.ts';
 import { buildAgent } from './agent-build.ts';
-import { AgentClient } from './agent-client.ts';
+import { AgentClient, unixSocket } from './agent-client.ts';
 import { AgentRelay, MAX_DNS_IN_FLIGHT, type GuestNetwork } from './agent-relay.ts';
 import { RelayProtocol } from './agent-relay-protocol.ts';
 
@@ -94,7 +94,7 @@ beforeAll(async () => {
   dnsPort = await freeLoopbackPort();
   const socket = path.join(dir, 'agent.sock');
   proc = spawn(bin, ['--listen', `unix:${socket}`, '--root', dir, '--host-gone-grace', '200ms', '--tcp-relay', `127.0.0.1:${relayPort}`, '--dns', `127.0.0.1:${dnsPort}`, '--test-original-dst', '192.0.2.10:7'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  client = new AgentClient({ socketPath: socket, network });
+  client = new AgentClient({ connect: unixSocket(socket), network });
   await client.ready(10_000);
 }, 180_000);
 

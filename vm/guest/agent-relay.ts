@@ -79,6 +79,11 @@ export class AgentRelay {
     }
   }
 
+  /** Ends every relayed connection now, telling the agent (each is reset in the guest too). */
+  closeAll(): void {
+    for (const c of [...this.conns.values()]) c.destroy(true);
+  }
+
   /** The channel to the agent ended or started over: every relayed connection ends here too. */
   reset(): void {
     this.generation++;

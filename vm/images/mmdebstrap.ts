@@ -4,6 +4,7 @@
  * progress phases. Pure where it can be, so the specs pin the invocation and the parsing.
  */
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { debianMirrorArgs } from './debian-mirror.ts';
 import { run, shellQuote } from './build-commands.ts';
 import { listGuestFiles, type Recipe } from './recipe.ts';
@@ -31,7 +32,8 @@ export function mmdebstrapArgs(recipe: Recipe, target: string, asRoot: boolean, 
     // mmdebstrap copied the build host's files in; the recipe's guest files replace them
     'rm -f "$1/etc/resolv.conf" "$1/etc/hostname"',
     `sync-in ${q(recipe.guestDir)} /`,
-    ...(agentBinary ? [`upload ${q(agentBinary)} ${AGENT_GUEST_PATH}`] : []),
+    // the agent's directory exists only if the guest files put something there: make it first
+    ...(agentBinary ? [`mkdir -p "$1"${q(path.posix.dirname(AGENT_GUEST_PATH))}`, `upload ${q(agentBinary)} ${AGENT_GUEST_PATH}`] : []),
     inChroot([
       ...files.map((f) => `chown 0:0 ${q(f.guestPath)}`),
       ...modes,
@@ -41,7 +43,7 @@ export function mmdebstrapArgs(recipe: Recipe, target: string, asRoot: boolean, 
       recipe.maskUnits.length ? `systemctl mask --quiet ${recipe.maskUnits.join(' ')}` : 'true',
     ]),
     `rm -f ${recipe.removePaths.map((p) => `"$1"${q(p)}`).join(' ')}`,
-    // a real machine-id (per build; apply-identity sets each sprite's) keeps the golden boot from
+    // a real machine-id (per build; the guest agent's IDENTITY sets each sprite's) keeps the golden boot from
     // being a systemd "first boot" (presets, transient id bind-mounted over /etc/machine-id)
     `printf '%s\\n' ${machineId} > "$1/etc/machine-id"`,
     'chmod 0444 "$1/etc/machine-id"',

@@ -63,13 +63,13 @@ describe('recipe hash and image id', () => {
     expect(id.slice('debian-12-'.length)).toBe(recipeHash().slice(0, 12));
   });
 
-  it('ships the contract files, apply-identity executable', () => {
+  it('ships the contract files and the agent unit (identity is the agent job now: no apply-identity script)', () => {
     const files = listGuestFiles(DEFAULT_RECIPE);
     const paths = files.map((f) => f.guestPath);
-    for (const p of ['/etc/fstab', '/etc/resolv.conf', '/etc/systemd/network/10-spritely.network', '/etc/ssh/sshd_config.d/10-spritely.conf', '/usr/lib/spritely/apply-identity']) {
+    for (const p of ['/etc/fstab', '/etc/resolv.conf', '/etc/systemd/network/10-spritely.network', '/etc/ssh/sshd_config.d/10-spritely.conf', '/etc/systemd/system/spritely-agent.service']) {
       expect(paths).toContain(p);
     }
-    expect(files.find((f) => f.guestPath === '/usr/lib/spritely/apply-identity')?.executable).toBe(true);
+    expect(paths).not.toContain('/usr/lib/spritely/apply-identity');
     expect(paths.some((p) => p.includes('authorized_keys'))).toBe(false);
     expect(DEFAULT_RECIPE.kernelCmdline).toMatch(/(^| )root=\/dev\/vda( |$)/);
     expect(DEFAULT_RECIPE.kernelCmdline).toMatch(/(^| )console=ttyS0( |$)/);
@@ -91,6 +91,7 @@ describe('mmdebstrap invocation', () => {
     const hooks = args.filter((a) => a.startsWith('--customize-hook=')).map((a) => a.slice('--customize-hook='.length));
     const upload = hooks.indexOf('upload /w/spritely-agent /usr/lib/spritely/spritely-agent');
     expect(upload).toBeGreaterThan(hooks.findIndex((h) => h.startsWith('sync-in ')));
+    expect(hooks[upload - 1]).toBe('mkdir -p "$1"/usr/lib/spritely'); // nothing else may have made the directory
     expect(hooks[upload + 1]).toContain('chmod 0755 /usr/lib/spritely/spritely-agent');
     expect(hooks[upload + 1]).toMatch(/systemctl enable --quiet .*spritely-agent\.service/);
     expect(mmdebstrapArgs(DEFAULT_RECIPE, '/x/rootfs.tar', true, 'a'.repeat(32)).some((a) => a.includes('upload '))).toBe(false);

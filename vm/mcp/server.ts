@@ -9,6 +9,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { ensureDaemon } from '../daemon/autostart.ts';
+import { selectedHost } from '../hosts/host-target.ts';
 import { layout } from '../paths.ts';
 import { VERSION } from '../version.ts';
 import { DaemonLink, type DaemonCaller } from './daemon-link.ts';
@@ -22,7 +23,9 @@ export function createMcpServer(daemon: DaemonCaller, opts: ToolOptions = {}): M
 
 /** Serves MCP on this process's stdin/stdout until the client closes stdin. */
 export async function runMcpStdio(): Promise<void> {
-  const daemon = new DaemonLink(() => ensureDaemon(layout()));
+  // `spritely mcp --host NAME`: the same tools on a remote host's sprites, through this computer's daemon.
+  const host = selectedHost();
+  const daemon = new DaemonLink(async () => (await ensureDaemon(layout())).forHost(host));
   const server = createMcpServer(daemon);
   const transport = new StdioServerTransport();
   const closed = new Promise<void>((resolve) => {

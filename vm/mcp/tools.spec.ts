@@ -69,7 +69,7 @@ describe('MCP tools over a fake daemon', () => {
     const { tools } = await client.listTools();
     const names = tools.map((t) => t.name).sort();
     expect(names).toEqual(
-      ['checkpoint_create', 'checkpoint_delete', 'checkpoint_list', 'checkpoint_restore', 'exec', 'file_list', 'file_read', 'file_write', 'sprite_create', 'sprite_fork', 'sprite_list', 'sprite_sleep', 'sprite_url', 'sprite_wake'].sort(),
+      ['checkpoint_create', 'checkpoint_delete', 'checkpoint_diff', 'checkpoint_list', 'checkpoint_restore', 'exec', 'file_list', 'file_read', 'file_write', 'sprite_create', 'sprite_fork', 'sprite_list', 'sprite_sleep', 'sprite_url', 'sprite_wake'].sort(),
     );
     for (const t of tools) {
       expect(t.description!.length, t.name).toBeGreaterThan(60);
@@ -205,5 +205,32 @@ describe('MCP tools over a fake daemon', () => {
     await client.callTool({ name: 'exec', arguments: { name: 'dev', argv: ['sleep', '1'] } }, undefined, { onprogress: (p) => progress.push(p.message ?? '') });
     expect(progress.length).toBeGreaterThanOrEqual(2);
     expect(progress[0]).toMatch(/^exec: still running after \d+ s$/);
+  });
+
+  it('checkpoint_diff asks the daemon for the diff (now by default) and shows names safely', async () => {
+    const { client, calls } = await connect({
+      'checkpoints.diff': (i) => ({
+        name: i.name,
+        from: i.from,
+        to: i.to ?? 'now',
+        entries: [
+          { path: '/etc/app.conf', change: 'modified', changes: ['content', 'size'], before: { type: 'file', size: 8, mode: '0644', uid: 0, gid: 0, mtime: '2025-01-01T00:00:00.000Z', target: null }, after: { type: 'file', size: 10, mode: '0644', uid: 0, gid: 0, mtime: '2025-01-01T00:00:00.000Z', target: null } },
+          { path: '/tmp/\x1b[2Jevil', change: 'added', changes: [], before: null, after: { type: 'file', size: 1, mode: '0644', uid: 0, gid: 0, mtime: '2025-01-01T00:00:00.000Z', target: null } },
+        ],
+        counts: { added: 1, removed: 0, modified: 1 },
+        truncated: false,
+        changedBytes: 65536,
+        problems: [],
+        timings: { totalMs: 120 },
+      }),
+    });
+    const r = await client.callTool({ name: 'checkpoint_diff', arguments: { name: 'box', from: 'v3', paths: ['/etc'] } });
+    expect(r.isError).toBeFalsy();
+    expect(calls.at(-1)).toEqual(['checkpoints.diff', { name: 'box', from: 'v3', to: 'now', paths: ['/etc'] }]);
+    expect(text(r)).toMatch(/box: v3 → now: 1 added, 0 removed, 1 modified/);
+    expect(text(r)).toContain('M  /etc/app.conf  (8 B → 10 B)');
+    expect(text(r)).toContain('A  "/tmp/\\x1b[2Jevil"');
+    expect(text(r)).not.toContain('\x1b');
+    expect((r.structuredContent as { entries: unknown[] }).entries[0]).toEqual({ path: '/etc/app.conf', change: 'modified', changes: ['content', 'size'], type: 'file', sizeBefore: 8, sizeAfter: 10 });
   });
 });

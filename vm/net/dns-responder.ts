@@ -30,7 +30,7 @@ import { decideEgress, refuseBeforeLookup } from './egress-decision.ts';
 import type { NetworkPolicy } from './egress-policy.ts';
 import { normalizeName } from './domain-names.ts';
 import { hostResolver, type UpstreamResolver } from './host-resolver.ts';
-import { printable } from './printable.ts';
+import { safeText } from '../safe-text.ts';
 import { RefusalLog } from './refusal-log.ts';
 import type { ResolvedNames } from './resolved-names.ts';
 
@@ -163,7 +163,7 @@ export class DnsResponder {
       if (!entry) return reply(RCODE.SERVFAIL);
       return this.answerAddresses(plan.name, plan.want, entry, reply);
     } catch (err) {
-      this.opts.log?.(`dns: could not answer ${q.question.display}: ${printable((err as Error).message)}`);
+      this.opts.log?.(`dns: could not answer ${q.question.display}: ${safeText((err as Error).message, { maxChars: 300 })}`);
       return reply(RCODE.SERVFAIL);
     }
   }

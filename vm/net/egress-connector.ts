@@ -24,7 +24,7 @@ import { canonicalAddress, hostPart, parseRange, type Address, type Range } from
 import { decideEgress, parseTarget, refuseBeforeLookup, type EgressDecision } from './egress-decision.ts';
 import { formatNetworkPolicy, type NetworkPolicy } from './egress-policy.ts';
 import { hostNetworks, type HostNetwork } from './host-networks.ts';
-import { printable } from './printable.ts';
+import { safeText } from '../safe-text.ts';
 import { RefusalLog } from './refusal-log.ts';
 import type { ResolvedNames } from './resolved-names.ts';
 
@@ -113,7 +113,7 @@ export function readTreatAsPublic(entries: string[], log?: (line: string) => voi
   for (const raw of entries.map((e) => e.trim()).filter(Boolean)) {
     const r = parseRange(raw.includes('/') ? raw : `${raw}/${raw.includes(':') ? 128 : 32}`);
     if (r.ok) out.push(r.value);
-    else log?.(`egress: ignoring "${printable(raw)}" in SPRITELY_EGRESS_TREAT_AS_PUBLIC: ${r.problem}`);
+    else log?.(`egress: ignoring "${safeText(raw, { maxChars: 300 })}" in SPRITELY_EGRESS_TREAT_AS_PUBLIC: ${r.problem}`);
   }
   return out;
 }
@@ -195,7 +195,7 @@ export class EgressConnector {
   async connect(req: EgressRequest): Promise<EgressResult> {
     if ((req.host === undefined) === (req.address === undefined)) throw new Error('EgressConnector.connect takes a host or an address, not both or neither');
     const written = req.host ?? (req.address === undefined ? '' : bracketed(req.address));
-    const where = `${printable(written, 200)}:${req.port}`;
+    const where = `${safeText(written, { maxChars: 200 })}:${req.port}`;
     if (this.active >= this.maxConnections) {
       const reason = `this sprite already has ${this.maxConnections} connections open, the most it may have at once`;
       const address = req.address === undefined ? null : (canonicalAddress(req.address)?.text ?? null);
@@ -219,7 +219,7 @@ export class EgressConnector {
    */
   async check(req: EgressRequest): Promise<EgressRefusal | null> {
     const written = req.host ?? (req.address === undefined ? '' : bracketed(req.address));
-    const decided = await this.decide(req, `${printable(written, 200)}:${req.port}`);
+    const decided = await this.decide(req, `${safeText(written, { maxChars: 200 })}:${req.port}`);
     return decided.ok ? null : decided;
   }
 
@@ -267,7 +267,7 @@ export class EgressConnector {
             answers = await (this.opts.lookup ?? systemLookup)(name);
           } catch (err) {
             const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-            return this.unreachable(where, `spritely: could not resolve ${name} (${printable(String(code))})`);
+            return this.unreachable(where, `spritely: could not resolve ${name} (${safeText(String(code), { maxChars: 300 })})`);
           }
           inputs = this.inputs(); // the lookup took time; decide on the interfaces and policy of now
           decision = decideEgress({ ...inputs, name, candidates: answers, port });
@@ -331,7 +331,7 @@ export class EgressConnector {
   }
 
   private refuse(kind: EgressRefusalKind, where: string, reason: string, suggestion?: string): EgressRefusal {
-    const clean = printable(reason);
+    const clean = safeText(reason, { maxChars: 300 });
     return { ok: false, kind, where, reason: clean, ...(suggestion ? { suggestion } : {}), message: `spritely: ${where} refused: ${clean}.${suggestion ? ` ${suggestion}` : ''}` };
   }
 

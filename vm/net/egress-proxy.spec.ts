@@ -285,3 +285,39 @@ describe('EgressProxy', () => {
     expect(fs.statSync(path.join(dir, 'egress.sock')).mode & 0o777).toBe(0o600);
   });
 });
+
+describe('EgressProxy: connections open at once', () => {
+  it('past the cap a connection gets a 503 saying why and ends at once (logged once); below it again, connections work', async () => {
+    const socketPath = path.join(dir, 'capped.sock');
+    const notes: string[] = [];
+    const capped = new EgressProxy({ sprite: 'dev', socketPath, policy: () => policy, log: (l) => notes.push(l), treatAsPublic: [], maxConnections: 5 });
+    await capped.listen();
+    try {
+      const held: net.Socket[] = [];
+      for (let i = 0; i < 5; i++) {
+        const s = net.connect(socketPath);
+        s.on('error', () => {});
+        await new Promise((r) => s.once('connect', r));
+        held.push(s);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      expect(capped.connections).toBe(5);
+      const t0 = Date.now();
+      const answers = await Promise.all(Array.from({ length: 20 }, () => raw('', undefined, socketPath)));
+      expect(Date.now() - t0).toBeLessThan(1000);
+      for (const a of answers) {
+        expect(a).toMatch(/^HTTP\/1\.1 503 Too many connections\r\n/);
+        expect(a).toContain('\r\n\r\nspritely: this sprite already has 5 connections open through its proxy, the most it may have at once; close some and try again.\n');
+      }
+      expect(capped.connections).toBe(5);
+      expect(notes).toEqual(['egress: 5 connections open at once, the most a sprite may have; new ones are refused with a 503']);
+      held.pop()!.destroy();
+      await new Promise((r) => setTimeout(r, 50));
+      const out = await raw(`CONNECT ${lanAddress}:${originPort} HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n`, /"url":"\/after"/, socketPath);
+      expect(out).toMatch(/^HTTP\/1\.1 200 Connection established/);
+      for (const s of held) s.destroy();
+    } finally {
+      capped.close();
+    }
+  });
+});

@@ -7,7 +7,7 @@
  * resolved on the host and decided (egress-decision.ts) before one byte leaves, connected to
  * exactly the address decided; a refusal is a 403 whose text says why and how to change it, so
  * the person or agent in the guest can act on it. Guest-supplied text reaches logs and messages
- * only through printable().
+ * only through safeText().
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -16,7 +16,7 @@ import type { Range } from './address.ts';
 import { EgressConnector, readTreatAsPublic, type EgressRefusal } from './egress-connector.ts';
 import type { NetworkPolicy } from './egress-policy.ts';
 import type { HostNetwork } from './host-networks.ts';
-import { printable } from './printable.ts';
+import { safeText } from '../safe-text.ts';
 
 export { readTreatAsPublic } from './egress-connector.ts';
 
@@ -38,7 +38,7 @@ export interface EgressProxyOptions {
    * daemon; see docs/network.md). Never lifts this computer, its networks, link-local or metadata.
    */
   treatAsPublic?: string[];
-  /** Client connections to the proxy at once (each may be idle keep-alive). */
+  /** Connections into the proxy at once (default EGRESS_MAX_CONNECTIONS); more are refused at once with a 503. */
   maxConnections?: number;
   /**
    * The sprite's connector, shared with its other ways out (its refusal log and connection cap
@@ -46,6 +46,16 @@ export interface EgressProxyOptions {
    */
   connector?: EgressConnector;
 }
+
+/**
+ * Connections a sprite may have open into its proxy at once (SPRITELY_EGRESS_MAX_CONNECTIONS
+ * overrides it). Under QEMU each one is also a host `socat` process (the guestfwd), and one that
+ * never sends a byte never reaches the connector's own cap (which counts connections going out):
+ * this bounds how many socats a guest keeps alive; a refused one ends at once, and its socat with it.
+ */
+export const EGRESS_MAX_CONNECTIONS = Number(process.env.SPRITELY_EGRESS_MAX_CONNECTIONS) > 0 ? Number(process.env.SPRITELY_EGRESS_MAX_CONNECTIONS) : 128;
+/** At most one log line per this long about refusals over the cap (with how many there were). */
+const OVER_CAP_LOG_MS = 60_000;
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 const STATUS: Record<EgressRefusal['kind'], number> = { invalid: 400, refused: 403, unreachable: 502, busy: 503 };
@@ -59,8 +69,13 @@ class Refusal extends Error {
 export class EgressProxy {
   readonly connector: EgressConnector;
   private readonly ownConnector: boolean;
+  /** Accepts connections and applies the cap; the ones it lets in go to the HTTP server. */
+  private readonly listener: net.Server;
   private readonly server: http.Server;
   private readonly sockets = new Set<net.Socket>();
+  private readonly maxConnections: number;
+  private refusedSinceLog = 0;
+  private lastCapLog = 0;
 
   constructor(private readonly opts: EgressProxyOptions) {
     this.ownConnector = !opts.connector;
@@ -77,16 +92,46 @@ export class EgressProxy {
       });
     this.server = http.createServer({ headersTimeout: 30_000, requestTimeout: 0, maxHeaderSize: 32 * 1024 }, (req, res) => void this.forwardRequest(req, res));
     this.server.on('connect', (req, socket, head) => void this.tunnel(req, socket as net.Socket, head));
-    this.server.on('connection', (s: net.Socket) => {
-      this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
-      if (this.sockets.size > (opts.maxConnections ?? 512)) {
-        s.end('HTTP/1.1 503 Too many connections\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      }
-    });
     this.server.on('clientError', (_err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     });
+    this.maxConnections = opts.maxConnections ?? EGRESS_MAX_CONNECTIONS;
+    this.listener = net.createServer((s) => this.accept(s));
+  }
+
+  /** Connections open now. */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  private accept(s: net.Socket): void {
+    s.on('error', () => {});
+    if (this.sockets.size >= this.maxConnections) return this.refuseOverCap(s);
+    this.sockets.add(s);
+    s.once('close', () => this.sockets.delete(s));
+    this.server.emit('connection', s);
+  }
+
+  /**
+   * Over the cap: a 503 saying why, then the connection ends (so its socat does too). What the
+   * guest sent is read and dropped, so the close is a clean end, not a reset.
+   */
+  private refuseOverCap(s: net.Socket): void {
+    const body = `spritely: this sprite already has ${this.sockets.size} connections open through its proxy, the most it may have at once; close some and try again.\n`;
+    s.resume();
+    s.end(
+      `HTTP/1.1 503 Too many connections\r\nContent-Type: text/plain; charset=utf-8\r\nX-Spritely-Error: ${headerSafe(body.trim())}\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+    s.setTimeout(2000, () => s.destroy());
+    this.refusedSinceLog++;
+    const now = Date.now();
+    if (now - this.lastCapLog >= OVER_CAP_LOG_MS) {
+      const since = this.lastCapLog ? ` (${this.refusedSinceLog} refused since the last note)` : '';
+      this.opts.log?.(`egress: ${this.sockets.size} connections open at once, the most a sprite may have; new ones are refused with a 503${since}`);
+      this.lastCapLog = now;
+      this.refusedSinceLog = 0;
+    }
   }
 
   /** Bytes received from destinations (this sprite's connector: every way out it serves). */
@@ -102,9 +147,9 @@ export class EgressProxy {
   async listen(): Promise<void> {
     fs.rmSync(this.opts.socketPath, { force: true });
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.socketPath, () => {
-        this.server.off('error', reject);
+      this.listener.once('error', reject);
+      this.listener.listen(this.opts.socketPath, () => {
+        this.listener.off('error', reject);
         resolve();
       });
     });
@@ -112,6 +157,7 @@ export class EgressProxy {
   }
 
   close(): void {
+    this.listener.close();
     this.server.close();
     for (const s of this.sockets) s.destroy();
     if (this.ownConnector) this.connector.close();
@@ -144,7 +190,7 @@ export class EgressProxy {
     const m = /^(\[[^\]\s]*\]|[^:\s[\]]+):(\d{1,5})$/.exec(req.url ?? '');
     let upstream: net.Socket;
     try {
-      if (!m) throw new Refusal(400, `spritely: CONNECT needs host:port, got "${printable(req.url ?? '', 200)}"`);
+      if (!m) throw new Refusal(400, `spritely: CONNECT needs host:port, got "${safeText(req.url ?? '', { maxChars: 200 })}"`);
       upstream = await this.open(m[1], Number(m[2]), client);
     } catch (err) {
       return void refuseRaw(client, err);
@@ -162,9 +208,9 @@ export class EgressProxy {
     let upstreamSocket: net.Socket;
     try {
       if (!/^http:\/\//i.test(req.url ?? '')) {
-        throw new Refusal(400, `spritely: this is the sprite's egress proxy; send http://… requests or CONNECT host:port (got "${printable(req.url ?? '', 200)}")`);
+        throw new Refusal(400, `spritely: this is the sprite's egress proxy; send http://… requests or CONNECT host:port (got "${safeText(req.url ?? '', { maxChars: 200 })}")`);
       }
-      if (!URL.canParse(req.url!)) throw new Refusal(400, `spritely: "${printable(req.url!, 200)}" is not a URL`);
+      if (!URL.canParse(req.url!)) throw new Refusal(400, `spritely: "${safeText(req.url!, { maxChars: 200 })}" is not a URL`);
       url = new URL(req.url!);
       // WHATWG URL parsing reinterprets some spellings (http://010.231.077.001/ is octal, a
       // different address): decide on what the guest wrote as well, as CONNECT does.
@@ -191,7 +237,7 @@ export class EgressProxy {
       up.pipe(res);
     });
     upstream.on('error', (err) => {
-      if (!res.headersSent) refuseResponse(res, new Refusal(502, `spritely: could not reach ${printable(url.host)}: ${err.message}`));
+      if (!res.headersSent) refuseResponse(res, new Refusal(502, `spritely: could not reach ${safeText(url.host, { maxChars: 300 })}: ${err.message}`));
       else res.destroy();
     });
     req.pipe(upstream);

@@ -1,13 +1,13 @@
 /**
  * What a sprite tried to reach and was refused, for the person who wonders why something in it
  * fails: the last LIST_SIZE refusals (time, name, address, port, protocol, why), for `spritely net
- * show NAME` and the UI's sprite header (list(), through SpriteNetwork.view()), and the daemon log. The guest decides how often
+ * show NAME` and the UI's sprite header (list(), read through the sprite's SpriteNetwork), and the daemon log. The guest decides how often
  * it is refused, so the log is rate-limited: one line per destination (host) per interval, at most
  * LINES_PER_INTERVAL lines per interval in all, and what was held back is counted and summed up
  * in one "N more refused" line when the interval ends. Guest text (names) reaches the list and
- * the log only through printable().
+ * the log only through safeText().
  */
-import { printable } from './printable.ts';
+import { safeText } from '../safe-text.ts';
 
 export type RefusedProtocol = 'tcp' | 'udp' | 'dns';
 
@@ -57,7 +57,7 @@ export interface RefusalLogOptions {
 /** The line the daemon logs for one refusal. */
 export function refusalLine(r: Refusal): string {
   const where = destination(r);
-  return `${r.protocol === 'dns' ? 'dns' : r.protocol === 'udp' ? 'udp' : 'egress'} refused: ${where}: ${printable(r.reason)}`;
+  return `${r.protocol === 'dns' ? 'dns' : r.protocol === 'udp' ? 'udp' : 'egress'} refused: ${where}: ${safeText(r.reason, { maxChars: 300 })}`;
 }
 
 function destination(r: Refusal): string {
@@ -84,7 +84,7 @@ export class RefusalLog {
   }
 
   record(refusal: Refusal): void {
-    const r: Refusal = { ...refusal, name: refusal.name === null ? null : printable(refusal.name, 260), reason: printable(refusal.reason, 500) };
+    const r: Refusal = { ...refusal, name: refusal.name === null ? null : safeText(refusal.name, { maxChars: 260 }), reason: safeText(refusal.reason, { maxChars: 500 }) };
     const now = this.now();
     this.remember(r, now);
     const interval = this.opts.intervalMs ?? INTERVAL_MS;

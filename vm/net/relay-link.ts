@@ -14,6 +14,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type { Engine } from '../engine/engine.ts';
 import { SpritelyError } from '../errors.ts';
+import { writeJsonAtomicSync } from '../store/atomic-json.ts';
 import { relayUrlProblem } from '../../relay/relay-url.ts';
 import { createTunnelClient, generateAccessToken, generatePublicationId, generateShareKey, hashAccessToken, type TunnelClient, type TunnelState } from '../../relay/tunnel-client.ts';
 
@@ -145,9 +146,9 @@ export class RelayLink extends EventEmitter<{ changed: [RelayStatus] }> {
     this.emit('changed', this.status());
   }
 
+  /** Atomically (temp file, fsync, rename): a crash mid-save never leaves a torn relay.json. */
   private save(): void {
-    fs.writeFileSync(this.file, JSON.stringify(this.settings, null, 2) + '\n', { mode: 0o600 });
-    fs.chmodSync(this.file, 0o600);
+    writeJsonAtomicSync(this.file, this.settings);
   }
 
   /** Connects (and remembers) a relay; waits briefly to report whether the token was accepted. */

@@ -3,10 +3,11 @@
  * its egress connector and its refusal log, wired so that they share what they must — the guest
  * resolves github.com here, and a transparent connection to github.com's address is then decided
  * as github.com; every refusal, whatever the way out, lands in one list and one rate-limited log;
- * one connection cap covers every way out. The engine makes one per running sprite and closes it
- * when the sprite stops; the HTTP proxy takes its connector; the guest side (the guest agent's
- * DNS, TCP and UDP carriers) calls answerDns, tcp, udp and dnsStream; `net show` and the UI read
- * view().
+ * one connection cap covers every way out. The engine makes one per sprite and keeps it for the
+ * daemon's life (vm/engine/live-machines.ts), closing its connections whenever the sprite's
+ * machine stops, so what it refused stays listed; the HTTP proxy takes its connector; the guest
+ * side (the guest agent's DNS, TCP and UDP carriers) calls answerDns, tcp, udp and dnsStream;
+ * `net show` and the UI read the refusal list.
  */
 import type { Duplex } from 'node:stream';
 import type { Range } from './address.ts';
@@ -103,7 +104,10 @@ export class SpriteNetwork {
     };
   }
 
-  /** Closes every connection and ends the refusal log's interval (the sprite stopped). */
+  /**
+   * Closes every connection and ends the refusal log's interval (the sprite's machine stopped).
+   * The refusals stay listed, and the network serves the next machine of the same sprite.
+   */
   close(): void {
     this.connector.close();
   }

@@ -68,6 +68,35 @@ export function forwardHeaders(headers: http.IncomingHttpHeaders, clientIp: stri
   return out;
 }
 
+/**
+ * Splices a client's upgrade (a WebSocket) onto a connection to where it goes: the request line
+ * and `headers`, what the client already sent past them, then bytes both ways. Either side ending
+ * ends both (and calls `onEnd`); an upstream that fails answers 502.
+ */
+export function spliceUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer, up: net.Socket, headers: http.OutgoingHttpHeaders, onEnd?: () => void): void {
+  up.on('connect', () => {
+    let text = `${req.method} ${req.url} HTTP/1.1\r\n`;
+    for (const [k, v] of Object.entries(headers)) for (const one of Array.isArray(v) ? v : [v]) text += `${k}: ${one}\r\n`;
+    up.write(text + '\r\n');
+    if (head.length) up.write(head);
+    up.pipe(socket);
+    socket.pipe(up);
+  });
+  let ended = false;
+  const done = () => {
+    if (!ended) onEnd?.();
+    ended = true;
+    up.destroy();
+    socket.destroy();
+  };
+  up.on('error', () => {
+    if (!socket.destroyed) socket.end('HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n');
+    done();
+  });
+  up.on('close', done);
+  socket.on('close', done);
+}
+
 export function page(status: number, title: string, body: string): { status: number; html: string } {
   const esc = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
   return {
@@ -76,12 +105,22 @@ export function page(status: number, title: string, body: string): { status: num
   };
 }
 
+/** Remote sprites (vm/hosts/host-url-proxy.ts): `SPRITE.HOST.localhost` is served through HOST's SSH link. */
+export interface HostedUrlHandler {
+  match(hostHeader: string | undefined): { sprite: string; host: string } | null;
+  request(who: { sprite: string; host: string }, req: http.IncomingMessage, res: http.ServerResponse): Promise<void>;
+  upgrade(who: { sprite: string; host: string }, req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void>;
+}
+
 export class UrlProxy {
   private server: http.Server;
   private v6: net.Server | null = null;
   port = 0;
 
-  constructor(private readonly engine: Engine) {
+  constructor(
+    private readonly engine: Engine,
+    private readonly hosted?: HostedUrlHandler,
+  ) {
     this.server = http.createServer({ headersTimeout: 30_000, requestTimeout: 0 }, (req, res) => void this.onRequest(req, res));
     this.server.on('upgrade', (req, socket, head) => void this.onUpgrade(req, socket as net.Socket, head));
     this.server.on('clientError', (_e, socket) => socket.destroy());
@@ -113,6 +152,11 @@ export class UrlProxy {
     return `http://${name}.localhost:${this.port}/`;
   }
 
+  /** The local URL of sprite `name` of remote host `host`. */
+  hostedUrl(host: string, name: string): string {
+    return `http://${name}.${host}.localhost:${this.port}/`;
+  }
+
   /** Resolves the sprite and where to connect, waking it; a page to send instead when that fails. */
   private async route(req: http.IncomingMessage): Promise<{ name: string; target: { host: string; port: number }; woke: boolean } | { status: number; html: string }> {
     const name = spriteFromHost(req.headers.host);
@@ -133,11 +177,16 @@ export class UrlProxy {
   }
 
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const remote = this.hosted?.match(req.headers.host);
+    if (remote) return this.hosted!.request(remote, req, res);
     const r = await this.route(req);
     if ('html' in r) return sendPage(res, r);
     const release = this.engine.hold(r.name);
     res.on('close', release);
     const deadline = Date.now() + (r.woke ? CONNECT_RETRY_MS : 0);
+    // a service that comes back with its machine answers within milliseconds of the wake: retry
+    // soon, then less often (20 ms, 40, 80, … 200)
+    let delay = 20;
     const attempt = () => {
       const up = http.request({ host: r.target.host, port: r.target.port, method: req.method, path: req.url, headers: forwardHeaders(req.headers, req.socket.remoteAddress ?? '127.0.0.1'), agent: false });
       up.on('response', (upRes) => {
@@ -149,7 +198,11 @@ export class UrlProxy {
       });
       up.on('error', (err: NodeJS.ErrnoException) => {
         if (res.headersSent) return res.destroy();
-        if ((err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET') && Date.now() < deadline && !req.readableEnded) return void setTimeout(attempt, 200);
+        if ((err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET') && Date.now() < deadline && !req.readableEnded) {
+          setTimeout(attempt, delay);
+          delay = Math.min(delay * 2, 200);
+          return;
+        }
         sendPage(res, page(502, `Nothing answers on port ${this.engine.get(r.name).urlPort} in ${r.name}`, `Start a web server in the sprite on that port (for example: python3 -m http.server ${this.engine.get(r.name).urlPort}), or point the URL at another port with: spritely url ${r.name} --port N`));
       });
       req.pipe(up);
@@ -159,33 +212,15 @@ export class UrlProxy {
 
   private async onUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
     socket.on('error', () => {});
+    const remote = this.hosted?.match(req.headers.host);
+    if (remote) return this.hosted!.upgrade(remote, req, socket, head);
     const r = await this.route(req);
     if ('html' in r) {
       socket.end(`HTTP/1.1 ${r.status} ${http.STATUS_CODES[r.status]}\r\nContent-Type: text/html; charset=utf-8\r\nConnection: close\r\n\r\n${r.html}`);
       return;
     }
     const release = this.engine.hold(r.name);
-    const up = net.connect(r.target.port, r.target.host);
-    up.on('connect', () => {
-      const headers = forwardHeaders(req.headers, req.socket.remoteAddress ?? '127.0.0.1', true);
-      let text = `${req.method} ${req.url} HTTP/1.1\r\n`;
-      for (const [k, v] of Object.entries(headers)) for (const one of Array.isArray(v) ? v : [v]) text += `${k}: ${one}\r\n`;
-      up.write(text + '\r\n');
-      if (head.length) up.write(head);
-      up.pipe(socket);
-      socket.pipe(up);
-    });
-    const done = () => {
-      release();
-      up.destroy();
-      socket.destroy();
-    };
-    up.on('error', () => {
-      if (!socket.destroyed) socket.end('HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n');
-      done();
-    });
-    up.on('close', done);
-    socket.on('close', done);
+    spliceUpgrade(req, socket, head, net.connect(r.target.port, r.target.host), forwardHeaders(req.headers, req.socket.remoteAddress ?? '127.0.0.1', true), release);
   }
 
   async close(): Promise<void> {

@@ -21,7 +21,6 @@ const spec: VmSpec = {
   spritelyAgentSocket: '/run/a.agent',
   egressSocket: '/run/a.egress',
   serialSocket: '/run/a.serial',
-  serialLog: '/data/sprites/dev/serial.log',
   pidFile: '/data/sprites/dev/qemu.pid',
 };
 
@@ -73,7 +72,7 @@ describe('buildQemuArgv', () => {
     expect(deviceSignature({ ...spec, egressSocket: '/elsewhere' }, '7.2.0')).toBe(deviceSignature(spec, '7.2.0'));
   });
 
-  it('exposes the guest agent and spritely-env ports and a logged serial console', () => {
+  it('exposes the guest agent and spritely-env ports and the serial console on a socket', () => {
     const devices = after(buildQemuArgv(spec), '-device');
     expect(devices.some((d) => d.includes('name=org.qemu.guest_agent.0'))).toBe(true);
     expect(devices.some((d) => d.includes('name=org.spritely.env.0'))).toBe(true);
@@ -82,13 +81,27 @@ describe('buildQemuArgv', () => {
     expect(chardevs).toContain('socket,id=agent0,path=/run/a.agent,server=on,wait=off');
     expect(after(buildQemuArgv({ ...spec, spritelyAgentSocket: '/run/x,y' }), '-chardev')).toContain('socket,id=agent0,path=/run/x,,y,server=on,wait=off');
     expect(deviceSignature({ ...spec, spritelyAgentSocket: '/elsewhere' }, '7.2.0')).toBe(deviceSignature(spec, '7.2.0'));
-    expect(chardevs.find((c) => c.startsWith('socket,id=ser0'))).toContain('logfile=/data/sprites/dev/serial.log');
+    expect(chardevs.find((c) => c.startsWith('socket,id=ser0'))).toBe('socket,id=ser0,path=/run/a.serial,server=on,wait=off');
   });
 
-  it('restores from a state file through a quoted exec: URI', () => {
+  it('leaves the serial log to the daemon: QEMU writes no log file a guest could grow', () => {
+    expect(buildQemuArgv(spec).join(' ')).not.toMatch(/logfile|logappend/);
+    expect(after(buildQemuArgv(spec), '-serial')).toEqual(['chardev:ser0']);
+  });
+
+  it('restores from a state file through a quoted exec: URI, decompressing a .zst one on the fly', () => {
     const argv = buildQemuArgv({ ...spec, incomingStateFile: "/img/it's gold.state" });
     expect(after(argv, '-incoming')).toEqual([`exec:cat '/img/it'\\''s gold.state'`]);
+    expect(after(buildQemuArgv({ ...spec, incomingStateFile: '/d/v1.state.zst' }), '-incoming')).toEqual([`exec:zstd -dcq -- '/d/v1.state.zst'`]);
     expect(buildQemuArgv(spec)).not.toContain('-incoming');
+  });
+
+  it('has a SCSI controller for snapshot views, and re-creates the views a restored state had as placeholders', () => {
+    expect(after(buildQemuArgv(spec), '-device')).toContain('virtio-scsi-pci,id=scsi0');
+    const argv = buildQemuArgv({ ...spec, incomingStateFile: '/s', placeholders: [{ name: 'v3', target: 0, lun: 3 }] });
+    expect(after(argv, '-blockdev')).toContain('driver=null-co,node-name=svp-v3,size=1073741824,read-zeroes=on');
+    expect(after(argv, '-device')).toContain('scsi-hd,bus=scsi0.0,drive=svp-v3,id=sview-v3,scsi-id=0,lun=3');
+    expect(deviceSignature({ ...spec, placeholders: [{ name: 'v3', target: 0, lun: 3 }] }, '7.2.0')).toBe(deviceSignature(spec, '7.2.0'));
   });
 
   it('escapes commas in paths', () => {
@@ -112,10 +125,11 @@ describe('deviceSignature', () => {
     expect(deviceSignature({ ...spec, accel: 'kvm' }, '7.2.22')).not.toBe(base);
   });
   // Pinned: a change here means every saved RAM state stops fitting (golden states are rebuilt;
-  // sleeping sprites and checkpoint RAM cold-boot once). The spritely agent's port changed it last.
+  // sleeping sprites and checkpoint RAM cold-boot once). The SCSI controller for checkpoint views changed it last
+  // (before it, the spritely agent's port).
   it('is pinned (a new value means saved states no longer fit: change it on purpose only)', () => {
     const cmdline = 'root=/dev/vda rootfstype=ext4 rw console=ttyS0 quiet loglevel=3 systemd.show_status=0 fsck.mode=skip';
-    expect(deviceSignature({ ...spec, cmdline }, '7.2.0')).toBe('8eefc6be2398ea62');
-    expect(deviceSignature({ ...spec, cmdline, accel: 'kvm', memoryMiB: 1024, cpus: 2 }, '8.0.1')).toBe('d48ad8a469a984d6');
+    expect(deviceSignature({ ...spec, cmdline }, '7.2.0')).toBe('59b71327ad42078d');
+    expect(deviceSignature({ ...spec, cmdline, accel: 'kvm', memoryMiB: 1024, cpus: 2 }, '8.0.1')).toBe('68f6ac5244d46749');
   });
 });

@@ -27,11 +27,33 @@ export interface VmSpec {
   spritelyAgentSocket: string;
   /** The daemon's egress proxy for this sprite (unix socket); QEMU forwards 10.0.2.100:3128 to it. */
   egressSocket: string;
+  /** The serial console (the daemon reads it into a bounded log: serial-log.ts). */
   serialSocket: string;
-  serialLog: string;
   pidFile: string;
-  /** Restore RAM + device state from this file instead of booting. */
+  /** Restore RAM + device state from this file instead of booting (`.zst`: compressed with zstd). */
   incomingStateFile?: string;
+  /**
+   * Snapshot views that were hot-plugged when the state being restored was saved: their devices,
+   * each on a backend-less placeholder, so the state finds them (they are unplugged before the guest runs).
+   */
+  placeholders?: ViewAddress[];
+}
+
+/** Where a snapshot view sits on the machine's SCSI controller (see snapshot-views.ts). */
+export interface ViewAddress {
+  name: string;
+  target: number;
+  lun: number;
+}
+
+/** The id of a snapshot view's device (QEMU ids: a letter, then letters, digits, '-', '_', '.'). */
+export function viewDeviceId(name: string): string {
+  return `sview-${name}`;
+}
+
+/** The command QEMU runs to read a saved state: plain, or decompressed on the fly. */
+export function incomingCommand(file: string): string {
+  return file.endsWith('.zst') ? `exec:zstd -dcq -- ${shellQuote(file)}` : `exec:cat ${shellQuote(file)}`;
 }
 
 /** Guest side of QEMU user networking; the image configures this address statically. */
@@ -103,7 +125,12 @@ export function buildQemuArgv(spec: VmSpec): string[] {
     '-device', `virtserialport,bus=vser0.0,chardev=env0,name=${GUEST_PORTS.env},id=envport`,
     '-chardev', `socket,id=agent0,path=${o(spec.spritelyAgentSocket)},server=on,wait=off`,
     '-device', `virtserialport,bus=vser0.0,chardev=agent0,name=${GUEST_PORTS.agent},id=agentport`,
-    '-chardev', `socket,id=ser0,path=${o(spec.serialSocket)},server=on,wait=off,logfile=${o(spec.serialLog)},logappend=on`,
+    // Checkpoints are shown to the guest as hot-plugged SCSI disks (snapshot-views.ts): on q35 only
+    // a controller present from the start can take them, and SCSI unplugs need no guest consent.
+    '-device', 'virtio-scsi-pci,id=scsi0',
+    // No logfile= here: QEMU would append whatever the guest writes, without bound. The daemon
+    // reads this socket into a size-bounded log instead (serial-log.ts).
+    '-chardev', `socket,id=ser0,path=${o(spec.serialSocket)},server=on,wait=off`,
     '-serial', 'chardev:ser0',
     '-device', 'virtio-rng-pci,id=rng0',
     // A new generation id on every restore makes Linux (>= 5.18) reseed its RNG.
@@ -111,7 +138,11 @@ export function buildQemuArgv(spec: VmSpec): string[] {
     '-qmp', `unix:${o(spec.qmpSocket)},server=on,wait=off`,
     '-pidfile', spec.pidFile,
   ];
-  if (spec.incomingStateFile) argv.push('-incoming', `exec:cat ${shellQuote(spec.incomingStateFile)}`);
+  for (const p of spec.placeholders ?? []) {
+    argv.push('-blockdev', `driver=null-co,node-name=svp-${p.name},size=1073741824,read-zeroes=on`);
+    argv.push('-device', `scsi-hd,bus=scsi0.0,drive=svp-${p.name},id=${viewDeviceId(p.name)},scsi-id=${p.target},lun=${p.lun}`);
+  }
+  if (spec.incomingStateFile) argv.push('-incoming', incomingCommand(spec.incomingStateFile));
   return argv;
 }
 
@@ -121,6 +152,13 @@ export function buildQemuArgv(spec: VmSpec): string[] {
  * saved before stay valid.
  */
 const SIGNATURE_FORWARDS: PortForward[] = [{ hostPort: 1, guestPort: 22 }];
+
+/**
+ * Stands in for the serial chardev in a signature: QEMU used to write the console's log itself
+ * (`logfile=`). Where a chardev logs is host-side plumbing that no saved state records, so the
+ * normalized argv keeps the old text and states saved before the daemon took the log over still fit.
+ */
+const SIGNATURE_SERIAL_CHARDEV = 'socket,id=ser0,path=S,server=on,wait=off,logfile=L,logappend=on';
 
 /**
  * What a saved RAM state depends on: the argv with every per-VM path and port blanked, plus the
@@ -140,13 +178,14 @@ export function deviceSignature(spec: VmSpec, qemuVersion: string): string {
     spritelyAgentSocket: 'S',
     egressSocket: 'S',
     serialSocket: 'S',
-    serialLog: 'L',
     pidFile: 'P',
     incomingStateFile: undefined,
+    placeholders: undefined,
   };
+  const argv = buildQemuArgv(normalized).map((a) => (a.startsWith('socket,id=ser0,') ? SIGNATURE_SERIAL_CHARDEV : a));
   return crypto
     .createHash('sha256')
-    .update(JSON.stringify({ qemuVersion, argv: buildQemuArgv(normalized) }))
+    .update(JSON.stringify({ qemuVersion, argv }))
     .digest('hex')
     .slice(0, 16);
 }

@@ -15,6 +15,7 @@ import type { Accelerator, BootFiles, Driver, DriverCheck, LaunchSpec, MachineSh
 import { SpritelyError } from '../errors.ts';
 import { chooseAccelerator, type AccelChoice } from './accel.ts';
 import { buildQemuArgv, deviceSignature, type VmSpec } from './argv.ts';
+import { viewAddress } from './snapshot-views.ts';
 import { qemuDisks } from './qemu-img.ts';
 import { QemuHandle, QemuMachine } from './qemu-machine.ts';
 import { killPid, launchQemu, qemuVersion } from './qemu-process.ts';
@@ -99,9 +100,9 @@ export class QemuDriver implements Driver {
       spritelyAgentSocket: sockets.spritelyAgent,
       egressSocket: s.egressSocket,
       serialSocket: sockets.serial,
-      serialLog: path.join(s.dir, 'serial.log'),
       pidFile: path.join(s.dir, 'qemu.pid'),
       incomingStateFile: s.restoreFrom,
+      placeholders: s.restoreFrom ? s.restoreAttached?.map(viewAddress) : undefined,
     };
   }
 
@@ -116,7 +117,8 @@ export class QemuDriver implements Driver {
     const { pid } = await launchQemu(buildQemuArgv(spec), { logFile, qmpSocket: spec.qmpSocket });
     try {
       const qmp = await QmpClient.connect(spec.qmpSocket);
-      return new QemuMachine({ pid, qmpSocket: spec.qmpSocket, agentSocket: spec.agentSocket, envSocket: spec.envSocket, spritelyAgentSocket: spec.spritelyAgentSocket, serialSocket: spec.serialSocket, logFile }, qmp);
+      const handle = { pid, qmpSocket: spec.qmpSocket, agentSocket: spec.agentSocket, envSocket: spec.envSocket, spritelyAgentSocket: spec.spritelyAgentSocket, serialSocket: spec.serialSocket, serialLog: path.join(s.dir, 'serial.log'), logFile, dir: s.dir, disk: s.disk };
+      return new QemuMachine(handle, qmp, { log: this.machineLog(s.id), placeholders: spec.placeholders?.map((p) => p.name) ?? [] });
     } catch (err) {
       killPid(pid);
       throw err;
@@ -126,11 +128,18 @@ export class QemuDriver implements Driver {
   async attach(handle: unknown): Promise<QemuMachine | null> {
     const h = QemuHandle.safeParse(handle);
     if (!h.success) return null;
-    return QemuMachine.attach(h.data);
+    return QemuMachine.attach(h.data, { log: this.machineLog(path.basename(path.dirname(h.data.logFile ?? '/unknown/x'))) });
+  }
+
+  private machineLog(id: string): (msg: string) => void {
+    return (msg) => this.opts.log?.(`sprite ${id}: ${msg}`);
   }
 
   release(id: string): void {
-    for (const s of Object.values(qemuSockets(this.opts.runDir, id))) fs.rmSync(s, { force: true });
+    const sockets = qemuSockets(this.opts.runDir, id);
+    for (const s of Object.values(sockets)) fs.rmSync(s, { force: true });
+    const prefix = `${path.basename(sockets.qmp).replace(/\.qmp$/, '')}.n-`;
+    for (const f of fs.existsSync(this.opts.runDir) ? fs.readdirSync(this.opts.runDir) : []) if (f.startsWith(prefix)) fs.rmSync(path.join(this.opts.runDir, f), { force: true });
   }
 
   async checks(): Promise<DriverCheck[]> {
@@ -149,6 +158,18 @@ export class QemuDriver implements Driver {
       return `${this.qemuBinary} ${v}`;
     });
     await check('qemu-img', async () => (await execFileP('qemu-img', ['--version'])).stdout.split('\n')[0]);
+    await check('qemu-nbd', async () => {
+      const { stdout } = await execFileP('qemu-nbd', ['--version']).catch(() => {
+        throw new Error('qemu-nbd is missing (it comes with qemu-utils): checkpoints cannot be shown inside sprites');
+      });
+      return `${stdout.split('\n')[0]}; serves checkpoints to the sprites that mount them`;
+    });
+    await check('zstd', async () => {
+      const { stdout } = await execFileP('zstd', ['--version']).catch(() => {
+        throw new Error('zstd is missing (sudo apt-get install zstd): checkpoints keep their RAM states uncompressed, and compressed ones cannot be restored');
+      });
+      return `${stdout.trim()}; compresses checkpoints' RAM states`;
+    });
     await check('egress', async () => {
       const { stdout, stderr } = await execFileP('socat', ['-V']).catch(() => {
         throw new Error('socat is missing (sudo apt-get install socat): without it sprites have no network');

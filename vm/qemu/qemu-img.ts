@@ -2,13 +2,17 @@
  * The QEMU driver's disk operations, all through `qemu-img`: qcow2 overlays on a backing file,
  * internal snapshots (created, applied and deleted only while no QEMU has the image open; listed
  * with -U, which is safe while one does), and clones of a snapshot that copy only the clusters it
- * holds beyond the shared backing file.
+ * holds beyond the shared backing file. Reading a snapshot's contents, comparing two and costing
+ * them is done on the file itself (qcow2-reader.ts). Deleting a snapshot gives its clusters back to
+ * the host: QEMU (live) and qemu-img (offline) discard what it alone held, which punches holes in
+ * the file (measured: a 200 MiB snapshot's delete took the file from 400 to 200 MiB on disk).
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { DiskOps } from '../driver/driver.ts';
+import type { DiskOps, DiskReader } from '../driver/driver.ts';
+import { changedBytes, exclusiveBytes, Qcow2Reader } from './qcow2-reader.ts';
 
 const execFileP = promisify(execFile);
 
@@ -49,6 +53,15 @@ export const qemuDisks: DiskOps = {
     const backing = (await info(src))['full-backing-filename'];
     const onBacking = backing ? ['-B', backing, '-F', 'qcow2'] : [];
     await qemuImg(['convert', '-U', '-f', 'qcow2', '-O', 'qcow2', '-o', 'lazy_refcounts=on', '-l', `snapshot.name=${name}`, ...onBacking, src, dest]);
+  },
+  async openReader(disk, snapshot): Promise<DiskReader> {
+    return Qcow2Reader.open(disk, snapshot);
+  },
+  async changedBytes(disk, a, b) {
+    return changedBytes(disk, a, b);
+  },
+  async snapshotCosts(disk) {
+    return exclusiveBytes(disk);
   },
   async importRaw(raw, disk) {
     await qemuImg(['convert', '-f', 'raw', '-O', 'qcow2', raw, disk]);

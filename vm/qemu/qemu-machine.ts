@@ -6,13 +6,17 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 import { GUEST_PORTS, type ExitReason, type GuestPortName, type Machine, type MachineEvents, type MachineState, type PortForward } from '../driver/driver.ts';
+import { safeText } from '../safe-text.ts';
 import { fsyncFile } from '../store/atomic-json.ts';
 import { GUEST_IP, shellQuote } from './argv.ts';
 import { QmpClient } from './qmp-client.ts';
+import { SerialLog } from './serial-log.ts';
 import { cpuSeconds, isOurQemu, killPid, sleep, tailOfLog, waitForExit } from './qemu-process.ts';
+import { attachView, detachView, endAllViews, listViews, removePlaceholders, type ViewHost } from './snapshot-views.ts';
 
 /** What runtime.json keeps for a QEMU machine (the field names of the runtime files before the driver boundary). */
 export const QemuHandle = z.object({
@@ -23,7 +27,12 @@ export const QemuHandle = z.object({
   /** Absent in handles written before the spritely agent's port existed (their QEMU has none). */
   spritelyAgentSocket: z.string().optional(),
   serialSocket: z.string().optional(),
+  /** Where the daemon keeps the serial console's log (absent in older handles: serial.log beside logFile). */
+  serialLog: z.string().optional(),
   logFile: z.string().optional(),
+  /** The machine's dir and disk (snapshot views need them; absent in handles written before machines could be re-homed). */
+  dir: z.string().optional(),
+  disk: z.string().optional(),
 });
 export type QemuHandle = z.infer<typeof QemuHandle>;
 
@@ -40,16 +49,32 @@ function diskFullHint(file: string): string {
   }
 }
 
+/** Where a machine's serial log goes: the handle says, or (older handles) beside its QEMU log. */
+export function serialLogOf(handle: QemuHandle): string | null {
+  return handle.serialLog ?? (handle.logFile ? path.join(path.dirname(handle.logFile), 'serial.log') : null);
+}
+
 export class QemuMachine extends EventEmitter<MachineEvents> implements Machine {
   private quitting = false;
   private guestPoweredOff = false;
   private detached = false;
+  private readonly serial: SerialLog | null;
+  private placeholders: string[];
 
   constructor(
-    readonly handle: QemuHandle,
+    public handle: QemuHandle,
     readonly qmp: QmpClient,
+    opts: {
+      log?: (msg: string) => void;
+      keepSerialLog?: boolean;
+      /** Views the restored state had: unplugged once it has landed, before the guest runs. */
+      placeholders?: string[];
+    } = {},
   ) {
     super();
+    this.placeholders = opts.placeholders ?? [];
+    const serialLog = serialLogOf(handle);
+    this.serial = opts.keepSerialLog !== false && handle.serialSocket && serialLog ? new SerialLog({ socketPath: handle.serialSocket, file: serialLog, log: opts.log }) : null;
     qmp.on('event', (e) => {
       if (e.event === 'SHUTDOWN' && (e.data as { guest?: unknown } | undefined)?.guest) {
         this.guestPoweredOff = true;
@@ -64,13 +89,16 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
   }
 
   private async onQmpClosed(): Promise<void> {
+    this.serial?.close();
     if (this.detached) return;
     // QEMU closes QMP as it exits; give it a moment to be gone before judging.
     const gone = await waitForExit(this.pid, this.handle.qmpSocket, 3000);
     // The socket dropped but QEMU lives on: treat as a crash of our view; kill to keep one owner.
     if (!gone) killPid(this.pid);
+    this.endViews();
     const reason: ExitReason = this.quitting ? 'quit' : this.guestPoweredOff ? 'poweroff' : 'crash';
-    this.emit('exit', reason, this.handle.logFile ? tailOfLog(this.handle.logFile, 3) : '(no log)');
+    const said = this.handle.logFile ? tailOfLog(this.handle.logFile, 3) : '(no log)';
+    this.emit('exit', reason, this.qmp.closeReason ? `${this.qmp.closeReason} (its log: ${said})` : said);
   }
 
   async state(): Promise<MachineState> {
@@ -105,6 +133,10 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
       const { status: st } = await this.qmp.execute<{ status: string }>('query-status');
       if (st === 'running') return;
       if (st === 'paused' || st === 'postmigrate' || st === 'prelaunch') {
+        if (this.placeholders.length) {
+          await removePlaceholders(this.qmp, this.placeholders);
+          this.placeholders = [];
+        }
         await this.qmp.execute('cont');
         continue;
       }
@@ -112,6 +144,39 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
       if (Date.now() > deadline) throw new Error(`VM did not finish restoring within ${timeoutMs} ms (state ${st})`);
       await sleep(5);
     }
+  }
+
+  async waitLanded(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { status: st } = await this.qmp.execute<{ status: string }>('query-status');
+      if (st === 'paused' || st === 'postmigrate' || st === 'prelaunch') return;
+      if (st === 'running') return void (await this.qmp.execute('stop'));
+      if (st !== 'inmigrate' && st !== 'restore-vm' && st !== 'finish-migrate') throw new Error(`VM is in state "${st}" instead of restored`);
+      if (Date.now() > deadline) throw new Error(`VM did not finish restoring within ${timeoutMs} ms (state ${st})`);
+      await sleep(5);
+    }
+  }
+
+  /**
+   * QEMU keeps its open files across a rename, so the disk and the logs simply move (same
+   * filesystem: the data dir); the sockets stay where the handle says. Only for machines launched
+   * with their dir and disk in the handle.
+   */
+  async rehome(to: { id: string; dir: string; disk: string }): Promise<void> {
+    const { dir, disk } = this.handle;
+    if (!dir || !disk) throw new Error('this machine cannot be moved (it was started by an older daemon)');
+    fs.renameSync(disk, to.disk);
+    const moved: Partial<QemuHandle> = { dir: to.dir, disk: to.disk };
+    for (const f of ['qemu.log', 'serial.log', 'qemu.pid']) {
+      try {
+        fs.renameSync(path.join(dir, f), path.join(to.dir, f));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    if (this.handle.logFile && path.dirname(this.handle.logFile) === dir) moved.logFile = path.join(to.dir, path.basename(this.handle.logFile));
+    this.handle = { ...this.handle, ...moved };
   }
 
   async pause(): Promise<void> {
@@ -140,7 +205,7 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
         const m = await this.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
         if (m.status === 'failed' || m.status === 'cancelled') {
           fs.rmSync(tmp, { force: true });
-          throw new Error(`saving the VM state failed: ${m['error-desc'] ?? m.status}${diskFullHint(tmp)}`);
+          throw new Error(`saving the VM state failed: ${safeText(String(m['error-desc'] ?? m.status), { maxChars: 500 })}${diskFullHint(tmp)}`);
         }
         completed = m.status === 'completed';
         if (completed) completedAt = Date.now();
@@ -177,7 +242,7 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
   async setForward(f: PortForward): Promise<void> {
     await this.qmp.hmp(`hostfwd_remove n0 tcp:127.0.0.1:${f.hostPort}`);
     const out = await this.qmp.hmp(`hostfwd_add n0 tcp:127.0.0.1:${f.hostPort}-${GUEST_IP}:${f.guestPort}`);
-    if (out.trim()) throw new Error(`QEMU refused the new forward: ${out.trim()}`);
+    if (out.trim()) throw new Error(`QEMU refused the new forward: ${safeText(out.trim(), { maxChars: 500 })}`);
   }
 
   openPort(name: GuestPortName): Promise<Duplex> {
@@ -191,6 +256,28 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
       });
       s.once('error', reject);
     });
+  }
+
+  private views(): ViewHost {
+    const { disk, dir } = this.handle;
+    if (!disk || !dir) throw new Error('this machine was started before checkpoints could be shown inside it; stop and start the sprite once');
+    return { qmp: this.qmp, disk, dir, socketPrefix: this.handle.qmpSocket.replace(/\.qmp$/, '') };
+  }
+
+  private endViews(): void {
+    if (this.handle.dir) endAllViews({ dir: this.handle.dir, socketPrefix: this.handle.qmpSocket.replace(/\.qmp$/, '') });
+  }
+
+  attachSnapshot(name: string): Promise<{ serial: string }> {
+    return attachView(this.views(), name);
+  }
+
+  async detachSnapshot(name: string): Promise<void> {
+    await detachView(this.views(), name);
+  }
+
+  attachedSnapshots(): Promise<string[]> {
+    return listViews(this.qmp);
   }
 
   async powerDown(): Promise<void> {
@@ -215,24 +302,41 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
     await this.qmp.execute('quit').catch(() => {});
     if (!(await waitForExit(this.pid, this.handle.qmpSocket, timeoutMs))) killPid(this.pid);
     await this.qmp.closed;
+    this.endViews();
   }
 
   async kill(): Promise<void> {
     this.quitting = true;
     killPid(this.pid);
     await this.qmp.closed;
+    await waitForExit(this.pid, this.handle.qmpSocket, 3000);
+    this.endViews();
   }
 
   detach(): void {
     this.detached = true;
+    this.serial?.close();
     this.qmp.close();
   }
 
-  /** Re-attaches to a QEMU that outlived a daemon; null when it is not running any more. */
-  static async attach(handle: QemuHandle): Promise<QemuMachine | null> {
+  /**
+   * Re-attaches to a QEMU that outlived a daemon; null when it is not running any more. A QEMU
+   * started before the daemon kept the serial log writes it itself (its argv has `logfile=`); the
+   * daemon leaves that one alone until the machine next starts.
+   */
+  static async attach(handle: QemuHandle, opts: { log?: (msg: string) => void } = {}): Promise<QemuMachine | null> {
     if (!isOurQemu(handle.pid, handle.qmpSocket)) return null;
     const qmp = await QmpClient.connect(handle.qmpSocket).catch(() => null);
     if (!qmp) return null;
-    return new QemuMachine(handle, qmp);
+    return new QemuMachine(handle, qmp, { log: opts.log, keepSerialLog: !qemuLogsSerialItself(handle.pid) });
+  }
+}
+
+/** True when that QEMU was started with a chardev log file (before the daemon kept the serial log). */
+function qemuLogsSerialItself(pid: number): boolean {
+  try {
+    return /,logfile=/.test(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+  } catch {
+    return false;
   }
 }

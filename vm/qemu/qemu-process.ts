@@ -8,6 +8,7 @@ import { spawn, execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { promisify } from 'node:util';
+import { safeText } from '../safe-text.ts';
 
 const execFileP = promisify(execFile);
 
@@ -45,13 +46,29 @@ function describeExit(e: { code: number | null; signal: string | null }): string
   return e.signal ? `signal ${e.signal}` : `exit code ${e.code}`;
 }
 
+/** The most of a log's end that is read for its tail (a log can be large; its end is what matters). */
+const TAIL_BYTES = 64 * 1024;
+
+/**
+ * The last lines of a log, for an error message: read from its last 64 KiB only, each line made
+ * inert and cut (QEMU's output can carry text a guest chose), joined on one line.
+ */
 export function tailOfLog(file: string, lines = 6): string {
+  let fd: number | null = null;
   try {
-    const text = fs.readFileSync(file, 'utf8');
+    fd = fs.openSync(file, 'r');
+    const size = fs.fstatSync(fd).size;
+    const start = Math.max(0, size - TAIL_BYTES);
+    const buf = Buffer.alloc(size - start);
+    const n = fs.readSync(fd, buf, 0, buf.length, start);
+    let text = buf.subarray(0, n).toString('utf8');
+    if (start > 0) text = text.slice(text.indexOf('\n') + 1); // the first line is cut: drop it
     const tail = text.split('\n').filter((l) => l.trim() && !l.startsWith('--- ')).slice(-lines);
-    return tail.join(' | ') || '(no output)';
+    return tail.map((l) => safeText(l.trim(), { maxChars: 300 })).join(' | ') || '(no output)';
   } catch {
     return '(no log)';
+  } finally {
+    if (fd !== null) fs.closeSync(fd);
   }
 }
 

@@ -1,7 +1,9 @@
 /**
  * A QMP connection over QEMU's unix socket: connect, negotiate capabilities, run commands, watch
  * events. Thin I/O shell around QmpProtocol. `closed` resolves when QEMU goes away (it quit, was
- * killed, or closed the socket), which is how the engine notices a VM that died.
+ * killed, or closed the socket), which is how the engine notices a VM that died. A line over the
+ * protocol's cap closes the connection from this side, and `closeReason` says so (the machine
+ * reports it as the reason it ended).
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -13,6 +15,8 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent] }> {
   private closedResolve!: () => void;
   readonly closed: Promise<void> = new Promise((r) => (this.closedResolve = r));
   private isClosed = false;
+  /** Why this side closed the connection (a protocol violation), if it did. */
+  closeReason: string | null = null;
 
   static async connect(socketPath: string, timeoutMs = 5000): Promise<QmpClient> {
     const client = new QmpClient();
@@ -24,7 +28,6 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent] }> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(socketPath);
       this.socket = socket;
-      socket.setEncoding('utf8');
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new Error(`QMP at ${socketPath}: no greeting within ${timeoutMs} ms`));
@@ -36,11 +39,18 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent] }> {
       socket.on('close', () => {
         this.isClosed = true;
         clearTimeout(timer);
-        this.protocol.failAll(new Error('QMP connection closed (QEMU exited?)'));
+        const why = this.closeReason ?? 'QMP connection closed (QEMU exited?)';
+        this.protocol.failAll(new Error(why));
+        reject(new Error(`QMP at ${socketPath}: ${why}`)); // a no-op once connected
         this.closedResolve();
       });
-      socket.on('data', (chunk: string) => {
+      socket.on('data', (chunk: Buffer) => {
         for (const out of this.protocol.receive(chunk)) {
+          if (out.kind === 'overflow') {
+            this.closeReason = `QEMU sent more than ${out.maxLineBytes} bytes on its QMP socket without a line end; the connection was closed`;
+            socket.destroy();
+            return;
+          }
           if (out.kind === 'greeting') {
             this.execute('qmp_capabilities').then(
               () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { QmpError, QmpProtocol } from './qmp-protocol.ts';
+import { MAX_QMP_LINE, QmpError, QmpProtocol } from './qmp-protocol.ts';
 
 describe('QmpProtocol', () => {
   it('numbers commands and resolves by id, across split chunks', async () => {
@@ -54,5 +54,44 @@ describe('QmpProtocol', () => {
     p.failAll(new Error('socket closed'));
     await expect(a.reply).rejects.toThrow('socket closed');
     await expect(b.reply).rejects.toThrow('socket closed');
+  });
+
+  it('a line over the cap is an overflow: reported once decoded so far, nothing after it', async () => {
+    const p = new QmpProtocol(1024);
+    const c = p.command('query-status');
+    const out = p.receive('{"event": "RESUME"}\n' + 'x'.repeat(2000));
+    expect(out).toEqual([{ kind: 'event', event: { event: 'RESUME' } }, { kind: 'overflow', maxLineBytes: 1024 }]);
+    expect(p.receive('{"return": {}, "id": "c1"}\n')).toEqual([{ kind: 'overflow', maxLineBytes: 1024 }]);
+    expect(p.pendingCount).toBe(1);
+    p.failAll(new Error('closed'));
+    await expect(c.reply).rejects.toThrow('closed');
+  });
+
+  it('64 MiB without a newline, in 64 KiB chunks, costs well under a second (default cap)', () => {
+    const p = new QmpProtocol();
+    const chunk = Buffer.alloc(64 * 1024, 0x41);
+    const t0 = performance.now();
+    let overflowAt = -1;
+    for (let i = 0; i < 1024; i++) if (p.receive(chunk).some((o) => o.kind === 'overflow') && overflowAt < 0) overflowAt = i;
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(overflowAt).toBe(MAX_QMP_LINE / chunk.length);
+  });
+
+  it('takes bytes split inside a UTF-8 character', async () => {
+    const p = new QmpProtocol();
+    const c = p.command('human-monitor-command');
+    const bytes = Buffer.from('{"return": "héllo €", "id": "c1"}\n');
+    const at = bytes.indexOf(Buffer.from('€')) + 1;
+    p.receive(bytes.subarray(0, at));
+    p.receive(bytes.subarray(at));
+    await expect(c.reply).resolves.toBe('héllo €');
+  });
+
+  it("QEMU's error text is made inert in the message", async () => {
+    const p = new QmpProtocol();
+    const c = p.command('migrate');
+    p.receive(JSON.stringify({ error: { class: 'GenericError', desc: 'no\x1b]0;title\x07 way' }, id: 'c1' }) + '\n');
+    const err = (await c.reply.catch((e) => e)) as QmpError;
+    expect(err.message).toBe('QMP migrate: no\\x1b]0;title\\x07 way (GenericError)');
   });
 });

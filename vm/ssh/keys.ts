@@ -29,10 +29,3 @@ export function ensureClientKey(keysDir: string): KeyPair {
   fs.writeFileSync(pub, kp.publicKey + '\n', { mode: 0o644 });
   return kp;
 }
-
-/** The raw key blob of an OpenSSH public key line, as ssh2's hostVerifier receives it. */
-export function publicKeyBlob(publicKeyLine: string): Buffer {
-  const b64 = publicKeyLine.trim().split(/\s+/)[1];
-  if (!b64) throw new Error('not an OpenSSH public key line');
-  return Buffer.from(b64, 'base64');
-}

@@ -10,6 +10,11 @@ export async function writeJsonAtomic(file: string, value: unknown, mode = 0o600
   await writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n', { mode, fsync: true });
 }
 
+/** The same, for callers that must not yield (a settings save inside a synchronous update). */
+export function writeJsonAtomicSync(file: string, value: unknown, mode = 0o600): void {
+  writeFileAtomic.sync(file, JSON.stringify(value, null, 2) + '\n', { mode, fsync: true });
+}
+
 export function readJson<T = unknown>(file: string): T | null {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as T;

@@ -17,6 +17,15 @@ export class SpriteLocks {
     return this.current.get(name) ?? null;
   }
 
+  /** Resolves when every operation queued on `name` now has ended (without taking the lock). */
+  async idle(name: string): Promise<void> {
+    let seen: Promise<unknown> | undefined;
+    for (let tail = this.tails.get(name); tail && tail !== seen; tail = this.tails.get(name)) {
+      seen = tail;
+      await tail.catch(() => {});
+    }
+  }
+
   /**
    * Runs `fn` when every earlier operation on `name` is done. With `waitMs` the caller gives up
    * with a clear "busy" error instead of queueing for long.

@@ -20,8 +20,8 @@ export const ManifestSchema = z.object({
   lastError: z.string().nullable().default(null),
   /** Whether the filesystem was already grown to the disk's size. */
   fsGrown: z.boolean().default(false),
-  /** While sleeping: the saved RAM state and the device signature it needs. */
-  sleep: z.object({ file: z.string(), signature: z.string(), savedAt: z.string() }).nullable().default(null),
+  /** While sleeping: the saved RAM state, the device signature it needs and the checkpoint views it was saved with. */
+  sleep: z.object({ file: z.string(), signature: z.string(), savedAt: z.string(), attached: z.array(z.string()).optional() }).nullable().default(null),
   /** Idle timeout for this sprite in seconds (null: the daemon-wide setting; 0: never sleep). */
   idleTimeoutSec: z.number().int().min(0).nullable().default(null),
   /** Guest port that the local URL forwards to. */
@@ -44,6 +44,8 @@ export const RuntimeSchema = z.preprocess(
     urlHostPort: z.number().int().default(0),
     /** The driver's handle to re-attach to the machine: JSON that only the driver reads. */
     machine: z.unknown(),
+    /** Where the machine's guest connections to the egress proxy arrive, when not the sprite's usual path (a warm spare's machine keeps its own). */
+    egressSocket: z.string().optional(),
   }),
 );
 export type Runtime = z.infer<typeof RuntimeSchema>;

@@ -49,16 +49,25 @@ describe('FlowGate', () => {
 });
 
 describe('OutputBatcher', () => {
-  it('joins chunks within the window and flushes at the size cap', async () => {
+  it('sends the first chunk after a quiet window at once, joins what follows within the window, and flushes at the size cap', async () => {
+    let clock = 1000;
     const out: string[] = [];
-    const b = new OutputBatcher((d) => out.push(d.toString()), 5, 8);
-    b.push(Buffer.from('ab'));
+    const b = new OutputBatcher((d) => out.push(d.toString()), 5, 8, () => clock);
+    b.push(Buffer.from('ab')); // a keystroke's echo: no waiting
+    expect(out).toEqual(['ab']);
     b.push(Buffer.from('cd'));
-    expect(out).toEqual([]);
+    b.push(Buffer.from('ef'));
+    expect(out).toEqual(['ab']);
     await new Promise((r) => setTimeout(r, 15));
-    expect(out).toEqual(['abcd']);
+    expect(out).toEqual(['ab', 'cdef']);
+    clock += 2; // still within the window of that flush: batched
+    b.push(Buffer.from('gh'));
+    expect(out).toEqual(['ab', 'cdef']);
     b.push(Buffer.from('123456789'));
-    expect(out).toEqual(['abcd', '123456789']);
+    expect(out).toEqual(['ab', 'cdef', 'gh123456789']);
+    clock += 10; // quiet again
+    b.push(Buffer.from('z'));
+    expect(out.at(-1)).toBe('z');
   });
 });
 

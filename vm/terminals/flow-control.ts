@@ -57,19 +57,30 @@ export class FlowGate {
   }
 }
 
-/** Collects small chunks and hands them on in one piece every `windowMs` (or at `maxBytes`). */
+/**
+ * Collects small chunks and hands them on in one piece every `windowMs` (or at `maxBytes`). The
+ * first chunk after a quiet window goes out at once (a keystroke's echo waits for no timer); what
+ * follows it within the window is batched, so a burst of output still costs one message per window.
+ */
 export class OutputBatcher {
   private chunks: Buffer[] = [];
   private size = 0;
   private timer: NodeJS.Timeout | null = null;
+  private lastFlush = -Infinity;
 
   constructor(
     private readonly flushTo: (data: Buffer) => void,
     private readonly windowMs = 5,
     private readonly maxBytes = 64 * 1024,
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   push(data: Buffer): void {
+    if (!this.size && !this.timer && this.now() - this.lastFlush >= this.windowMs) {
+      this.lastFlush = this.now();
+      this.flushTo(data);
+      return;
+    }
     this.chunks.push(data);
     this.size += data.length;
     if (this.size >= this.maxBytes) this.flush();
@@ -80,6 +91,7 @@ export class OutputBatcher {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (!this.size) return;
+    this.lastFlush = this.now();
     const data = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
     this.chunks = [];
     this.size = 0;

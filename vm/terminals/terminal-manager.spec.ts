@@ -1,9 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import type { ClientChannel } from 'ssh2';
-import { TerminalSession, type TerminalClient } from './terminal-manager.ts';
+import { TerminalSession, type ShellChannel, type TerminalClient } from './terminal-manager.ts';
 
-/** Enough of an ssh2 channel for a session: data in, writes recorded. */
+/** Enough of an agent channel for a session: data in, writes recorded. */
 function fakeChannel() {
   const ch = Object.assign(new EventEmitter(), {
     stderr: new EventEmitter(),
@@ -27,20 +26,21 @@ function client(log: string[]): TerminalClient {
     attached: (n) => log.push(`attached ${n}`),
     send: (d) => log.push(`data ${d.toString()}`),
     exited: (code) => log.push(`exit ${code}`),
+    lost: (why) => log.push(`lost ${why}`),
   };
 }
 
 describe('TerminalSession', () => {
   it('says how many bytes it replays on attach, before replaying them, then streams', async () => {
     const ch = fakeChannel();
-    const s = new TerminalSession('dev', ch as unknown as ClientChannel);
+    const s = new TerminalSession('dev', ch as unknown as ShellChannel);
     ch.emit('data', Buffer.from('hello '));
     ch.stderr.emit('data', Buffer.from('world'));
     const log: string[] = [];
     expect(s.attach(client(log))).toBe(11);
     expect(log).toEqual(['attached 11', 'data hello world']);
     const fresh: string[] = [];
-    const empty = new TerminalSession('dev', fakeChannel() as unknown as ClientChannel);
+    const empty = new TerminalSession('dev', fakeChannel() as unknown as ShellChannel);
     expect(empty.attach(client(fresh))).toBe(0);
     expect(fresh).toEqual(['attached 0']);
     s.close();

@@ -1,16 +1,35 @@
 /**
- * Interactive shells in sprites that outlive the window showing them. A session is one SSH shell
- * channel; clients attach and detach (a reload, a closed window, a second tab), and each attach
- * first replays the newest scrollback so nothing that happened meanwhile is lost. Output is
- * batched and credit-flow-controlled per client; a session nobody attaches to for a while is
- * hung up.
+ * Interactive shells in sprites that outlive the window showing them. A session is one pty session
+ * on the sprite's guest agent; clients attach and detach (a reload, a closed window, a second tab),
+ * and each attach first replays the newest scrollback so nothing that happened meanwhile is lost.
+ * Output is batched and credit-flow-controlled per client; a session nobody attaches to for a
+ * while is hung up. A session survives its sprite's sleep (the agent resumes it on the woken
+ * machine); one whose machine was replaced (a restore, a stop) is *lost*, not exited: its clients
+ * are told so and reconnect to a new shell.
  */
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { ClientChannel } from 'ssh2';
+import type { Readable } from 'node:stream';
 import { SpritelyError } from '../errors.ts';
-import type { SshChannels } from '../ssh/ssh-link.ts';
+import type { PtyRequest } from '../guest/agent-protocol.ts';
 import { FlowGate, OutputBatcher, RingBuffer, TERMINAL_HIGH_WATER, TERMINAL_LOW_WATER } from './flow-control.ts';
+
+/** What a session needs of its channel (an AgentChannel of a pty). */
+export interface ShellChannel extends EventEmitter {
+  readonly stderr: Readable | EventEmitter;
+  write(data: Buffer): boolean;
+  pause(): unknown;
+  resume(): unknown;
+  setWindow(rows: number, cols: number, height: number, width: number): void;
+  close(): void;
+  /** Set once the session ended: `lost` says why when it did not end by itself. */
+  readonly exited?: { code: number | null; signal: string | null; lost?: string } | null;
+}
+
+/** What the manager needs to open shells (the sprite's guest agent). */
+export interface ShellOpener {
+  pty(req: PtyRequest): Promise<ShellChannel>;
+}
 
 export const SCROLLBACK_BYTES = 1024 * 1024;
 export const DETACHED_GRACE_MS = 10 * 60 * 1000;
@@ -20,6 +39,8 @@ export interface TerminalClient {
   attached(replayed: number): void;
   send(data: Buffer): void;
   exited(code: number | null, signal: string | null): void;
+  /** The shell is gone without having exited (its machine was restored, stopped, or the daemon lost it). */
+  lost(reason: string): void;
 }
 
 export function clampSize(cols: unknown, rows: unknown): { cols: number; rows: number } {
@@ -36,15 +57,15 @@ export class TerminalSession extends EventEmitter<{ closed: [] }> {
   private clients = new Set<TerminalClient>();
   private gate: FlowGate;
   private batcher: OutputBatcher;
-  private exit: { code: number | null; signal: string | null } | null = null;
+  private exit: { code: number | null; signal: string | null; lost?: string } | null = null;
   private graceTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly sprite: string,
-    private readonly channel: ClientChannel,
+    private readonly channel: ShellChannel,
   ) {
     super();
-    this.gate = new FlowGate(TERMINAL_HIGH_WATER, TERMINAL_LOW_WATER, () => channel.pause(), () => channel.resume());
+    this.gate = new FlowGate(TERMINAL_HIGH_WATER, TERMINAL_LOW_WATER, () => void channel.pause(), () => void channel.resume());
     this.batcher = new OutputBatcher((data) => {
       this.scrollback.push(data);
       for (const c of this.clients) {
@@ -55,13 +76,16 @@ export class TerminalSession extends EventEmitter<{ closed: [] }> {
     const onData = (d: Buffer) => this.batcher.push(d);
     channel.on('data', onData);
     channel.stderr.on('data', onData);
-    channel.on('exit', (code: number | null, signal?: string) => {
-      this.exit = { code: code ?? null, signal: signal ?? null };
+    channel.on('exit', (code: number | null, signal?: string | null, info?: { lost?: string }) => {
+      this.exit = { code: code ?? null, signal: signal ?? null, lost: info?.lost };
     });
     channel.on('close', () => {
       this.batcher.flush();
-      const e = this.exit ?? { code: null, signal: null };
-      for (const c of this.clients) c.exited(e.code, e.signal);
+      const e = this.exit ?? { code: null, signal: null, lost: channel.exited?.lost };
+      for (const c of this.clients) {
+        if (e.lost) c.lost(e.lost);
+        else c.exited(e.code, e.signal);
+      }
       this.clients.clear();
       this.exit = e;
       if (this.graceTimer) clearTimeout(this.graceTimer);
@@ -123,9 +147,9 @@ export class TerminalSession extends EventEmitter<{ closed: [] }> {
 export class TerminalManager {
   private sessions = new Map<string, TerminalSession>();
 
-  async open(sprite: string, link: SshChannels, size: { cols: unknown; rows: unknown }): Promise<TerminalSession> {
+  async open(sprite: string, agent: ShellOpener, size: { cols: unknown; rows: unknown }): Promise<TerminalSession> {
     const { cols, rows } = clampSize(size.cols, size.rows);
-    const channel = await link.shell({ term: 'xterm-256color', cols, rows, width: 0, height: 0 });
+    const channel = await agent.pty({ term: 'xterm-256color', cols, rows });
     const session = new TerminalSession(sprite, channel);
     this.sessions.set(session.id, session);
     session.on('closed', () => this.sessions.delete(session.id));

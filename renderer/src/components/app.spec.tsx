@@ -3,7 +3,9 @@ import { act, cleanup, fireEvent, render, screen, within } from '@testing-librar
 import { afterEach, describe, expect, it } from 'vitest';
 import { createAppStore } from '../store.ts';
 import { FakeTransport, MemoryStorage, sprite } from '../testing/fake-transport.ts';
+import { fakeEnv } from '../testing/fake-env.ts';
 import { fakeViews } from '../testing/fake-view.ts';
+import { setWindowWidth } from '../testing/window-width.ts';
 import { App } from './app.tsx';
 import { AppContext } from './store-context.tsx';
 
@@ -14,7 +16,8 @@ function mount(opts: { session?: MemoryStorage } = {}) {
   let n = 0;
   const store = createAppStore({ transport: t, session: opts.session, newId: () => `tab-${++n}` });
   const { factory, views } = fakeViews();
-  const env = { openLink: () => {}, copyText: () => {}, readText: async () => '' };
+  const { env } = fakeEnv();
+  setWindowWidth(1280);
   render(
     <AppContext.Provider value={{ store, createView: factory, env }}>
       <App />

@@ -1,22 +1,38 @@
 /**
- * The window: sidebar (create, sprite list, theme and shortcuts) and the selected sprite with its
- * terminals. Keyboard shortcuts and native menu commands (Electron) land here.
+ * The window: the sidebar (or, narrow, its rail and drawer), the selected sprite with its
+ * terminals and panels, and the settings page over them. Keyboard shortcuts and native menu
+ * commands (Electron) land here. The arrangement follows the window's width (window-layout.ts).
  */
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useRef, useState, type RefObject } from 'react';
 import type { DesktopBridge, DesktopCommand } from '../platform.ts';
-import { commandFor, SHORTCUT_HELP, type Command } from '../shortcuts.ts';
-import { activeTabOf } from '../store.ts';
+import { commandFor, type Command } from '../shortcuts.ts';
+import { activeTabOf, SPRITES_DRAWER } from '../store.ts';
 import { paneRegistry } from '../terminal/pane-registry.ts';
 import { ConnectionBanner } from './connection-banner.tsx';
-import { CreateSprite, type CreateSpriteHandle } from './create-sprite.tsx';
-import { SpriteList } from './sprite-list.tsx';
-import { closeTerminalTab, NoTerminal, SpriteHeader, SpritePanels, TabStrip } from './sprite-view.tsx';
+import type { CreateSpriteHandle } from './create-sprite.tsx';
+import { SettingsView } from './settings/settings-view.tsx';
+import { Sidebar } from './sidebar.tsx';
+import { SidebarRail } from './sidebar-rail.tsx';
+import { SpriteHeader } from './sprite-header.tsx';
+import { closeTerminalTab, NoTerminal, SpritePanels, TabStrip } from './sprite-view.tsx';
 import { useActions, useApp, useStoreApi } from './store-context.tsx';
 import { TerminalPane } from './terminal-pane.tsx';
-import { nextThemeChoice, useResolvedTheme } from './theme.ts';
+import { useResolvedTheme } from './theme.ts';
 import { Toasts } from './toasts.tsx';
+import { useDrawer } from './use-drawer.ts';
+import { useWindowLayout } from './use-window-layout.ts';
 
-const THEME_LABEL = { system: 'Theme: system', light: 'Theme: light', dark: 'Theme: dark' } as const;
+/** The sidebar as a drawer over a narrow window. */
+function SpritesDrawer({ createRef }: { createRef: RefObject<CreateSpriteHandle | null> }) {
+  const actions = useActions();
+  const box = useRef<HTMLDivElement>(null);
+  useDrawer(box, actions.closeDrawer, { first: '.sprite-item[aria-current]', modal: true });
+  return (
+    <div ref={box} className="drawer-backdrop" onMouseDown={(e) => e.target === e.currentTarget && actions.closeDrawer()}>
+      <Sidebar ref={createRef} drawer />
+    </div>
+  );
+}
 
 function fromDesktop(c: DesktopCommand): Command {
   switch (c) {
@@ -40,9 +56,13 @@ export function App({ desktop = null }: { desktop?: DesktopBridge | null }) {
   const connection = useApp((s) => s.connection);
   const connectionDetail = useApp((s) => s.connectionDetail);
   const themeChoice = useApp((s) => s.theme);
+  const view = useApp((s) => s.view);
+  const drawer = useApp((s) => s.drawer);
   const theme = useResolvedTheme(themeChoice);
+  const layout = useWindowLayout();
   const createRef = useRef<CreateSpriteHandle>(null);
-  const [help, setHelp] = useState(false);
+  /** Set when "new sprite" has to open the sprite-list drawer before its name field exists. */
+  const [wantCreate, setWantCreate] = useState(false);
 
   useEffect(() => actions.start(), [actions]);
 
@@ -51,13 +71,31 @@ export function App({ desktop = null }: { desktop?: DesktopBridge | null }) {
     document.documentElement.style.colorScheme = theme;
   }, [theme]);
 
+  // A drawer left open when the window grows wide has nothing to hang on: close it.
+  useEffect(() => {
+    if (layout.sidebar === 'docked' && drawer !== null) actions.closeDrawer();
+  }, [layout.sidebar, drawer, actions]);
+
+  useEffect(() => {
+    if (!wantCreate || !createRef.current) return;
+    createRef.current.focus();
+    setWantCreate(false);
+  });
+
+  const newSprite = () => {
+    if (layout.sidebar === 'rail' && store.getState().drawer !== SPRITES_DRAWER) actions.toggleDrawer(SPRITES_DRAWER);
+    setWantCreate(true);
+  };
+  const newSpriteRef = useRef(newSprite);
+  newSpriteRef.current = newSprite;
+
   useEffect(() => {
     const run = (c: Command) => {
       const s = store.getState();
       const active = activeTabOf(s, s.selected);
       switch (c.type) {
         case 'new-sprite':
-          return createRef.current?.focus();
+          return newSpriteRef.current();
         case 'new-terminal':
           if (s.selected && s.sprites[s.selected]?.state === 'running') actions.newTerminal(s.selected);
           return;
@@ -92,40 +130,17 @@ export function App({ desktop = null }: { desktop?: DesktopBridge | null }) {
   }, [activeId]);
 
   return (
-    <div className="app">
-      <aside className="sidebar">
-        <div className="brand">
-          <span className="logo" aria-hidden>
-            ◆
-          </span>
-          <span>Spritely</span>
-          <span className={`conn conn-${connection}`} title={connectionDetail ?? (connection === 'online' ? 'Connected to the daemon' : 'Connecting…')} aria-label={`Daemon ${connection}`} />
-        </div>
-        <CreateSprite ref={createRef} />
-        <div className="list-scroll">
-          <SpriteList />
-        </div>
-        <div className="sidebar-foot">
-          <button className="ghost small" onClick={() => actions.setTheme(nextThemeChoice(themeChoice))} title="Switch theme">
-            {THEME_LABEL[themeChoice]}
-          </button>
-          <button className="ghost small" onClick={() => setHelp((h) => !h)} aria-expanded={help}>
-            Shortcuts
-          </button>
-          {help && (
-            <dl className="shortcuts">
-              {SHORTCUT_HELP.map(([k, what]) => (
-                <div key={k}>
-                  <dt>
-                    <kbd>{k}</kbd>
-                  </dt>
-                  <dd>{what}</dd>
-                </div>
-              ))}
-            </dl>
+    <div className={`app sidebar-${layout.sidebar}`}>
+      {layout.sidebar === 'docked' ? (
+        <Sidebar ref={createRef} />
+      ) : (
+        <>
+          <SidebarRail onNewSprite={newSprite} />
+          {drawer === SPRITES_DRAWER && (
+            <SpritesDrawer createRef={createRef} />
           )}
-        </div>
-      </aside>
+        </>
+      )}
       <main className="main">
         <ConnectionBanner connection={connection} detail={connectionDetail} desktop={desktop} />
         {selected ? (
@@ -137,7 +152,7 @@ export function App({ desktop = null }: { desktop?: DesktopBridge | null }) {
           loaded && (
             <div className="placeholder welcome">
               <p className="placeholder-title">A sprite is a Linux machine of your own.</p>
-              <p>Press Create to get a root shell in a second or two.</p>
+              <p>{layout.sidebar === 'docked' ? 'Press Create' : 'Press + on the left'} to get a root shell in a second or two.</p>
             </div>
           )
         )}
@@ -151,6 +166,7 @@ export function App({ desktop = null }: { desktop?: DesktopBridge | null }) {
           </div>
           {selected && <SpritePanels name={selected} />}
         </div>
+        {view === 'settings' && <SettingsView />}
       </main>
       <Toasts />
     </div>

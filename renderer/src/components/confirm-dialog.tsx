@@ -1,5 +1,6 @@
 /** A small modal for confirmations that may ask for one line of input. */
-import { useEffect, useRef, useState, type ReactNode } from 'react';
+import { useState, type ReactNode } from 'react';
+import { Dialog } from './dialog.tsx';
 
 export function ConfirmDialog(props: {
   title: string;
@@ -11,40 +12,24 @@ export function ConfirmDialog(props: {
   onCancel(): void;
 }) {
   const [value, setValue] = useState(props.input?.initial ?? '');
-  const ref = useRef<HTMLInputElement>(null);
-  const button = useRef<HTMLButtonElement>(null);
-  useEffect(() => (props.input ? ref.current?.select() : button.current?.focus()), [props.input]);
   const problem = props.input?.valid?.(value) ?? null;
   return (
-    <div className="modal-backdrop" onMouseDown={(e) => e.target === e.currentTarget && props.onCancel()}>
-      <form
-        className="modal"
-        role="dialog"
-        aria-modal="true"
-        aria-label={props.title}
-        onSubmit={(e) => {
-          e.preventDefault();
-          if (!problem) props.onConfirm(value);
-        }}
-        onKeyDown={(e) => e.key === 'Escape' && props.onCancel()}
-      >
-        <h2>{props.title}</h2>
-        <p>{props.children}</p>
-        {props.input && (
-          <>
-            <input ref={ref} aria-label={props.input.label} value={value} onChange={(e) => setValue(e.target.value)} spellCheck={false} autoComplete="off" />
-            {problem && <div className="field-error">{problem}</div>}
-          </>
-        )}
-        <div className="modal-buttons">
-          <button type="button" className="ghost" onClick={props.onCancel}>
-            Cancel
-          </button>
-          <button ref={button} type="submit" className={props.tone ?? 'primary'} disabled={!!problem}>
-            {props.confirmLabel}
-          </button>
-        </div>
-      </form>
-    </div>
+    <Dialog title={props.title} onCancel={props.onCancel} onSubmit={() => !problem && props.onConfirm(value)} initialFocus={props.input ? 'input' : '.modal-buttons button[type="submit"]'}>
+      <p>{props.children}</p>
+      {props.input && (
+        <>
+          <input aria-label={props.input.label} value={value} onChange={(e) => setValue(e.target.value)} onFocus={(e) => e.target.select()} spellCheck={false} autoComplete="off" />
+          {problem && <div className="field-error">{problem}</div>}
+        </>
+      )}
+      <div className="modal-buttons">
+        <button type="button" className="ghost" onClick={props.onCancel}>
+          Cancel
+        </button>
+        <button type="submit" className={props.tone ?? 'primary'} disabled={!!problem}>
+          {props.confirmLabel}
+        </button>
+      </div>
+    </Dialog>
   );
 }

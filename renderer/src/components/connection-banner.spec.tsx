@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { DesktopBridge } from '../platform.ts';
 import { createAppStore } from '../store.ts';
 import { FakeTransport, sprite } from '../testing/fake-transport.ts';
+import { fakeEnv } from '../testing/fake-env.ts';
 import { fakeViews } from '../testing/fake-view.ts';
 import { App } from './app.tsx';
 import { AppContext } from './store-context.tsx';
@@ -13,7 +14,7 @@ afterEach(cleanup);
 function mount(desktop: DesktopBridge | null = null) {
   const t = new FakeTransport();
   const store = createAppStore({ transport: t });
-  const env = { openLink: () => {}, copyText: () => {}, readText: async () => '' };
+  const { env } = fakeEnv();
   render(
     <AppContext.Provider value={{ store, createView: fakeViews().factory, env }}>
       <App desktop={desktop} />

@@ -3,6 +3,7 @@
  * While the daemon works, the first-use image build reports its progress here.
  */
 import { forwardRef, useImperativeHandle, useRef, useState } from 'react';
+import { parseSpriteKey, spriteKey } from '../sprite-key.ts';
 import { nameProblem, suggestName, type CreateOptions } from '../store.ts';
 import { useActions, useApp } from './store-context.tsx';
 
@@ -17,22 +18,27 @@ export const CreateSprite = forwardRef<CreateSpriteHandle>(function CreateSprite
   const sprites = useApp((s) => s.sprites);
   const pending = useApp((s) => s.pending);
   const progress = useApp((s) => s.imageProgress);
+  const hosts = useApp((s) => s.hosts);
   const actions = useActions();
+  /** Where the new sprite goes: null = this computer, else a remote host's name. */
+  const [host, setHost] = useState<string | null>(null);
   const [name, setName] = useState(() => suggestName(Object.keys(sprites)));
   const [touched, setTouched] = useState(false);
   const [memoryMiB, setMemory] = useState<number | ''>('');
   const [cpus, setCpus] = useState<number | ''>('');
   const [diskGiB, setDisk] = useState<number | ''>('');
   const input = useRef<HTMLInputElement>(null);
-  useImperativeHandle(ref, () => ({ focus: () => input.current?.select() }), []);
+  useImperativeHandle(ref, () => ({ focus: () => (input.current?.focus(), input.current?.select()) }), []);
 
   const creating = Object.keys(pending).find((n) => pending[n] === 'create');
-  const taken = !!sprites[name];
+  const onHost = host && hosts.some((h) => h.name === host) ? host : null;
+  const taken = !!sprites[spriteKey(onHost, name)];
   const problem = touched ? nameProblem(name) ?? (taken ? `“${name}” already exists.` : null) : null;
 
   const submit = async () => {
     const n = name.trim();
-    if (nameProblem(n) || sprites[n] || creating) {
+    const key = spriteKey(onHost, n);
+    if (nameProblem(n) || sprites[key] || creating) {
       setTouched(true);
       return;
     }
@@ -41,8 +47,8 @@ export const CreateSprite = forwardRef<CreateSpriteHandle>(function CreateSprite
     if (cpus) opts.cpus = cpus;
     if (diskGiB) opts.diskGiB = diskGiB;
     setTouched(false);
-    setName(suggestName([...Object.keys(sprites), n]));
-    await actions.createSprite(n, opts);
+    setName(suggestName([...Object.keys(sprites).map((k) => parseSpriteKey(k).name), n]));
+    await actions.createSprite(key, opts);
   };
 
   return (
@@ -73,6 +79,21 @@ export const CreateSprite = forwardRef<CreateSpriteHandle>(function CreateSprite
         </button>
       </div>
       {problem && <div className="field-error">{problem}</div>}
+      {hosts.length > 0 && (
+        <label className="create-host">
+          On
+          <select aria-label="Where to create it" value={onHost ?? ''} onChange={(e) => setHost(e.target.value || null)}>
+            <option value="">this computer</option>
+            {hosts.map((h) => (
+              <option key={h.name} value={h.name} disabled={h.state !== 'connected'}>
+                {h.name}
+                {h.accel ? ` (${h.accel.toUpperCase()})` : ''}
+                {h.state !== 'connected' ? ` — ${h.state}` : ''}
+              </option>
+            ))}
+          </select>
+        </label>
+      )}
       <details className="size-options">
         <summary>Size</summary>
         <label>
@@ -112,7 +133,8 @@ export const CreateSprite = forwardRef<CreateSpriteHandle>(function CreateSprite
       {creating && (
         <div className="create-progress" role="status" aria-live="polite">
           <div>
-            Creating <strong>{creating}</strong>…
+            Creating <strong>{parseSpriteKey(creating).name}</strong>
+            {parseSpriteKey(creating).host ? ` on ${parseSpriteKey(creating).host}` : ''}…
           </div>
           {progress && (
             <>

@@ -1,90 +1,28 @@
 /**
- * The selected sprite: its header (state, facts, actions), its terminal tabs, and the panels the
- * daemon's capabilities allow. Terminal panes themselves live in `TerminalArea`, which keeps
- * every tab's pane mounted.
+ * The selected sprite below its header (sprite-header.tsx): its terminal tabs, and the panels the
+ * daemon's capabilities allow — docked beside the terminals in a wide window, one at a time as a
+ * drawer over them in a narrow one. Terminal panes themselves are kept mounted by the app.
  */
-import { useState } from 'react';
+import { useRef } from 'react';
 import { useShallow } from 'zustand/react/shallow';
-import { formatMemory, shortImage } from '../format.ts';
-import { availablePanels } from '../sprite-panels.ts';
-import { availableActions, type SpriteAction } from '../sprite-actions.ts';
-import { activeTabOf, displayState, tabsOf } from '../store.ts';
+import { availablePanels, type SpritePanel } from '../sprite-panels.ts';
+import { parseSpriteKey } from '../sprite-key.ts';
+import { activeTabOf, tabsOf, unreachableHost } from '../store.ts';
 import { paneRegistry } from '../terminal/pane-registry.ts';
-import { DestroyDialog } from './destroy-dialog.tsx';
-import { StateBadge } from './sprite-list.tsx';
+import type { Sprite } from '../transport.ts';
 import { useActions, useApp } from './store-context.tsx';
+import { useDrawer } from './use-drawer.ts';
+import { useWindowLayout } from './use-window-layout.ts';
 
 export function closeTerminalTab(id: string, close: (id: string) => void): void {
   paneRegistry.get(id)?.hangUp();
   close(id);
 }
 
-export function SpriteHeader({ name }: { name: string }) {
-  const sprite = useApp((s) => s.sprites[name]);
-  const pending = useApp((s) => s.pending[name]);
-  const transport = useApp((s) => s.transport);
-  const actions = useActions();
-  const [confirming, setConfirming] = useState(false);
-  const panelsOpen = useApp((s) => s.panelsOpen);
-  const hasPanels = availablePanels((m) => transport.has(m)).length > 0;
-  if (!sprite) return null;
-  const ds = displayState(sprite, pending);
-  const run = (a: SpriteAction) => {
-    if (a.confirm === 'type-name') return setConfirming(true);
-    void actions.runSpriteMethod(name, a.method, a.op);
-  };
-  const offered = pending ? [] : availableActions((m) => transport.has(m), sprite);
-  return (
-    <header className="sprite-header">
-      <div className="sprite-title">
-        <h1>{name}</h1>
-        <StateBadge state={ds.state} detail={ds.detail} />
-      </div>
-      <div className="sprite-facts">
-        <span title={sprite.image}>{shortImage(sprite.image)}</span>
-        <span>{formatMemory(sprite.memoryMiB)}</span>
-        <span>
-          {sprite.cpus} {sprite.cpus === 1 ? 'CPU' : 'CPUs'}
-        </span>
-        <span>{sprite.diskGiB} GiB disk</span>
-        {sprite.accel && <span title="Accelerator">{sprite.accel.toUpperCase()}</span>}
-        {sprite.network && (
-          <span className="sprite-network" title="What the sprite may reach (enforced on the host; change with: spritely net set NAME POLICY)">
-            network: {sprite.network}
-          </span>
-        )}
-      </div>
-      <div className="sprite-actions">
-        {hasPanels && (
-          <button className={`ghost${panelsOpen ? ' pressed' : ''}`} aria-pressed={panelsOpen} onClick={actions.togglePanels} title="Show or hide the timeline">
-            Timeline
-          </button>
-        )}
-        {offered.map((a) => (
-          <button key={a.id} className={a.tone ?? 'ghost'} onClick={() => run(a)} data-action={a.id}>
-            {a.label}
-          </button>
-        ))}
-      </div>
-      {sprite.state === 'crashed' && sprite.lastError && <div className="sprite-error" role="alert">{sprite.lastError}</div>}
-      {confirming && (
-        <DestroyDialog
-          name={name}
-          onCancel={() => setConfirming(false)}
-          onConfirm={() => {
-            setConfirming(false);
-            void actions.destroySprite(name);
-          }}
-        />
-      )}
-    </header>
-  );
-}
-
 export function TabStrip({ name }: { name: string }) {
   const tabs = useApp(useShallow((s) => tabsOf(s, name)));
   const active = useApp((s) => activeTabOf(s, name)?.id);
-  const running = useApp((s) => s.sprites[name]?.state === 'running');
+  const running = useApp((s) => s.sprites[name]?.state === 'running' && !unreachableHost(s, name));
   const actions = useActions();
   return (
     <div className="tab-strip" role="tablist" aria-label={`Terminals of ${name}`}>
@@ -116,16 +54,46 @@ export function SpritePanels({ name }: { name: string }) {
   const sprite = useApp((s) => s.sprites[name]);
   const transport = useApp((s) => s.transport);
   const open = useApp((s) => s.panelsOpen);
+  const drawer = useApp((s) => s.drawer);
+  const layout = useWindowLayout();
   const panels = availablePanels((m) => transport.has(m));
-  if (!sprite || !panels.length || !open) return null;
+  if (!sprite || !panels.length) return null;
+  // Panels address the sprite by its key (NAME@HOST for a remote one): the transport routes by it.
+  const keyed = sprite.name === name ? sprite : { ...sprite, name };
+  if (layout.panels === 'drawer') {
+    const panel = panels.find((p) => p.id === drawer);
+    return panel ? <PanelDrawer key={panel.id} panel={panel} sprite={keyed} /> : null;
+  }
+  if (!open) return null;
   return (
     <aside className="panels">
       {panels.map(({ id, title, Component }) => (
         <section key={id} className="panel" aria-label={title}>
           <h2>{title}</h2>
-          <Component sprite={sprite} />
+          <Component sprite={keyed} />
         </section>
       ))}
+    </aside>
+  );
+}
+
+/** One panel as a drawer over the terminal (a narrow window). */
+function PanelDrawer({ panel, sprite }: { panel: SpritePanel; sprite: Sprite }) {
+  const actions = useActions();
+  const box = useRef<HTMLElement>(null);
+  useDrawer(box, actions.closeDrawer);
+  const { title, Component } = panel;
+  return (
+    <aside ref={box} className="panels drawer" aria-label={title}>
+      <section className="panel" aria-label={title}>
+        <div className="drawer-head">
+          <h2>{title}</h2>
+          <button className="ghost small" aria-label={`Close ${title}`} onClick={actions.closeDrawer}>
+            ✕
+          </button>
+        </div>
+        <Component sprite={sprite} />
+      </section>
     </aside>
   );
 }
@@ -135,7 +103,15 @@ export function NoTerminal({ name }: { name: string }) {
   const sprite = useApp((s) => s.sprites[name]);
   const pending = useApp((s) => s.pending[name]);
   const progress = useApp((s) => s.imageProgress);
+  const away = useApp((s) => !!unreachableHost(s, name));
   const actions = useActions();
+  if (away && sprite)
+    return (
+      <div className="placeholder">
+        <p className="placeholder-title">{parseSpriteKey(name).name} is on a host that is not connected.</p>
+        <p>Its terminals come back when the host does.</p>
+      </div>
+    );
   if (pending === 'create' && (!sprite || sprite.state !== 'running'))
     return (
       <div className="placeholder" role="status">

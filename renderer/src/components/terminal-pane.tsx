@@ -5,7 +5,7 @@
  */
 import { useEffect, useRef, useState } from 'react';
 import { commandFor } from '../shortcuts.ts';
-import type { Tab } from '../store.ts';
+import { unreachableHost, type Tab } from '../store.ts';
 import { TerminalLink, type LinkStatus } from '../terminal/terminal-link.ts';
 import { paneRegistry } from '../terminal/pane-registry.ts';
 import type { TerminalView } from '../terminal/xterm-view.ts';
@@ -22,6 +22,7 @@ export function TerminalPane({ tab, visible, theme }: { tab: Tab; visible: boole
   const transport = useApp((s) => s.transport);
   const spriteState = useApp((s) => s.sprites[tab.sprite]?.state);
   const restored = useApp((s) => s.restored[tab.sprite] ?? 0);
+  const hostUp = useApp((s) => !unreachableHost(s, tab.sprite));
   const actions = useActions();
   const [status, setStatus] = useState<{ s: LinkStatus; message?: string }>({ s: 'connecting' });
   const [searching, setSearching] = useState(false);
@@ -87,10 +88,10 @@ export function TerminalPane({ tab, visible, theme }: { tab: Tab; visible: boole
     viewRef.current?.focus();
   }, [visible]);
 
-  // A sprite that comes back (started, woken) gets its stuck terminal back without a keypress.
+  // A sprite that comes back (started, woken, its host reconnected) gets its stuck terminal back without a keypress.
   useEffect(() => {
-    if (spriteState === 'running' && linkRef.current?.isStuck) linkRef.current.retry();
-  }, [spriteState]);
+    if (spriteState === 'running' && hostUp && linkRef.current?.isStuck) linkRef.current.retry();
+  }, [spriteState, hostUp]);
 
   // After a restore the old shell is gone: open one on the restored machine.
   useEffect(() => {

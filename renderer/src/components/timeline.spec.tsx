@@ -3,7 +3,9 @@ import { act, cleanup, fireEvent, render, screen, within } from '@testing-librar
 import { afterEach, describe, expect, it } from 'vitest';
 import { createAppStore } from '../store.ts';
 import { FakeTransport, sprite } from '../testing/fake-transport.ts';
+import { fakeEnv } from '../testing/fake-env.ts';
 import { fakeViews } from '../testing/fake-view.ts';
+import { setWindowWidth } from '../testing/window-width.ts';
 import type { Checkpoint } from '../timeline-layout.ts';
 import { App } from './app.tsx';
 import { AppContext } from './store-context.tsx';
@@ -34,8 +36,9 @@ function mount(methods: string[] = ['checkpoints.list', 'checkpoints.create', 'c
   t.handlers['checkpoints.list'] = async () => tree;
   const store = createAppStore({ transport: t, newId: () => `tab-${Math.random()}` });
   const { factory, views } = fakeViews();
+  setWindowWidth(1280);
   render(
-    <AppContext.Provider value={{ store, createView: factory, env: { openLink: () => {}, copyText: () => {}, readText: async () => '' } }}>
+    <AppContext.Provider value={{ store, createView: factory, env: fakeEnv().env }}>
       <App />
     </AppContext.Provider>,
   );
@@ -59,8 +62,8 @@ describe('checkpoint timeline', () => {
     expect(rows[2].className).toMatch(/auto/);
     expect(rows[2].textContent).toMatch(/auto/);
     expect(rows[3].className).toMatch(/current/);
-    expect(rows[3].textContent).toMatch(/disk only/);
-    expect(rows[1].textContent).toMatch(/RAM \+ disk.*300 MiB.*20 min ago/);
+    expect(rows[3].textContent).toMatch(/disk only, 10 MiB/);
+    expect(rows[1].textContent).toMatch(/RAM 290 MiB \+ disk 10 MiB.*20 min ago/);
     // a branch: v4 sits in a second lane
     expect(list.querySelectorAll('circle')).toHaveLength(5);
     expect(new Set([...list.querySelectorAll('circle')].map((c) => c.getAttribute('cx')))).toEqual(new Set(['8', '24']));

@@ -1,18 +1,22 @@
 /**
  * A sprite's checkpoint timeline: the tree drawn as lanes (branches visible, newest at the end,
- * the live machine marked "now"), auto checkpoints set apart, comments, ages, RAM/disk and size.
+ * the live machine marked "now"), auto checkpoints set apart, comments, ages, and what each takes
+ * on this computer (its RAM state and its disk snapshot).
  * Clicking a checkpoint restores it after a confirm that says an undo checkpoint is taken first;
- * fork and delete sit on each row; a comment box creates one.
+ * fork and delete sit on each row; a comment box creates one. "Compare" on two rows (or one and
+ * "now") opens what changed between them (checkpoint-diff.tsx).
  */
 import { useEffect, useMemo, useState } from 'react';
 import { formatAge } from '../format.ts';
 import { nameProblem, suggestName } from '../store.ts';
 import { formatBytes, layoutTimeline, type Checkpoint } from '../timeline-layout.ts';
 import type { Sprite } from '../transport.ts';
+import { CheckpointDiff } from './checkpoint-diff.tsx';
 import { ConfirmDialog } from './confirm-dialog.tsx';
 import { useActions, useApp } from './store-context.tsx';
 
 const ROW_H = 58;
+const NONE: string[] = [];
 const LANE_W = 16;
 const DOT_Y = 21;
 
@@ -48,6 +52,14 @@ export function Timeline({ sprite }: { sprite: Sprite }) {
   const y = (row: number) => row * ROW_H + DOT_Y;
   const canDelete = transport.has('checkpoints.delete');
   const canFork = transport.has('sprites.fork');
+  const canCompare = transport.has('checkpoints.diff');
+  const picked = useApp((s) => s.compare[name]?.picked ?? NONE);
+  const compareButton = (key: string) =>
+    canCompare && (
+      <button className={`ghost small${picked.includes(key) ? ' pressed' : ''}`} aria-pressed={picked.includes(key)} onClick={() => void actions.pickCompare(name, key)} aria-label={`Compare ${key}`} title="Pick two (or one and now) to see what changed between them">
+        Compare
+      </button>
+    );
 
   return (
     <div className="timeline">
@@ -63,6 +75,16 @@ export function Timeline({ sprite }: { sprite: Sprite }) {
           Checkpoint
         </button>
       </form>
+      {picked.length === 1 && (
+        <p className="compare-hint">
+          <span>
+            Comparing from <b>{picked[0]}</b>: pick another checkpoint or now.
+          </span>
+          <button className="ghost small" onClick={() => actions.closeCompare(name)}>
+            Cancel
+          </button>
+        </p>
+      )}
       {!checkpoints ? (
         <p className="muted">Loading…</p>
       ) : (
@@ -81,7 +103,7 @@ export function Timeline({ sprite }: { sprite: Sprite }) {
           </svg>
           {layout.rows.map((r) =>
             r.checkpoint ? (
-              <div key={r.checkpoint.id} role="listitem" className={`tl-row${r.checkpoint.auto ? ' auto' : ''}${r.checkpoint.current ? ' current' : ''}`} style={{ top: r.row * ROW_H, left: gutter, height: ROW_H }} data-checkpoint={r.checkpoint.id}>
+              <div key={r.checkpoint.id} role="listitem" className={`tl-row${r.checkpoint.auto ? ' auto' : ''}${r.checkpoint.current ? ' current' : ''}${picked.includes(r.checkpoint.id) ? ' picked' : ''}`} style={{ top: r.row * ROW_H, left: gutter, height: ROW_H }} data-checkpoint={r.checkpoint.id}>
                 <button className="tl-main" disabled={busy} onClick={() => setAsk({ kind: 'restore', cp: r.checkpoint! })} title={`Restore ${r.checkpoint.id}`}>
                   <span className="tl-title">
                     <span className="tl-id">{r.checkpoint.id}</span>
@@ -89,12 +111,15 @@ export function Timeline({ sprite }: { sprite: Sprite }) {
                   </span>
                   <span className="tl-meta">
                     {r.checkpoint.auto && <span className="pill">auto</span>}
-                    <span title={`RAM ${formatBytes(r.checkpoint.ramBytes)}, disk ${formatBytes(r.checkpoint.diskBytes)}; guest paused ${r.checkpoint.pauseMs} ms`}>{r.checkpoint.memory ? 'RAM + disk' : 'disk only'}</span>
-                    <span>{formatBytes(r.checkpoint.bytes)}</span>
+                    <span className="tl-size" title={`${formatBytes(r.checkpoint.bytes)} in all${r.checkpoint.compressed ? ' (RAM compressed)' : ''}${typeof r.checkpoint.freeBytes === 'number' ? `; deleting it frees ${formatBytes(r.checkpoint.freeBytes)}` : ''}; guest paused ${r.checkpoint.pauseMs} ms`}>
+                      {r.checkpoint.memory ? `RAM ${formatBytes(r.checkpoint.ramBytes)} + disk ${formatBytes(r.checkpoint.diskBytes)}` : `disk only, ${formatBytes(r.checkpoint.diskBytes)}`}
+                    </span>
+                    {r.checkpoint.mounted && <span className="pill" title={`Mounted inside the sprite at /.spritely/checkpoints/${r.checkpoint.id}`}>mounted</span>}
                     <span>{formatAge(r.checkpoint.createdAt, now)}</span>
                   </span>
                 </button>
                 <span className="tl-actions">
+                  {compareButton(r.checkpoint.id)}
                   {canFork && (
                     <button className="ghost small" disabled={busy} onClick={() => setAsk({ kind: 'fork', cp: r.checkpoint! })} aria-label={`Fork ${r.checkpoint.id}`} title="New sprite from this checkpoint">
                       Fork
@@ -108,16 +133,18 @@ export function Timeline({ sprite }: { sprite: Sprite }) {
                 </span>
               </div>
             ) : (
-              <div key="now" role="listitem" className="tl-row now" style={{ top: r.row * ROW_H, left: gutter, height: ROW_H }}>
+              <div key="now" role="listitem" className={`tl-row now${picked.includes('now') ? ' picked' : ''}`} style={{ top: r.row * ROW_H, left: gutter, height: ROW_H }}>
                 <span className="tl-title">
                   <span className="tl-id">now</span>
                   <span className="tl-comment">{sprite.state === 'running' ? 'the running machine' : `the machine (${sprite.state})`}</span>
                 </span>
+                {checkpoints.length > 0 && <span className="tl-actions">{compareButton('now')}</span>}
               </div>
             ),
           )}
         </div>
       )}
+      <CheckpointDiff sprite={name} />
       {ask?.kind === 'restore' && (
         <ConfirmDialog
           title={`Restore ${name} to ${ask.cp.id}?`}
@@ -144,6 +171,7 @@ export function Timeline({ sprite }: { sprite: Sprite }) {
           }}
         >
           {ask.cp.comment ? `“${ask.cp.comment}” ` : ''}is removed for good; checkpoints made after it stay (they attach to its parent).
+          {typeof ask.cp.freeBytes === 'number' ? ` It frees ${formatBytes(ask.cp.freeBytes)} on this computer.` : ''}
         </ConfirmDialog>
       )}
       {ask?.kind === 'fork' && (

@@ -3,7 +3,9 @@ import { act, cleanup, fireEvent, render, screen } from '@testing-library/react'
 import { afterEach, describe, expect, it } from 'vitest';
 import { createAppStore } from '../store.ts';
 import { FakeTransport, sprite } from '../testing/fake-transport.ts';
+import { fakeEnv } from '../testing/fake-env.ts';
 import { fakeViews } from '../testing/fake-view.ts';
+import { setWindowWidth } from '../testing/window-width.ts';
 import { App } from './app.tsx';
 import { AppContext } from './store-context.tsx';
 
@@ -12,8 +14,7 @@ afterEach(cleanup);
 function mount(methods: string[]) {
   const t = new FakeTransport();
   for (const m of methods) t.methods.add(m);
-  const copied: string[] = [];
-  const opened: string[] = [];
+  const { env, copied, opened } = fakeEnv();
   let published: { name: string; url: string; auth: 'sprite' | 'public' }[] = [];
   t.handlers['sprites.url'] = async () => ({ local: 'http://a.localhost:7780/', port: 8080 });
   t.handlers['relay.status'] = async () => ({ configured: true, url: 'https://relay.example', status: 'connected', reason: null, account: 'me', published });
@@ -28,8 +29,9 @@ function mount(methods: string[]) {
   t.handlers['sprites.share'] = async () => ({ link: 'https://a-x1.relay.example/?spritely_share=s', expiresAt: new Date().toISOString() });
   const store = createAppStore({ transport: t, newId: () => `tab-${Math.random()}` });
   const { factory } = fakeViews();
+  setWindowWidth(1280);
   render(
-    <AppContext.Provider value={{ store, createView: factory, env: { openLink: (u) => opened.push(u), copyText: (x) => copied.push(x), readText: async () => '' } }}>
+    <AppContext.Provider value={{ store, createView: factory, env }}>
       <App />
     </AppContext.Provider>,
   );
@@ -91,5 +93,28 @@ describe('URL panel', () => {
     expect(await screen.findByText('relay refused the token')).toBeTruthy();
     expect(screen.getByText(/tunnel token revoked/)).toBeTruthy();
     expect(t.calls.filter((c) => c.method === 'relay.status')).toHaveLength(1);
+  });
+
+  it('connects a relay from the panel when none is: URL, a password field for the token, then the public URL offer', async () => {
+    const { t } = mount(['sprites.url', 'relay.status', 'sprites.publish', 'relay.connect', 'relay.disconnect']);
+    const off = { configured: false, url: null, status: 'off' as const, reason: null, account: null, published: [] };
+    t.handlers['relay.status'] = async () => off;
+    t.handlers['relay.connect'] = async ({ url }: any) => ({ ...off, configured: true, url, status: 'connected' as const, account: 'me' });
+    await act(async () => t.emit({ type: 'hello', sprites: [sprite('a')] }));
+    const open = await screen.findByRole('button', { name: 'Connect a relay…' });
+    open.focus();
+    fireEvent.click(open);
+    const dialog = screen.getByRole('dialog', { name: 'Connect a relay' });
+    expect(document.activeElement).toBe(screen.getByLabelText('Relay URL'));
+    fireEvent.change(screen.getByLabelText('Relay URL'), { target: { value: 'https://relay.example' } });
+    const token = screen.getByLabelText('Tunnel token') as HTMLInputElement;
+    expect(token.type).toBe('password');
+    fireEvent.change(token, { target: { value: 'tunnel-token-1' } });
+    await act(async () => fireEvent.submit(screen.getByRole('form', { name: 'Connect a relay' })));
+    expect(dialog.isConnected).toBe(false);
+    expect(t.calls.find((c) => c.method === 'relay.connect')?.input).toEqual({ url: 'https://relay.example', token: 'tunnel-token-1' });
+    expect(await screen.findByText('relay connected')).toBeTruthy();
+    expect(screen.getByRole('button', { name: 'Publish (private)' })).toBeTruthy();
+    expect(screen.getByRole('button', { name: 'Relay settings' })).toBeTruthy();
   });
 });

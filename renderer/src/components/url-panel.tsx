@@ -3,22 +3,19 @@
  * sprite on request) with copy and open, and — when a relay is connected — its public URL, who may
  * open it (private: access token or share link; public: anyone), publish/unpublish, and a one-hour
  * share link. The tunnel's state follows the daemon's `relay.changed` events (a reconnecting relay
- * shows as it happens). Errors come back in the daemon's own words.
+ * shows as it happens); without a relay, "Connect a relay…" opens the connect form here, and
+ * "Relay settings" leads to the rest (disconnect, another relay). Errors come back in the daemon's
+ * own words.
  */
 import { useCallback, useEffect, useState } from 'react';
 import type { RelayStatus } from '../store.ts';
 import type { Sprite } from '../transport.ts';
+import { hostOfKey } from '../sprite-key.ts';
+import { Dialog } from './dialog.tsx';
+import { RelayConnectForm } from './relay-connect-form.tsx';
+import { RELAY_STATE_WORDS } from './relay-words.ts';
 import { useActions, useApp, useTerminalFactory } from './store-context.tsx';
-
-/** The tunnel's state in a user's words (the reason, when there is one, is shown beside it). */
-const RELAY_STATE_WORDS: Record<RelayStatus['status'], string> = {
-  off: 'relay off',
-  connecting: 'connecting to the relay…',
-  connected: 'relay connected',
-  backoff: 'relay unreachable, retrying…',
-  unauthorized: 'relay refused the token',
-  closed: 'relay closed',
-};
+import { useCopy } from './use-copy.ts';
 
 export function UrlPanel({ sprite }: { sprite: Sprite }) {
   const name = sprite.name;
@@ -33,7 +30,12 @@ export function UrlPanel({ sprite }: { sprite: Sprite }) {
   const relay = announced ?? asked;
   const [token, setToken] = useState<string | null>(null);
   const [share, setShare] = useState<string | null>(null);
-  const canPublish = transport.has('relay.status') && transport.has('sprites.publish');
+  // A remote sprite is published through its host's relay (the relay belongs to the daemon that holds it).
+  const host = hostOfKey(name);
+  const canPublish = !host && transport.has('relay.status') && transport.has('sprites.publish');
+  const canConnect = transport.has('relay.connect');
+  const [connecting, setConnecting] = useState(false);
+  const copy = useCopy();
 
   const refresh = useCallback(async () => {
     try {
@@ -72,13 +74,40 @@ export function UrlPanel({ sprite }: { sprite: Sprite }) {
           <span className="muted">…</span>
         )}
         {local && (
-          <button className="ghost small" onClick={() => env.copyText(local)}>
+          <button className="ghost small" onClick={() => void copy(local)}>
             Copy
           </button>
         )}
       </div>
       <p className="muted small">→ port {sprite.urlPort} in the sprite; a request wakes it if it sleeps.</p>
-      {canPublish && relay && !relay.configured && <p className="muted small">Public URLs: connect a relay with `spritely relay connect URL --token-file FILE`.</p>}
+      {host && (
+        <p className="muted small">
+          Served here through host {host}'s SSH connection. Public URLs go through {host}'s relay: <code>spritely url --host {host} {name.split('@')[0]} --public</code>.
+        </p>
+      )}
+      {canPublish && relay && !relay.configured && (
+        <div className="relay-off">
+          <p className="muted small">Public URLs (reachable from anywhere, e.g. your phone) go through a relay you run.</p>
+          {canConnect ? (
+            <button className="ghost" onClick={() => setConnecting(true)}>
+              Connect a relay…
+            </button>
+          ) : (
+            <p className="muted small">Connect one with `spritely relay connect URL --token-file FILE`.</p>
+          )}
+        </div>
+      )}
+      {connecting && (
+        <Dialog title="Connect a relay" onCancel={() => setConnecting(false)} className="wide">
+          <p>The relay's owner gives you its URL and a tunnel token (`spritely-relay token add`). The daemon remembers them and reconnects on its own.</p>
+          <RelayConnectForm onConnected={() => setConnecting(false)} />
+          <div className="modal-buttons">
+            <button type="button" className="ghost" onClick={() => setConnecting(false)}>
+              Cancel
+            </button>
+          </div>
+        </Dialog>
+      )}
       {canPublish && relay?.configured && (
         <>
           <div className="url-row">
@@ -91,7 +120,7 @@ export function UrlPanel({ sprite }: { sprite: Sprite }) {
               <span className="muted">not published</span>
             )}
             {published && (
-              <button className="ghost small" onClick={() => env.copyText(published.url)}>
+              <button className="ghost small" onClick={() => void copy(published.url)}>
                 Copy
               </button>
             )}
@@ -101,6 +130,11 @@ export function UrlPanel({ sprite }: { sprite: Sprite }) {
               {RELAY_STATE_WORDS[relay.status]}
             </span>
             {relay.status !== 'connected' && relay.reason && <span className="muted relay-reason"> — {relay.reason}</span>}
+            {transport.has('relay.disconnect') && (
+              <button className="link small" onClick={actions.openSettings} title="Disconnect, or connect another relay">
+                Relay settings
+              </button>
+            )}
           </p>
           <div className="url-actions">
             {!published && (
@@ -131,7 +165,7 @@ export function UrlPanel({ sprite }: { sprite: Sprite }) {
           {token && published?.auth === 'sprite' && (
             <p className="small">
               Access token: <code>{token}</code>{' '}
-              <button className="ghost small" onClick={() => env.copyText(token)}>
+              <button className="ghost small" onClick={() => void copy(token)}>
                 Copy
               </button>
             </p>
@@ -139,7 +173,7 @@ export function UrlPanel({ sprite }: { sprite: Sprite }) {
           {share && (
             <p className="small">
               Share link: <code className="wrap">{share}</code>{' '}
-              <button className="ghost small" onClick={() => env.copyText(share)}>
+              <button className="ghost small" onClick={() => void copy(share)}>
                 Copy
               </button>
             </p>

@@ -118,6 +118,26 @@ describe('TerminalLink', () => {
     expect(link.currentStatus).toBe('open');
   });
 
+  it("a lost way to the sprite (a remote host's connection: `unavailable`) reconnects on its own to the same session", () => {
+    const { sock, link, timers, term, t } = setup();
+    sock().server({ type: 'session', session: 'S1', replayed: 0 });
+    sock().server({ type: 'error', code: 'unavailable', message: 'Lost the connection to host "box" (the connection ended).' });
+    expect(term.written).toContain('Lost the connection to host "box"');
+    expect(term.written).toContain('Reconnecting…');
+    sock().close('host connection lost');
+    expect(link.currentStatus).toBe('reconnecting');
+    // still down: the daemon says so again; it keeps trying
+    timers.runAll();
+    sock().server({ type: 'error', code: 'unavailable', message: 'Host "box" is unreachable.' });
+    sock().close('unavailable');
+    expect(link.currentStatus).toBe('reconnecting');
+    timers.runAll();
+    expect(t.terminals).toHaveLength(3);
+    expect(sock().opts.session).toBe('S1');
+    sock().server({ type: 'session', session: 'S1', replayed: 0 });
+    expect(link.currentStatus).toBe('open');
+  });
+
   it('attaches to a remembered session after a reload without clearing', () => {
     const { sock, term } = setup('S9');
     expect(sock().opts.session).toBe('S9');

@@ -153,6 +153,12 @@ export class TerminalLink {
         this.connect();
         return;
       }
+      if (m.code === 'unavailable' && this.attachedOnce) {
+        // The way to the sprite went away (a remote host's connection): the close that follows
+        // reconnects with backoff, and the session is re-attached when it is back.
+        this.term.write(`\r\n${DIM}[${m.message} Reconnecting…]${OFF}\r\n`);
+        return;
+      }
       this.setStatus('failed', m.message);
       this.term.write(`\r\n${RED}${m.message}${OFF}\r\n${DIM}[Press Enter to try again.]${OFF}\r\n`);
     }

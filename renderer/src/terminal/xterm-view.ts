@@ -39,7 +39,8 @@ export interface TerminalView extends TermLike {
 
 export interface ViewEnv {
   openLink(url: string): void;
-  copyText(text: string): void;
+  /** Resolves once the text is on the clipboard; rejects with the reason it could not be. */
+  copyText(text: string): Promise<void>;
   readText(): Promise<string>;
 }
 
@@ -159,7 +160,7 @@ export const createXtermView: TerminalViewFactory = (env, theme) => {
     if (e.type !== 'keydown') return !isAppKey(e);
     const mod = isMac ? e.metaKey : e.ctrlKey && e.shiftKey;
     if (mod && e.code === 'KeyC' && term.hasSelection()) {
-      env.copyText(term.getSelection());
+      void env.copyText(term.getSelection()).catch(() => {});
       e.preventDefault();
       return false;
     }

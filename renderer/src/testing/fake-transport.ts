@@ -3,7 +3,7 @@
  * test sets, pushes events, and hands out terminal sockets the test can drive. Never used by the
  * e2e tests, which talk to the real daemon.
  */
-import type { ConnectionState, DaemonEvent, EventsHandlers, MethodInput, MethodName, MethodOutput, Sprite, TerminalOpenOptions, TerminalServerMessage, TerminalSocket, TerminalSocketHandlers, Transport } from '../transport.ts';
+import type { ConnectionState, EventMessage, EventsHandlers, MethodInput, MethodName, MethodOutput, Sprite, TerminalOpenOptions, TerminalServerMessage, TerminalSocket, TerminalSocketHandlers, Transport } from '../transport.ts';
 
 export function sprite(name: string, over: Partial<Sprite> = {}): Sprite {
   const base = {
@@ -117,7 +117,7 @@ export class FakeTransport implements Transport {
   }
 
   // test side
-  emit(e: DaemonEvent): void {
+  emit(e: EventMessage): void {
     if (e.type === 'hello') for (const s of e.sprites) this.known.set(s.name, s);
     if (e.type === 'sprite.changed') this.known.set(e.sprite.name, e.sprite);
     if (e.type === 'sprite.removed') this.known.delete(e.name);
