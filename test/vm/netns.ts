@@ -15,6 +15,8 @@ export interface TestNetns {
   hostAddress: string;
   /** The namespace's address: where its servers listen. */
   address: string;
+  /** Every address of the namespace (`address` first; more when asked for). */
+  addresses: string[];
   /** Starts a program inside the namespace (killed by close). */
   run(argv: string[], opts?: { stdio?: 'inherit' | 'ignore' | 'pipe'; env?: NodeJS.ProcessEnv }): ChildProcess;
   /** Runs a program inside the namespace to its end and returns its stdout. */
@@ -24,7 +26,7 @@ export interface TestNetns {
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 
-export function createNetns(): TestNetns {
+export function createNetns(opts: { addresses?: number } = {}): TestNetns {
   const tag = crypto.randomBytes(3).toString('hex');
   const name = `spr-${tag}`;
   const vh = `vh${tag}`;
@@ -33,16 +35,17 @@ export function createNetns(): TestNetns {
   const b = 200 + crypto.randomInt(54);
   const c = crypto.randomInt(256);
   const hostAddress = `10.${b}.${c}.1`;
-  const address = `10.${b}.${c}.2`;
+  const addresses = Array.from({ length: Math.max(1, opts.addresses ?? 1) }, (_, i) => `10.${b}.${c}.${2 + i}`);
+  const address = addresses[0];
   const procs: ChildProcess[] = [];
   ip('netns', 'add', name);
   try {
     ip('link', 'add', vh, 'type', 'veth', 'peer', 'name', vn, 'netns', name);
     ip('addr', 'add', `${hostAddress}/32`, 'dev', vh);
     ip('link', 'set', vh, 'up');
-    ip('route', 'add', `${address}/32`, 'dev', vh);
+    for (const a of addresses) ip('route', 'add', `${a}/32`, 'dev', vh);
     ip('-n', name, 'link', 'set', 'lo', 'up');
-    ip('-n', name, 'addr', 'add', `${address}/32`, 'dev', vn);
+    for (const a of addresses) ip('-n', name, 'addr', 'add', `${a}/32`, 'dev', vn);
     ip('-n', name, 'link', 'set', vn, 'up');
     ip('-n', name, 'route', 'add', `${hostAddress}/32`, 'dev', vn);
   } catch (err) {
@@ -57,6 +60,7 @@ export function createNetns(): TestNetns {
     name,
     hostAddress,
     address,
+    addresses,
     run(argv, opts = {}) {
       const p = spawn('ip', ['netns', 'exec', name, ...argv], { stdio: opts.stdio ?? 'ignore', env: opts.env ?? process.env });
       procs.push(p);

@@ -55,6 +55,8 @@ export const DEFAULT_RECIPE: Recipe = {
     'zstd',
     // /etc/nftables.conf: outbound TCP and DNS to the guest agent's relay (docs/network.md)
     'nftables',
+    // nc: raw TCP from a shell, as users (and the network tests) expect of a machine
+    'netcat-openbsd',
   ],
   guestDir: path.join(repoRoot, 'resources/guest'),
   enableUnits: ['systemd-networkd.service', 'spritely-sshd.socket', 'spritely-agent.service', 'nftables.service'],
