@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, treatAsPublicHere, waitFor, type TestDaemon } from './harness.ts';
-import { createNetns, runNode, type TestNetns } from './netns.ts';
+import { createNetns, runNode, startDnsServer, type TestNetns } from './netns.ts';
 
 const ONE = 'one.spritely.test';
 const TWO = 'two.spritely.test';
@@ -46,30 +46,6 @@ const daemonLogText = () => {
 /** `nc` to host:port, sending a line; prints what came back, then `rc=N`. */
 const nc = (name: string, host: string, port: number) => exec(name, `printf 'ping\\n' | nc -N -w 6 ${host} ${port}; echo "rc=$?"`);
 
-/** A DNS server (UDP) answering A queries from a fixed table; every other name NXDOMAIN. */
-const DNS_SERVER = `
-import dgram from 'node:dgram';
-const [addr, ...pairs] = process.argv.slice(2);
-const table = new Map(pairs.map((p) => p.split('=')));
-const s = dgram.createSocket('udp4');
-s.on('message', (m, r) => {
-  if (m.length < 17) return;
-  let o = 12;
-  const labels = [];
-  while (o < m.length && m[o] !== 0) { labels.push(m.subarray(o + 1, o + 1 + m[o]).toString('latin1')); o += m[o] + 1; }
-  const qtype = m.readUInt16BE(o + 1);
-  const ip = table.get(labels.join('.').toLowerCase());
-  const h = Buffer.from(m.subarray(0, 12));
-  h[2] = 0x84 | (m[2] & 1);
-  h[3] = ip ? 0x80 : 0x83;
-  h.writeUInt16BE(1, 4); h.writeUInt16BE(ip && qtype === 1 ? 1 : 0, 6); h.writeUInt32BE(0, 8);
-  const parts = [h, m.subarray(12, o + 5)];
-  if (ip && qtype === 1) parts.push(Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ...ip.split('.').map(Number)]));
-  s.send(Buffer.concat(parts), r.port, r.address);
-});
-s.bind(53, addr, () => console.log('listening'));
-`;
-
 /** On each address: TCP echo on 7000, HTTP on 8080 (GET /udp: datagrams seen), a UDP sink on 9999. */
 const SERVERS = `
 import net from 'node:net';
@@ -77,7 +53,7 @@ import http from 'node:http';
 import dgram from 'node:dgram';
 let udp = 0;
 let up = 0;
-const addrs = process.argv.slice(2);
+const addrs = process.argv.slice(1);
 const ready = () => { if (++up === addrs.length * 3) console.log('listening'); };
 for (const a of addrs) {
   net.createServer((c) => c.pipe(c)).listen(7000, a, ready);
@@ -92,7 +68,7 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'guest-net-'));
   ns = createNetns({ addresses: 2 });
   const [a1, a2] = ns.addresses;
-  await runNode(ns, DNS_SERVER, [a1, `${ONE}=${a1}`, `${TWO}=${a2}`]);
+  await startDnsServer(ns, a1, { [ONE]: a1, [TWO]: a2 });
   await runNode(ns, SERVERS, [a1, a2]);
 
   // an OpenSSH server on the first address, with a key the guest will be given

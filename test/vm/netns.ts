@@ -101,3 +101,35 @@ export async function runNode(ns: TestNetns, source: string, args: string[] = []
   });
   return { proc, firstLine };
 }
+
+const DNS_SERVER = `
+import dgram from 'node:dgram';
+const [addr, ...pairs] = process.argv.slice(1);
+const table = new Map(pairs.map((p) => p.split('=')));
+const s = dgram.createSocket('udp4');
+s.on('message', (m, r) => {
+  if (m.length < 17) return;
+  let o = 12;
+  const labels = [];
+  while (o < m.length && m[o] !== 0) { labels.push(m.subarray(o + 1, o + 1 + m[o]).toString('latin1')); o += m[o] + 1; }
+  const qtype = m.readUInt16BE(o + 1);
+  const ip = table.get(labels.join('.').toLowerCase());
+  const h = Buffer.from(m.subarray(0, 12));
+  h[2] = 0x84 | (m[2] & 1);
+  h[3] = ip ? 0x80 : 0x83;
+  h.writeUInt16BE(1, 4); h.writeUInt16BE(ip && qtype === 1 ? 1 : 0, 6); h.writeUInt32BE(0, 8);
+  const parts = [h, m.subarray(12, o + 5)];
+  if (ip && qtype === 1) parts.push(Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ...ip.split('.').map(Number)]));
+  s.send(Buffer.concat(parts), r.port, r.address);
+});
+s.bind(53, addr, () => console.log('listening'));
+`;
+
+/**
+ * A DNS server (UDP, port 53 on `address` in the namespace) answering A queries from `table`
+ * (name → IPv4 address); other types of a known name get no answer, unknown names NXDOMAIN.
+ */
+export async function startDnsServer(ns: TestNetns, address: string, table: Record<string, string>): Promise<ChildProcess> {
+  const { proc } = await runNode(ns, DNS_SERVER, [address, ...Object.entries(table).map(([k, v]) => `${k.toLowerCase()}=${v}`)]);
+  return proc;
+}
