@@ -1,4 +1,4 @@
-// Frames of the network relay (protocol version 2, docs/guest-agent.md "The network relay"): the
+// Frames of the network relay (protocol version 3, docs/guest-agent.md "The network relay"): the
 // guest's TCP connections and DNS queries travel to the host on the agent's channel, so the host
 // decides every destination by the sprite's policy and nothing in the guest is trusted with it.
 //

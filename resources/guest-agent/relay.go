@@ -20,6 +20,10 @@ import (
 const (
 	// relayWindow: bytes the host may send ahead per connection (what this side buffers at most).
 	relayWindow = 256 * 1024
+	// earlyWindow: bytes of the guest's this side sends before the host's answer (the host
+	// holds them until connected): a client's first request travels with the connect instead of
+	// a round trip later. TCP_CONNECTED grants more on top.
+	earlyWindow = 64 * 1024
 	// maxRelayConns bounds connections open or opening at once (the host has its own, lower cap
 	// per sprite and refuses beyond it with a reason; this one only bounds the agent's memory).
 	maxRelayConns = 512
@@ -120,6 +124,8 @@ func (r *relay) carry(c *net.TCPConn) {
 		rc.abort(false)
 		return
 	}
+	// the guest's first bytes go out at once, within the early window
+	go rc.toHost()
 	timer := time.NewTimer(relayConnectTimeout)
 	defer timer.Stop()
 	var ans hostAnswer
@@ -138,8 +144,7 @@ func (r *relay) carry(c *net.TCPConn) {
 		return
 	}
 	rc.out.grant(int(ans.window))
-	go rc.toGuest()
-	rc.toHost()
+	rc.toGuest()
 }
 
 // open registers a new connection of the current epoch, or says why it cannot be carried.
@@ -161,7 +166,7 @@ func (r *relay) open(c *net.TCPConn, dst netip.AddrPort) (*relayConn, string) {
 	}
 	rc := &relayConn{
 		r: r, id: r.nextID, epoch: epoch, quit: quit, c: c, dst: dst,
-		answer: make(chan hostAnswer, 1), out: newCredit(0), in: newInputQueue(), inLeft: newCredit(relayWindow),
+		answer: make(chan hostAnswer, 1), out: newCredit(earlyWindow), in: newInputQueue(), inLeft: newCredit(relayWindow),
 		done: make(chan struct{}),
 	}
 	r.nextID++ // wraps to 0 after 2^31-1 connections: then used up (checked above)

@@ -146,8 +146,20 @@ func TestRelaySendsNoMoreThanTheHostsWindow(t *testing.T) {
 	h.hello(1, ProtocolVersion)
 	c := dialRelay(t, a)
 	id := h.expectNet(tTcpConnect).session
+	// before the host answers: the early window, no more
+	go c.Write(append(bytes.Repeat([]byte("e"), earlyWindow), []byte("0123456789")...))
+	got := 0
+	for got < earlyWindow {
+		d := h.expectNet(tTcpData)
+		got += len(d.payload)
+	}
+	if got != earlyWindow {
+		t.Fatalf("sent %d bytes before the answer", got)
+	}
+	if f, ok := h.next(200 * time.Millisecond); ok {
+		t.Fatalf("sent 0x%02x %q beyond the early window", f.typ, f.payload)
+	}
 	h.send(encodeFrame(tTcpConnected, id, u32(4)))
-	c.Write([]byte("0123456789"))
 	if d := h.expectNet(tTcpData); string(d.payload) != "0123" {
 		t.Fatalf("first %q", d.payload)
 	}

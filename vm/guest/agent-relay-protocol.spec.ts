@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { AgentProtocolError, encodeFrame, FrameType, MAX_PAYLOAD, NONCE_BYTES, PROTOCOL_VERSION } from './agent-frames.ts';
 import { AgentProtocol } from './agent-protocol.ts';
 import {
-  AGENT_SESSION_BIT, CloseReason, decodeDestination, encodeDestination, MAX_CLOSE_MESSAGE, MAX_RELAYED, RELAY_WINDOW, RelayProtocol,
+  AGENT_SESSION_BIT, CloseReason, decodeDestination, EARLY_WINDOW, encodeDestination, MAX_CLOSE_MESSAGE, MAX_RELAYED, RELAY_WINDOW, RelayProtocol,
 } from './agent-relay-protocol.ts';
 
 const A = (n: number) => (AGENT_SESSION_BIT | n) >>> 0;
@@ -54,6 +54,26 @@ describe('RelayProtocol: what the agent sends', () => {
     // its late frames crossed the end: dropped, not an error
     expect(p.frame(frameOf(encodeFrame(FrameType.TcpWindow, A(1), u32(5))))).toBeNull();
     expect(p.frame(frameOf(encodeFrame(FrameType.TcpClose, A(1), Buffer.from([0]))))).toBeNull();
+  });
+
+  it('early data: the agent may send its first bytes (and EOF) before the answer, within the early window; CONNECTED grants more on top', () => {
+    const p = new RelayProtocol();
+    p.frame(frameOf(connectFrame(A(1))));
+    expect(p.credit(A(1))).toBe(0); // this side sends nothing before it is connected
+    expect(p.frame(frameOf(encodeFrame(FrameType.TcpData, A(1), Buffer.alloc(EARLY_WINDOW - 1))))).toMatchObject({ kind: 'tcp-data', session: A(1) });
+    expect(() => p.frame(frameOf(encodeFrame(FrameType.TcpData, A(1), Buffer.alloc(2))))).toThrow(/exceed the window of 1/);
+    const q = new RelayProtocol();
+    q.frame(frameOf(connectFrame(A(1))));
+    q.frame(frameOf(encodeFrame(FrameType.TcpData, A(1), Buffer.alloc(EARLY_WINDOW))));
+    expect(q.frame(frameOf(encodeFrame(FrameType.TcpEof, A(1))))).toEqual({ kind: 'tcp-eof', session: A(1) });
+    const c = q.connected(A(1));
+    expect(c.readUInt32BE(9)).toBe(RELAY_WINDOW - EARLY_WINDOW);
+    const r = new RelayProtocol();
+    r.frame(frameOf(connectFrame(A(1))));
+    r.frame(frameOf(encodeFrame(FrameType.TcpData, A(1), Buffer.alloc(EARLY_WINDOW))));
+    r.connected(A(1), 10);
+    expect(r.frame(frameOf(encodeFrame(FrameType.TcpData, A(1), Buffer.alloc(10))))).toMatchObject({ kind: 'tcp-data' });
+    expect(() => r.frame(frameOf(encodeFrame(FrameType.TcpData, A(1), Buffer.alloc(1))))).toThrow(AgentProtocolError);
   });
 
   it('large data is split into frames of at most 64 KiB', () => {
@@ -114,9 +134,10 @@ describe('RelayProtocol: what the agent sends', () => {
       ['a CONNECT with a window too big', () => {}, connectFrame(A(2), 2 ** 30 + 1)],
       ['a CONNECT without a destination', () => {}, encodeFrame(FrameType.TcpConnect, A(2), u32(10))],
       ['a CONNECT with 5 address bytes', () => {}, encodeFrame(FrameType.TcpConnect, A(2), Buffer.concat([u32(10), Buffer.alloc(7)]))],
-      ['data before it opened', (p) => p.frame(frameOf(connectFrame(A(2)))), encodeFrame(FrameType.TcpData, A(2), Buffer.from('x'))],
+      ['data before it opened, beyond the early window', (p) => (p.frame(frameOf(connectFrame(A(2)))), p.frame(frameOf(encodeFrame(FrameType.TcpData, A(2), Buffer.alloc(EARLY_WINDOW))))), encodeFrame(FrameType.TcpData, A(2), Buffer.from('x'))],
+      ['a window grant before it opened', (p) => p.frame(frameOf(connectFrame(A(2)))), encodeFrame(FrameType.TcpWindow, A(2), u32(5))],
       ['empty data', () => {}, encodeFrame(FrameType.TcpData, A(1), Buffer.alloc(0))],
-      ['data beyond the window', () => {}, encodeFrame(FrameType.TcpData, A(1), Buffer.alloc(1001))],
+      ['data beyond the window (early and granted)', (p) => p.frame(frameOf(encodeFrame(FrameType.TcpData, A(1), Buffer.alloc(EARLY_WINDOW)))), encodeFrame(FrameType.TcpData, A(1), Buffer.alloc(1001))],
       ['data after its EOF', (p) => p.frame(frameOf(encodeFrame(FrameType.TcpEof, A(1)))), encodeFrame(FrameType.TcpData, A(1), Buffer.from('x'))],
       ['EOF twice', (p) => p.frame(frameOf(encodeFrame(FrameType.TcpEof, A(1)))), encodeFrame(FrameType.TcpEof, A(1))],
       ['EOF with a payload', () => {}, encodeFrame(FrameType.TcpEof, A(1), Buffer.from('x'))],

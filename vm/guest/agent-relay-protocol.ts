@@ -16,6 +16,13 @@ export const AGENT_SESSION_BIT = 0x8000_0000;
 export const MAX_RELAYED = 1024;
 /** What the agent may send ahead per connection (bytes this side buffers at most). */
 export const RELAY_WINDOW = 256 * 1024;
+/**
+ * What the agent may send of a connection before the host answered its TCP_CONNECT (a client's
+ * first request goes out with the connect instead of a round trip later); TCP_CONNECTED grants the
+ * rest of the host's window on top. The host holds these bytes until it is connected, and drops
+ * them with a refusal.
+ */
+export const EARLY_WINDOW = 64 * 1024;
 const MAX_CREDIT = 2 ** 30;
 /** The longest message a TCP_CLOSE carries. */
 export const MAX_CLOSE_MESSAGE = 1024;
@@ -127,7 +134,7 @@ export class RelayProtocol {
         if (window < 1 || window > MAX_CREDIT) bad(`a window of ${window}`);
         const d = decodeDestination(p.subarray(4)) ?? bad('not a destination');
         this.highest = session;
-        this.conns.set(session, { connected: false, toGuest: window, fromGuest: 0, guestEnded: false, hostEnded: false });
+        this.conns.set(session, { connected: false, toGuest: window, fromGuest: EARLY_WINDOW, guestEnded: false, hostEnded: false });
         return { kind: 'tcp-connect', session, address: d.address, port: d.port, window };
       }
       case FrameType.TcpData:
@@ -147,12 +154,12 @@ export class RelayProtocol {
     const s = c!;
     switch (f.type) {
       case FrameType.TcpData:
-        if (!s.connected || s.guestEnded || p.length === 0) bad('not expected now');
+        if (s.guestEnded || p.length === 0) bad('not expected now');
         if (p.length > s.fromGuest) bad(`${p.length} bytes exceed the window of ${s.fromGuest}`);
         s.fromGuest -= p.length;
         return { kind: 'tcp-data', session, data: p };
       case FrameType.TcpEof:
-        if (!s.connected || s.guestEnded || p.length !== 0) bad('not expected now');
+        if (s.guestEnded || p.length !== 0) bad('not expected now');
         s.guestEnded = true;
         if (s.hostEnded) this.conns.delete(session);
         return { kind: 'tcp-eof', session };
@@ -171,13 +178,13 @@ export class RelayProtocol {
     }
   }
 
-  /** The connection is open: the agent may send `window` bytes ahead. */
-  connected(session: number, window = RELAY_WINDOW): Buffer {
+  /** The connection is open: the agent may send `window` bytes more (on top of its early window). */
+  connected(session: number, window = RELAY_WINDOW - EARLY_WINDOW): Buffer {
     const s = this.conns.get(session);
     if (!s || s.connected) throw new Error(`relayed connection ${session >>> 0} is not waiting to be connected`);
-    if (!Number.isInteger(window) || window < 1 || window > MAX_CREDIT) throw new RangeError(`invalid window ${window}`);
+    if (!Number.isInteger(window) || window < 1 || s.fromGuest + window > MAX_CREDIT) throw new RangeError(`invalid window ${window}`);
     s.connected = true;
-    s.fromGuest = window;
+    s.fromGuest += window;
     const p = Buffer.alloc(4);
     p.writeUInt32BE(window);
     return encodeFrame(FrameType.TcpConnected, session, p);

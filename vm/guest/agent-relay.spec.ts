@@ -163,6 +163,32 @@ describe('the network relay with the real agent', () => {
     await closed;
   });
 
+  it('the guest\'s first bytes and its EOF, sent before the destination answered, reach it once connected (the early window)', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const got: Buffer[] = [];
+    target = await server((s) => {
+      s.on('data', (d: Buffer) => got.push(d));
+      s.on('end', () => s.end(`got ${Buffer.concat(got).length}`));
+    }, true);
+    const slow = network.tcp;
+    network.tcp = async (d) => (await gate, slow(d));
+    try {
+      const g = await guestConnect();
+      const body = crypto.randomBytes(40_000);
+      g.end(body); // request and EOF before the answer
+      const answer = readAll(g);
+      await new Promise((r) => setTimeout(r, 300)); // the agent has sent them by now
+      release();
+      const r = await answer;
+      expect(r.error).toBeNull();
+      expect(r.data.toString()).toBe(`got ${body.length}`);
+      expect(Buffer.concat(got).equals(body)).toBe(true);
+    } finally {
+      network.tcp = slow;
+    }
+  });
+
   it('a refused destination is reset at once', async () => {
     mode = 'refuse';
     const t0 = performance.now();

@@ -11,7 +11,7 @@
  */
 import { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import { CloseReason, RELAY_WINDOW, type RelayEvent, type RelayProtocol } from './agent-relay-protocol.ts';
+import { CloseReason, type RelayEvent, type RelayProtocol } from './agent-relay-protocol.ts';
 
 /** What the relay asks of a sprite's network (SpriteNetwork has this shape). */
 export interface GuestNetwork {
@@ -126,8 +126,11 @@ export class AgentRelay {
     }
     const conn = new Relayed(this, session, peer);
     this.conns.set(session, conn);
-    this.send((p) => p.connected(session, RELAY_WINDOW));
+    this.send((p) => p.connected(session));
     conn.start();
+    // what the guest sent with its connect (within the early window) goes out first
+    for (const chunk of pending.early) conn.fromGuest(chunk);
+    if (pending.earlyEnd) conn.guestEnded();
   }
 
   private async dns(handle: number, message: Buffer): Promise<void> {
@@ -175,6 +178,9 @@ export class AgentRelay {
 /** One relayed connection joined to its peer (the destination's socket, or the DNS pipe). */
 class Relayed {
   onDestroy: (() => void) | null = null;
+  /** Before the destination answered: what the guest sent already (the protocol bounds it by its early window). */
+  readonly early: Buffer[] = [];
+  earlyEnd = false;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private peerEnded = false;
@@ -232,7 +238,8 @@ class Relayed {
 
   /** Bytes from the guest: written on, and granted back once the peer has taken them. */
   fromGuest(data: Buffer): void {
-    if (this.done || !this.peer) return;
+    if (this.done) return;
+    if (!this.peer) return void this.early.push(data);
     if (this.peerClosed) return this.destroy(true); // nobody takes it any more
     this.peer.write(data, (err) => {
       if (!err && !this.done) this.relay.send((p) => p.window(this.session, data.length));
@@ -240,7 +247,8 @@ class Relayed {
   }
 
   guestEnded(): void {
-    if (this.done || !this.peer) return;
+    if (this.done) return;
+    if (!this.peer) return void (this.earlyEnd = true);
     this.guestDone = true;
     this.peer.end();
     this.maybeOver();
