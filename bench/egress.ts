@@ -95,7 +95,8 @@ try {
   const vm = (await QemuMachine.attach({ pid, qmpSocket: spec.qmpSocket, agentSocket: spec.agentSocket, envSocket: spec.envSocket }))!;
   await vm.waitRunning(60_000);
   const agent = await new GuestAgentLink(() => vm.openPort(GUEST_PORTS.control)).ready(60_000);
-  await agent.exec('/bin/sh', ['-c', 'ip route add default via 10.0.2.2 || true']);
+  // straight out through slirp: no redirect to the (here unconnected) Spritely agent
+  await agent.exec('/bin/sh', ['-c', 'nft flush ruleset; ip route add default via 10.0.2.2 || true']);
   const plain: number[] = [];
   for (let i = 0; i < N; i++) {
     const r = await agent.exec('/bin/sh', ['-c', `${CURL} --noproxy '*' ${url}`], { timeoutMs: 600_000 });
