@@ -27,7 +27,6 @@ func main() {
 	tcpRelay := flag.String("tcp-relay", "", "where redirected TCP connections arrive (default 127.0.0.1:15301 on the port, off with --listen)")
 	dns := flag.String("dns", "", "where redirected DNS queries arrive, UDP (default 127.0.0.1:15353 on the port, off with --listen)")
 	udpLogGroup := flag.Int("udp-log-group", -1, "the NFLOG group of refused datagrams (default 53 on the port, off with --listen; 0 = off)")
-	tcpForward := flag.String("tcp-forward", "", "the daemon's proxy to carry relayed TCP through (default 10.0.2.100:3128 on the port, off with --listen; \"off\": the channel only)")
 	testOriginalDst := flag.String("test-original-dst", "", "tests: the destination of a relayed connection the kernel did not redirect")
 	flag.Parse()
 	if *version {
@@ -57,7 +56,7 @@ func main() {
 	if err != nil {
 		logger.Fatalf("cannot open the host channel: %v", err)
 	}
-	netCfg := netConfig{tcpRelay: *tcpRelay, tcpForward: *tcpForward, dns: *dns, udpLogGroup: *udpLogGroup, testOriginalDst: *testOriginalDst}
+	netCfg := netConfig{tcpRelay: *tcpRelay, dns: *dns, udpLogGroup: *udpLogGroup, testOriginalDst: *testOriginalDst}
 	if *listen == "" {
 		netCfg = withGuestDefaults(netCfg)
 	} else if netCfg.udpLogGroup < 0 {

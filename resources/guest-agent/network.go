@@ -27,9 +27,6 @@ type netConfig struct {
 	dns string
 	// udpLogGroup: the NFLOG group of refused datagrams (0: not read).
 	udpLogGroup int
-	// tcpForward: the daemon's egress proxy through QEMU's guest forward, the fast carrier for
-	// relayed TCP (forward.go); empty: every connection goes over the agent's channel.
-	tcpForward string
 	// testOriginalDst: tests on a host without NAT — the destination of a connection whose
 	// original destination the kernel does not know.
 	testOriginalDst string
@@ -66,9 +63,6 @@ func (n *network) start(cfg netConfig) {
 		} else {
 			n.relay.fallbackDst = ap
 		}
-	}
-	if cfg.tcpForward != "off" {
-		n.relay.forward = cfg.tcpForward
 	}
 	if cfg.tcpRelay != "" {
 		ln, err := net.Listen("tcp", cfg.tcpRelay)
@@ -201,17 +195,12 @@ const (
 	defaultTCPRelay    = "127.0.0.1:15301"
 	defaultDNS         = "127.0.0.1:15353"
 	defaultUDPLogGroup = 53
-	// the daemon's egress proxy, through QEMU's guestfwd (vm/qemu/argv.ts)
-	defaultTCPForward = "10.0.2.100:3128"
 )
 
 // withGuestDefaults fills what the flags left unset with what the image's rules expect.
 func withGuestDefaults(c netConfig) netConfig {
 	if c.tcpRelay == "" {
 		c.tcpRelay = defaultTCPRelay
-	}
-	if c.tcpForward == "" {
-		c.tcpForward = defaultTCPForward
 	}
 	if c.dns == "" {
 		c.dns = defaultDNS

@@ -19,7 +19,7 @@ import (
 
 const (
 	// relayWindow: bytes the host may send ahead per connection (what this side buffers at most).
-	relayWindow = 2 * 1024 * 1024
+	relayWindow = 256 * 1024
 	// earlyWindow: bytes of the guest's this side sends before the host's answer (the host
 	// holds them until connected): a client's first request travels with the connect instead of
 	// a round trip later. TCP_CONNECTED grants more on top.
@@ -38,7 +38,6 @@ const (
 
 type relay struct {
 	n           *network
-	forward     string         // the fast carrier (forward.go); empty: the channel only
 	fallbackDst netip.AddrPort // tests only (netConfig.testOriginalDst)
 
 	mu      sync.Mutex
@@ -113,9 +112,6 @@ func (r *relay) carry(c *net.TCPConn) {
 	if err != nil {
 		r.n.refusedLog.printf("network: a connection to the relay port without a redirected destination (%v): reset", err)
 		resetConn(c)
-		return
-	}
-	if r.forward != "" && r.carryViaForward(c, dst) == nil {
 		return
 	}
 	rc, why := r.open(c, dst)

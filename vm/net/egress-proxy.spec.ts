@@ -139,32 +139,6 @@ describe('EgressProxy', () => {
     expect(lookups).toContain('app.example');
   });
 
-  it("a transparent CONNECT (the guest agent's, X-Spritely-Transparent: 1, to an address) is decided as a transparent connection; a name or no header is not", async () => {
-    const asked: unknown[] = [];
-    const connector = { connect: async (req: unknown) => (asked.push(req), { ok: false, kind: 'refused', message: 'spritely: no' }), bytesIn: 0, bytesOut: 0, close() {} } as unknown as EgressConnector;
-    const socketPath = path.join(dir, 'transparent.sock');
-    const p = new EgressProxy({ sprite: 'dev', socketPath, policy: () => policy, connector });
-    await p.listen();
-    try {
-      for (const req of [
-        'CONNECT 192.0.2.7:22 HTTP/1.1\r\nX-Spritely-Transparent: 1\r\n\r\n',
-        'CONNECT [2001:db8::7]:22 HTTP/1.1\r\nX-Spritely-Transparent: 1\r\n\r\n',
-        'CONNECT github.example:22 HTTP/1.1\r\nX-Spritely-Transparent: 1\r\n\r\n',
-        'CONNECT 192.0.2.7:22 HTTP/1.1\r\n\r\n',
-        'CONNECT 192.0.2.7:22 HTTP/1.1\r\nX-Spritely-Transparent: yes\r\n\r\n',
-      ]) expect(await raw(req, undefined, socketPath)).toMatch(/^HTTP\/1\.1 403/);
-      expect(asked.map((r) => { const { signal: _s, ...rest } = r as { signal?: unknown }; return rest; })).toEqual([
-        { address: '192.0.2.7', port: 22 },
-        { address: '2001:db8::7', port: 22 },
-        { host: 'github.example', port: 22 },
-        { host: '192.0.2.7', port: 22 },
-        { host: '192.0.2.7', port: 22 },
-      ]);
-    } finally {
-      p.close();
-    }
-  });
-
   it('refuses a destination outside the allow list with a 403 that says why and how to change it', async () => {
     const out = await raw('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
     expect(out).toMatch(/^HTTP\/1\.1 403 Forbidden by Spritely network policy/);

@@ -168,12 +168,12 @@ export class EgressProxy {
    * A connection to host:port through the connector, or a thrown Refusal. `client` going away
    * while the name resolves or the connection opens abandons it.
    */
-  private async open(host: string, port: number, client: net.Socket, transparent = false): Promise<net.Socket> {
+  private async open(host: string, port: number, client: net.Socket): Promise<net.Socket> {
     const abort = new AbortController();
     const onClose = () => abort.abort();
     client.once('close', onClose);
     try {
-      const r = await this.connector.connect(transparent ? { address: host.replace(/^\[|\]$/g, ''), port, signal: abort.signal } : { host, port, signal: abort.signal });
+      const r = await this.connector.connect({ host, port, signal: abort.signal });
       if (!r.ok) throw new Refusal(STATUS[r.kind], r.message);
       if (client.destroyed) {
         r.socket.destroy();
@@ -185,19 +185,13 @@ export class EgressProxy {
     }
   }
 
-  /**
-   * A CONNECT with `X-Spritely-Transparent: 1` to an address is a guest connection the guest agent
-   * carries (docs/network.md, "DNS and transparent TCP"): decided like one, as the names the
-   * daemon's DNS gave the guest for that address. Any guest program may send the header; it gets
-   * nothing the agent's relay would not give it.
-   */
   private async tunnel(req: http.IncomingMessage, client: net.Socket, head: Buffer): Promise<void> {
     client.on('error', () => {});
     const m = /^(\[[^\]\s]*\]|[^:\s[\]]+):(\d{1,5})$/.exec(req.url ?? '');
     let upstream: net.Socket;
     try {
       if (!m) throw new Refusal(400, `spritely: CONNECT needs host:port, got "${safeText(req.url ?? '', { maxChars: 200 })}"`);
-      upstream = await this.open(m[1], Number(m[2]), client, isTransparent(req, m[1]));
+      upstream = await this.open(m[1], Number(m[2]), client);
     } catch (err) {
       return void refuseRaw(client, err);
     }
@@ -283,9 +277,4 @@ function headerSafe(s: string): string {
 export function writtenHost(target: string): string {
   const m = /^http:\/\/(?:[^@/?#]*@)?(\[[^\]/?#]*\]|[^:/?#]*)/i.exec(target);
   return (m?.[1] ?? '').toLowerCase();
-}
-
-/** The agent's transparent CONNECT: the header, and an IP address (not a name) as the host. */
-function isTransparent(req: http.IncomingMessage, host: string): boolean {
-  return req.headers['x-spritely-transparent'] === '1' && net.isIP(host.replace(/^\[|\]$/g, '')) !== 0;
 }
