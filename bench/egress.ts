@@ -1,8 +1,11 @@
 /**
  * Egress throughput inside a sprite: what the isolation costs. The same download (SIZE MiB from an
  * HTTP origin on this machine's own non-loopback address) measured in the guest with curl,
- *   isolated — a real sprite: restricted user networking → guestfwd → socat → the daemon's egress
- *              proxy (policy allow=<that address>, the same path and checks as `internet`);
+ *   own TCP  — a real sprite's own connection (policy allow=<that address>, the same checks as
+ *              `internet`): nftables redirect → the guest agent's relay → virtio-serial → the
+ *              daemon's relay → its egress connector (docs/network.md, "DNS and transparent TCP");
+ *   proxy    — the same sprite, curl pointed at the daemon's HTTP proxy by hand: restricted user
+ *              networking → guestfwd → socat → the egress proxy (plain, and as a CONNECT tunnel);
  *   plain    — the same golden state restored into a QEMU with default (unrestricted) user
  *              networking and a default route: slirp connects straight out, as before isolation.
  *   node bin/run-ts.js bench/egress.ts [N=5] [SIZE_MIB=100]
@@ -46,6 +49,7 @@ await new Promise<void>((r) => origin.listen(0, addr, r));
 const port = (origin.address() as net.AddressInfo).port;
 const url = `http://${addr}:${port}/blob`;
 const CURL = `curl -sS -o /dev/null -w '%{speed_download} %{size_download}'`;
+const PROXY = `-x http://10.0.2.100:3128`;
 const mbps = (out: string) => {
   const [speed, size] = out.trim().split(' ').map(Number);
   if (size !== SIZE_MIB * 2 ** 20) throw new Error(`downloaded ${size} bytes instead of ${SIZE_MIB} MiB: ${out}`);
@@ -57,14 +61,18 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'egb-'));
 let plainPid = 0;
 try {
   await d.api.call('sprites.create', { name: 'e', network: `allow=${addr}` }, { timeoutMs: 900_000 });
+  const own: number[] = [];
   const isolated: number[] = [];
   const tunneled: number[] = [];
   for (let i = 0; i < N; i++) {
-    const r = await d.api.call('sprites.exec', { name: 'e', argv: ['sh', '-c', `${CURL} ${url}`] }, { timeoutMs: 600_000 });
-    if (r.exitCode !== 0) throw new Error(`isolated download failed: ${r.stderr}`);
+    const o = await d.api.call('sprites.exec', { name: 'e', argv: ['sh', '-c', `${CURL} --noproxy '*' ${url}`] }, { timeoutMs: 600_000 });
+    if (o.exitCode !== 0) throw new Error(`own-TCP download failed: ${o.stderr}`);
+    own.push(mbps(o.stdout));
+    const r = await d.api.call('sprites.exec', { name: 'e', argv: ['sh', '-c', `${CURL} ${PROXY} ${url}`] }, { timeoutMs: 600_000 });
+    if (r.exitCode !== 0) throw new Error(`proxied download failed: ${r.stderr}`);
     isolated.push(mbps(r.stdout));
     // -p: through a CONNECT tunnel (how HTTPS always goes): the proxy only copies bytes
-    const t = await d.api.call('sprites.exec', { name: 'e', argv: ['sh', '-c', `${CURL} -p ${url}`] }, { timeoutMs: 600_000 });
+    const t = await d.api.call('sprites.exec', { name: 'e', argv: ['sh', '-c', `${CURL} ${PROXY} -p ${url}`] }, { timeoutMs: 600_000 });
     if (t.exitCode !== 0) throw new Error(`tunneled download failed: ${t.stderr}`);
     tunneled.push(mbps(t.stdout));
   }
@@ -87,7 +95,8 @@ try {
   const vm = (await QemuMachine.attach({ pid, qmpSocket: spec.qmpSocket, agentSocket: spec.agentSocket, envSocket: spec.envSocket }))!;
   await vm.waitRunning(60_000);
   const agent = await new GuestAgentLink(() => vm.openPort(GUEST_PORTS.control)).ready(60_000);
-  await agent.exec('/bin/sh', ['-c', 'ip route add default via 10.0.2.2 || true']);
+  // straight out through slirp: no redirect to the (here unconnected) Spritely agent
+  await agent.exec('/bin/sh', ['-c', 'nft flush ruleset; ip route add default via 10.0.2.2 || true']);
   const plain: number[] = [];
   for (let i = 0; i < N; i++) {
     const r = await agent.exec('/bin/sh', ['-c', `${CURL} --noproxy '*' ${url}`], { timeoutMs: 600_000 });
@@ -99,10 +108,11 @@ try {
   const iso = median(isolated);
   const pl = median(plain);
   console.log(`egress download of ${SIZE_MIB} MiB inside a sprite (${sprite.accel}, ${os.cpus().length} cores), median of ${N}:`);
-  console.log(`  isolated (restricted slirp → guestfwd → socat → egress proxy): ${iso.toFixed(1)} MiB/s  [${isolated.map((x) => x.toFixed(1)).join(', ')}]`);
+  console.log(`  own TCP (nftables → guest agent → virtio-serial → daemon relay): ${median(own).toFixed(1)} MiB/s  [${own.map((x) => x.toFixed(1)).join(', ')}]`);
+  console.log(`  proxy (restricted slirp → guestfwd → socat → egress proxy):    ${iso.toFixed(1)} MiB/s  [${isolated.map((x) => x.toFixed(1)).join(', ')}]`);
   console.log(`  isolated, CONNECT tunnel (as HTTPS goes):                      ${median(tunneled).toFixed(1)} MiB/s  [${tunneled.map((x) => x.toFixed(1)).join(', ')}]`);
   console.log(`  plain user networking (slirp straight out):                     ${pl.toFixed(1)} MiB/s  [${plain.map((x) => x.toFixed(1)).join(', ')}]`);
-  console.log(`  isolation costs ${(100 * (1 - iso / pl)).toFixed(1)}% of plain throughput`);
+  console.log(`  the sprite's own TCP costs ${(100 * (1 - median(own) / pl)).toFixed(1)}% of plain throughput; the proxy ${(100 * (1 - iso / pl)).toFixed(1)}%`);
 } finally {
   if (plainPid) killPid(plainPid);
   await d.cleanup();

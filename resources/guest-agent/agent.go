@@ -46,6 +46,8 @@ type config struct {
 	// (hostname, clock, RNG, sshd, resize2fs) are skipped.
 	root string
 	logf func(format string, args ...any)
+	// net: what the agent serves for the guest's network (network.go).
+	net netConfig
 }
 
 type agent struct {
@@ -61,6 +63,7 @@ type agent struct {
 	identityMu  sync.Mutex
 	resync      atomic.Bool // the reader must hunt for a HELLO before the next frame
 	helloGen    uint64      // counts HELLOs, so a late absence timer does not end a new epoch
+	net         *network    // the guest's DNS and TCP, carried to the host
 	epochNonce  []byte      // the nonce of the HELLO that started this epoch (what a resume names)
 }
 
@@ -71,7 +74,10 @@ func newAgent(tr transport, cfg config) *agent {
 	if cfg.hostGoneGrace == 0 {
 		cfg.hostGoneGrace = 2 * time.Second
 	}
-	return &agent{cfg: cfg, tr: tr, out: make(chan outFrame, outQueue), sessions: map[uint32]*session{}}
+	a := &agent{cfg: cfg, tr: tr, out: make(chan outFrame, outQueue), sessions: map[uint32]*session{}}
+	a.net = newNetwork(a)
+	a.net.start(cfg.net) // listeners are up before the first HELLO; until then they refuse
+	return a
 }
 
 // run announces the agent and serves until the transport fails for good.
@@ -237,6 +243,7 @@ func (a *agent) takeSessionsLocked() map[uint32]*session {
 }
 
 func (a *agent) abandonAll(sessions map[uint32]*session, why string) {
+	a.net.reset(why)
 	if len(sessions) > 0 {
 		a.cfg.logf("%s: ending %d session(s)", why, len(sessions))
 	}
@@ -284,6 +291,9 @@ func (a *agent) handle(f frame) error {
 		return nil
 	case tData, tEOF, tWindow, tSignal, tResize, tClose:
 		return a.toSession(f)
+	}
+	if isNetFrame(f.typ) {
+		return a.net.handle(f)
 	}
 	return fmt.Errorf("%w: unknown frame type 0x%02x", errMalformed, f.typ)
 }

@@ -17,8 +17,9 @@ import (
 
 // ProtocolVersion is the version this agent speaks (HELLO and HELLO_ACK carry it). Version 2
 // added the HELLO's resume field: a host may ask to go on with the epoch its earlier HELLO started
-// (a machine that was saved and restored exactly, as sleep and wake do), sessions and all.
-const ProtocolVersion = 2
+// (a machine that was saved and restored exactly, as sleep and wake do), sessions and all. Version
+// 3 added the network relay (netframe.go).
+const ProtocolVersion = 3
 
 const (
 	headerLen      = 9 // u32 length + u8 type + u32 session
@@ -53,8 +54,7 @@ const (
 	tError    = 0x1a // A: JSON {code, message}; the request failed, the session does not exist
 	tIdentity = 0x20 // H: JSON identity
 	tResult   = 0x21 // A: JSON result of a request (identity)
-	// 0x30-0x3f are reserved for the network relay (guest TCP streams with a destination,
-	// datagrams for DNS); a version-1 peer treats them as malformed.
+	// 0x30-0x3f: the network relay (netframe.go); a version-1 peer treats them as malformed.
 )
 
 // Stream numbers inside DATA, EOF and WINDOW.
@@ -134,9 +134,12 @@ func (r *frameReader) feed(data []byte, onFrame func(frame) error) error {
 	r.buf = append(r.buf, data...)
 	off := 0
 	defer func() {
-		// keep only what is not consumed (at most one partial frame or a hunting tail)
-		n := copy(r.buf, r.buf[off:])
-		r.buf = r.buf[:n]
+		// keep only what is not consumed (at most one partial frame or a hunting tail); nothing
+		// moves while a frame is still being assembled
+		if off > 0 {
+			n := copy(r.buf, r.buf[off:])
+			r.buf = r.buf[:n]
+		}
 	}()
 	for {
 		if r.hunting {

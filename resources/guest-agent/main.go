@@ -24,6 +24,10 @@ func main() {
 	root := flag.String("root", "", "tests: write identity files under this directory and skip live changes (hostname, clock, RNG, sshd, resize2fs)")
 	grace := flag.Duration("host-gone-grace", 2*time.Second, "how long the host may be gone before the sessions it opened are killed")
 	version := flag.Bool("version", false, "print the protocol version and exit")
+	tcpRelay := flag.String("tcp-relay", "", "where redirected TCP connections arrive (default 127.0.0.1:15301 on the port, off with --listen)")
+	dns := flag.String("dns", "", "where redirected DNS queries arrive, UDP (default 127.0.0.1:15353 on the port, off with --listen)")
+	udpLogGroup := flag.Int("udp-log-group", -1, "the NFLOG group of refused datagrams (default 53 on the port, off with --listen; 0 = off)")
+	testOriginalDst := flag.String("test-original-dst", "", "tests: the destination of a relayed connection the kernel did not redirect")
 	flag.Parse()
 	if *version {
 		fmt.Printf("spritely-agent protocol %d\n", ProtocolVersion)
@@ -52,7 +56,13 @@ func main() {
 	if err != nil {
 		logger.Fatalf("cannot open the host channel: %v", err)
 	}
-	a := newAgent(tr, config{root: *root, logf: logger.Printf, hostGoneGrace: *grace})
+	netCfg := netConfig{tcpRelay: *tcpRelay, dns: *dns, udpLogGroup: *udpLogGroup, testOriginalDst: *testOriginalDst}
+	if *listen == "" {
+		netCfg = withGuestDefaults(netCfg)
+	} else if netCfg.udpLogGroup < 0 {
+		netCfg.udpLogGroup = 0
+	}
+	a := newAgent(tr, config{root: *root, logf: logger.Printf, hostGoneGrace: *grace, net: netCfg})
 	logger.Printf("serving protocol %d (pid %d)", ProtocolVersion, os.Getpid())
 	logger.Fatal(a.run())
 }

@@ -99,6 +99,8 @@ export class LiveMachines {
         name,
         log: this.hooks.log,
         stuckAfterMs: this.agentStuckMs,
+        // the guest's own DNS and TCP (docs/network.md), decided by the sprite's policy
+        network: this.networkOf(name),
       });
       agent.on('stuck', (why) => void this.hooks.agentStuck(name, why).catch(() => {}));
       this.agents.set(name, agent);

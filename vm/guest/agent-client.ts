@@ -19,11 +19,13 @@ import type { Duplex } from 'node:stream';
 import { AgentChannel, type ChannelLink } from './agent-channel.ts';
 import { HELLO_TIMEOUTS_MS, helloWithRetry, RESUME_TIMEOUT_MS, sayHello, type AgentConnector, type HelloHost } from './agent-hello.ts';
 import { AgentLiveness } from './agent-liveness.ts';
+import { AgentRelay, type GuestNetwork } from './agent-relay.ts';
+import { CloseReason, RELAY_EVENT_KINDS, type RelayEvent } from './agent-relay-protocol.ts';
 import {
   AgentProtocol, AgentVersionError, DEFAULT_WINDOW, type AgentEvent, type AgentIdentity, type AgentInfo, type ExecRequest,
   type IdentityResult, type PtyRequest,
 } from './agent-protocol.ts';
-import { AgentSessions } from './agent-sessions.ts';
+import { AgentSessions, type SessionEvent } from './agent-sessions.ts';
 
 export { HELLO_TIMEOUTS_MS, unixSocket, type AgentConnector } from './agent-hello.ts';
 
@@ -44,6 +46,8 @@ export interface AgentClientOptions {
    * replaced its agent is noticed even when nobody is waiting.
    */
   stuckAfterMs?: number;
+  /** The sprite's network: the guest's TCP connections and DNS queries are carried to it (agent-relay.ts). */
+  network?: GuestNetwork;
 }
 
 export interface ReadyOptions {
@@ -66,9 +70,13 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
   private readonly sessions: AgentSessions;
   private readonly link: ChannelLink;
   private readonly host: HelloHost;
+  private readonly relay: AgentRelay | null;
 
   constructor(private readonly opts: AgentClientOptions) {
     super();
+    this.relay = opts.network
+      ? new AgentRelay(opts.network, { protocol: () => (this.socket && this.protocol?.ready ? this.protocol.relay : null), write: (b) => this.send(b) }, opts.log)
+      : null;
     const guard = (f: () => void) => {
       try {
         f();
@@ -193,6 +201,9 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
    * and the sessions can be resumed by the next connection; false: they will be lost.
    */
   async suspend(timeoutMs = 2_000): Promise<boolean> {
+    // a sleeping sprite holds nothing open outside: its relayed connections end with a reset
+    // (the guest hears it before the PING below is answered)
+    this.relay?.closeAll();
     if (!this.isReady) return this.sessions.channels.size === 0 && this.sessions.opens.size === 0;
     this.held ??= [];
     try {
@@ -279,6 +290,9 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
   private answered(protocol: AgentProtocol, answer: Extract<AgentEvent, { kind: 'ready' | 'resumed' }>, resume: boolean): void {
     this.protocol = protocol;
     this.agentInfo = answer.info;
+    // the agent ends its relayed connections at every HELLO, resumed or not: so does this side
+    if (answer.kind === 'resumed') protocol.relay.dropAll();
+    this.relay?.reset();
     if (answer.kind === 'resumed') {
       for (const id of answer.gone) this.sessions.end(id, 'the session ended while the sprite slept');
       this.opts.log?.(`guest agent${this.name()}: resumed ${answer.info.resumed?.length ?? 0} session(s) after waking`);
@@ -332,7 +346,20 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
         this.lose(new Error(`the guest agent reported malformed input from the daemon: ${e.message}`), true);
         return;
       }
-      this.sessions.route(e);
+      if (RELAY_EVENT_KINDS.has(e.kind)) this.onRelay(e as RelayEvent);
+      else this.sessions.route(e as SessionEvent);
+    }
+  }
+
+  /** The network relay's events: to the sprite's network, or refused when this client has none. */
+  private onRelay(e: RelayEvent): void {
+    if (this.relay) return this.relay.onEvent(e);
+    if (e.kind === 'tcp-connect') {
+      try {
+        this.send(this.protocol!.relay.close(e.session, CloseReason.Refused, 'spritely: this sprite has no network carrier')!);
+      } catch {
+        /* ended meanwhile */
+      }
     }
   }
 
@@ -345,6 +372,7 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
     this.held = null;
     this.heldBytes = 0;
     this.suspended = false;
+    this.relay?.reset();
     socket?.destroy();
     if (log) this.opts.log?.(`guest agent${this.name()}: closing the channel: ${err.message}`);
     this.sessions.failAll(err.message);

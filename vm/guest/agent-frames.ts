@@ -8,8 +8,8 @@
  * connection left in the pipe can never be mistaken for answers.
  */
 
-/** Version 2 added the HELLO's resume field (docs/guest-agent.md, "Resuming an epoch"). */
-export const PROTOCOL_VERSION = 2;
+/** Version 2 added the HELLO's resume field (docs/guest-agent.md, "Resuming an epoch"); version 3 the network relay (0x30-0x3f: agent-relay-protocol.ts). */
+export const PROTOCOL_VERSION = 3;
 export const HEADER_BYTES = 9;
 export const MAX_PAYLOAD = 64 * 1024;
 /** The largest value the length field may hold (type + session + payload). */
@@ -39,6 +39,16 @@ export const FrameType = {
   Error: 0x1a,
   Identity: 0x20,
   Result: 0x21,
+  // the network relay (agent-relay-protocol.ts)
+  TcpConnect: 0x30,
+  TcpConnected: 0x31,
+  TcpData: 0x32,
+  TcpEof: 0x33,
+  TcpWindow: 0x34,
+  TcpClose: 0x35,
+  DnsQuery: 0x38,
+  DnsAnswer: 0x39,
+  UdpRefused: 0x3a,
 } as const;
 
 /** Stream numbers inside DATA, EOF and WINDOW. A pty's output is `Stdout`. */

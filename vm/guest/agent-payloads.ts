@@ -6,6 +6,7 @@
  * acts on it. Kept apart from that machine so the wire's vocabulary reads in one place.
  */
 import { z } from 'zod';
+import type { RelayEvent } from './agent-relay-protocol.ts';
 
 /** Sessions this side keeps open at once (exec, pty and pending requests). */
 export const MAX_SESSIONS = 1024;
@@ -106,7 +107,9 @@ export type AgentEvent =
   | { kind: 'window'; session: number; bytes: number }
   | { kind: 'exit'; session: number; code: number | null; signal: string | null; timedOut: boolean }
   | { kind: 'error'; session: number; code: string; message: string }
-  | { kind: 'result'; session: number; result: IdentityResult };
+  | { kind: 'result'; session: number; result: IdentityResult }
+  /** The network relay's frames (agent-relay-protocol.ts). */
+  | RelayEvent;
 
 /** Parses a payload as JSON of exactly `schema`'s shape; anything else goes to `bad` (which throws). */
 export function json<T>(payload: Buffer, schema: z.ZodType<T, any>, bad: (why: string) => never): T {

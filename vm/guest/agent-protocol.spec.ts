@@ -54,8 +54,8 @@ describe('AgentProtocol handshake', () => {
     expect(() => {
       const q = new AgentProtocol();
       q.hello(nonce);
-      q.receive(ackFor(nonce, 3));
-    }).toThrow(/protocol version 3; this daemon speaks 2/);
+      q.receive(ackFor(nonce, 4));
+    }).toThrow(/protocol version 4; this daemon speaks 3/);
   });
 
   it('refuses an ack whose info is not what an agent says', () => {

@@ -17,6 +17,7 @@ import {
   AgentProtocolError, encodeFrame, FrameDecoder, FrameType, helloFrame, MAX_PAYLOAD, NONCE_BYTES, PROTOCOL_VERSION, Stream,
   type Frame,
 } from './agent-frames.ts';
+import { isRelayFrame, RelayProtocol, type RelayEvent } from './agent-relay-protocol.ts';
 import {
   AgentInfo, ErrorReply, Exit, Fault, identityBody, IdentityResult, json, MAX_CREDIT, MAX_SESSIONS, Opened,
   type AgentEvent, type AgentIdentity, type ExecRequest, type PtyRequest,
@@ -55,6 +56,8 @@ export class AgentProtocol {
   private pings = new Set<string>();
   private nonce: Buffer | null = null;
   private isReady = false;
+  /** The network relay of this epoch: its frames are checked and built there. */
+  readonly relay = new RelayProtocol();
   /** The nonce of the HELLO that started this epoch: what a resume names. */
   private epochNonce: Buffer | null = null;
   private resuming = false;
@@ -63,6 +66,7 @@ export class AgentProtocol {
   hello(nonce: Buffer = crypto.randomBytes(NONCE_BYTES)): Buffer {
     this.sessions.clear();
     this.pings.clear();
+    this.relay.reset();
     this.isReady = false;
     this.resuming = false;
     this.nonce = nonce;
@@ -111,7 +115,10 @@ export class AgentProtocol {
   receive(chunk: Buffer): AgentEvent[] {
     if (!this.nonce) throw new AgentProtocolError('the guest sent data before this side said HELLO');
     const out: AgentEvent[] = [];
-    for (const f of this.decoder.push(chunk)) out.push(this.frame(f));
+    for (const f of this.decoder.push(chunk)) {
+      const e = this.frame(f);
+      if (e) out.push(e);
+    }
     return out;
   }
 
@@ -218,7 +225,7 @@ export class AgentProtocol {
     return s;
   }
 
-  private frame(f: Frame): AgentEvent {
+  private frame(f: Frame): AgentEvent | null {
     const bad = (why: string): never => {
       throw new AgentProtocolError(`malformed ${typeName(f.type)} frame from the guest (session ${f.session}): ${why}`);
     };
@@ -242,6 +249,7 @@ export class AgentProtocol {
       if (!info.resumed) {
         // the agent started a new epoch: everything of the old one is gone
         this.sessions.clear();
+        this.relay.reset();
         this.epochNonce = this.nonce;
         return { kind: 'ready', info };
       }
@@ -261,6 +269,7 @@ export class AgentProtocol {
       if (f.type === FrameType.Announce) return { kind: 'announce', info: json(f.payload, AgentInfo, bad) };
       return { kind: 'fault', message: json(f.payload, Fault, bad).message };
     }
+    if (isRelayFrame(f.type)) return this.relay.frame(f);
     const known = [FrameType.Opened, FrameType.Data, FrameType.Eof, FrameType.Window, FrameType.Exit, FrameType.Error, FrameType.Result] as number[];
     if (!known.includes(f.type)) bad(`type 0x${f.type.toString(16).padStart(2, '0')} is not one the agent sends in protocol ${PROTOCOL_VERSION}`);
     const s = this.sessions.get(f.session);

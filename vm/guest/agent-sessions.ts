@@ -7,6 +7,7 @@
  */
 import type { AgentChannel } from './agent-channel.ts';
 import type { AgentEvent, IdentityResult } from './agent-protocol.ts';
+import type { RelayEvent } from './agent-relay-protocol.ts';
 
 export interface PendingOpen {
   channel: AgentChannel;
@@ -23,7 +24,7 @@ export interface Pending<T> {
 }
 
 /** The events of an epoch that concern its sessions and requests. */
-export type SessionEvent = Exclude<AgentEvent, { kind: 'announce' | 'fault' }>;
+export type SessionEvent = Exclude<AgentEvent, { kind: 'announce' | 'fault' } | RelayEvent>;
 
 export class AgentSessions {
   readonly channels = new Map<number, AgentChannel>();

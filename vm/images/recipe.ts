@@ -53,9 +53,13 @@ export const DEFAULT_RECIPE: Recipe = {
     'util-linux-extra',
     // initramfs-tools compresses with zstd when present: smaller initrd, faster to unpack under TCG
     'zstd',
+    // /etc/nftables.conf: outbound TCP and DNS to the guest agent's relay (docs/network.md)
+    'nftables',
+    // nc: raw TCP from a shell, as users (and the network tests) expect of a machine
+    'netcat-openbsd',
   ],
   guestDir: path.join(repoRoot, 'resources/guest'),
-  enableUnits: ['systemd-networkd.service', 'spritely-sshd.socket', 'spritely-agent.service'],
+  enableUnits: ['systemd-networkd.service', 'spritely-sshd.socket', 'spritely-agent.service', 'nftables.service'],
   // ssh.service: replaced by the per-connection spritely-sshd.socket (see its comment)
   disableUnits: ['getty@tty1.service', 'ssh.service'],
   maskUnits: [

@@ -7,6 +7,7 @@
  */
 import dns from 'node:dns';
 import fs from 'node:fs';
+import net from 'node:net';
 
 /** What the responder asks of a resolver: the subset of dns.promises.Resolver it uses. */
 export interface UpstreamResolver {
@@ -25,18 +26,41 @@ const CHECK_MS = 5000;
 const TIMEOUT_MS = 2000;
 const TRIES = 2;
 
+/**
+ * Servers named by SPRITELY_DNS_SERVERS (comma-separated `address` or `address:port`, IPv6 in
+ * brackets), for a daemon that should not use resolv.conf's (a test's resolver, a resolver of the
+ * user's choice): the valid entries, or null when the variable is unset or names none.
+ */
+export function dnsServersFromEnv(raw: string | undefined, log?: (line: string) => void): string[] | null {
+  if (!raw?.trim()) return null;
+  const ok: string[] = [];
+  for (const item of raw.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3}))(?::(\d{1,5}))?$/.exec(item);
+    const port = m?.[3] === undefined ? 53 : Number(m[3]);
+    if (m && net.isIP(m[1] ?? m[2]) && port >= 1 && port <= 65535) ok.push(item);
+    else log?.(`dns: ignoring ${JSON.stringify(item.slice(0, 100))} in SPRITELY_DNS_SERVERS: not an address or address:port`);
+  }
+  return ok.length ? ok : null;
+}
+
 export class HostResolver implements UpstreamResolver {
   private resolver: dns.promises.Resolver;
   private stamp: string;
   private checkedAt = 0;
 
-  constructor(private readonly file = RESOLV_CONF) {
+  /** `servers`: ask these instead of resolv.conf's (which is then not watched). */
+  constructor(
+    private readonly file = RESOLV_CONF,
+    private readonly servers: string[] | null = null,
+  ) {
     this.stamp = this.read();
-    this.resolver = HostResolver.build();
+    this.resolver = this.build();
   }
 
-  private static build(): dns.promises.Resolver {
-    return new dns.promises.Resolver({ timeout: TIMEOUT_MS, tries: TRIES });
+  private build(): dns.promises.Resolver {
+    const r = new dns.promises.Resolver({ timeout: TIMEOUT_MS, tries: TRIES });
+    if (this.servers) r.setServers(this.servers);
+    return r;
   }
 
   private read(): string {
@@ -51,12 +75,12 @@ export class HostResolver implements UpstreamResolver {
   /** The resolver for now: rebuilt when resolv.conf changed since it was built. */
   private current(): dns.promises.Resolver {
     const now = Date.now();
-    if (now - this.checkedAt >= CHECK_MS) {
+    if (!this.servers && now - this.checkedAt >= CHECK_MS) {
       this.checkedAt = now;
       const stamp = this.read();
       if (stamp !== this.stamp) {
         this.stamp = stamp;
-        this.resolver = HostResolver.build();
+        this.resolver = this.build();
       }
     }
     return this.resolver;
@@ -95,5 +119,5 @@ let shared: HostResolver | null = null;
 
 /** One host resolver for the daemon (its answers are cached per sprite by each responder). */
 export function hostResolver(): HostResolver {
-  return (shared ??= new HostResolver());
+  return (shared ??= new HostResolver(RESOLV_CONF, dnsServersFromEnv(process.env.SPRITELY_DNS_SERVERS, (l) => console.error(l))));
 }
