@@ -24,7 +24,7 @@ export function registerExecFileTools({ server, daemon, run }: ToolContext): voi
         `Each stream keeps its first max_output_bytes (default ${DEFAULT_EXEC_OUTPUT_BYTES}); for long output, pipe through tail/grep or write it to a file.`,
         `Set checkpoint_before (true, or a comment) before risky commands: a checkpoint of the whole machine is taken first and its id returned, so checkpoint_restore can undo everything the command did.`,
         SLEEP_NOTE,
-        'Network: HTTP(S) only, through the host\'s proxy, as the sprite\'s policy allows (see sprite_create).',
+        'Network: DNS and any TCP connection, decided on the host by the sprite\'s policy (see sprite_create); UDP other than DNS is refused.',
       ].join(' '),
       inputSchema: {
         name,

@@ -1,5 +1,6 @@
 /**
- * The egress proxy: a sprite's way out for programs that honour `http_proxy`. QEMU runs the
+ * The egress proxy: a sprite's way out for programs pointed at it by hand (`http_proxy`; the
+ * guest's own DNS and TCP go through the guest agent: agent-relay.ts). QEMU runs the
  * guest's network restricted and forwards the guest's connections to 10.0.2.100:3128 onto this
  * server's unix socket (one per sprite, so the socket says which sprite is asking). It speaks
  * plain HTTP proxying: CONNECT host:port for TLS and anything else, absolute-form requests for

@@ -60,7 +60,7 @@ export function incomingCommand(file: string): string {
 export const GUEST_IP = '10.0.2.15';
 /** Every sprite keeps the golden MAC: each has its own slirp, and a new MAC would move the address. */
 export const GUEST_MAC = '52:54:00:12:34:56';
-/** Where the guest finds the egress proxy (the image's http_proxy); QEMU forwards it to the daemon. */
+/** Where the guest finds the egress proxy (for programs pointed at it by hand); QEMU forwards it to the daemon. */
 export const EGRESS_PROXY_IP = '10.0.2.100';
 export const EGRESS_PROXY_PORT = 3128;
 /** Bounds TCG's translation cache (MiB); the default grows RSS by hundreds of MiB. */
