@@ -80,7 +80,7 @@ describe('MCP tools over a fake daemon', () => {
     expect(desc.exec).toMatch(/checkpoint_before/);
     expect(desc.checkpoint_create).toMatch(/before anything risky/);
     expect(desc.checkpoint_restore).toMatch(/automatic checkpoint of the current state is taken first/);
-    expect(desc.sprite_create).toMatch(/proxy/);
+    expect(desc.sprite_create).toMatch(/TCP connections of any protocol/);
     expect(desc.sprite_create).toMatch(/spritely net set/);
     expect(desc.sprite_list).toMatch(/sleep when idle.*wake/);
     expect(client.getInstructions()).toMatch(/no tool to destroy a sprite/);
