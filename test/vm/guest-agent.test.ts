@@ -78,8 +78,8 @@ describe('guest agent in a sprite', () => {
     }
     report('exec true through the API (guest agent), median of 20 (ms)', +median(ms).toFixed(1));
     const env = await d.api.call('sprites.exec', { name: NAME, argv: ['sh', '-c', 'echo "$http_proxy|$LANG|$HOME|$(id -un)"'] });
-    // no proxy variables (the guest's own network needs none); the locale from /etc/default/locale
-    expect(env.stdout).toBe('|C.UTF-8|/root|root\n');
+    // /etc/environment (the proxy for HTTP tools) and /etc/default/locale, as an SSH login has them
+    expect(env.stdout).toBe('http://10.0.2.100:3128|C.UTF-8|/root|root\n');
   });
 
   it('a terminal: login shell, keystroke echo, resize', async () => {
