@@ -9,7 +9,8 @@
  *     bench puts in front of the daemon's);
  *   - `spritely mcp` ready: spawn → the answer to an MCP `initialize` on stdout;
  *   - `spritely cp` of a 20 MiB file of random bytes here → sprite and sprite → here (wall, MiB/s).
- *   node bin/run-ts.js bench/cli.ts [N=15] [--no-vm] [--no-cp]   (--no-vm: skip the sprite, so no exec or cp rows)
+ *   node bin/run-ts.js bench/cli.ts [N=15] [--no-vm] [--no-cp] [--only-cp]
+ *   (--no-vm: skip the sprite, so no exec or cp rows; --only-cp: just the two cp rows)
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -24,6 +25,7 @@ import { median } from './stats.ts';
 const N = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 15);
 const withVm = !process.argv.includes('--no-vm');
 const withCp = withVm && !process.argv.includes('--no-cp');
+const onlyCp = withCp && process.argv.includes('--only-cp');
 const CP_BYTES = 20 * 1024 * 1024;
 
 function p90(xs: number[]): number {
@@ -106,7 +108,8 @@ try {
     'spritely list': async () => add('spritely list', await timeRun([BIN, 'list'], d.env)),
     'spritely mcp (initialize answered)': async () => add('spritely mcp (initialize answered)', await timeMcpReady(d.env)),
   };
-  if (proxy) {
+  if (onlyCp) for (const k of Object.keys(variants)) delete variants[k];
+  if (proxy && !onlyCp) {
     const px = proxy;
     variants['spritely exec bench -- true'] = async () => add('spritely exec bench -- true', await timeRun([BIN, 'exec', 'bench', '--', 'true'], d.env));
     variants['exec: spawn → first byte to the daemon'] = async () => {

@@ -26,7 +26,7 @@ const (
 	// outQueue bounds the frames waiting for the writer; producers block beyond it.
 	outQueue = 64
 	// writeBatch is how many bytes of queued frames the writer joins into one write (the Linux
-	// driver takes at most 32 KiB per write on a virtio port).
+	// driver takes at most 32 KiB per write on a virtio port; writer.go).
 	writeBatch = 32 * 1024
 	// hostSessionBit: session ids with this bit clear are opened by the host, the others are
 	// reserved for sessions the agent opens (the network relay).
@@ -128,29 +128,18 @@ func (a *agent) send(epoch uint64, b []byte, done <-chan struct{}) bool {
 }
 
 func (a *agent) writeLoop() error {
-	batch := make([]byte, 0, writeBatch+headerLen+MaxPayload)
+	w := newPortWriter(a.tr)
 	for f := range a.out {
-		batch = batch[:0]
-		cur := a.epoch.Load()
-		if f.epoch == cur {
-			batch = append(batch, f.b...)
-		}
-	more:
-		for len(batch) < writeBatch {
-			select {
-			case g := <-a.out:
-				if g.epoch == cur {
-					batch = append(batch, g.b...)
-				}
-			default:
-				break more
+		if f.epoch == a.epoch.Load() {
+			if err := w.add(f.b); err != nil {
+				return err
 			}
 		}
-		if len(batch) == 0 {
-			continue
-		}
-		if _, err := a.tr.Write(batch); err != nil {
-			return err
+		recycleFrame(f.b)
+		if len(a.out) == 0 {
+			if err := w.flush(); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -363,7 +352,7 @@ func (a *agent) toSession(f frame) error {
 		if !s.stdinCredit.spend(len(f.payload) - 1) {
 			return fmt.Errorf("%w: session %d: stdin beyond the granted window", errMalformed, f.session)
 		}
-		s.stdin.push(append([]byte(nil), f.payload[1:]...))
+		s.stdin.push(stdinChunk(f.payload[1:]))
 	case tEOF:
 		if len(f.payload) != 1 || f.payload[0] != streamStdin {
 			return fmt.Errorf("%w: EOF from the host must be for stdin", errMalformed)

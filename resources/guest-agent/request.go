@@ -14,8 +14,9 @@ import (
 const (
 	defaultWindow = 256 * 1024
 	maxWindow     = 16 * 1024 * 1024
-	// stdinWindow is how much stdin the agent accepts ahead of the process reading it.
-	stdinWindow = 256 * 1024
+	// stdinWindow is how much stdin the agent accepts ahead of the process reading it (1 MiB: at
+	// 256 KiB a bulk copy stalled on the round trip of its credit under emulation).
+	stdinWindow = 1024 * 1024
 )
 
 type openRequest struct {

@@ -18,8 +18,6 @@ import (
 )
 
 const (
-	// readChunk keeps a DATA frame inside one 32 KiB virtio write.
-	readChunk = MaxPayload - 1
 	// idleAfterExit: once the process has exited, output still arriving (from children that
 	// kept the pipe) is forwarded, but a pipe silent for this long counts as ended, so a
 	// background child holding stdout does not keep the session open forever.
@@ -257,23 +255,26 @@ func (s *session) failStart(code int, msg string) {
 	s.finish()
 }
 
-// pump forwards one output stream within the host's window.
+// pump forwards one output stream within the host's window, reading straight into the wire
+// buffer of a DATA frame (writer.go).
 func (s *session) pump(o *outStream) {
-	buf := make([]byte, readChunk)
 	for {
-		n, ok := o.credit.take(len(buf), s.done)
+		n, ok := o.credit.take(readChunk, s.done)
 		if !ok {
 			break
 		}
 		if s.exited.Load() {
 			o.r.SetReadDeadline(time.Now().Add(idleAfterExit))
 		}
-		k, err := o.r.Read(buf[:n])
+		buf := newDataFrame()
+		k, err := o.r.Read(buf[dataHeader : dataHeader+n])
 		o.credit.giveBack(n - k)
 		if k > 0 && !s.closing.Load() {
-			if !s.send(tData, append([]byte{o.num}, buf[:k]...)) {
+			if !s.a.send(s.epoch, sealDataFrame(buf, s.id, o.num, k), s.done) {
 				break
 			}
+		} else {
+			recycleFrame(buf)
 		}
 		if err != nil {
 			break // EOF, EIO (pty slave closed), idle after exit, or the session was closed

@@ -9,6 +9,10 @@ import (
 	"sync"
 )
 
+// windowStep: the agent grants stdin credit back in steps of at least this much while more input
+// is queued (one WINDOW frame per step, not per chunk), and at once when the queue runs empty.
+const windowStep = stdinWindow / 4
+
 // feedStdin writes queued input to the process and grants the host more as it goes.
 func (s *session) feedStdin() {
 	w := s.stdinW
@@ -16,6 +20,7 @@ func (s *session) feedStdin() {
 		w = s.master
 	}
 	broken := false
+	owed := 0
 	for {
 		chunk, eof, ok := s.stdin.pop(s.done)
 		if !ok {
@@ -27,13 +32,16 @@ func (s *session) feedStdin() {
 					broken = true // the process closed its stdin; what follows is dropped
 				}
 			}
-			if s.closing.Load() {
+			owed += len(chunk)
+			recycleStdinChunk(chunk)
+			if s.closing.Load() || (owed < windowStep && !s.stdin.empty()) {
 				continue
 			}
-			s.stdinCredit.grant(len(chunk))
+			s.stdinCredit.grant(owed)
 			win := make([]byte, 5)
 			win[0] = streamStdin
-			binary.BigEndian.PutUint32(win[1:], uint32(len(chunk)))
+			binary.BigEndian.PutUint32(win[1:], uint32(owed))
+			owed = 0
 			if !s.send(tWindow, win) {
 				return
 			}
@@ -47,6 +55,26 @@ func (s *session) feedStdin() {
 			}
 			return
 		}
+	}
+}
+
+// stdinChunks recycles the buffers of big stdin chunks (a copy of each DATA frame's bytes: the
+// reader's buffer is reused for the next frame).
+var stdinChunks = sync.Pool{New: func() any { return make([]byte, MaxPayload) }}
+
+// stdinChunk copies b for the queue.
+func stdinChunk(b []byte) []byte {
+	if len(b) < 4096 {
+		return append([]byte(nil), b...)
+	}
+	c := stdinChunks.Get().([]byte)[:len(b)]
+	copy(c, b)
+	return c
+}
+
+func recycleStdinChunk(c []byte) {
+	if cap(c) == MaxPayload {
+		stdinChunks.Put(c[:MaxPayload])
 	}
 }
 
@@ -79,6 +107,13 @@ func (q *inputQueue) signal() {
 	case q.wake <- struct{}{}:
 	default:
 	}
+}
+
+// empty: no input is queued.
+func (q *inputQueue) empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.chunks) == 0
 }
 
 // pop returns the next chunk, or eof once everything before it was popped; ok is false when

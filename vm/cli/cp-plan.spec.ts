@@ -115,9 +115,9 @@ describe('hostTarget: where a copy from a sprite lands here', () => {
     expect(target('/g/src', 'dir', 'd/', 'dir')).toEqual({ path: '/h/d/src', typed: false });
   });
 
-  it('asks the guest for the source under its own name (the host renames)', () => {
+  it('asks the guest for the source under its own name (the host renames), in 128 KiB records', () => {
     const p = planCopy(guestPathSpec('dev', '/g/f'), 'file', pathSpec('new', '/h'), 'none', 'dir');
-    expect(guestCreateArgv(p)).toEqual(['tar', '-c', '-f', '-', '-C', '/g', '--', 'f']);
+    expect(guestCreateArgv(p)).toEqual(['tar', '-c', '-f', '-', '-b', '256', '-C', '/g', '--', 'f']);
   });
 });
 

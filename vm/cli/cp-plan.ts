@@ -125,10 +125,11 @@ export function transformArg(from: string, to: string): string {
 }
 
 /**
- * The guest's tar reads records of BLOCKING_FACTOR × 512 bytes (128 KiB, with `-B` to put together
- * the short reads of a pipe): under emulation each read is expensive, and GNU tar's default 10 KiB
- * records made the unpacking half as fast as the stream. It reports its progress every
- * ACK_RECORDS records (1 MiB).
+ * The guest's tar reads and writes records of BLOCKING_FACTOR × 512 bytes (128 KiB, with `-B` to
+ * put together the short reads of a pipe): under emulation each pipe read or write is expensive,
+ * and GNU tar's default 10 KiB records made the unpacking half as fast as the stream (and packing
+ * 20 MiB into a pipe took 0.49 s of the guest's CPU instead of 0.32 s). When unpacking it reports
+ * its progress every ACK_RECORDS records (1 MiB).
  */
 export const BLOCKING_FACTOR = 256;
 export const RECORD_BYTES = BLOCKING_FACTOR * 512;
@@ -151,7 +152,7 @@ export function guestExtractArgv(plan: CopyPlan): string[] {
  * host renames it; nothing the guest sends chooses a path here, see tar-extract.ts).
  */
 export function guestCreateArgv(plan: CopyPlan): string[] {
-  return ['tar', '-c', '-f', '-', '-C', plan.archiveDir, '--', plan.member];
+  return ['tar', '-c', '-f', '-', '-b', String(BLOCKING_FACTOR), '-C', plan.archiveDir, '--', plan.member];
 }
 
 /**

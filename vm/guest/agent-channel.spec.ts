@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AgentChannel, type ChannelLink } from './agent-channel.ts';
+import { MAX_PAYLOAD } from './agent-frames.ts';
 
 const W = 128 * 1024;
 const tick = () => new Promise((r) => setTimeout(r, 5));
@@ -141,4 +142,54 @@ describe('AgentChannel lifecycle', () => {
     pty.ch.resize(120, 40);
     expect(pty.calls).toEqual(['resize 100x30', 'resize 120x40']);
   });
+
+  it('stdin written in one turn goes out in full frames; a tail waits for the turn to end, never longer', async () => {
+    const FRAME = MAX_PAYLOAD - 1;
+    const { ch, stdin, calls } = channel('exec', 10 * FRAME);
+    for (let i = 0; i < 20; i++) ch.write(Buffer.alloc(10_240, i)); // a tar's records
+    ch.write(Buffer.alloc(65_536, 0xee)); // a pipe read
+    const sent = 20 * 10_240 + 65_536;
+    const full = Math.floor(sent / FRAME);
+    expect(full).toBe(4);
+    expect(stdin.map((b) => b.length)).toEqual(Array(full).fill(FRAME));
+    await new Promise((r) => setImmediate(r));
+    expect(stdin.map((b) => b.length)).toEqual([...Array(full).fill(FRAME), sent - full * FRAME]);
+    expect(Buffer.concat(stdin)).toEqual(Buffer.concat([...Array.from({ length: 20 }, (_, i) => Buffer.alloc(10_240, i)), Buffer.alloc(65_536, 0xee)]));
+    // a keystroke on its own goes out within the turn; end() sends what is held before EOF
+    ch.write('k');
+    await new Promise((r) => setImmediate(r));
+    expect(stdin.at(-1)!.toString()).toBe('k');
+    ch.write('last');
+    ch.end();
+    await tick();
+    expect(stdin.at(-1)!.toString()).toBe('last');
+    expect(calls).toEqual(['eof']);
+  });
+
+  it('held stdin still waits for credit, and the writer feels the backpressure', async () => {
+    const { ch, stdin, addCredit } = channel('exec', 100);
+    expect(ch.write(Buffer.alloc(60))).toBe(true);
+    await new Promise((r) => setImmediate(r));
+    expect(Buffer.concat(stdin).length).toBe(60);
+    ch.write(Buffer.alloc(200));
+    await tick();
+    expect(Buffer.concat(stdin).length).toBe(100); // the credit, no more
+    let drained = false;
+    ch.once('drain', () => (drained = true));
+    let written = 260;
+    for (let i = 0; i < 100; i++) {
+      written += 1024;
+      if (!ch.write(Buffer.alloc(1024))) break;
+    }
+    expect(written).toBeLessThan(260 + 100 * 1024); // backpressure before all 100 KiB are queued
+    await tick();
+    expect(drained).toBe(false);
+    expect(Buffer.concat(stdin).length).toBe(100);
+    addCredit(1_000_000);
+    await tick();
+    await tick();
+    expect(drained).toBe(true);
+    expect(Buffer.concat(stdin).length).toBe(written);
+  });
 });
+

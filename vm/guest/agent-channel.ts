@@ -10,6 +10,9 @@
 import { Duplex, Readable } from 'node:stream';
 import { MAX_PAYLOAD } from './agent-frames.ts';
 
+/** The most stdin one DATA frame carries (its payload starts with the stream byte). */
+const STDIN_FRAME_BYTES = MAX_PAYLOAD - 1;
+
 /** What a channel needs from the client that owns the connection. */
 export interface ChannelLink {
   /** Bytes of stdin the agent accepts now. */
@@ -87,7 +90,17 @@ export class AgentChannel extends Duplex {
   readonly done: Promise<ExitInfo>;
   private out: OutputStream;
   private err: OutputStream;
-  private pending: { data: Buffer; cb: (err?: Error | null) => void } | null = null;
+  /**
+   * Stdin accepted and not sent yet. `cb` is the writer's (null once called). `held`: less than a
+   * frame, kept until the next write joins it or this turn of the event loop ends. Writes come as
+   * they were read (a tar's 10 KiB records, 64 KiB pipe reads): sent one frame each, they cost the
+   * guest a frame, a pipe write and its share of WINDOW frames apiece, and 64 KiB became a full
+   * frame plus a 1-byte one.
+   */
+  private pending: { data: Buffer; cb: ((err?: Error | null) => void) | null; held: boolean } | null = null;
+  private releaseHeld: NodeJS.Immediate | null = null;
+  /** Sending a held tail: it goes, however small. */
+  private releasing = false;
   private ending: { cb: (err?: Error | null) => void } | null = null;
   private exitInfo: ExitInfo | null = null;
   private openEnds = 2;
@@ -127,30 +140,48 @@ export class AgentChannel extends Duplex {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.exitInfo) return cb(); // the process is gone: input is dropped, as a closed pipe would
-    this.pending = { data: chunk, cb };
+    // only held stdin can be pending here (otherwise its writer's callback has not run yet)
+    const data = this.pending ? Buffer.concat([this.pending.data, chunk]) : chunk;
+    this.pending = { data, cb, held: false };
     this.flushStdin();
   }
 
   override _final(cb: (err?: Error | null) => void): void {
     if (this.exitInfo) return cb();
     this.ending = { cb };
+    if (this.pending) this.pending.held = false;
     this.flushStdin();
   }
 
   /** Sends as much pending stdin as the agent's credit allows. */
   private flushStdin(): void {
-    while (this.pending) {
-      const credit = Math.min(this.link.stdinCredit(this.session), MAX_PAYLOAD - 1);
+    while (this.pending && !this.pending.held) {
+      const credit = Math.min(this.link.stdinCredit(this.session), STDIN_FRAME_BYTES);
       if (credit <= 0) return;
       const { data, cb } = this.pending;
+      if (data.length < STDIN_FRAME_BYTES && !this.ending && !this.releasing) {
+        // less than a frame: wait for company until the end of this turn (see `pending`)
+        this.pending = { data, cb: null, held: true };
+        this.releaseHeld ??= setImmediate(() => {
+          this.releaseHeld = null;
+          if (this.pending?.held) {
+            this.pending.held = false;
+            this.releasing = true;
+            this.flushStdin();
+            this.releasing = false;
+          }
+        });
+        cb?.();
+        return;
+      }
       const now = data.subarray(0, credit);
+      const rest = now.length === data.length ? null : { data: data.subarray(now.length), cb, held: false };
       // settled before sending: an answer (WINDOW) can come back within the send and flush again
-      const rest = now.length === data.length ? null : { data: data.subarray(now.length), cb };
       this.pending = rest;
       this.link.sendStdin(this.session, now);
-      if (!rest) cb();
+      if (!rest) cb?.();
     }
-    if (this.ending) {
+    if (this.ending && !this.pending) {
       const { cb } = this.ending;
       this.ending = null;
       this.link.sendEof(this.session);
@@ -208,7 +239,7 @@ export class AgentChannel extends Duplex {
     if (this.pending) {
       const { cb } = this.pending;
       this.pending = null;
-      cb();
+      cb?.();
     }
     if (this.ending) {
       const { cb } = this.ending;
