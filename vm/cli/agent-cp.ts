@@ -56,7 +56,7 @@ export function registerCpCommand(program: Command, client: () => Promise<ApiCli
     .argument('<src>', 'PATH here or NAME:PATH in a sprite (a directory ending in /. copies its contents)')
     .argument('<dst>', 'PATH here or NAME:PATH in a sprite (relative sprite paths start in /root)')
     .option('-q, --quiet', 'print nothing on success')
-    .addOption(new Option('--max-size <size>', `from a sprite: refuse an archive larger than this (default ${gib(DEFAULT_LIMITS.maxBytes)})`).env('SPRITELY_CP_MAX_SIZE').argParser(parseSize))
+    .addOption(new Option('--max-size <size>', `from a sprite: refuse an archive larger than this, its last 128 KiB record's padding aside (default ${gib(DEFAULT_LIMITS.maxBytes)})`).env('SPRITELY_CP_MAX_SIZE').argParser(parseSize))
     .addOption(new Option('--max-file-size <size>', `from a sprite: refuse a file larger than this (default ${gib(DEFAULT_LIMITS.maxFileBytes)})`).env('SPRITELY_CP_MAX_FILE_SIZE').argParser(parseSize))
     .addOption(new Option('--max-entries <n>', `from a sprite: refuse more entries than this (default ${DEFAULT_LIMITS.maxEntries})`).env('SPRITELY_CP_MAX_ENTRIES').argParser(countArg))
     .action(async (srcArg: string, dstArg: string, opts: { quiet?: boolean; maxSize?: number; maxFileSize?: number; maxEntries?: number }) => {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { pack, type Header } from 'tar-stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TEMP_PREFIX, TreeReceiver, type ReceiveOptions } from './cp-from-sprite.ts';
-import { DEFAULT_LIMITS, TarRefusal } from './tar-extract.ts';
+import { DEFAULT_LIMITS, RECORD_PADDING, TarRefusal } from './tar-extract.ts';
 
 type Entry = { header: Partial<Header> & { name: string }; data?: string | Buffer };
 
@@ -160,7 +160,7 @@ describe('hostile archives: refused, nothing around the destination changed, not
     ['no top-level entry at all', async () => Buffer.alloc(1024), {}, /the archive has no entry "src"/],
     ['bytes that are not tar', async () => Buffer.from('<html>not a tar</html>'.repeat(100)), {}, /not a valid tar stream/],
     ['a file over the per-file limit (refused from its header)', () => archive([dir('src/'), file('src/big', Buffer.alloc(3000))]), { limits: { ...DEFAULT_LIMITS, maxFileBytes: 2048 } }, /"src\/big" is 3000 bytes, over the limit of 2048 bytes for one file \(raise it with --max-file-size\)/],
-    ['entries after the total size limit', () => archive([dir('src/'), file('src/a', Buffer.alloc(2000)), file('src/b', Buffer.alloc(2000))]), { limits: { ...DEFAULT_LIMITS, maxBytes: 4096 } }, /larger than the limit of 4096 bytes \(raise it with --max-size\)/],
+    ['entries after the total size limit (and the last record\'s padding)', () => archive([dir('src/'), file('src/a', Buffer.alloc(100_000)), file('src/b', Buffer.alloc(100_000)), file('src/c', Buffer.alloc(100_000))]), { limits: { ...DEFAULT_LIMITS, maxBytes: 100_000 } }, /larger than the limit of 100000 bytes \(raise it with --max-size\)/],
     ['more entries than the limit', () => archive([dir('src/'), file('src/a', ''), file('src/b', ''), file('src/c', '')]), { limits: { ...DEFAULT_LIMITS, maxEntries: 3 } }, /more than 3 entries \(raise the limit with --max-entries\)/],
   ];
 
@@ -177,6 +177,14 @@ describe('hostile archives: refused, nothing around the destination changed, not
       expect(fs.readdirSync(home).filter((n) => n.startsWith(TEMP_PREFIX))).toEqual([]);
     });
   }
+
+  it('a small archive padded to a whole 128 KiB record passes a --max-size below the record', async () => {
+    const small = await archive([file('f', 'tiny')]);
+    const padded = Buffer.concat([small, Buffer.alloc(RECORD_PADDING - small.length)]);
+    const o = { kind: 'file' as const, top: 'f', target: path.join(home, 'f'), limits: { ...DEFAULT_LIMITS, maxBytes: 1000 } };
+    await receive(padded, o);
+    expect(fs.readFileSync(path.join(home, 'f'), 'utf8')).toBe('tiny');
+  });
 
   it('shows a hostile name made inert in the message', async () => {
     const err = (await receive(await archive([dir('src/'), { header: { name: 'src/\x1b]0;owned\x07\u202e', type: 'fifo' } }])).catch((e: unknown) => e)) as Error;

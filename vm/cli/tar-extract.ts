@@ -26,6 +26,9 @@ export interface ExtractLimits {
   maxEntries: number;
 }
 
+/** What the sending tar may pad its last record with beyond --max-size (cp-plan.ts: -b 256). */
+export const RECORD_PADDING = 128 * 1024;
+
 /** Above what a default sprite's disk (4 GiB) can hold; raised with --max-size / --max-file-size / --max-entries. */
 export const DEFAULT_LIMITS: ExtractLimits = { maxBytes: 8 * 1024 ** 3, maxFileBytes: 4 * 1024 ** 3, maxEntries: 1_000_000 };
 
@@ -116,7 +119,8 @@ export class TarExtractor {
     if (this.error) return Promise.reject(this.error);
     if (chunk.length === 0) return Promise.resolve();
     this.received += chunk.length;
-    if (this.received > this.opts.limits.maxBytes) {
+    // the sender pads its last record (tar -b 256: 128 KiB): that padding is not the archive's size
+    if (this.received > this.opts.limits.maxBytes + RECORD_PADDING) {
       this.fail(new TarRefusal('payload_too_large', `the archive is larger than the limit of ${this.opts.limits.maxBytes} bytes (raise it with --max-size)`));
       return Promise.reject(this.error);
     }
