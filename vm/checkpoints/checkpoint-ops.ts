@@ -23,7 +23,7 @@ import {
   type Checkpoint,
 } from './checkpoint-tree.ts';
 import { ramFile, ramStates, readTimeline, removeStrayRamFiles, writeTimeline } from './checkpoint-store.ts';
-import { completeState, COMPRESSED, linkState, removeState, settleStates, stateBytes } from './state-files.ts';
+import { completeState, isCompressed, linkState, removeState, settleStates, stateBytes } from './state-files.ts';
 
 /**
  * A checkpoint as clients see it: its bytes summed (the RAM state as it is on disk now, compressed
@@ -72,7 +72,7 @@ export function checkpointViews(spriteDir: string, extra: { mounted?: string[]; 
       bytes: ramBytes + c.diskBytes,
       current: c.id === t.head,
       mounted: extra.mounted?.includes(c.id) ?? false,
-      compressed: c.memory && (completeState(file)?.endsWith(COMPRESSED) ?? false),
+      compressed: c.memory && isCompressed(completeState(file) ?? ''),
       freeBytes: own === undefined ? null : own + ramOwned,
     };
   });
@@ -207,7 +207,7 @@ export async function deleteCheckpoint(disks: DiskOps, s: CheckpointSubject, id:
 
 /**
  * Copies checkpoint `id` of `source` into a new disk at `disk` (only what the snapshot holds beyond
- * the shared backing disk is copied) and hard-links its RAM state to `ram` (or `ram`.zst) when it
+ * the shared backing disk is copied) and hard-links its RAM state to `ram` (or `ram`.lz4) when it
  * has one. Returns that state file and the snapshot views it was saved with, or null.
  */
 export async function cloneCheckpoint(disks: DiskOps, source: { name: string; dir: string; disk: string }, id: string, dest: { disk: string; ram: string }): Promise<{ state: string; attached: string[]; signature: string | null } | null> {
