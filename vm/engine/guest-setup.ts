@@ -40,6 +40,29 @@ export async function growFilesystem(agent: AgentClient, diskBytes: number): Pro
   await agent.identity({ resize: { device: '/dev/vda', minBytes: diskBytes } }, 240_000);
 }
 
+/**
+ * Flushes the guest's caches before a checkpoint (best effort): `sync` through the spritely agent
+ * when its channel is open (one round trip; under TCG ~100–250 ms less than qemu-guest-agent's
+ * guest-exec and status polling), else — or when that fails — through qemu-guest-agent.
+ */
+export async function syncGuestQuickly(agent: AgentClient, guest: () => Promise<GuestControl>, timeoutMs = 10_000): Promise<void> {
+  if (agent.isReady) {
+    try {
+      const ch = await agent.exec({ argv: ['/bin/sync'], timeoutMs }, 2_000);
+      ch.resume();
+      ch.stderr.resume();
+      ch.end();
+      let timer: NodeJS.Timeout | undefined;
+      const r = await Promise.race([ch.done, new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs)))]).finally(() => clearTimeout(timer));
+      if (r?.code === 0) return;
+      if (!r) ch.destroy();
+    } catch {
+      /* the other channel below */
+    }
+  }
+  await syncGuest(guest());
+}
+
 /** Flushes the guest's caches before the machine is ended without a shutdown (best effort). */
 export async function syncGuest(guest: Promise<GuestControl>): Promise<void> {
   try {
