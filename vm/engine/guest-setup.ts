@@ -3,7 +3,7 @@
  * own identity and set the clock of a machine restored from a saved moment, both through the
  * spritely agent; grow the filesystem to the disk; flush the guest's caches before an abrupt
  * end, and repair a guest agent that stopped answering — those two through qemu-guest-agent,
- * the independent second channel.
+ * the independent second channel (a checkpoint's flush tries the spritely agent first).
  * What the guest prints is its own choice (root there is untrusted): it reaches an error or the
  * log only through `guestSaid`, inert and bounded.
  */
@@ -42,8 +42,9 @@ export async function growFilesystem(agent: AgentClient, diskBytes: number): Pro
 
 /**
  * Flushes the guest's caches before a checkpoint (best effort): `sync` through the spritely agent
- * when its channel is open (one round trip; under TCG ~100–250 ms less than qemu-guest-agent's
- * guest-exec and status polling), else — or when that fails — through qemu-guest-agent.
+ * when its channel is open (one round trip, ~45 ms under TCG; through qemu-guest-agent, guest-exec
+ * and status polling on a link that is often still connecting after a restore, it took 100–300 ms),
+ * else — or when it cannot run it — through qemu-guest-agent.
  */
 export async function syncGuestQuickly(agent: AgentClient, guest: () => Promise<GuestControl>, timeoutMs = 10_000): Promise<void> {
   if (agent.isReady) {
@@ -54,8 +55,12 @@ export async function syncGuestQuickly(agent: AgentClient, guest: () => Promise<
       ch.end();
       let timer: NodeJS.Timeout | undefined;
       const r = await Promise.race([ch.done, new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs)))]).finally(() => clearTimeout(timer));
-      if (r?.code === 0) return;
-      if (!r) ch.destroy();
+      if (!r) {
+        // (a sync that hangs here would hang through the other channel too)
+        ch.destroy();
+        return;
+      }
+      if (r.code === 0) return;
     } catch {
       /* the other channel below */
     }
