@@ -5,7 +5,8 @@
  * random data into RAM; wake → running from a raw and from a compressed sleep state; what deleting
  * a checkpoint gives back (and what it said it would); `checkpoint diff` between a fresh
  * checkpoint and after installing a small Debian package (hello); and QEMU's own snapshot-save /
- * snapshot-load jobs (RAM inside the qcow2) side by side. Medians of N rounds.
+ * snapshot-load jobs (RAM inside the qcow2) side by side. Medians of N rounds; raw and compressed
+ * rounds alternate, so a load that drifts hits both alike.
  * Runs the engine in-process on a temporary data dir sharing the test image cache.
  *   node bin/run-ts.js bench/checkpoints.ts [N=5]
  */
@@ -78,22 +79,26 @@ try {
   await engine.create({ name: 'cp' });
   await exec('true');
 
-  // 1. idle guest, raw states (compression off) and compressed states
-  engine.compressor.enabled = false;
+  // 1. idle guest, raw states (compression off) and compressed states, rounds interleaved (the load drifts)
   const rawIdle: Round[] = [];
-  for (let i = 0; i < N; i++) rawIdle.push(await round(false, `raw ${i}`));
-  engine.compressor.enabled = true;
   const packedIdle: Round[] = [];
-  for (let i = 0; i < N; i++) packedIdle.push(await round(true, `lz4 ${i}`));
+  for (let i = 0; i < N; i++) {
+    engine.compressor.enabled = false;
+    rawIdle.push(await round(false, `raw ${i}`));
+    engine.compressor.enabled = true;
+    packedIdle.push(await round(true, `lz4 ${i}`));
+  }
 
   // 2. after 200 MB of random data in RAM
   await exec('head -c 200M /dev/urandom > /dev/shm/fill');
-  engine.compressor.enabled = false;
   const rawBusy: Round[] = [];
-  for (let i = 0; i < Math.max(3, Math.ceil(N / 2)); i++) rawBusy.push(await round(false, `busy raw ${i}`));
-  engine.compressor.enabled = true;
   const packedBusy: Round[] = [];
-  for (let i = 0; i < Math.max(3, Math.ceil(N / 2)); i++) packedBusy.push(await round(true, `busy lz4 ${i}`));
+  for (let i = 0; i < Math.max(3, Math.ceil(N / 2)); i++) {
+    engine.compressor.enabled = false;
+    rawBusy.push(await round(false, `busy raw ${i}`));
+    engine.compressor.enabled = true;
+    packedBusy.push(await round(true, `busy lz4 ${i}`));
+  }
   await exec('rm /dev/shm/fill');
 
   // 3. wake from a raw and from a compressed sleep state
