@@ -11,8 +11,8 @@
  *
  * lz4 (level 1, no content checksum): a restore decompresses through `lz4 -dc` into QEMU's incoming
  * migration, and lz4 without its checksum decompresses ~3 GB/s, faster than QEMU reads a state, so
- * a compressed restore costs about what a raw one does (zstd -3 saved a little more and made
- * restores 30–40% slower; docs/benchmarks.md). No checksum, as a raw state has none: a state is
+ * a compressed restore costs close to what a raw one does (zstd -3 saved a little more and made
+ * restores 40–70% slower; docs/benchmarks.md). No checksum, as a raw state has none: a state is
  * written, fsynced and read back only by the daemon.
  */
 import { spawn } from 'node:child_process';
