@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   qemu-system-x86 qemu-utils      # the hypervisor and qcow2 tools (qemu-nbd shows checkpoints inside sprites)
-  zstd                            # compresses checkpoints' RAM states (and restores them)
+  lz4                             # compresses checkpoints' RAM states (and restores them)
+  zstd                            # restores RAM states older versions compressed
   socat                           # carries each guest connection to the daemon's egress proxy
   mmdebstrap e2fsprogs            # building guest images from Debian packages (no loop mounts)
   golang-go                       # compiling the guest agent (resources/guest-agent) into the image

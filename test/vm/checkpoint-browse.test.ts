@@ -2,8 +2,12 @@
  * Checkpoints seen without restoring them, on real QEMU: mounted read-only inside the running
  * sprite (qemu-nbd + a hot-plugged SCSI disk), compared on the host (checkpoint diff), and RAM
  * states compressed after the pause — with what a restore, a sleep and a wake do to mounts, names
- * that are hostile to terminals, and a restore from a compressed state.
+ * that are hostile to terminals, and a restore from a compressed state (lz4, and zstd as older
+ * versions compressed).
  */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { daemonLog, startDaemon, waitFor, type TestDaemon } from './harness.ts';
 
@@ -210,5 +214,25 @@ describe('RAM states compressed after the checkpoint', () => {
     expect(back).toBeGreaterThanOrEqual(atCheckpoint - 2);
     await waitFor('counting to go on', async () => Number(await out('cat /dev/shm/count')) > back + 2, 30_000, 300);
     expect(daemonLog(d)).toMatch(/RAM state compressed \d+ → \d+ MiB/);
+    // compressed with lz4 (a restore decompresses it faster than QEMU reads)
+    expect(fs.existsSync(path.join(d.home, 'sprites/dev/checkpoints', `${c.id}.state.lz4`))).toBe(true);
+  });
+
+  it('a state an older version compressed with zstd (.zst) still restores the exact machine', async () => {
+    const { checkpoint: c } = await d.api.call('checkpoints.create', { name: 'dev', comment: 'counting, zstd' });
+    const atCheckpoint = Number(await out('cat /dev/shm/count'));
+    // what an older daemon left: vN.state.zst and no raw state (the newest stay raw now, so no lz4 job races this)
+    const raw = path.join(d.home, 'sprites/dev/checkpoints', `${c.id}.state`);
+    execFileSync('zstd', ['-q', '-3', '-o', `${raw}.zst`, '--', raw]);
+    fs.rmSync(raw);
+    expect((await d.api.call('checkpoints.list', { name: 'dev' })).find((x) => x.id === c.id)).toMatchObject({ compressed: true, memory: true });
+    await new Promise((r) => setTimeout(r, 2000));
+    const later = Number(await out('cat /dev/shm/count'));
+    const restored = await d.api.call('checkpoints.restore', { name: 'dev', id: c.id, backup: false });
+    expect(restored.sprite.lastError).toBeNull();
+    const back = Number(await out('cat /dev/shm/count'));
+    expect(back).toBeLessThan(later);
+    expect(back).toBeGreaterThanOrEqual(atCheckpoint - 2);
+    expect(fs.existsSync(`${raw}.zst`)).toBe(true);
   });
 });

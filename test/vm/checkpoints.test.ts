@@ -174,8 +174,8 @@ describe('checkpoints', () => {
     const cps = await list('dev');
     const names = (JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', disk], { encoding: 'utf8' })).snapshots ?? []).map((x: { name: string }) => x.name);
     expect(names.sort()).toEqual(cps.map((c) => c.id).sort());
-    // a RAM state is kept raw or compressed (.zst); a half-written one (.state.partial) never survives
-    const stateOf = (id: string) => ['.state', '.state.zst'].some((x) => fs.existsSync(path.join(d.home, 'sprites/dev/checkpoints', `${id}${x}`)));
+    // a RAM state is kept raw or compressed (.lz4); a half-written one (.state.partial) never survives
+    const stateOf = (id: string) => ['.state', '.state.lz4'].some((x) => fs.existsSync(path.join(d.home, 'sprites/dev/checkpoints', `${id}${x}`)));
     for (const c of cps.filter((x) => x.memory)) expect(stateOf(c.id)).toBe(true);
     expect(fs.readdirSync(path.join(d.home, 'sprites/dev/checkpoints')).filter((f) => f.endsWith('.state.partial'))).toEqual([]);
     // Every listed checkpoint with RAM restores, and the image is clean afterwards.

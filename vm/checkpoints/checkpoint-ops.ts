@@ -23,7 +23,7 @@ import {
   type Checkpoint,
 } from './checkpoint-tree.ts';
 import { ramFile, ramStates, readTimeline, removeStrayRamFiles, writeTimeline } from './checkpoint-store.ts';
-import { completeState, COMPRESSED, linkState, removeState, settleStates, stateBytes } from './state-files.ts';
+import { completeState, isCompressed, linkState, removeState, settleStates, stateBytes } from './state-files.ts';
 
 /**
  * A checkpoint as clients see it: its bytes summed (the RAM state as it is on disk now, compressed
@@ -72,7 +72,7 @@ export function checkpointViews(spriteDir: string, extra: { mounted?: string[]; 
       bytes: ramBytes + c.diskBytes,
       current: c.id === t.head,
       mounted: extra.mounted?.includes(c.id) ?? false,
-      compressed: c.memory && (completeState(file)?.endsWith(COMPRESSED) ?? false),
+      compressed: c.memory && isCompressed(completeState(file) ?? ''),
       freeBytes: own === undefined ? null : own + ramOwned,
     };
   });
@@ -112,6 +112,12 @@ export interface TakeOptions {
   signature: string;
   /** Stops background work on a state file about to be removed (compression). */
   cancel: (file: string) => void;
+  /**
+   * The machine is ended right after (a restore's undo checkpoint): once its state is saved it stays
+   * paused (resumed only when the checkpoint fails), and the RAM state's fsync runs on while the
+   * restore goes on (`Taken.durable`) instead of being waited for before the checkpoint is recorded.
+   */
+  endingMachine?: boolean;
 }
 
 export interface Taken {
@@ -119,6 +125,8 @@ export interface Taken {
   /** Allocated bytes of the disk now (the next checkpoint's mark). */
   diskNow: number;
   pruned: string[];
+  /** Settles once the RAM state is on stable storage (at once unless `endingMachine`); rejects when the fsync failed. */
+  durable: Promise<void>;
 }
 
 /**
@@ -136,6 +144,7 @@ export async function takeCheckpoint(disks: DiskOps, s: CheckpointSubject, o: Ta
   let ramBytes = 0;
   let pauseMs = 0;
   let attached: string[] = [];
+  let durable = Promise.resolve();
   try {
     if (s.sleepState) {
       const made = linkState(s.sleepState, ram, fsyncFile);
@@ -149,20 +158,25 @@ export async function takeCheckpoint(disks: DiskOps, s: CheckpointSubject, o: Ta
       await s.sync?.().catch(() => {});
       const paused = Date.now();
       await s.machine.pause();
+      let saved = false;
       try {
         await s.machine.snapshotDisk(id);
         try {
           attached = await s.machine.attachedSnapshots();
           ramBytes = await s.machine.saveState(ram, { fsync: false });
+          saved = true;
         } catch (err) {
           await s.machine.deleteDiskSnapshot(id).catch(() => {});
           throw err;
         }
       } finally {
-        await s.machine.resume().catch(() => {});
+        if (!saved || !o.endingMachine) await s.machine.resume().catch(() => {});
         pauseMs = Date.now() - paused;
       }
-      fsyncFile(ram);
+      // (off the event loop: a few hundred MiB take tens of ms to reach the disk)
+      durable = fsyncLater(ram);
+      if (!o.endingMachine) await durable;
+      else durable.catch(() => {});
     } else {
       await disks.createSnapshot(s.disk, id);
     }
@@ -193,7 +207,16 @@ export async function takeCheckpoint(disks: DiskOps, s: CheckpointSubject, o: Ta
     o.cancel(ramFile(s.dir, old));
     removeState(ramFile(s.dir, old));
   }
-  return { checkpoint: added.checkpoint, diskNow, pruned };
+  return { checkpoint: added.checkpoint, diskNow, pruned, durable };
+}
+
+async function fsyncLater(file: string): Promise<void> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Deletes checkpoint `id`: its disk snapshot (live or offline), its RAM file, its entry (children move up). */
@@ -207,7 +230,7 @@ export async function deleteCheckpoint(disks: DiskOps, s: CheckpointSubject, id:
 
 /**
  * Copies checkpoint `id` of `source` into a new disk at `disk` (only what the snapshot holds beyond
- * the shared backing disk is copied) and hard-links its RAM state to `ram` (or `ram`.zst) when it
+ * the shared backing disk is copied) and hard-links its RAM state to `ram` (or `ram`.lz4) when it
  * has one. Returns that state file and the snapshot views it was saved with, or null.
  */
 export async function cloneCheckpoint(disks: DiskOps, source: { name: string; dir: string; disk: string }, id: string, dest: { disk: string; ram: string }): Promise<{ state: string; attached: string[]; signature: string | null } | null> {

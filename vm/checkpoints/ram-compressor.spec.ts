@@ -4,8 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RamCompressor, zstdCompress, type Compress } from './ram-compressor.ts';
-import { completeState, compressedOf, linkState, partialOf, removeState, settleStates, stateBytes } from './state-files.ts';
+import { lz4Compress, RamCompressor, type Compress } from './ram-compressor.ts';
+import { completeState, compressedOf, isCompressed, isFormOf, linkState, partialOf, removeState, settleStates, stateBytes } from './state-files.ts';
 
 let dir: string;
 beforeEach(() => {
@@ -112,19 +112,29 @@ describe('RamCompressor', () => {
     expect(completeState(f)).toBe(f);
   });
 
-  it('compresses with the real zstd, and zstd -dc gives the exact bytes back', async () => {
+  it('compresses with the real lz4 into a .lz4 form, and lz4 -dc (what a restore runs) gives the exact bytes back', async () => {
     const data = Buffer.concat([crypto.randomBytes(100_000), Buffer.alloc(2_000_000)]);
     const f = state('v9.state', data as unknown as string);
-    const c = new RamCompressor(zstdCompress, () => {}, () => {});
+    const c = new RamCompressor(lz4Compress, () => {}, () => {});
     c.enqueue(f, 'dev');
     await c.idle();
+    expect(completeState(f)).toBe(`${f}.lz4`);
     expect(stateBytes(f)).toBeLessThan(data.length / 5);
-    expect(execFileSync('zstd', ['-dcq', '--', compressedOf(f)], { maxBuffer: 1 << 24 }).equals(data)).toBe(true);
+    expect(execFileSync('lz4', ['-dcq', '--', compressedOf(f)], { maxBuffer: 1 << 24 }).equals(data)).toBe(true);
+  });
+
+  it('leaves a state an older daemon compressed with zstd as it is', async () => {
+    const f = path.join(dir, 'v2.state');
+    fs.writeFileSync(`${f}.zst`, 'Z');
+    const c = new RamCompressor(lz4Compress, () => {}, () => {});
+    c.enqueue(f, 'dev');
+    await c.idle();
+    expect(fs.readdirSync(dir)).toEqual(['v2.state.zst']);
   });
 });
 
 describe('state files', () => {
-  it('after a daemon died mid-compression: partials go, a complete .zst wins over the raw state, raw ones are left to compress', () => {
+  it('after a daemon died mid-compression: partials go, a complete compressed form wins over the raw state, raw ones are left to compress', () => {
     const a = state('v1.state');
     fs.writeFileSync(partialOf(a), 'half');
     const b = state('v2.state');
@@ -142,10 +152,40 @@ describe('state files', () => {
     fs.writeFileSync(compressedOf(src), 'Z');
     fs.rmSync(src);
     const made = linkState(src, path.join(dir, 'cp', 'v1.state'), () => {});
-    expect(made).toBe(path.join(dir, 'cp', 'v1.state.zst'));
+    expect(made).toBe(path.join(dir, 'cp', 'v1.state.lz4'));
     expect(fs.statSync(made!).ino).toBe(fs.statSync(compressedOf(src)).ino);
     expect(linkState(path.join(dir, 'nothing.state'), path.join(dir, 'x.state'), () => {})).toBeNull();
     removeState(src);
     expect(completeState(src)).toBeNull();
+  });
+
+  it('still knows the .zst form older daemons wrote: complete, compressed, linked as .zst, settled, removed', () => {
+    const old = path.join(dir, 'v1.state');
+    fs.writeFileSync(`${old}.zst`, 'Z');
+    fs.writeFileSync(`${old}.zst.partial`, 'half'); // an older daemon killed mid-compression of another copy
+    expect(completeState(old)).toBe(`${old}.zst`);
+    expect(isCompressed(completeState(old)!)).toBe(true);
+    expect(isCompressed(old)).toBe(false);
+    expect(stateBytes(old)).toBe(1);
+    expect(isFormOf('v1.state.zst', 'v1.state')).toBe(true);
+    expect(isFormOf('v1.state.lz4', 'v1.state')).toBe(true);
+    expect(isFormOf('v1.state.zst.partial', 'v1.state')).toBe(false);
+    expect(linkState(old, path.join(dir, 'fork', 'v1.state'), () => {})).toBe(path.join(dir, 'fork', 'v1.state.zst'));
+    // a raw state beside a complete .zst: the .zst wins, the partial goes
+    fs.writeFileSync(old, 'RAW');
+    expect(settleStates([old])).toEqual([]);
+    expect(fs.readdirSync(dir).sort()).toEqual(['fork', 'v1.state.zst']);
+    removeState(old);
+    expect(completeState(old)).toBeNull();
+    expect(fs.readdirSync(dir)).toEqual(['fork']);
+  });
+
+  it('prefers the .lz4 form when both compressed forms exist', () => {
+    const f = state('v1.state');
+    fs.writeFileSync(`${f}.zst`, 'Z');
+    fs.writeFileSync(`${f}.lz4`, 'L');
+    expect(completeState(f)).toBe(`${f}.lz4`);
+    removeState(f);
+    expect(fs.readdirSync(dir)).toEqual([]);
   });
 });

@@ -9,31 +9,34 @@
  * the job's last step — rename, then remove the raw file — is synchronous too, so no removal can
  * interleave with it.
  *
- * zstd (level 3, one thread): restoring through `zstd -dc` streams into QEMU's incoming migration
- * at well over the rate QEMU reads a state (docs/benchmarks.md).
+ * lz4 (level 1, no content checksum): a restore decompresses through `lz4 -dc` into QEMU's incoming
+ * migration, and lz4 without its checksum decompresses ~3 GB/s, faster than QEMU reads a state, so
+ * a compressed restore costs close to what a raw one does (zstd -3 saved a little more and made
+ * restores 40–70% slower; docs/benchmarks.md). No checksum, as a raw state has none: a state is
+ * written, fsynced and read back only by the daemon.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { compressedOf, partialOf } from './state-files.ts';
+import { compressedOf, completeState, partialOf } from './state-files.ts';
 
 /** Writes `src` compressed to `dest`; rejects on failure or when `signal` aborts. */
 export type Compress = (src: string, dest: string, signal: AbortSignal) => Promise<void>;
 
-export const ZSTD_LEVEL = 3;
+export const LZ4_LEVEL = 1;
 
 /** How many of a sprite's newest checkpoint RAM states stay raw (fast to restore); older ones are compressed. */
 export const DEFAULT_KEEP_RECENT_RAW = Math.max(0, Number(process.env.SPRITELY_RAW_RECENT ?? 2) || 0);
 
-/** The real compressor: zstd at the lowest priority (nice 19; without nice when it is missing). */
-export const zstdCompress: Compress = (src, dest, signal) =>
+/** The real compressor: lz4 at the lowest priority (nice 19). */
+export const lz4Compress: Compress = (src, dest, signal) =>
   new Promise((resolve, reject) => {
-    const args = ['-q', `-${ZSTD_LEVEL}`, '-T1', '-f', '-o', dest, '--', src];
-    const child = spawn('nice', ['-n', '19', 'zstd', ...args], { stdio: ['ignore', 'ignore', 'pipe'], signal });
+    const args = ['-q', `-${LZ4_LEVEL}`, '--no-frame-crc', '-f', '--', src, dest];
+    const child = spawn('nice', ['-n', '19', 'lz4', ...args], { stdio: ['ignore', 'ignore', 'pipe'], signal });
     let err = '';
     child.stderr.on('data', (c) => (err = (err + c).slice(-2000)));
-    child.on('error', (e) => reject((e as Error).name === 'AbortError' ? new Error('cancelled') : new Error(`could not run zstd: ${e.message}`)));
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`zstd exited ${code}: ${err.trim()}`))));
+    child.on('error', (e) => reject((e as Error).name === 'AbortError' ? new Error('cancelled') : new Error(`could not run lz4: ${e.message}`)));
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`lz4 exited ${code}: ${err.trim()}`))));
   });
 
 interface Job {
@@ -84,7 +87,7 @@ export class RamCompressor {
   }
 
   /**
-   * The daemon is exiting: nothing more starts, and a running zstd is ended (its partial output
+   * The daemon is exiting: nothing more starts, and a running lz4 is ended (its partial output
    * removed; the raw state stays and the next daemon compresses it).
    */
   stop(): void {
@@ -113,7 +116,7 @@ export class RamCompressor {
     this.running = job;
     const partial = partialOf(job.file);
     try {
-      if (fs.existsSync(job.file) && !fs.existsSync(compressedOf(job.file))) {
+      if (completeState(job.file) === job.file) {
         const t0 = Date.now();
         await this.compress(job.file, partial, job.abort.signal);
         const fh = await fs.promises.open(partial, 'r');

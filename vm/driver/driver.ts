@@ -62,8 +62,9 @@ export interface LaunchSpec {
   /** Unix socket on the host where the guest's connections to its egress proxy address arrive. */
   egressSocket: string;
   /**
-   * Restore RAM + devices from this state file instead of booting. A name ending in `.zst` is a
-   * state compressed with zstd (the engine compresses states after they are written).
+   * Restore RAM + devices from this state file instead of booting. A name ending in `.lz4` is a
+   * state compressed with lz4 (the engine compresses states after they are written), `.zst` one an
+   * older daemon compressed with zstd.
    */
   restoreFrom?: string;
   /**

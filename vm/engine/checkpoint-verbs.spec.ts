@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { SpritelyError } from '../errors.ts';
+import { timelineFile } from '../checkpoints/checkpoint-store.ts';
 import { DEFAULT_KEEP_RAM } from './checkpoint-verbs.ts';
 import { agentOf, makeFixture, type Fixture } from './spec-fixture.ts';
 
@@ -33,6 +34,21 @@ describe('checkpoint', () => {
     await vi.waitFor(() => expect(f.engine.listCheckpoints('dev')[0].freeBytes).toBeTypeOf('number'));
     expect(announced.every((a) => a.join() === 'dev,v1')).toBe(true);
     expect((await f.engine.createCheckpoint('dev')).checkpoint).toMatchObject({ id: 'v2', parent: 'v1' });
+  });
+
+  it("flushes the guest's caches first through the spritely agent, or through qemu-guest-agent when that one cannot", async () => {
+    const p = f.driver.process('dev');
+    const syncs = () => p.guest.execs.filter((e) => e.path === '/bin/sync').length;
+    // the spritely agent runs sync: qemu-guest-agent is not asked
+    let ran = 0;
+    agentOf(p).programs.set('sync', (io) => (ran++, io.exit(0)));
+    await f.engine.createCheckpoint('dev');
+    expect(ran).toBe(1);
+    expect(syncs()).toBe(0);
+    // sync fails in the spritely agent: qemu-guest-agent runs it
+    agentOf(p).programs.set('sync', (io) => io.exit(1));
+    await f.engine.createCheckpoint('dev');
+    expect(syncs()).toBe(1);
   });
 
   it('of a stopped sprite: the disk alone, offline', async () => {
@@ -98,6 +114,53 @@ describe('restore', () => {
     await f.engine.restoreCheckpoint('dev', 'v2', { backup: false });
     expect(f.driver.process('dev').memory.counter).toBe('2');
     expect(f.engine.listCheckpoints('dev')).toHaveLength(2);
+  });
+
+  it('the undo checkpoint leaves the old machine paused once its state is saved, and it is quit from there', async () => {
+    await f.engine.createCheckpoint('dev');
+    const before = f.driver.calls.length;
+    await f.engine.restoreCheckpoint('dev', 'v1');
+    const calls = f.driver.calls.slice(before);
+    // no resume between saving the undo state and ending the machine (it would only be quit)
+    expect(calls.slice(0, 5)).toEqual(['pause dev', 'snapshot v2 dev', 'save dev', 'quit dev', 'apply-snapshot v1']);
+    expect(calls).not.toContain('resume dev');
+    // the undo checkpoint's RAM state is complete and recorded
+    expect(fs.statSync(ram('v2')).size).toBeGreaterThan(0);
+    expect(f.engine.listCheckpoints('dev').find((c) => c.id === 'v2')).toMatchObject({ memory: true });
+  });
+
+  it('an undo checkpoint that fails leaves the old machine running and nothing restored', async () => {
+    await f.engine.createCheckpoint('dev');
+    const p = f.driver.process('dev');
+    p.memory.counter = 'after';
+    f.driver.failNext('save', 'write error: No space left on device');
+    const err = (await f.engine.restoreCheckpoint('dev', 'v1').catch((e) => e)) as SpritelyError;
+    expect(err.message).toMatch(/^Could not checkpoint "dev": write error: No space left on device/);
+    expect(f.driver.process('dev')).toBe(p);
+    expect(await f.engine.machine('dev')!.state()).toBe('running');
+    expect(p.memory.counter).toBe('after');
+    expect(f.driver.calls).not.toContain('apply-snapshot v1');
+    expect(f.engine.listCheckpoints('dev').map((c) => c.id)).toEqual(['v1']);
+  });
+
+  it('an undo checkpoint that fails after its state was saved (its record cannot be written) resumes the old machine', async () => {
+    await f.engine.createCheckpoint('dev');
+    const p = f.driver.process('dev');
+    // the timeline was read before the pause; once the state is saved its file cannot be replaced
+    const timeline = timelineFile(dir());
+    const machine = f.engine.machine('dev')!;
+    const save = machine.saveState.bind(machine);
+    vi.spyOn(machine, 'saveState').mockImplementation(async (file, o) => {
+      const n = await save(file, o);
+      fs.rmSync(timeline);
+      fs.mkdirSync(timeline);
+      return n;
+    });
+    await expect(f.engine.restoreCheckpoint('dev', 'v1')).rejects.toThrow();
+    expect(f.driver.calls.slice(-2)).toEqual(['save dev', 'resume dev']);
+    expect(f.driver.process('dev')).toBe(p);
+    expect(await f.engine.machine('dev')!.state()).toBe('running');
+    expect(f.driver.calls).not.toContain('apply-snapshot v1');
   });
 
   it('a disk-only checkpoint boots from the restored disk', async () => {

@@ -18,7 +18,7 @@ import { SpritelyError } from '../errors.ts';
 import { spritePaths } from '../paths.ts';
 import { CheckpointDiff } from './checkpoint-diff.ts';
 import { bootFiles, coldBootTimeoutMs, markCrashed, mustImage, withAwakePeriodClosed, type EngineContext } from './context.ts';
-import { setGuestClock, syncGuest } from './guest-setup.ts';
+import { setGuestClock, syncGuestQuickly } from './guest-setup.ts';
 import type { Timings } from './lifecycle.ts';
 import { shapeOf, type MachineLaunch } from './machine-launch.ts';
 import type { SpriteView } from './sprite-view.ts';
@@ -46,9 +46,10 @@ export class CheckpointVerbs {
   private subject(name: string): CheckpointSubject {
     const p = spritePaths(this.ctx.layout, name);
     const m = this.ctx.registry.must(name);
-    const machine = this.ctx.live.get(name)?.machine ?? null;
+    const entry = this.ctx.live.get(name);
+    const machine = entry?.machine ?? null;
     const sleepState = !machine && m.status === 'sleeping' && m.sleep && stateExists(m.sleep.file) ? m.sleep.file : null;
-    return { name, dir: p.dir, disk: p.disk, machine, sleepState, sleepAttached: m.sleep?.attached, sync: machine ? () => syncGuest(this.ctx.live.guest(name, 3000)) : undefined };
+    return { name, dir: p.dir, disk: p.disk, machine, sleepState, sleepAttached: m.sleep?.attached, sync: entry ? () => syncGuestQuickly(entry.agent, () => this.ctx.live.guest(name, 3000)) : undefined };
   }
 
   list(name: string): CheckpointView[] {
@@ -103,16 +104,16 @@ export class CheckpointVerbs {
     this.ctx.registry.must(name);
     return this.ctx.locks.run(name, 'checkpointing', async () => {
       const t0 = Date.now();
-      const c = await this.takeLocked(name, cleanComment(opts.comment), opts.auto ?? false);
+      const { checkpoint: c } = await this.takeLocked(name, cleanComment(opts.comment), opts.auto ?? false);
       return { checkpoint: this.list(name).find((x) => x.id === c.id)!, timings: { pauseMs: c.pauseMs, totalMs: Date.now() - t0 } };
     });
   }
 
-  private async takeLocked(name: string, comment: string, auto: boolean, guest?: { envRequest?: string }): Promise<Checkpoint> {
+  private async takeLocked(name: string, comment: string, auto: boolean, guest?: { envRequest?: string }, endingMachine = false): Promise<{ checkpoint: Checkpoint; durable: Promise<void> }> {
     const s = this.subject(name);
     const m = this.ctx.registry.must(name);
     const signature = s.sleepState && m.sleep ? m.sleep.signature : await this.ctx.driver.signature(shapeOf(m), bootFiles(mustImage(this.ctx, m)));
-    const { checkpoint: c, diskNow } = await takeCheckpoint(this.ctx.driver.disks, s, {
+    const { checkpoint: c, diskNow, durable } = await takeCheckpoint(this.ctx.driver.disks, s, {
       comment,
       auto,
       envRequest: guest?.envRequest,
@@ -122,13 +123,14 @@ export class CheckpointVerbs {
       createdAt: new Date(this.ctx.io.now()).toISOString(),
       signature,
       cancel: (file) => this.ctx.compressor.cancel(file),
+      endingMachine,
     });
     this.ctx.diskMarks.set(name, diskNow);
     this.compressOlder(name);
     const how = s.machine ? ` (paused ${c.pauseMs} ms, RAM ${(c.ramBytes / 2 ** 20).toFixed(0)} MiB)` : s.sleepState ? ' (asleep: its sleep state is the RAM)' : ' (disk only)';
     this.ctx.log(`sprite ${name}: checkpoint ${c.id}${how}${guest ? ', asked from inside' : ''}`);
     this.changed(name);
-    return c;
+    return { checkpoint: c, durable };
   }
 
   /**
@@ -145,7 +147,19 @@ export class CheckpointVerbs {
       const timings: Record<string, number> = {};
       const c = this.find(name, id);
       const p = spritePaths(layout, name);
-      const backup = opts.backup === false ? null : await this.takeLocked(name, cleanComment(`before restoring ${id}`), true, opts.byGuest ? {} : undefined);
+      // The undo checkpoint leaves the machine paused (it is ended next) and its RAM state's fsync
+      // running while the disk is reverted and the checkpoint restored (awaited before returning).
+      let backup: Checkpoint | null = null;
+      let durable = Promise.resolve();
+      if (opts.backup !== false) {
+        try {
+          ({ checkpoint: backup, durable } = await this.takeLocked(name, cleanComment(`before restoring ${id}`), true, opts.byGuest ? {} : undefined, true));
+        } catch (err) {
+          // nothing was restored: a machine a failed undo checkpoint left paused runs on
+          await live.get(name)?.machine.resume().catch(() => {});
+          throw err;
+        }
+      }
       timings.backupMs = Date.now() - t0;
       registry.replace(withAwakePeriodClosed(this.ctx, registry.must(name)));
       await live.teardown(name, 'quit', { why: `the sprite was restored to ${id}` });
@@ -199,6 +213,7 @@ export class CheckpointVerbs {
         removeState(m.sleep.file);
       }
       this.changed(name);
+      await durable.catch((err: Error) => log(`sprite ${name}: the RAM state of the undo checkpoint ${backup?.id} could not be flushed to disk (${err.message}); it is kept, but a power loss could damage it`));
       timings.totalMs = Date.now() - t0;
       log(`sprite ${name}: restored ${id} in ${timings.totalMs} ms (${withRam ? 'with RAM' : 'booted from disk'})`);
       return { sprite: registry.view(name), backup: backup?.id ?? null, timings: timings as Timings };
@@ -237,7 +252,7 @@ export class CheckpointVerbs {
       if (req.op === 'checkpoint.create') {
         const c = await this.ctx.locks.run(name, 'checkpointing', async () => {
           this.admitGuest(name, { op: 'create' });
-          return this.takeLocked(name, cleanComment(req.comment), false, { envRequest: req.id });
+          return (await this.takeLocked(name, cleanComment(req.comment), false, { envRequest: req.id })).checkpoint;
         });
         const view = this.list(name).find((x) => x.id === c.id)!;
         return { text: req.json ? JSON.stringify(view) : c.id };

@@ -8,7 +8,7 @@
 import os from 'node:os';
 import type { Duplex } from 'node:stream';
 import { EnvChannel, type EnvHandler } from '../checkpoints/env-channel.ts';
-import { zstdCompress, type Compress } from '../checkpoints/ram-compressor.ts';
+import { lz4Compress, type Compress } from '../checkpoints/ram-compressor.ts';
 import { EgressProxy, type EgressProxyOptions } from '../net/egress-proxy.ts';
 import { freeLoopbackPort } from '../net/free-port.ts';
 import { ensureClientKey, generateEd25519, type KeyPair } from '../ssh/keys.ts';
@@ -36,7 +36,7 @@ export interface EngineIo {
   hostMemoryMiB(): number;
   /** Runs `fn` every `ms` without keeping the process alive; returns the function that stops it. */
   every(ms: number, fn: () => void): () => void;
-  /** Compresses a saved RAM state (zstd); specs pass one they control. */
+  /** Compresses a saved RAM state (lz4); specs pass one they control. */
   compress: Compress;
 }
 
@@ -54,5 +54,5 @@ export const realIo: EngineIo = {
     t.unref();
     return () => clearInterval(t);
   },
-  compress: zstdCompress,
+  compress: lz4Compress,
 };

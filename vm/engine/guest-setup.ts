@@ -3,7 +3,7 @@
  * own identity and set the clock of a machine restored from a saved moment, both through the
  * spritely agent; grow the filesystem to the disk; flush the guest's caches before an abrupt
  * end, and repair a guest agent that stopped answering — those two through qemu-guest-agent,
- * the independent second channel.
+ * the independent second channel (a checkpoint's flush tries the spritely agent first).
  * What the guest prints is its own choice (root there is untrusted): it reaches an error or the
  * log only through `guestSaid`, inert and bounded.
  */
@@ -38,6 +38,34 @@ export async function growDisk(machine: Machine, bytes: number): Promise<void> {
 /** Grows the filesystem to the disk after a cold boot of a sprite whose filesystem never was. */
 export async function growFilesystem(agent: AgentClient, diskBytes: number): Promise<void> {
   await agent.identity({ resize: { device: '/dev/vda', minBytes: diskBytes } }, 240_000);
+}
+
+/**
+ * Flushes the guest's caches before a checkpoint (best effort): `sync` through the spritely agent
+ * when its channel is open (one round trip, ~45 ms under TCG; through qemu-guest-agent, guest-exec
+ * and status polling on a link that is often still connecting after a restore, it took 100–300 ms),
+ * else — or when it cannot run it — through qemu-guest-agent.
+ */
+export async function syncGuestQuickly(agent: AgentClient, guest: () => Promise<GuestControl>, timeoutMs = 10_000): Promise<void> {
+  if (agent.isReady) {
+    try {
+      const ch = await agent.exec({ argv: ['/bin/sync'], timeoutMs }, 2_000);
+      ch.resume();
+      ch.stderr.resume();
+      ch.end();
+      let timer: NodeJS.Timeout | undefined;
+      const r = await Promise.race([ch.done, new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs)))]).finally(() => clearTimeout(timer));
+      if (!r) {
+        // (a sync that hangs here would hang through the other channel too)
+        ch.destroy();
+        return;
+      }
+      if (r.code === 0) return;
+    } catch {
+      /* the other channel below */
+    }
+  }
+  await syncGuest(guest());
 }
 
 /** Flushes the guest's caches before the machine is ended without a shutdown (best effort). */

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeFixture, type Fixture } from './spec-fixture.ts';
 
-// The fixture's "compression" copies the bytes (the fake driver restores a .zst state like a raw one);
+// The fixture's "compression" copies the bytes (the fake driver restores a .lz4 state like a raw one);
 // `compressGate` holds it mid-way.
 let f: Fixture;
 let release: () => void;
@@ -30,14 +30,14 @@ describe('RAM states compressed after the checkpoint', () => {
     hold();
     f.driver.process('dev').memory.counter = '41';
     const { checkpoint } = await f.engine.createCheckpoint('dev');
-    expect(files()).toEqual(['v1.state', 'v1.state.zst.partial']); // still compressing: the raw one is the state
+    expect(files()).toEqual(['v1.state', 'v1.state.lz4.partial']); // still compressing: the raw one is the state
     expect(checkpoint.compressed).toBe(false);
     release();
     await f.engine.compressor.idle();
-    expect(files()).toEqual(['v1.state.zst']);
+    expect(files()).toEqual(['v1.state.lz4']);
     expect(f.engine.listCheckpoints('dev')[0]).toMatchObject({ compressed: true, memory: true });
     await f.engine.restoreCheckpoint('dev', 'v1', { backup: false });
-    expect(f.driver.calls).toContain('launch dev from v1.state.zst');
+    expect(f.driver.calls).toContain('launch dev from v1.state.lz4');
     expect(f.driver.process('dev').memory.counter).toBe('41');
   });
 
@@ -66,7 +66,7 @@ describe('RAM states compressed after the checkpoint', () => {
     expect(f.engine.get('dev').state).toBe('running');
   });
 
-  it('a daemon that exits mid-compression ends zstd and leaves the raw state', async () => {
+  it('a daemon that exits mid-compression ends lz4 and leaves the raw state', async () => {
     hold();
     await f.engine.createCheckpoint('dev');
     f.engine.detachAll();
@@ -86,15 +86,15 @@ describe('RAM states compressed after the checkpoint', () => {
   it('a daemon killed mid-compression loses nothing: the raw state stays the state, the partial goes, compression starts over', async () => {
     hold();
     await f.engine.createCheckpoint('dev');
-    expect(files()).toEqual(['v1.state', 'v1.state.zst.partial']);
+    expect(files()).toEqual(['v1.state', 'v1.state.lz4.partial']);
     // the daemon dies here, leaving the half-written output behind; a new one starts on the same files
     f.engine.detachAll();
-    fs.writeFileSync(path.join(dir(), 'v1.state.zst.partial'), 'half');
+    fs.writeFileSync(path.join(dir(), 'v1.state.lz4.partial'), 'half');
     const e2 = await f.restart();
     expect(e2.listCheckpoints('dev')[0]).toMatchObject({ id: 'v1', memory: true });
     release();
     await e2.compressor.idle();
-    expect(files()).toEqual(['v1.state.zst']);
+    expect(files()).toEqual(['v1.state.lz4']);
   });
 
   it('killed between the rename and the removal of the raw state: the complete compressed one wins', async () => {
@@ -102,7 +102,7 @@ describe('RAM states compressed after the checkpoint', () => {
     await f.engine.compressor.idle();
     fs.writeFileSync(path.join(dir(), 'v1.state'), 'stale raw copy');
     await f.restart();
-    expect(files()).toEqual(['v1.state.zst']);
+    expect(files()).toEqual(['v1.state.lz4']);
   });
 
   it('pruning old RAM states removes their compressed form too', async () => {
@@ -110,14 +110,14 @@ describe('RAM states compressed after the checkpoint', () => {
     await f.engine.compressor.idle();
     const withRam = f.engine.listCheckpoints('dev').filter((c) => c.memory).map((c) => c.id);
     expect(withRam).toHaveLength(8);
-    expect(files()).toEqual(withRam.map((id) => `${id}.state.zst`).sort());
+    expect(files()).toEqual(withRam.map((id) => `${id}.state.lz4`).sort());
   });
 
   it('a fork links the compressed state and restores from it', async () => {
     await f.engine.createCheckpoint('dev');
     await f.engine.compressor.idle();
     await f.engine.fork('dev', 'v1', 'twin');
-    expect(f.driver.calls).toContain('launch twin from fork-source.state.zst');
+    expect(f.driver.calls).toContain('launch twin from fork-source.state.lz4');
     expect(fs.readdirSync(path.join(f.home, 'sprites/twin')).filter((x) => x.includes('state'))).toEqual([]);
   });
 
@@ -130,16 +130,16 @@ describe('RAM states compressed after the checkpoint', () => {
     expect(files()).toEqual(['v1.state', 'v2.state']);
     await f.engine.createCheckpoint('dev');
     await f.engine.compressor.idle();
-    expect(files()).toEqual(['v1.state.zst', 'v2.state', 'v3.state']);
+    expect(files()).toEqual(['v1.state.lz4', 'v2.state', 'v3.state']);
   });
 
   it('compresses a sleep state; the wake reads it', async () => {
     f.driver.process('dev').memory.k = 'v';
     await f.engine.sleep('dev');
     await f.engine.compressor.idle();
-    expect(fs.readdirSync(path.join(f.home, 'sprites/dev')).filter((x) => x.startsWith('sleep'))).toEqual(['sleep.state.zst']);
+    expect(fs.readdirSync(path.join(f.home, 'sprites/dev')).filter((x) => x.startsWith('sleep'))).toEqual(['sleep.state.lz4']);
     await f.engine.wake('dev');
-    expect(f.driver.calls).toContain('launch dev from sleep.state.zst');
+    expect(f.driver.calls).toContain('launch dev from sleep.state.lz4');
     expect(f.driver.process('dev').memory.k).toBe('v');
     expect(fs.readdirSync(path.join(f.home, 'sprites/dev')).filter((x) => x.startsWith('sleep'))).toEqual([]);
   });

@@ -94,6 +94,27 @@ describe('a daemon restart', () => {
     expect(f.driver.process('dev').memory.moment).toBe('saved');
   });
 
+  it('a restore killed after its undo checkpoint but before the old machine quit: that machine runs on, the undo checkpoint is kept', async () => {
+    await f.engine.createCheckpoint('dev');
+    const p = f.driver.process('dev');
+    p.memory.moment = 'before the restore';
+    // the daemon dies while the old machine (paused once its undo state was saved) is being quit
+    const m = f.engine.machine('dev')!;
+    let quitting!: () => void;
+    const atQuit = new Promise<void>((r) => (quitting = r));
+    m.quit = () => (quitting(), new Promise<void>(() => {}));
+    void f.engine.restoreCheckpoint('dev', 'v1').catch(() => {});
+    await atQuit;
+    expect(await m.state()).not.toBe('running');
+    daemonDies();
+    await f.restart();
+    expect(f.engine.get('dev').state).toBe('running');
+    expect(f.driver.process('dev')).toBe(p);
+    expect(p.state).toBe('running');
+    expect(p.memory.moment).toBe('before the restore');
+    expect(f.engine.listCheckpoints('dev').find((c) => c.id === 'v2')).toMatchObject({ comment: 'before restoring v1', memory: true });
+  });
+
   it('sleeping without its state file: stopped, boots from its disk, and says so', async () => {
     await f.engine.sleep('dev');
     daemonDies();

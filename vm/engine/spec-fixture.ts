@@ -51,7 +51,7 @@ export function fakeIo(): FakeIo {
       io.idleLoops.push(fn);
       return () => io.idleLoops.splice(io.idleLoops.indexOf(fn), 1);
     },
-    // "compression" that copies: the fake driver restores a .zst state as it would the raw one
+    // "compression" that copies: the fake driver restores a .lz4 state as it would the raw one
     compress: async (src, dest, signal) => {
       fs.writeFileSync(dest, ''); // under way: the output exists, incomplete
       const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new Error('cancelled'))));

@@ -89,9 +89,10 @@ describe('buildQemuArgv', () => {
     expect(after(buildQemuArgv(spec), '-serial')).toEqual(['chardev:ser0']);
   });
 
-  it('restores from a state file through a quoted exec: URI, decompressing a .zst one on the fly', () => {
+  it('restores from a state file through a quoted exec: URI, decompressing a .lz4 (or older .zst) one on the fly', () => {
     const argv = buildQemuArgv({ ...spec, incomingStateFile: "/img/it's gold.state" });
     expect(after(argv, '-incoming')).toEqual([`exec:cat '/img/it'\\''s gold.state'`]);
+    expect(after(buildQemuArgv({ ...spec, incomingStateFile: '/d/v1.state.lz4' }), '-incoming')).toEqual([`exec:lz4 -dcq -- '/d/v1.state.lz4'`]);
     expect(after(buildQemuArgv({ ...spec, incomingStateFile: '/d/v1.state.zst' }), '-incoming')).toEqual([`exec:zstd -dcq -- '/d/v1.state.zst'`]);
     expect(buildQemuArgv(spec)).not.toContain('-incoming');
   });

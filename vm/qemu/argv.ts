@@ -30,7 +30,7 @@ export interface VmSpec {
   /** The serial console (the daemon reads it into a bounded log: serial-log.ts). */
   serialSocket: string;
   pidFile: string;
-  /** Restore RAM + device state from this file instead of booting (`.zst`: compressed with zstd). */
+  /** Restore RAM + device state from this file instead of booting (`.lz4`/`.zst`: compressed). */
   incomingStateFile?: string;
   /**
    * Snapshot views that were hot-plugged when the state being restored was saved: their devices,
@@ -51,9 +51,14 @@ export function viewDeviceId(name: string): string {
   return `sview-${name}`;
 }
 
-/** The command QEMU runs to read a saved state: plain, or decompressed on the fly. */
+/**
+ * The command QEMU runs to read a saved state: plain, or decompressed on the fly (`.lz4`, what the
+ * daemon compresses with; `.zst`, states compressed by older daemons).
+ */
 export function incomingCommand(file: string): string {
-  return file.endsWith('.zst') ? `exec:zstd -dcq -- ${shellQuote(file)}` : `exec:cat ${shellQuote(file)}`;
+  if (file.endsWith('.lz4')) return `exec:lz4 -dcq -- ${shellQuote(file)}`;
+  if (file.endsWith('.zst')) return `exec:zstd -dcq -- ${shellQuote(file)}`;
+  return `exec:cat ${shellQuote(file)}`;
 }
 
 /** Guest side of QEMU user networking; the image configures this address statically. */

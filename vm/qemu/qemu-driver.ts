@@ -164,11 +164,17 @@ export class QemuDriver implements Driver {
       });
       return `${stdout.split('\n')[0]}; serves checkpoints to the sprites that mount them`;
     });
+    await check('lz4', async () => {
+      const { stdout } = await execFileP('lz4', ['--version']).catch(() => {
+        throw new Error('lz4 is missing (sudo apt-get install lz4): checkpoints keep their RAM states uncompressed, and compressed ones cannot be restored');
+      });
+      return `${stdout.trim().split('\n')[0]}; compresses checkpoints' RAM states`;
+    });
     await check('zstd', async () => {
       const { stdout } = await execFileP('zstd', ['--version']).catch(() => {
-        throw new Error('zstd is missing (sudo apt-get install zstd): checkpoints keep their RAM states uncompressed, and compressed ones cannot be restored');
+        throw new Error('zstd is missing (sudo apt-get install zstd): RAM states compressed by older versions (.zst) cannot be restored');
       });
-      return `${stdout.trim()}; compresses checkpoints' RAM states`;
+      return `${stdout.trim()}; restores RAM states compressed by older versions`;
     });
     await check('egress', async () => {
       const { stdout, stderr } = await execFileP('socat', ['-V']).catch(() => {
