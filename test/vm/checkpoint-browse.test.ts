@@ -34,6 +34,21 @@ const cli = async (args: string[]) => {
   return r.stdout;
 };
 const checkpoint = async (comment: string) => (await d.api.call('checkpoints.create', { name: 'dev', comment })).checkpoint.id;
+/**
+ * Restores checkpoint `id` (no undo checkpoint) of a guest counting in /dev/shm/count, 2 s after
+ * the count was `atCheckpoint` at the checkpoint: the count goes back to where it was (its RAM,
+ * not only its disk). Returns the count just after the restore.
+ */
+const restoreExactly = async (id: string, atCheckpoint: number) => {
+  await new Promise((r) => setTimeout(r, 2000));
+  const later = Number(await out('cat /dev/shm/count'));
+  const restored = await d.api.call('checkpoints.restore', { name: 'dev', id, backup: false });
+  expect(restored.sprite.lastError).toBeNull();
+  const back = Number(await out('cat /dev/shm/count'));
+  expect(back).toBeLessThan(later);
+  expect(back).toBeGreaterThanOrEqual(atCheckpoint - 2);
+  return back;
+};
 const mountedInGuest = async () => (await out("awk '$2 ~ \"^/.spritely/checkpoints/\" { print $2 }' /proc/mounts")).split('\n').filter(Boolean);
 
 describe('browsing checkpoints inside the sprite', () => {
@@ -205,13 +220,7 @@ describe('RAM states compressed after the checkpoint', () => {
     const packed = await waitFor('the RAM state to be compressed', async () => (await d.api.call('checkpoints.list', { name: 'dev' })).find((x) => x.id === c.id && x.compressed), 120_000, 500);
     expect(packed.ramBytes).toBeLessThan(c.ramBytes);
     process.stderr.write(`[compress] ${c.id}: ${c.ramBytes} → ${packed.ramBytes} bytes\n`);
-    await new Promise((r) => setTimeout(r, 2000));
-    const later = Number(await out('cat /dev/shm/count'));
-    const restored = await d.api.call('checkpoints.restore', { name: 'dev', id: c.id, backup: false });
-    expect(restored.sprite.lastError).toBeNull();
-    const back = Number(await out('cat /dev/shm/count'));
-    expect(back).toBeLessThan(later);
-    expect(back).toBeGreaterThanOrEqual(atCheckpoint - 2);
+    const back = await restoreExactly(c.id, atCheckpoint);
     await waitFor('counting to go on', async () => Number(await out('cat /dev/shm/count')) > back + 2, 30_000, 300);
     expect(daemonLog(d)).toMatch(/RAM state compressed \d+ → \d+ MiB/);
     // compressed with lz4 (a restore decompresses it faster than QEMU reads)
@@ -226,13 +235,7 @@ describe('RAM states compressed after the checkpoint', () => {
     execFileSync('zstd', ['-q', '-3', '-o', `${raw}.zst`, '--', raw]);
     fs.rmSync(raw);
     expect((await d.api.call('checkpoints.list', { name: 'dev' })).find((x) => x.id === c.id)).toMatchObject({ compressed: true, memory: true });
-    await new Promise((r) => setTimeout(r, 2000));
-    const later = Number(await out('cat /dev/shm/count'));
-    const restored = await d.api.call('checkpoints.restore', { name: 'dev', id: c.id, backup: false });
-    expect(restored.sprite.lastError).toBeNull();
-    const back = Number(await out('cat /dev/shm/count'));
-    expect(back).toBeLessThan(later);
-    expect(back).toBeGreaterThanOrEqual(atCheckpoint - 2);
+    await restoreExactly(c.id, atCheckpoint);
     expect(fs.existsSync(`${raw}.zst`)).toBe(true);
   });
 });
