@@ -122,7 +122,7 @@ func (r *relay) carry(c *net.TCPConn) {
 		resetConn(c)
 		return
 	}
-	if !r.n.send(rc.epoch, rc.quit, rc.done, encodeFrame(tTcpConnect, rc.id, tcpConnectPayload(relayWindow, dst))) {
+	if !rc.send(tTcpConnect, tcpConnectPayload(relayWindow, dst)) {
 		rc.abort(false)
 		return
 	}
@@ -267,19 +267,12 @@ func (rc *relayConn) toHost() {
 		}
 		k, err := rc.c.Read(buf[:n])
 		rc.out.giveBack(n - k)
-		if k > 0 && !rc.r.n.send(rc.epoch, rc.quit, rc.done, encodeFrame(tTcpData, rc.id, buf[:k])) {
+		if k > 0 && !rc.send(tTcpData, buf[:k]) {
 			return
 		}
 		if err == io.EOF {
-			if !rc.r.n.send(rc.epoch, rc.quit, rc.done, encodeFrame(tTcpEOF, rc.id, nil)) {
-				return
-			}
-			rc.r.mu.Lock()
-			rc.sentEOF = true
-			over := rc.wroteEOF
-			rc.r.mu.Unlock()
-			if over {
-				rc.finish()
+			if rc.send(tTcpEOF, nil) {
+				rc.halfEnded(&rc.sentEOF)
 			}
 			return
 		}
@@ -303,22 +296,32 @@ func (rc *relayConn) toGuest() {
 				return
 			}
 			rc.inLeft.grant(len(chunk))
-			if !rc.r.n.send(rc.epoch, rc.quit, rc.done, encodeFrame(tTcpWindow, rc.id, binary.BigEndian.AppendUint32(nil, uint32(len(chunk))))) {
+			if !rc.send(tTcpWindow, binary.BigEndian.AppendUint32(nil, uint32(len(chunk)))) {
 				return
 			}
 			continue
 		}
 		if eof {
 			rc.c.CloseWrite()
-			rc.r.mu.Lock()
-			rc.wroteEOF = true
-			over := rc.sentEOF
-			rc.r.mu.Unlock()
-			if over {
-				rc.finish()
-			}
+			rc.halfEnded(&rc.wroteEOF)
 			return
 		}
+	}
+}
+
+// send queues one frame of this connection, giving up when it or its epoch's network ends.
+func (rc *relayConn) send(typ byte, payload []byte) bool {
+	return rc.r.n.send(rc.epoch, rc.quit, rc.done, encodeFrame(typ, rc.id, payload))
+}
+
+// halfEnded records that one direction ended cleanly (sentEOF or wroteEOF); the second finishes.
+func (rc *relayConn) halfEnded(flag *bool) {
+	rc.r.mu.Lock()
+	*flag = true
+	over := rc.sentEOF && rc.wroteEOF
+	rc.r.mu.Unlock()
+	if over {
+		rc.finish()
 	}
 }
 

@@ -291,7 +291,6 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
     this.protocol = protocol;
     this.agentInfo = answer.info;
     // the agent ends its relayed connections at every HELLO, resumed or not: so does this side
-    if (answer.kind === 'resumed') protocol.relay.dropAll();
     this.relay?.reset();
     if (answer.kind === 'resumed') {
       for (const id of answer.gone) this.sessions.end(id, 'the session ended while the sprite slept');
@@ -354,13 +353,8 @@ export class AgentClient extends EventEmitter<{ hello: []; ready: [AgentInfo]; r
   /** The network relay's events: to the sprite's network, or refused when this client has none. */
   private onRelay(e: RelayEvent): void {
     if (this.relay) return this.relay.onEvent(e);
-    if (e.kind === 'tcp-connect') {
-      try {
-        this.send(this.protocol!.relay.close(e.session, CloseReason.Refused, 'spritely: this sprite has no network carrier')!);
-      } catch {
-        /* ended meanwhile */
-      }
-    }
+    const refusal = e.kind === 'tcp-connect' ? this.protocol?.relay.close(e.session, CloseReason.Refused, 'spritely: this sprite has no network carrier') : null;
+    if (refusal) this.send(refusal);
   }
 
   /** The channel is gone: close the connection, end every session and request, say why once. */

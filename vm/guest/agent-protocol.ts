@@ -253,6 +253,8 @@ export class AgentProtocol {
         this.epochNonce = this.nonce;
         return { kind: 'ready', info };
       }
+      // the agent ends its relayed connections at every HELLO, resumed or not: their ids stay used
+      this.relay.dropAll();
       const still = new Set(info.resumed);
       const gone = [...this.sessions.keys()].filter((id) => !still.has(id));
       for (const id of gone) this.sessions.delete(id);
