@@ -1,6 +1,7 @@
 /**
  * Restoring a checkpoint from its RAM state raw, compressed with zstd -3 (what older versions
- * wrote) and with lz4 -1 without frame checksum (what the daemon writes now): restore → running
+ * wrote), with lz4 -1 without frame checksum in 64 KiB blocks (what the daemon writes now) and in
+ * lz4's default 4 MiB blocks (what it wrote before): restore → running
  * and → `exec true`, the three forms of the same state in turn each round, so a load that drifts
  * hits all alike. `fill` first puts 200 MB of random data in the guest's RAM. Medians of N rounds.
  * Runs the engine in-process on a temporary data dir sharing the test image cache.
@@ -38,7 +39,9 @@ async function exec(script: string): Promise<void> {
 const forms: Record<string, { make: string[] | null; suffix: string }> = {
   raw: { make: null, suffix: '' },
   zstd3: { make: ['zstd', '-q', '-3', '-T1', '-f', '-o', 'OUT', '--', 'IN'], suffix: '.zst' },
-  lz4: { make: ['lz4', '-q', '-1', '--no-frame-crc', '-f', '--', 'IN', 'OUT'], suffix: '.lz4' },
+  lz4: { make: ['lz4', '-q', '-1', '-B4', '--no-frame-crc', '-f', '--', 'IN', 'OUT'], suffix: '.lz4' },
+  // what the daemon wrote before 1 Dec 2026: lz4's default 4 MiB blocks
+  lz4_4M: { make: ['lz4', '-q', '-1', '--no-frame-crc', '-f', '--', 'IN', 'OUT'], suffix: '.lz4' },
 };
 const res: Record<string, { running: number[]; exec: number[]; bytes: number }> = {};
 try {

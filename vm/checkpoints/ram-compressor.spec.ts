@@ -121,6 +121,12 @@ describe('RamCompressor', () => {
     expect(completeState(f)).toBe(`${f}.lz4`);
     expect(stateBytes(f)).toBeLessThan(data.length / 5);
     expect(execFileSync('lz4', ['-dcq', '--', compressedOf(f)], { maxBuffer: 1 << 24 }).equals(data)).toBe(true);
+    // the frame descriptor (LZ4 frame format): no content checksum (FLG bit 2), and 64 KiB blocks
+    // (BD bits 4-6 = 4), so QEMU is fed as each small block is done rather than every 4 MiB
+    const head = fs.readFileSync(compressedOf(f)).subarray(0, 6);
+    expect(head.readUInt32LE(0)).toBe(0x184d2204);
+    expect(head[4] & 0x04).toBe(0);
+    expect((head[5] >> 4) & 7).toBe(4);
   });
 
   it('leaves a state an older daemon compressed with zstd as it is', async () => {
