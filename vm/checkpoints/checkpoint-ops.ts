@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { DiskOps, Machine } from '../driver/driver.ts';
 import { SpritelyError, toSpritelyError } from '../errors.ts';
 import { quoteName } from '../safe-text.ts';
-import { fsyncFile } from '../store/atomic-json.ts';
+import { fsyncFile, fsyncFileAsync } from '../store/atomic-json.ts';
 import {
   addCheckpoint,
   CHECKPOINT_ID,
@@ -174,7 +174,7 @@ export async function takeCheckpoint(disks: DiskOps, s: CheckpointSubject, o: Ta
         pauseMs = Date.now() - paused;
       }
       // (off the event loop: a few hundred MiB take tens of ms to reach the disk)
-      durable = fsyncLater(ram);
+      durable = fsyncFileAsync(ram);
       if (!o.endingMachine) await durable;
       else durable.catch(() => {});
     } else {
@@ -208,15 +208,6 @@ export async function takeCheckpoint(disks: DiskOps, s: CheckpointSubject, o: Ta
     removeState(ramFile(s.dir, old));
   }
   return { checkpoint: added.checkpoint, diskNow, pruned, durable };
-}
-
-async function fsyncLater(file: string): Promise<void> {
-  const fh = await fs.promises.open(file, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /** Deletes checkpoint `id`: its disk snapshot (live or offline), its RAM file, its entry (children move up). */

@@ -97,8 +97,8 @@ describe('Qcow2Reader', () => {
     expect(changedBytes(disk(), 'v3', null)).toBe(4096);
   });
 
-  it('says what deleting a snapshot frees: the clusters only it references', () => {
-    const ex = exclusiveBytes(disk());
+  it('says what deleting a snapshot frees: the clusters only it references', async () => {
+    const ex = await exclusiveBytes(disk());
     // v2 and v3 share everything (only their L1 tables are their own); v1 alone holds the old 4k at 4k
     expect(ex.get('v2')).toBe(ex.get('v3'));
     expect(ex.get('v1')! - ex.get('v2')!).toBeGreaterThanOrEqual(4096);

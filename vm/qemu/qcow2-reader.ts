@@ -403,12 +403,14 @@ export function changedBytes(file: string, a: string | null, b: string | null): 
 /**
  * For each snapshot of a qcow2 file: the bytes of clusters that no other snapshot and not the live
  * state reference (its L1 table, L2 tables and data clusters) — what deleting it frees. Read from
- * the tables, not the refcounts (which a running QEMU with lazy refcounts updates late).
+ * the tables, not the refcounts (which a running QEMU with lazy refcounts updates late). The L2
+ * tables are read asynchronously, one at a time: on a disk with a dozen snapshots the walk took
+ * 4–20 ms of the daemon's thread at once, after every checkpoint change.
  */
-export function exclusiveBytes(file: string): Map<string, number> {
-  const fd = fs.openSync(file, 'r');
+export async function exclusiveBytes(file: string): Promise<Map<string, number>> {
+  const fh = await fs.promises.open(file, 'r');
   try {
-    const { h, l1s } = states(fd, file);
+    const { h, l1s } = states(fh.fd, file);
     const owners = [...l1s.keys()];
     const entries = h.clusterSize / 8;
     // cluster offset -> the one owner referencing it, or -1 when shared
@@ -432,7 +434,7 @@ export function exclusiveBytes(file: string): Map<string, number> {
     for (const [off, set] of l2Owners) {
       const owner = set.size === 1 ? [...set][0] : -1;
       mark(off, owner);
-      readAt(fd, t, 0, t.length, off);
+      await readFullAt(fh, t, off);
       for (let j = 0; j < entries; j++) {
         const e = t.readBigUInt64BE(j * 8);
         if (e & L2_COMPRESSED) continue;
@@ -454,6 +456,17 @@ export function exclusiveBytes(file: string): Map<string, number> {
     }
     return out;
   } finally {
-    fs.closeSync(fd);
+    await fh.close();
   }
+}
+
+/** Fills `into` from `position` (zeros past the end of the file, as `readAt` leaves them). */
+async function readFullAt(fh: fs.promises.FileHandle, into: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < into.length) {
+    const { bytesRead } = await fh.read(into, done, into.length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  into.fill(0, done);
 }

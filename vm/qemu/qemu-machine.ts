@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 import { GUEST_PORTS, type ExitReason, type GuestPortName, type Machine, type MachineEvents, type MachineState, type PortForward } from '../driver/driver.ts';
 import { safeText } from '../safe-text.ts';
-import { fsyncFile } from '../store/atomic-json.ts';
+import { fsyncFileAsync } from '../store/atomic-json.ts';
 import { GUEST_IP, shellQuote } from './argv.ts';
 import { QmpClient } from './qmp-client.ts';
 import { SerialLog } from './serial-log.ts';
@@ -222,7 +222,8 @@ export class QemuMachine extends EventEmitter<MachineEvents> implements Machine 
       }
       await sleep(completed ? 2 : 5);
     }
-    if (opts.fsync !== false) fsyncFile(file);
+    // (off the event loop: a sleep state of a few hundred MiB took 100+ ms of the daemon's thread)
+    if (opts.fsync !== false) await fsyncFileAsync(file);
     return fs.statSync(file).size;
   }
 

@@ -1,7 +1,10 @@
 /**
  * Small JSON files written so a crash or a full disk never leaves a torn one: write a temp file,
- * fsync, rename over the old (write-file-atomic does exactly that). And `fsyncFile`, for big files
- * written by others (RAM states) that must be on disk before a manifest points at them.
+ * fsync, rename over the old (write-file-atomic does exactly that). And `fsyncFile` /
+ * `fsyncFileAsync`, for big files written by others (RAM states) that must be on disk before a
+ * manifest points at them: the async one off the event loop (a few hundred MiB take tens to
+ * hundreds of ms, which would stall every other sprite's streams), the sync one only where the
+ * caller must not yield.
  */
 import fs from 'node:fs';
 import writeFileAtomic from 'write-file-atomic';
@@ -30,5 +33,14 @@ export function fsyncFile(file: string): void {
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+export async function fsyncFileAsync(file: string): Promise<void> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
