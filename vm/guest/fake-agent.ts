@@ -11,7 +11,8 @@
 import type { Duplex } from 'node:stream';
 import { encodeFrame, FrameDecoder, FrameType, HELLO_MAGIC, MAX_PAYLOAD, NONCE_BYTES, PROTOCOL_VERSION, Stream, type Frame } from './agent-frames.ts';
 
-const STDIN_WINDOW = 256 * 1024;
+/** What the real agent announces (resources/guest-agent/request.go: 1 MiB), so engine specs see the same flow. */
+const STDIN_WINDOW = 1024 * 1024;
 const DEFAULT_WINDOW = 256 * 1024;
 
 export interface FakeRequest {
