@@ -14,6 +14,7 @@ import { Engine } from '../vm/engine/engine.ts';
 import { layout } from '../vm/paths.ts';
 import { QemuDriver } from '../vm/qemu/qemu-driver.ts';
 import { makeHome, killQemusOf, testImagesDir } from '../test/vm/harness.ts';
+import { execScript } from './engine-exec.ts';
 import { median } from './stats.ts';
 
 const N = Number(process.argv[2] ?? 5);
@@ -26,14 +27,7 @@ await engine.init();
 // the bench makes each form itself
 engine.compressor.enabled = false;
 
-async function exec(script: string): Promise<void> {
-  const ch = await (await engine.agent('cp')).exec({ argv: ['sh', '-c', script] });
-  ch.resume();
-  ch.stderr.resume();
-  ch.end(Buffer.alloc(0));
-  const code = (await ch.done).code;
-  if (code !== 0) throw new Error(`${script} exited ${code}`);
-}
+const exec = (script: string) => execScript(engine, 'cp', script);
 
 /** Each form: how to make it from the raw state (IN → OUT) and its suffix. */
 const forms: Record<string, { make: string[] | null; suffix: string }> = {

@@ -18,6 +18,7 @@ import { realIo } from '../vm/engine/engine-io.ts';
 import { layout } from '../vm/paths.ts';
 import { QemuDriver } from '../vm/qemu/qemu-driver.ts';
 import { makeHome, killQemusOf, testImagesDir } from '../test/vm/harness.ts';
+import { execScript } from './engine-exec.ts';
 import { median } from './stats.ts';
 
 const N = Number(process.argv[2] ?? 5);
@@ -40,14 +41,7 @@ const compress = (src: string, dest: string, signal: AbortSignal) =>
 const engine = new Engine(l, { driver: new QemuDriver({ runDir: l.runDir, accelCacheFile: l.accelCacheFile }), io: { ...realIo, compress } });
 await engine.init();
 
-async function exec(script: string): Promise<void> {
-  const ch = await (await engine.agent('w')).exec({ argv: ['sh', '-c', script] });
-  ch.resume();
-  ch.stderr.resume();
-  ch.end(Buffer.alloc(0));
-  const code = (await ch.done).code;
-  if (code !== 0) throw new Error(`${script} exited ${code}`);
-}
+const exec = (script: string) => execScript(engine, 'w', script);
 
 const res: Record<string, { running: number[]; exec: number[]; bytes: number[] }> = {};
 try {
