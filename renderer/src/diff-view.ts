@@ -6,6 +6,7 @@
  * handed to the page as they are. The component only draws what this returns.
  */
 import type { Checkpoint, DiffEntry, FileDiff } from '../../vm/api/contract.ts';
+import { formatBytes } from './format-bytes.ts';
 
 export type { DiffEntry, FileDiff };
 
@@ -130,28 +131,16 @@ export function sideBySide(d: Extract<FileDiff, { kind: 'text' }>): SideRow[] {
   return rows;
 }
 
-export function formatSize(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
-}
-
 /** One line saying what happened to a path ("file, 9 B", "8 B → 10 B, mode 0644 → 0755", …). */
 export function describeEntry(e: DiffEntry): string {
   const a = e.before;
   const b = e.after;
-  if (e.change === 'added' && b) return b.type === 'symlink' ? `new symlink → ${visible(b.target ?? '')}` : b.type === 'file' ? `new file, ${formatSize(b.size)}` : `new ${b.type === 'dir' ? 'directory' : b.type}`;
-  if (e.change === 'removed' && a) return a.type === 'file' ? `removed file, ${formatSize(a.size)}` : `removed ${a.type === 'dir' ? 'directory' : a.type}`;
+  if (e.change === 'added' && b) return b.type === 'symlink' ? `new symlink → ${visible(b.target ?? '')}` : b.type === 'file' ? `new file, ${formatBytes(b.size)}` : `new ${b.type === 'dir' ? 'directory' : b.type}`;
+  if (e.change === 'removed' && a) return a.type === 'file' ? `removed file, ${formatBytes(a.size)}` : `removed ${a.type === 'dir' ? 'directory' : a.type}`;
   if (!a || !b) return '';
   const parts: string[] = [];
   if (e.changes.includes('type')) parts.push(`${a.type} → ${b.type}`);
-  if (e.changes.includes('size')) parts.push(`${formatSize(a.size)} → ${formatSize(b.size)}`);
+  if (e.changes.includes('size')) parts.push(`${formatBytes(a.size)} → ${formatBytes(b.size)}`);
   else if (e.changes.includes('content')) parts.push('content changed');
   if (e.changes.includes('mode')) parts.push(`mode ${a.mode} → ${b.mode}`);
   if (e.changes.includes('owner')) parts.push(`owner ${a.uid}:${a.gid} → ${b.uid}:${b.gid}`);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatBytes, layoutTimeline, type Checkpoint } from './timeline-layout.ts';
+import { layoutTimeline, type Checkpoint } from './timeline-layout.ts';
 
 let t = Date.parse('2025-01-01T00:00:00Z');
 const cp = (id: string, parent: string | null, over: Partial<Checkpoint> = {}): Checkpoint => ({
@@ -44,9 +44,5 @@ describe('layoutTimeline', () => {
     expect(shape(l)).toEqual(['v1@0', 'v2@0', 'v3@1', 'v4@2', 'v5@0', 'now@0']);
     expect(shape(layoutTimeline([]))).toEqual(['now@0']);
     expect(shape(layoutTimeline([cp('v1', null)], { now: false }))).toEqual(['v1@0']);
-  });
-
-  it('formats sizes', () => {
-    expect([formatBytes(512), formatBytes(2048), formatBytes(5 * 2 ** 20), formatBytes(300 * 2 ** 20), formatBytes(3 * 2 ** 30)]).toEqual(['512 B', '2.0 KiB', '5.0 MiB', '300 MiB', '3.0 GiB']);
   });
 });

@@ -71,15 +71,3 @@ export function layoutTimeline(checkpoints: Checkpoint[], opts: { now?: boolean 
   // A lane freed by its last child stays reserved only up to that child.
   return { rows, edges, lanes: Math.max(1, ...rows.map((r) => r.lane + 1)) };
 }
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
-}

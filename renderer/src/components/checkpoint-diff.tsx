@@ -6,7 +6,8 @@
  * escapes), and React renders them as text.
  */
 import { useMemo, useState } from 'react';
-import { buildDiffTree, describeEntry, formatSize, hasLines, sideBySide, treeRows, visible, type DiffEntry, type FileDiff } from '../diff-view.ts';
+import { buildDiffTree, describeEntry, hasLines, sideBySide, treeRows, visible, type DiffEntry, type FileDiff } from '../diff-view.ts';
+import { formatBytes } from '../format-bytes.ts';
 import { useActions, useApp } from './store-context.tsx';
 
 const MARK = { added: 'A', removed: 'R', modified: 'M' } as const;
@@ -22,8 +23,8 @@ function Counts({ c }: { c: { added: number; removed: number; modified: number }
 }
 
 function Lines({ patch }: { patch: FileDiff }) {
-  if (patch.kind === 'binary') return <p className="muted">Binary, {patch.beforeBytes === null ? 'absent' : `${formatSize(patch.beforeBytes)}`} → {patch.afterBytes === null ? 'absent' : formatSize(patch.afterBytes)}</p>;
-  if (patch.kind === 'too-large') return <p className="muted">Too large to compare line by line ({patch.beforeBytes === null ? 'absent' : formatSize(patch.beforeBytes)} → {patch.afterBytes === null ? 'absent' : formatSize(patch.afterBytes)}).</p>;
+  if (patch.kind === 'binary') return <p className="muted">Binary, {patch.beforeBytes === null ? 'absent' : `${formatBytes(patch.beforeBytes)}`} → {patch.afterBytes === null ? 'absent' : formatBytes(patch.afterBytes)}</p>;
+  if (patch.kind === 'too-large') return <p className="muted">Too large to compare line by line ({patch.beforeBytes === null ? 'absent' : formatBytes(patch.beforeBytes)} → {patch.afterBytes === null ? 'absent' : formatBytes(patch.afterBytes)}).</p>;
   if (!patch.hunks.length) return <p className="muted">The lines are the same.</p>;
   return (
     <table className="diff-lines" aria-label="Lines before and after">

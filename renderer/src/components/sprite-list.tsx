@@ -7,7 +7,7 @@ import { useEffect, useState } from 'react';
 import { formatUptime, shortImage } from '../format.ts';
 import { hostOfKey, parseSpriteKey } from '../sprite-key.ts';
 import { displayState, spriteGroups, unreachableHost } from '../store.ts';
-import { formatBytes } from '../timeline-layout.ts';
+import { formatBytes } from '../format-bytes.ts';
 import type { HostStatus, Sprite } from '../transport.ts';
 import { useActions, useApp } from './store-context.tsx';
 

@@ -9,7 +9,8 @@
 import { useEffect, useMemo, useState } from 'react';
 import { formatAge } from '../format.ts';
 import { nameProblem, suggestName } from '../store.ts';
-import { formatBytes, layoutTimeline, type Checkpoint } from '../timeline-layout.ts';
+import { formatBytes } from '../format-bytes.ts';
+import { layoutTimeline, type Checkpoint } from '../timeline-layout.ts';
 import type { Sprite } from '../transport.ts';
 import { CheckpointDiff } from './checkpoint-diff.tsx';
 import { ConfirmDialog } from './confirm-dialog.tsx';

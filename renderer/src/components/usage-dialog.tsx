@@ -4,7 +4,7 @@
  */
 import { useEffect } from 'react';
 import { formatAge } from '../format.ts';
-import { formatBytes } from '../timeline-layout.ts';
+import { formatBytes } from '../format-bytes.ts';
 import type { Sprite } from '../transport.ts';
 import { formatSeconds } from '../units.ts';
 import { Dialog } from './dialog.tsx';

@@ -5,7 +5,7 @@
  */
 import { useState } from 'react';
 import { formatAge } from '../../format.ts';
-import { formatBytes } from '../../timeline-layout.ts';
+import { formatBytes } from '../../format-bytes.ts';
 import { ConfirmDialog } from '../confirm-dialog.tsx';
 import { useActions, useApp } from '../store-context.tsx';
 

@@ -1,6 +1,6 @@
 /** What every sprite has used, as `spritely usage` prints it: state, time awake, CPU time, disk, last activity. */
 import { formatAge } from '../../format.ts';
-import { formatBytes } from '../../timeline-layout.ts';
+import { formatBytes } from '../../format-bytes.ts';
 import { formatSeconds } from '../../units.ts';
 import { useActions, useApp } from '../store-context.tsx';
 
