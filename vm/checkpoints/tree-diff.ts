@@ -173,21 +173,7 @@ export async function diffTrees(a: Ext4Volume, b: Ext4Volume, opts: { scope?: Pa
     emit({ path, change, before: change === 'removed' ? m : null, after: change === 'added' ? m : null, fields: [] });
     if (inode.type !== 'dir' || depth >= limits.maxDepth || seen.has(inode.ino)) return;
     seen.add(inode.ino);
-    let entries;
-    try {
-      entries = v.readDir(inode);
-    } catch (err) {
-      return problem(path, err);
-    }
-    entries.sort((x, y) => Buffer.compare(x.name, y.name));
-    for (const e of entries) {
-      const p = join(path, e.name);
-      try {
-        await oneSide(v, p, v.inode(e.ino), change, depth + 1, seen);
-      } catch (err) {
-        problem(p, err);
-      }
-    }
+    await children(v, path, inode, change, depth, seen);
   };
 
   const pair = async (path: Buffer, ia: Inode, ib: Inode, depth: number) => {
@@ -217,7 +203,8 @@ export async function diffTrees(a: Ext4Volume, b: Ext4Volume, opts: { scope?: Pa
     if (ia.type === 'dir' && depth < limits.maxDepth) await dirPair(path, ia, ib, depth);
   };
 
-  const children = async (v: Ext4Volume, path: Buffer, dir: Inode, change: 'added' | 'removed', depth: number) => {
+  /** Lists every entry of a directory that exists on one side only (`seen`: the directories on the way, hard-link loops). */
+  const children = async (v: Ext4Volume, path: Buffer, dir: Inode, change: 'added' | 'removed', depth: number, seen = new Set<number>([dir.ino])) => {
     let entries;
     try {
       entries = v.readDir(dir);
@@ -225,7 +212,6 @@ export async function diffTrees(a: Ext4Volume, b: Ext4Volume, opts: { scope?: Pa
       return problem(path, err);
     }
     entries.sort((x, y) => Buffer.compare(x.name, y.name));
-    const seen = new Set<number>([dir.ino]);
     for (const e of entries) {
       const p = join(path, e.name);
       try {
