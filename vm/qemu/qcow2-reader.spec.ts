@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { changedBytes, exclusiveBytes, Qcow2Reader, readQcow2Header } from './qcow2-reader.ts';
+import { Qcow2Reader, readQcow2Header } from './qcow2-reader.ts';
+import { changedBytes, exclusiveBytes } from './qcow2-snapshot-costs.ts';
 
 // Real images made by qemu-img/qemu-io (QEMU's own tools), read back by the reader and compared
 // byte for byte with what `qemu-img convert` says the same state holds.

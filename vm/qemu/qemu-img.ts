@@ -12,7 +12,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { DiskOps, DiskReader } from '../driver/driver.ts';
-import { changedBytes, exclusiveBytes, Qcow2Reader } from './qcow2-reader.ts';
+import { Qcow2Reader } from './qcow2-reader.ts';
+import { changedBytes, exclusiveBytes } from './qcow2-snapshot-costs.ts';
 
 const execFileP = promisify(execFile);
 
