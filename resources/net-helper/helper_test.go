@@ -273,6 +273,25 @@ func TestGuestDNSAndOtherUDP(t *testing.T) {
 			t.Fatalf("answer %q %v", buf[:n], err)
 		}
 	}
+	// resolvers open a socket per query: many more than maxDNSFlows in a row are all answered,
+	// since each flow ends soon after its answer
+	for i := 0; i < maxDNSFlows*2; i++ {
+		q, err := gonet.DialUDP(g, nil, &tcpip.FullAddress{NIC: 1, Addr: tcpip.Address(net.IPv4(10, 0, 2, 3).To4()), Port: 53}, ipv4.ProtocolNumber)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Write([]byte("again"))
+		q.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 100)
+		if n, err := q.Read(buf); err != nil || string(buf[:n]) != "answer:again" {
+			t.Fatalf("query %d on a new socket: %q %v", i, buf[:n], err)
+		}
+		q.Close()
+		if i == maxDNSFlows {
+			// let the flows of the first ones linger out
+			time.Sleep(2 * dnsFlowLinger)
+		}
+	}
 	u, err := gonet.DialUDP(g, nil, &tcpip.FullAddress{NIC: 1, Addr: tcpip.Address(net.IPv4(192, 0, 2, 7).To4()), Port: 443}, ipv4.ProtocolNumber)
 	if err != nil {
 		t.Fatal(err)

@@ -18,9 +18,13 @@ import (
 const (
 	dnsPort = 53
 	// maxDNSFlows bounds the guest's DNS sockets served at once; datagrams of more are dropped.
-	maxDNSFlows = 128
-	// dnsFlowIdle ends a DNS socket's flow after this long without a query or an answer.
+	// Resolvers open a socket per query (c-ares, glibc), so a flow ends soon after its answers.
+	maxDNSFlows = 512
+	// dnsFlowIdle ends a DNS socket's flow after this long without a query while one is unanswered.
 	dnsFlowIdle = 10 * time.Second
+	// dnsFlowLinger ends it this long after its last answer (a resolver that asks A and AAAA on
+	// one socket sends both at once; one that asks again on it later gets a new flow).
+	dnsFlowLinger = 250 * time.Millisecond
 	// maxDNSPending bounds queries waiting for the daemon's answer.
 	maxDNSPending = 512
 	reportRate    = 20
@@ -155,6 +159,21 @@ func (r *dnsRelay) answer(tag uint32, answer []byte) {
 	}
 	_ = p.conn.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = p.conn.Write(answer)
+	if !r.waiting(p.conn) {
+		_ = p.conn.SetReadDeadline(time.Now().Add(dnsFlowLinger))
+	}
+}
+
+// waiting says whether a query of this flow still waits for its answer.
+func (r *dnsRelay) waiting(c *gonet.UDPConn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.pending {
+		if p.conn == c {
+			return true
+		}
+	}
+	return false
 }
 
 // reportRefused tells the daemon about a dropped datagram, within the report rate.
