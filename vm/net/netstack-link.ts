@@ -251,12 +251,7 @@ export class NetstackLink {
     this.piped.add(s);
     s.once('close', () => this.piped.delete(s));
     if (r.ok === 'dns') {
-      let served: Promise<void>;
-      try {
-        served = this.opts.network.dnsStream(s);
-      } catch (err) {
-        served = Promise.reject(err);
-      }
+      const served = (async () => this.opts.network.dnsStream(s))(); // called now: a throw becomes a rejection
       s.resume(); // its listeners are on: let the bytes flow
       served.catch((err) => this.log(`DNS over TCP failed: ${message(err)}`)).finally(() => s.destroy());
       return;
