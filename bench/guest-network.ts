@@ -1,18 +1,20 @@
 /**
  * The guest's own network, timed from inside a real sprite (docs/network.md, "DNS and transparent
- * TCP"). "The internet" is a network namespace made here (test/vm/netns.ts) with a DNS server (the
- * daemon's upstream, SPRITELY_DNS_SERVERS) and a TCP echo server; Node, copied from this machine
+ * TCP: the host network stack"). "The internet" is a network namespace made here
+ * (test/vm/netns.ts) with a DNS server (the daemon's upstream, SPRITELY_DNS_SERVERS) and a TCP
+ * echo server; Node, copied from this machine
  * into the guest, does the timing there, in one process, so no process start is counted:
  *   DNS         — a name already in the sprite's cache, asked N times (c-ares pointed at 10.0.2.3;
- *                 the guest's nftables rules carry the query to the agent, the agent to the
+ *                 the second NIC carries the query to the host network stack, and it to the
  *                 daemon): p50 / p95;
  *   first byte  — N connections, each sending one byte to the echo server and waiting for it to
- *                 come back: through the sprite's own TCP (nftables → agent → virtio-serial →
- *                 daemon relay → policy → the server) against the same loop inside the guest to a
- *                 loopback echo server (what the guest itself costs under this accelerator) and
- *                 the same loop on this machine straight to the server (a direct connection on the
- *                 host). connect() in the guest returns as soon as the agent accepts, so the time
- *                 to the echoed byte is what a client waits for a connection to be usable.
+ *                 come back: through the sprite's own TCP (second NIC → spritely-net → the
+ *                 daemon's netstack link → policy → the server) against the same loop inside the
+ *                 guest to a loopback echo server (what the guest itself costs under this
+ *                 accelerator) and the same loop on this machine straight to the server (a direct
+ *                 connection on the host). connect() in the guest returns once the daemon has
+ *                 decided and connected, and the time to the echoed byte is what a client waits
+ *                 for a connection to be usable.
  *   node bin/run-ts.js bench/guest-network.ts [N=200]
  */
 import fs from 'node:fs';

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { AgentClient } from '../vm/guest/agent-client.ts';
 import { GUEST_PORTS } from '../vm/driver/driver.ts';
 import { ensureGolden } from '../vm/images/golden.ts';
-import { ImageStore } from '../vm/images/image-store.ts';
+import { bootFiles, ImageStore } from '../vm/images/image-store.ts';
 import { freeLoopbackPort } from '../vm/net/free-port.ts';
 import { QemuDriver } from '../vm/qemu/qemu-driver.ts';
 import { qemuDisks } from '../vm/qemu/qemu-img.ts';
@@ -27,7 +27,7 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'spr-warm-'));
 const driver = new QemuDriver({ runDir: work, accelCacheFile: path.join(work, 'accel.json'), log: () => {} });
 const images = new ImageStore(testImagesDir(), (m) => console.log(m), qemuDisks);
 const image = await images.ensure(undefined, () => {});
-const boot = { kernel: image.kernel, initrd: image.initrd, cmdline: image.kernelCmdline };
+const boot = bootFiles(image);
 const shape = { memoryMiB: 512, cpus: 1 };
 const golden = await ensureGolden({
   driver, imageId: image.id, imageDir: image.dir, baseDisk: image.baseDisk, boot, diskVirtualBytes: 100 * 2 ** 30, shape, runDir: work,
@@ -39,7 +39,7 @@ try {
     const dir = fs.mkdtempSync(path.join(work, 'm-'));
     const disk = path.join(dir, 'disk.qcow2');
     await qemuDisks.createOverlay({ file: disk, backing: golden.disk, virtualBytes: golden.diskVirtualBytes });
-    const m = await driver.launch({ id: `warm-${i}`, dir, disk, shape, boot, forwards: [{ hostPort: await freeLoopbackPort(), guestPort: 22 }], egressSocket: path.join(dir, 'x'), restoreFrom: golden.stateFile });
+    const m = await driver.launch({ id: `warm-${i}`, dir, disk, shape, boot, forwards: [{ hostPort: await freeLoopbackPort(), guestPort: 22 }], egressSocket: path.join(dir, 'x'), netSocket: path.join(dir, 'n'), restoreFrom: golden.stateFile });
     const agent = new AgentClient({ connect: () => m.openPort(GUEST_PORTS.agent) });
     try {
       let ran!: () => void;

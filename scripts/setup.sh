@@ -12,6 +12,7 @@ APT_PACKAGES=(
   socat                           # carries each guest connection to the daemon's egress proxy
   mmdebstrap e2fsprogs            # building guest images from Debian packages (no loop mounts)
   golang-go                       # compiling the guest agent (resources/guest-agent) into the image
+  golang-gvisor-gvisor-dev        # gVisor's netstack: the host network stack (resources/net-helper)
   openssh-client                  # ssh-keygen / ssh for `spritely ssh-config` users, ssh for remote hosts
   openssh-server                  # sshd for the remote-host tests (they run their own, in a network namespace)
   openssl                         # test certificates for the relay tests
@@ -34,6 +35,15 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund
+fi
+
+# Each sprite's network stack on the host (docs/network.md): built from resources/net-helper with
+# Debian's Go and gVisor sources (GOPATH mode: no module is downloaded), when missing or stale.
+if [ ! -x dist/spritely-net ] || [ -n "$(find resources/net-helper -newer dist/spritely-net -print -quit)" ]; then
+  echo "setup: building the network helper"
+  mkdir -p dist
+  (cd resources/net-helper && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= go build -trimpath -o ../../dist/spritely-net.tmp .)
+  mv dist/spritely-net.tmp dist/spritely-net
 fi
 
 # The CLI, daemon and MCP server run from dist/cli (bin/spritely.js rebuilds it when its sources

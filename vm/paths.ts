@@ -124,6 +124,8 @@ export interface SpritePaths {
   runtime: string;
   /** The daemon's egress proxy for this sprite (the driver delivers the guest's proxy connections here). */
   egressSocket: string;
+  /** The daemon's side of this sprite's host network stack (vm/net/netstack-link.ts). */
+  netSocket: string;
 }
 
 export function spritePaths(l: Layout, name: string): SpritePaths {
@@ -135,5 +137,6 @@ export function spritePaths(l: Layout, name: string): SpritePaths {
     disk: path.join(dir, 'disk.qcow2'),
     runtime: path.join(dir, 'runtime.json'),
     egressSocket: path.join(l.runDir, `${id}.egress`),
+    netSocket: path.join(l.runDir, `${id}.net`),
   };
 }

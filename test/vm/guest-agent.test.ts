@@ -153,8 +153,8 @@ describe('guest agent after a restore', () => {
     const driver = new QemuDriver({ runDir: dir, accelCacheFile: path.join(dir, 'accel.json') });
     const vm = await driver.launch({
       id: 'restore-probe', dir, disk, shape: { memoryMiB: sprite.memoryMiB, cpus: sprite.cpus },
-      boot: { kernel: path.join(imageDir, 'vmlinuz'), initrd: path.join(imageDir, 'initrd.img'), cmdline: image.kernelCmdline },
-      forwards: [{ hostPort: await freeLoopbackPort(), guestPort: 22 }], egressSocket: path.join(dir, 'x'), restoreFrom: golden.stateFile,
+      boot: { kernel: path.join(imageDir, 'vmlinuz'), initrd: path.join(imageDir, 'initrd.img'), cmdline: image.kernelCmdline, netstack: image.network === 'netstack' },
+      forwards: [{ hostPort: await freeLoopbackPort(), guestPort: 22 }], egressSocket: path.join(dir, 'x'), netSocket: path.join(dir, 'n'), restoreFrom: golden.stateFile,
     });
     const probe = new AgentClient({ connect: unixSocket(qemuSockets(dir, 'restore-probe').spritelyAgent) });
     try {

@@ -174,7 +174,9 @@ describe('a sprite with `internet`', () => {
     const shown = await d.cli(['net', 'show', 'net-a', '--json']);
     const view = JSON.parse(shown.stdout) as { refused: { address: string | null; port: number | null; reason: string }[] };
     expect(view.refused.some((x) => x.address === '169.254.169.254' && x.port === 80)).toBe(true);
-    expect(view.refused.some((x) => x.address === '10.0.2.2' && x.port === hostPort)).toBe(true);
+    // this computer's own addresses reach the daemon and are refused there (10.0.2.2 never leaves
+    // QEMU's restricted user network, so it is not listed)
+    expect(view.refused.some((x) => own.includes(x.address ?? '') && x.port === hostPort)).toBe(true);
   }, 360_000);
 
   it('refuses UDP other than DNS, with a line in the daemon log', async () => {

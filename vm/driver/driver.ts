@@ -41,6 +41,11 @@ export interface BootFiles {
   kernel: string;
   initrd: string;
   cmdline: string;
+  /**
+   * The image's guest has its own network on a second NIC, served on the host by the sprite's
+   * network stack (docs/network.md, "The host network stack"); images from before it have none.
+   */
+  netstack?: boolean;
 }
 
 /** A TCP forward from 127.0.0.1:hostPort on the host to guestPort in the guest. */
@@ -61,6 +66,11 @@ export interface LaunchSpec {
   forwards: PortForward[];
   /** Unix socket on the host where the guest's connections to its egress proxy address arrive. */
   egressSocket: string;
+  /**
+   * Unix socket on the host where the sprite's network stack asks the daemon about each guest
+   * connection and DNS query (vm/net/netstack-link.ts); used when `boot.netstack`.
+   */
+  netSocket: string;
   /**
    * Restore RAM + devices from this state file instead of booting. A name ending in `.lz4` is a
    * state compressed with lz4 (the engine compresses states after they are written), `.zst` one an

@@ -10,7 +10,7 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const spec = (disk: string) => ({ id: 'm', dir, disk, shape: { memoryMiB: 256, cpus: 1 }, boot: { kernel: 'k', initrd: 'i', cmdline: '' }, forwards: [], egressSocket: '' });
+const spec = (disk: string) => ({ id: 'm', dir, disk, shape: { memoryMiB: 256, cpus: 1 }, boot: { kernel: 'k', initrd: 'i', cmdline: '' }, forwards: [], egressSocket: '', netSocket: '' });
 
 describe('the fake driver keeps to what real disks need', () => {
   it('refuses offline snapshot operations on a disk a running machine has open', async () => {

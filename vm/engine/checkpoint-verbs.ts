@@ -17,11 +17,12 @@ import { formatTimeline } from '../checkpoints/timeline-text.ts';
 import { SpritelyError } from '../errors.ts';
 import { spritePaths } from '../paths.ts';
 import { CheckpointDiff } from './checkpoint-diff.ts';
-import { bootFiles, coldBootTimeoutMs, markCrashed, mustImage, withAwakePeriodClosed, type EngineContext } from './context.ts';
+import { coldBootTimeoutMs, markCrashed, mustImage, withAwakePeriodClosed, type EngineContext } from './context.ts';
 import { setGuestClock, syncGuestQuickly } from './guest-setup.ts';
 import type { Timings } from './lifecycle.ts';
 import { shapeOf, type MachineLaunch } from './machine-launch.ts';
 import type { SpriteView } from './sprite-view.ts';
+import { bootFiles } from '../images/image-store.ts';
 
 /** How long what a checkpoint would free is trusted before it is counted again (the guest keeps writing). */
 const COSTS_FRESH_MS = 30_000;

@@ -4,9 +4,9 @@
  * of them take (find a sprite's image, record a crash, close an awake period).
  */
 import type { RamCompressor } from '../checkpoints/ram-compressor.ts';
-import type { BootFiles, Driver } from '../driver/driver.ts';
+import type { Driver } from '../driver/driver.ts';
 import { SpritelyError } from '../errors.ts';
-import type { ImageProgress, ImageRecord, ImageStore } from '../images/image-store.ts';
+import { bootFiles, type ImageProgress, type ImageRecord, type ImageStore } from '../images/image-store.ts';
 import type { Layout } from '../paths.ts';
 import type { KeyPair } from '../ssh/keys.ts';
 import type { SpriteLocks } from '../store/sprite-lock.ts';
@@ -79,10 +79,6 @@ export interface CheckpointViews {
   /** Under the sprite's lock. */
   mountLocked(name: string, id: string): Promise<{ path: string; mounted: string[] }>;
   unmountLocked(name: string, id: string, opts?: { force?: boolean }): Promise<{ mounted: string[] }>;
-}
-
-export function bootFiles(image: ImageRecord): BootFiles {
-  return { kernel: image.kernel, initrd: image.initrd, cmdline: image.kernelCmdline };
 }
 
 export function mustImage(ctx: EngineContext, m: Manifest): ImageRecord {

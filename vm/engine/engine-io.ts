@@ -1,5 +1,5 @@
 /**
- * The engine's I/O that is not the hypervisor's: egress proxies, spritely-env channels, key
+ * The engine's I/O that is not the hypervisor's: egress proxies, network stack links, spritely-env channels, key
  * generation, free ports, host facts, the clock and RAM-state compression. The daemon uses
  * `realIo`; the engine's specs pass fakes, so they bind no socket and leave no timer. (The guest
  * agent's channel is a guest port, which the driver provides: the fake driver's guest speaks the
@@ -11,6 +11,7 @@ import { EnvChannel, type EnvHandler } from '../checkpoints/env-channel.ts';
 import { lz4Compress, type Compress } from '../checkpoints/ram-compressor.ts';
 import { EgressProxy, type EgressProxyOptions } from '../net/egress-proxy.ts';
 import { freeLoopbackPort } from '../net/free-port.ts';
+import { NetstackLink, type NetstackLinkOptions } from '../net/netstack-link.ts';
 import { ensureClientKey, generateEd25519, type KeyPair } from '../ssh/keys.ts';
 
 export interface EnvChannelLike {
@@ -26,6 +27,8 @@ export interface EgressLike {
 export interface EngineIo {
   now(): number;
   egressProxy(opts: EgressProxyOptions): EgressLike;
+  /** The daemon's side of a machine's host network stack (vm/net/netstack-link.ts). */
+  netstackLink(opts: NetstackLinkOptions): EgressLike;
   envChannel(open: () => Promise<Duplex>, handler: EnvHandler, log: (msg: string) => void): EnvChannelLike;
   /** A new ed25519 key pair (a sprite's SSH host key). */
   hostKey(comment: string): KeyPair;
@@ -43,6 +46,7 @@ export interface EngineIo {
 export const realIo: EngineIo = {
   now: () => Date.now(),
   egressProxy: (opts) => new EgressProxy(opts),
+  netstackLink: (opts) => new NetstackLink(opts),
   envChannel: (open, handler, log) => new EnvChannel(open, handler, log),
   hostKey: (comment) => generateEd25519(comment),
   clientKey: (keysDir) => ensureClientKey(keysDir),

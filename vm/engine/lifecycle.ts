@@ -108,6 +108,7 @@ export class Lifecycle {
       this.ctx.compressor.cancelUnder(p.dir);
       fs.rmSync(p.dir, { recursive: true, force: true });
       fs.rmSync(p.egressSocket, { force: true });
+      fs.rmSync(p.netSocket, { force: true });
       driver.release(name);
       registry.forget(name);
       this.ctx.removed(name);

@@ -1,19 +1,19 @@
 /**
  * The machines that run now, one per awake sprite, with what hangs off each: its guest agent
  * client (exec, terminals, identity), its qemu-guest-agent link (readiness of a cold boot,
- * power-off, repair), its spritely-env channel and its egress proxy. A machine enters through
- * `adopt` (after a launch, a re-attach or a warm spare's hand-over) and leaves through `teardown`
- * — the one path that ends it (or lets go of it), closes everything around it and forgets its
- * runtime file.
+ * power-off, repair), its spritely-env channel, its egress proxy and its network stack's link
+ * (vm/net/netstack-link.ts). A machine enters through `adopt` (after a launch, a re-attach or a
+ * warm spare's hand-over) and leaves through `teardown` — the one path that ends it (or lets go
+ * of it), closes everything around it and forgets its runtime file.
  *
  * The agent client belongs to the sprite rather than to one machine: a sleep that suspended it
  * (`teardown(..., { keepSessions: true })`) leaves it here, and the woken machine's `adopt` picks
  * it up, so terminal sessions resume on the same RAM.
  *
  * The sprite's network (vm/net/sprite-network.ts: its egress connector and refusal log) belongs
- * to the sprite too: each machine's egress proxy decides through it, and what it refused stays
- * listed (`spritely net show NAME`) across the machine's restarts, sleeps and restores, for the
- * daemon's life, until the sprite is destroyed. A daemon restart starts every list empty.
+ * to the sprite too: each machine's egress proxy and network stack link decide through it, and
+ * what it refused stays listed (`spritely net show NAME`) across the machine's restarts, sleeps
+ * and restores, for the daemon's life, until the sprite is destroyed. A daemon restart starts every list empty.
  */
 import fs from 'node:fs';
 import type { EnvHandler } from '../checkpoints/env-channel.ts';
@@ -38,6 +38,8 @@ export interface LiveMachine {
   guest: GuestAgentLink;
   env: EnvChannelLike;
   egress: EgressLike;
+  /** Where the machine's host network stack asks about each guest connection and DNS query. */
+  net: EgressLike;
 }
 
 /** What the engine does about a machine's life (wired by the facade). */
@@ -156,9 +158,15 @@ export class LiveMachines {
         log,
         connector: this.networkOf(name).connector,
       }),
+      net: this.io.netstackLink({
+        socketPath: runtime.netSocket ?? spritePaths(this.layout, name).netSocket,
+        network: this.networkOf(name),
+        log,
+      }),
     };
     this.live.set(name, entry);
     entry.egress.listen().catch((err: Error) => log(`egress proxy could not listen: ${err.message}`));
+    entry.net.listen().catch((err: Error) => log(`the network stack's socket could not listen: ${err.message}`));
     const current = () => this.live.get(name)?.machine === machine;
     machine.on('poweroff', () => {
       if (current()) this.hooks.poweredOff(name, machine);
@@ -208,6 +216,7 @@ export class LiveMachines {
     entry.guest.close();
     entry.env.close();
     entry.egress.close();
+    entry.net.close();
     // the machine's connections end with it; the network (and what it refused) stays
     this.networks.get(entry.name)?.close();
   }

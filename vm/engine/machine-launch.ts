@@ -8,10 +8,10 @@
  */
 import fs from 'node:fs';
 import type { MachineShape } from '../driver/driver.ts';
-import type { ImageRecord } from '../images/image-store.ts';
+import { bootFiles, type ImageRecord } from '../images/image-store.ts';
 import { spritePaths } from '../paths.ts';
 import { writeRuntime, type Manifest, type Runtime } from '../store/sprite-manifest.ts';
-import { bootFiles, type EngineContext } from './context.ts';
+import { type EngineContext } from './context.ts';
 import type { LiveMachine } from './live-machines.ts';
 import type { Spare } from './warm-spares.ts';
 
@@ -95,6 +95,7 @@ export class MachineLaunch {
           { hostPort: urlHostPort, guestPort: m.urlPort },
         ],
         egressSocket: p.egressSocket,
+        netSocket: p.netSocket,
         restoreFrom,
         ...(restoreFrom && restoreAttached?.length ? { restoreAttached } : {}),
       });
@@ -130,6 +131,7 @@ export class MachineLaunch {
         urlHostPort: spare.urlHostPort,
         machine: spare.machine.handle,
         egressSocket: spare.egressSocket,
+        netSocket: spare.netSocket,
       };
       try {
         await writeRuntime(p.runtime, runtime);

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { EgressConnector } from '../net/egress-connector.ts';
 import { parseNetworkPolicy } from '../net/egress-policy.ts';
 import type { SpritelyError } from '../errors.ts';
+import { spritePaths } from '../paths.ts';
 import { makeFixture, type Fixture } from './spec-fixture.ts';
 
 let f: Fixture;
@@ -50,16 +51,25 @@ describe('a sprite’s refused destinations', () => {
     await f.engine.create({ name: 'dev' });
     const connector = proxyConnector('dev');
     await connector.connect({ host: '127.0.0.1', port: 80 });
+    // the network stack's link decides through the same network as the proxy
+    const link = f.io.netLinks.at(-1)!;
+    expect(link.opts.socketPath).toBe(spritePaths(f.layout, 'dev').netSocket);
+    await link.opts.network.tcp({ address: '127.0.0.2', port: 81 });
+    expect(f.engine.networkView('dev').refused.map((r) => r.address)).toEqual(['127.0.0.2', '127.0.0.1']);
     await f.engine.stop('dev');
     expect(f.io.egress.at(-1)!.closed).toBe(true);
-    expect(f.engine.networkView('dev').refused).toHaveLength(1);
+    expect(link.closed).toBe(true);
+    expect(f.engine.networkView('dev').refused).toHaveLength(2);
     await f.engine.start('dev');
     expect(proxyConnector('dev')).toBe(connector);
     await proxyConnector('dev').connect({ host: '10.1.2.3', port: 80 });
     await f.engine.sleep('dev');
     await f.engine.wake('dev');
     expect(proxyConnector('dev')).toBe(connector);
-    expect(f.engine.networkView('dev').refused.map((r) => r.address)).toEqual(['10.1.2.3', '127.0.0.1']);
+    expect(f.engine.networkView('dev').refused.map((r) => r.address)).toEqual(['10.1.2.3', '127.0.0.2', '127.0.0.1']);
+    // the woken machine has a link of its own, on the same socket and network
+    expect(f.io.netLinks.at(-1)).not.toBe(link);
+    expect(f.io.netLinks.at(-1)!.opts.network).toBe(link.opts.network);
   });
 
   it('is per sprite, and goes with it: a new sprite of the same name starts empty', async () => {

@@ -12,12 +12,12 @@ import { checkpointOrThrow, cloneCheckpoint } from '../checkpoints/checkpoint-op
 import type { MachineShape } from '../driver/driver.ts';
 import { SpritelyError, toSpritelyError } from '../errors.ts';
 import { ensureGolden, type GoldenRequest } from '../images/golden.ts';
-import type { ImageRecord } from '../images/image-store.ts';
+import { bootFiles, type ImageRecord } from '../images/image-store.ts';
 import { assertSpriteName } from '../names.ts';
 import { DEFAULT_NETWORK, type NetworkPolicy } from '../net/egress-policy.ts';
 import { spritePaths, type SpritePaths } from '../paths.ts';
 import type { Manifest } from '../store/sprite-manifest.ts';
-import { bootFiles, coldBootTimeoutMs, mustImage, type EngineContext } from './context.ts';
+import { coldBootTimeoutMs, mustImage, type EngineContext } from './context.ts';
 import { applyIdentity, growDisk } from './guest-setup.ts';
 import type { Started, Timings } from './lifecycle.ts';
 import type { LiveMachine } from './live-machines.ts';

@@ -13,10 +13,11 @@ import path from 'node:path';
 import { completeState, removeState } from '../checkpoints/state-files.ts';
 import { SpritelyError } from '../errors.ts';
 import { spritePaths } from '../paths.ts';
-import { bootFiles, mustImage, withAwakePeriodClosed, type EngineContext } from './context.ts';
+import { mustImage, withAwakePeriodClosed, type EngineContext } from './context.ts';
 import { setGuestClock } from './guest-setup.ts';
 import type { Lifecycle, Started } from './lifecycle.ts';
 import { shapeOf, type MachineLaunch } from './machine-launch.ts';
+import { bootFiles } from '../images/image-store.ts';
 
 /**
  * Sleep states are compressed too: measured, a wake from one stays within its target (≤ 0.8 s to

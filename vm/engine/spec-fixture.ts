@@ -11,6 +11,7 @@ import path from 'node:path';
 import { FakeDriver, type FakeProcess } from '../driver/fake-driver.ts';
 import { FakeAgent } from '../guest/fake-agent.ts';
 import type { EgressProxyOptions } from '../net/egress-proxy.ts';
+import type { NetstackLinkOptions } from '../net/netstack-link.ts';
 import { ImageStore } from '../images/image-store.ts';
 import { layout, type Layout } from '../paths.ts';
 import type { EngineTimeouts } from './context.ts';
@@ -22,6 +23,7 @@ export const FAST_TIMEOUTS: EngineTimeouts = { restoreMs: 1000, guestAfterRestor
 export interface FakeIo extends EngineIo {
   clock: { now: number };
   egress: { opts: EgressProxyOptions; closed: boolean }[];
+  netLinks: { opts: NetstackLinkOptions; closed: boolean }[];
   idleLoops: (() => void)[];
   hostMiB: number;
   /** While set, compressions wait for it (a spec holds one mid-way). */
@@ -33,12 +35,18 @@ export function fakeIo(): FakeIo {
   const io: FakeIo = {
     clock: { now: Date.parse('2030-01-01T00:00:00Z') },
     egress: [],
+    netLinks: [],
     idleLoops: [],
     hostMiB: 8192,
     now: () => io.clock.now,
     egressProxy: (opts) => {
       const e = { opts, closed: false };
       io.egress.push(e);
+      return { listen: async () => {}, close: () => void (e.closed = true) };
+    },
+    netstackLink: (opts) => {
+      const e = { opts, closed: false };
+      io.netLinks.push(e);
       return { listen: async () => {}, close: () => void (e.closed = true) };
     },
     envChannel: realIo.envChannel,

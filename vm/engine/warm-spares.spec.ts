@@ -52,6 +52,10 @@ describe('warm spares', () => {
     const rt = readRuntime(path.join(f.home, 'sprites/dev/runtime.json'))!;
     expect(rt.egressSocket).toBe(path.join(f.layout.runDir, `spare-${id}.egress`));
     expect(f.io.egress.at(-1)!.opts.socketPath).toBe(rt.egressSocket);
+    // the spare's network stack asks on the spare's socket, which the sprite's link now serves
+    expect(rt.netSocket).toBe(path.join(f.layout.runDir, `spare-${id}.net`));
+    expect(proc.spec.netSocket).toBe(rt.netSocket);
+    expect(f.io.netLinks.at(-1)!.opts.socketPath).toBe(rt.netSocket);
     // it works as a sprite, and sleeps and wakes as one
     await f.engine.sleep('dev');
     await f.engine.wake('dev');

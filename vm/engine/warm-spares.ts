@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Driver, Machine } from '../driver/driver.ts';
 import type { GoldenInfo } from '../images/golden.ts';
-import type { ImageRecord } from '../images/image-store.ts';
+import { bootFiles, type ImageRecord } from '../images/image-store.ts';
 import type { Layout } from '../paths.ts';
 import { readJson, writeJsonAtomic } from '../store/atomic-json.ts';
 import type { EngineIo } from './engine-io.ts';
@@ -39,6 +39,7 @@ export interface Spare {
   sshPort: number;
   urlHostPort: number;
   egressSocket: string;
+  netSocket: string;
   /** Virtual size of its disk (the golden disk's). */
   diskBytes: number;
 }
@@ -51,6 +52,8 @@ interface SpareRecord {
   sshPort: number;
   urlHostPort: number;
   egressSocket: string;
+  /** Absent in spares of daemons from before the host network stack. */
+  netSocket?: string;
   diskBytes: number;
   machine: unknown;
   createdAt: string;
@@ -188,7 +191,7 @@ export class WarmSpares {
         enabled: this.deps.enabled(),
       });
       if (plan.keep && record && machine) {
-        const spare: Spare = { ...record, dir, machine };
+        const spare: Spare = { ...record, netSocket: record.netSocket ?? path.join(this.deps.layout.runDir, `spare-${id}.net`), dir, machine };
         const key = shapeKey(record.shape);
         if (this.ready.has(key)) {
           await this.end(id, machine, 'another spare of its shape is already there');
@@ -254,25 +257,27 @@ export class WarmSpares {
       const sshPort = await io.freePort();
       const urlHostPort = await io.freePort();
       const egressSocket = path.join(layout.runDir, `spare-${id}.egress`);
+      const netSocket = path.join(layout.runDir, `spare-${id}.net`);
       const accel = await this.deps.accel(image);
       const machine = await driver.launch({
         id: `spare-${id}`,
         dir,
         disk,
         shape: { memoryMiB: shape.memoryMiB, cpus: shape.cpus },
-        boot: { kernel: image.kernel, initrd: image.initrd, cmdline: image.kernelCmdline },
+        boot: bootFiles(image),
         // the URL forward goes to the default URL port (a create's); the guest's sshd on 22
         forwards: [
           { hostPort: sshPort, guestPort: 22 },
           { hostPort: urlHostPort, guestPort: 8080 },
         ],
         egressSocket,
+        netSocket,
         restoreFrom: golden.stateFile,
       });
       slot.machine = machine;
       await machine.waitLanded(this.deps.restoreMs);
-      const spare: Spare = { id, dir, shape, machine, accel, sshPort, urlHostPort, egressSocket, diskBytes: golden.diskVirtualBytes };
-      const record: SpareRecord = { id, shape, accel, sshPort, urlHostPort, egressSocket, diskBytes: golden.diskVirtualBytes, machine: machine.handle, createdAt: new Date(io.now()).toISOString() };
+      const spare: Spare = { id, dir, shape, machine, accel, sshPort, urlHostPort, egressSocket, netSocket, diskBytes: golden.diskVirtualBytes };
+      const record: SpareRecord = { id, shape, accel, sshPort, urlHostPort, egressSocket, netSocket, diskBytes: golden.diskVirtualBytes, machine: machine.handle, createdAt: new Date(io.now()).toISOString() };
       await writeJsonAtomic(path.join(dir, 'spare.json'), record);
       if (slot.cancelled || this.closed) {
         await this.end(id, machine, 'it was given up while being made');

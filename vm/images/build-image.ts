@@ -32,6 +32,8 @@ export interface ImageInfo {
   /** Installed Debian packages, `name` → `version`. */
   packages: Record<string, string>;
   buildMs: number;
+  /** Recipe.network (absent in images from before the host network stack). */
+  network?: 'netstack';
 }
 
 export interface ImagePaths {
@@ -143,6 +145,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<ImageInfo> {
       kernelVersion,
       packages,
       buildMs: Date.now() - started,
+      network: recipe.network,
     };
     await writeFileSynced(path.join(work, 'image.json'), JSON.stringify(info, null, 2) + '\n');
     await fs.rm(path.join(work, 'builder.pid'), { force: true });

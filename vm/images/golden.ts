@@ -112,6 +112,7 @@ async function buildGolden(req: GoldenRequest, sig: string): Promise<GoldenInfo>
       boot: req.boot,
       forwards: [{ hostPort: await freeLoopbackPort(), guestPort: 22 }],
       egressSocket: path.join(req.runDir, `gold-${tag}.egress`),
+      netSocket: path.join(req.runDir, `gold-${tag}.net`),
     });
     const m = machine;
     guest = new GuestAgentLink(() => m.openPort(GUEST_PORTS.control));

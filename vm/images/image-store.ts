@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DiskOps } from '../driver/driver.ts';
+import type { BootFiles, DiskOps } from '../driver/driver.ts';
 import { SpritelyError } from '../errors.ts';
 import { readJson } from '../store/atomic-json.ts';
 import { buildImage } from './build-image.ts';
@@ -21,6 +21,16 @@ export interface ImageRecord {
   diskVirtualBytes: number;
   createdAt: string;
   sizeBytes: number;
+  /**
+   * Its guest has its own network on a second NIC, served by the host network stack (images
+   * built before it reach out through the guest agent's relay instead: docs/network.md).
+   */
+  netstack: boolean;
+}
+
+/** What the driver boots an image's machines with. */
+export function bootFiles(image: ImageRecord): BootFiles {
+  return { kernel: image.kernel, initrd: image.initrd, cmdline: image.kernelCmdline, ...(image.netstack ? { netstack: true } : {}) };
 }
 
 export interface ImageProgress {
@@ -60,6 +70,7 @@ export class ImageStore {
       diskVirtualBytes: meta.diskVirtualBytes,
       createdAt: meta.createdAt,
       sizeBytes: safeSize(baseDisk),
+      netstack: meta.network === 'netstack',
     };
   }
 

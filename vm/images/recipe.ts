@@ -35,6 +35,12 @@ export interface Recipe {
   kernelCmdline: string;
   /** Virtual size of base.qcow2; the engine grows sprites' file systems online from here. */
   diskVirtualBytes: number;
+  /**
+   * How the guest reaches out: `netstack` — its own network on a second NIC, served by the host
+   * network stack (docs/network.md); recorded in image.json, so the driver gives the NIC only to
+   * images whose guest is set up for it.
+   */
+  network: 'netstack';
   /** Go source of the guest agent, compiled during the build (docs/guest-agent.md); its files feed the hash. */
   agentDir: string;
 }
@@ -53,13 +59,11 @@ export const DEFAULT_RECIPE: Recipe = {
     'util-linux-extra',
     // initramfs-tools compresses with zstd when present: smaller initrd, faster to unpack under TCG
     'zstd',
-    // /etc/nftables.conf: outbound TCP and DNS to the guest agent's relay (docs/network.md)
-    'nftables',
     // nc: raw TCP from a shell, as users (and the network tests) expect of a machine
     'netcat-openbsd',
   ],
   guestDir: path.join(repoRoot, 'resources/guest'),
-  enableUnits: ['systemd-networkd.service', 'spritely-sshd.socket', 'spritely-agent.service', 'nftables.service'],
+  enableUnits: ['systemd-networkd.service', 'spritely-sshd.socket', 'spritely-agent.service'],
   // ssh.service: replaced by the per-connection spritely-sshd.socket (see its comment)
   disableUnits: ['getty@tty1.service', 'ssh.service'],
   maskUnits: [
@@ -74,6 +78,7 @@ export const DEFAULT_RECIPE: Recipe = {
   kernelCmdline:
     'root=/dev/vda rootfstype=ext4 rw console=ttyS0 quiet loglevel=3 systemd.show_status=0 fsck.mode=skip',
   diskVirtualBytes: 4 * 1024 ** 3,
+  network: 'netstack',
   agentDir: AGENT_SOURCE_DIR,
 };
 

@@ -68,6 +68,19 @@ describe('buildQemuArgv', () => {
     expect(odd).toContain("'UNIX-CONNECT:/run/a,,b.egress'");
   });
 
+  it('gives images with their own network a second NIC on the host network stack, and only them', () => {
+    expect(buildQemuArgv(spec).join(' ')).not.toContain('nic1');
+    const argv = buildQemuArgv({ ...spec, netHelperSocket: '/run/a,b.nic' });
+    const netdevs = argv.flatMap((a, i) => (argv[i - 1] === '-netdev' ? [a] : []));
+    expect(netdevs[1]).toBe('stream,id=n1,server=off,addr.type=unix,addr.path=/run/a,,b.nic');
+    expect(argv).toContain('virtio-net-pci,netdev=n1,mac=52:54:00:12:34:57,id=nic1');
+    // the first NIC (and so the MAC the golden state's guest knows) is unchanged
+    expect(argv).toContain('virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,id=nic0');
+    // a state saved with the second NIC needs it, one saved without it must not get it
+    expect(deviceSignature({ ...spec, netHelperSocket: '/x' }, '7.2.0')).not.toBe(deviceSignature(spec, '7.2.0'));
+    expect(deviceSignature({ ...spec, netHelperSocket: '/x' }, '7.2.0')).toBe(deviceSignature({ ...spec, netHelperSocket: '/elsewhere' }, '7.2.0'));
+  });
+
   it('keeps the device signature independent of the per-sprite egress socket', () => {
     expect(deviceSignature({ ...spec, egressSocket: '/elsewhere' }, '7.2.0')).toBe(deviceSignature(spec, '7.2.0'));
   });

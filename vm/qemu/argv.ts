@@ -27,6 +27,11 @@ export interface VmSpec {
   spritelyAgentSocket: string;
   /** The daemon's egress proxy for this sprite (unix socket); QEMU forwards 10.0.2.100:3128 to it. */
   egressSocket: string;
+  /**
+   * The host network stack's socket (vm/qemu/net-helper.ts), for images whose guest has its own
+   * network (`BootFiles.netstack`): QEMU gives the guest a second NIC whose frames go there.
+   */
+  netHelperSocket?: string;
   /** The serial console (the daemon reads it into a bounded log: serial-log.ts). */
   serialSocket: string;
   pidFile: string;
@@ -65,6 +70,8 @@ export function incomingCommand(file: string): string {
 export const GUEST_IP = '10.0.2.15';
 /** Every sprite keeps the golden MAC: each has its own slirp, and a new MAC would move the address. */
 export const GUEST_MAC = '52:54:00:12:34:56';
+/** The guest's second NIC, on the host network stack (its address: resources/guest/etc/systemd/network). */
+export const GUEST_NET_MAC = '52:54:00:12:34:57';
 /** Where the guest finds the egress proxy (for programs pointed at it by hand); QEMU forwards it to the daemon. */
 export const EGRESS_PROXY_IP = '10.0.2.100';
 export const EGRESS_PROXY_PORT = 3128;
@@ -123,6 +130,11 @@ export function buildQemuArgv(spec: VmSpec): string[] {
     // address spawns socat onto the daemon's per-sprite egress socket, where the policy is applied.
     '-netdev', `user,id=n0,net=10.0.2.0/24,restrict=on,ipv6=off${forwards},guestfwd=tcp:${EGRESS_PROXY_IP}:${EGRESS_PROXY_PORT}-cmd:${o(egressCommand(spec.egressSocket))}`,
     '-device', `virtio-net-pci,netdev=n0,mac=${GUEST_MAC},id=nic0`,
+    // The guest's own network: every frame of its second NIC to the host network stack, which
+    // asks the daemon about every connection (docs/network.md, "The host network stack").
+    ...(spec.netHelperSocket
+      ? ['-netdev', `stream,id=n1,server=off,addr.type=unix,addr.path=${o(spec.netHelperSocket)}`, '-device', `virtio-net-pci,netdev=n1,mac=${GUEST_NET_MAC},id=nic1`]
+      : []),
     '-device', 'virtio-serial-pci,id=vser0',
     '-chardev', `socket,id=qga0,path=${o(spec.agentSocket)},server=on,wait=off`,
     '-device', `virtserialport,bus=vser0.0,chardev=qga0,name=${GUEST_PORTS.control},id=qgaport`,
@@ -183,6 +195,7 @@ export function deviceSignature(spec: VmSpec, qemuVersion: string): string {
     spritelyAgentSocket: 'S',
     egressSocket: 'S',
     serialSocket: 'S',
+    netHelperSocket: spec.netHelperSocket ? 'S' : undefined,
     pidFile: 'P',
     incomingStateFile: undefined,
     placeholders: undefined,

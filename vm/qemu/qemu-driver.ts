@@ -18,6 +18,7 @@ import { buildQemuArgv, deviceSignature, type VmSpec } from './argv.ts';
 import { viewAddress } from './snapshot-views.ts';
 import { qemuDisks } from './qemu-img.ts';
 import { QemuHandle, QemuMachine } from './qemu-machine.ts';
+import { missingNetHelper, netHelperBinary, startNetHelper } from './net-helper.ts';
 import { killPid, launchQemu, qemuVersion } from './qemu-process.ts';
 import { QmpClient } from './qmp-client.ts';
 
@@ -33,10 +34,10 @@ export interface QemuDriverOptions {
 }
 
 /** The sockets of machine `id` in the run dir. */
-export function qemuSockets(runDir: string, id: string): { qmp: string; agent: string; env: string; spritelyAgent: string; serial: string } {
+export function qemuSockets(runDir: string, id: string): { qmp: string; agent: string; env: string; spritelyAgent: string; serial: string; netHelper: string } {
   const tag = crypto.createHash('sha256').update(id).digest('hex').slice(0, 12);
   const sock = (kind: string) => path.join(runDir, `${tag}.${kind}`);
-  return { qmp: sock('qmp'), agent: sock('qga'), env: sock('env'), spritelyAgent: sock('agent'), serial: sock('serial') };
+  return { qmp: sock('qmp'), agent: sock('qga'), env: sock('env'), spritelyAgent: sock('agent'), serial: sock('serial'), netHelper: sock('nic') };
 }
 
 export class QemuDriver implements Driver {
@@ -99,6 +100,7 @@ export class QemuDriver implements Driver {
       envSocket: sockets.env,
       spritelyAgentSocket: sockets.spritelyAgent,
       egressSocket: s.egressSocket,
+      netHelperSocket: s.boot.netstack ? sockets.netHelper : undefined,
       serialSocket: sockets.serial,
       pidFile: path.join(s.dir, 'qemu.pid'),
       incomingStateFile: s.restoreFrom,
@@ -107,14 +109,24 @@ export class QemuDriver implements Driver {
   }
 
   async signature(shape: MachineShape, boot: BootFiles): Promise<string> {
-    const spec = await this.spec({ id: 'signature', dir: '/', disk: '', shape, boot, forwards: [], egressSocket: '' });
+    const spec = await this.spec({ id: 'signature', dir: '/', disk: '', shape, boot, forwards: [], egressSocket: '', netSocket: '' });
     return deviceSignature(spec, await this.version());
   }
 
   async launch(s: LaunchSpec): Promise<QemuMachine> {
     const spec = await this.spec(s);
     const logFile = path.join(s.dir, 'qemu.log');
-    const { pid } = await launchQemu(buildQemuArgv(spec), { logFile, qmpSocket: spec.qmpSocket });
+    // the network stack first: QEMU connects the guest's second NIC to it as it starts
+    const helperPid = spec.netHelperSocket
+      ? await startNetHelper({ qemuSocket: spec.netHelperSocket, daemonSocket: s.netSocket, logFile: path.join(s.dir, 'net.log') })
+      : 0;
+    let pid: number;
+    try {
+      ({ pid } = await launchQemu(buildQemuArgv(spec), { logFile, qmpSocket: spec.qmpSocket }));
+    } catch (err) {
+      if (helperPid) killPid(helperPid);
+      throw err;
+    }
     try {
       const qmp = await QmpClient.connect(spec.qmpSocket);
       const handle = { pid, qmpSocket: spec.qmpSocket, agentSocket: spec.agentSocket, envSocket: spec.envSocket, spritelyAgentSocket: spec.spritelyAgentSocket, serialSocket: spec.serialSocket, serialLog: path.join(s.dir, 'serial.log'), logFile, dir: s.dir, disk: s.disk };
@@ -175,6 +187,11 @@ export class QemuDriver implements Driver {
         throw new Error('zstd is missing (sudo apt-get install zstd): RAM states compressed by older versions (.zst) cannot be restored');
       });
       return `${stdout.trim()}; restores RAM states compressed by older versions`;
+    });
+    await check('network', async () => {
+      const binary = netHelperBinary();
+      if (!fs.existsSync(binary)) throw new Error(`${missingNetHelper(binary)}; without it sprites of current images do not start`);
+      return `${binary}; each sprite's own DNS and TCP, decided by the daemon`;
     });
     await check('egress', async () => {
       const { stdout, stderr } = await execFileP('socat', ['-V']).catch(() => {

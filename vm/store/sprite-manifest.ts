@@ -46,6 +46,8 @@ export const RuntimeSchema = z.preprocess(
     machine: z.unknown(),
     /** Where the machine's guest connections to the egress proxy arrive, when not the sprite's usual path (a warm spare's machine keeps its own). */
     egressSocket: z.string().optional(),
+    /** The same for the host network stack's socket (vm/net/netstack-link.ts). */
+    netSocket: z.string().optional(),
   }),
 );
 export type Runtime = z.infer<typeof RuntimeSchema>;
