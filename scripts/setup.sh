@@ -37,14 +37,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
-# Each sprite's network stack on the host (docs/network.md): built from resources/net-helper with
-# Debian's Go and gVisor sources (GOPATH mode: no module is downloaded), when missing or stale.
-if [ ! -x dist/spritely-net ] || [ -n "$(find resources/net-helper -newer dist/spritely-net -print -quit)" ]; then
-  echo "setup: building the network helper"
-  mkdir -p dist
-  (cd resources/net-helper && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= go build -trimpath -o ../../dist/spritely-net.tmp .)
-  mv dist/spritely-net.tmp dist/spritely-net
-fi
+# Each sprite's network stack on the host (docs/network.md), when missing or stale.
+bash scripts/build-net-helper.sh
 
 # The CLI, daemon and MCP server run from dist/cli (bin/spritely.js rebuilds it when its sources
 # change); the daemon serves the UI from dist/renderer. Each is built here when missing or stale.

@@ -17,6 +17,7 @@ stage() {
 }
 
 stage "build (the CLI bundle, if stale)" node scripts/build-cli.mjs --if-stale
+stage "build (the network helper, if stale)" bash scripts/build-net-helper.sh
 stage typecheck npx tsc -p tsconfig.json --noEmit
 stage "unit" npx vitest run --project unit --reporter=default --reporter=json --outputFile.json="$results/unit.json"
 stage "vm (real QEMU)" npx vitest run --project vm --reporter=default --reporter=json --outputFile.json="$results/vm.json"
