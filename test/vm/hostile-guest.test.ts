@@ -95,6 +95,21 @@ function socatsOf(socketPath: string): number {
   return n;
 }
 
+/** The host network stacks running now (spritely-net processes of this test's data dir). */
+function netHelpers(): string[] {
+  const out: string[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmd.includes('spritely-net') && cmd.includes(d.layout.runDir)) out.push(entry);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
 function sizeOf(file: string): number {
   return fs.existsSync(file) ? fs.statSync(file).size : 0;
 }
@@ -268,6 +283,44 @@ describe('a sprite whose root attacks the host', () => {
     process.stderr.write(`[hostile-guest] calm during the flood: ${calm.length} execs with curl, p50 ${pct(calm.map((c) => c.ms), 50).toFixed(0)} ms, max ${Math.max(...calm.map((c) => c.ms)).toFixed(0)} ms\n`);
     expect(calm.length).toBeGreaterThan(2);
     expect(calm.every((c) => c.ok)).toBe(true);
+  });
+
+  it('floods its own network (1 500 refused connections, 3 000 datagrams to closed ports): each is decided, the log stays bounded, and its network answers after', async () => {
+    phase = 'flood';
+    const started = Date.now();
+    const helpers = () => netHelpers().length;
+    expect(helpers()).toBe(2); // one host network stack per running sprite
+    const hitsBefore = originHits;
+    // `internet` refuses this computer's own address: every connection is asked of the daemon and refused
+    const flood = await sh(
+      EVIL,
+      [
+        'refused=0; opened=0',
+        `for i in $(seq 1500); do if (exec 3<>/dev/tcp/${lanAddress}/${originPort}) 2>/dev/null; then opened=$((opened+1)); else refused=$((refused+1)); fi; done`,
+        'echo "refused=$refused opened=$opened"',
+      ].join('\n'),
+      400_000,
+    );
+    expect(flood.exitCode, flood.stderr).toBe(0);
+    expect(flood.stdout.trim()).toBe('refused=1500 opened=0');
+    const shown = async () => JSON.parse((await d.cli(['net', 'show', EVIL, '--json'])).stdout) as { refused: { protocol: string; address: string | null; count: number }[] };
+    const tcp = (await shown()).refused.find((x) => x.protocol === 'tcp' && x.address === lanAddress);
+    expect(tcp?.count).toBeGreaterThan(1); // one row for the burst, with its count
+    const datagrams = await sh(EVIL, `for p in $(seq 2000 4999); do echo x > /dev/udp/${lanAddress}/$p; done 2>/dev/null; echo sent`, 400_000);
+    expect(datagrams.stdout.trim()).toBe('sent');
+    process.stderr.write(`[hostile-guest] own-network flood: ${flood.stdout.trim()}, 3000 datagrams, in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+    expect(originHits).toBe(hitsBefore); // nothing of evil's reached this computer
+    // the daemon log: one line per destination a minute, at most 60 a minute, then a summary
+    const minutes = 1 + Math.floor((Date.now() - started) / 60_000);
+    const lines = logLines(/sprite evil: .*refused/);
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.length).toBeLessThanOrEqual(62 * minutes + 10);
+    expect((await shown()).refused.some((x) => x.protocol === 'udp')).toBe(true);
+    // and its network still answers: a DNS query gets an answer (an address or a refusal), not a timeout
+    const dns = await sh(EVIL, 'start=$(date +%s%N); getent hosts spritely-after-flood.example.org >/dev/null; echo "rc=$? ms=$(( ($(date +%s%N) - start) / 1000000 ))"');
+    expect(dns.stdout).toMatch(/^rc=[02] ms=\d+$/m);
+    expect(Number(/ms=(\d+)/.exec(dns.stdout)![1])).toBeLessThan(4000);
+    expect(helpers()).toBe(2);
   });
 
   it('floods the spritely-env port past its line cap: closed (logged), reopened after a back-off, and spritely-env works again', async () => {
