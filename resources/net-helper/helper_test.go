@@ -18,12 +18,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
-	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
-	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 )
 
 func TestFrames(t *testing.T) {
@@ -167,13 +163,10 @@ func fmtInt(n int) string {
 
 // guestStack is a second netstack playing the guest: 10.0.3.15/24, default route via the helper.
 func guestStack(t testing.TB, link net.Conn) *stack.Stack {
-	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
-	})
 	mac, _ := net.ParseMAC("52:54:00:12:34:57")
 	ch := channel.New(256, mtu, tcpip.LinkAddress(mac))
-	if err := s.CreateNIC(1, ethernet.New(ch)); err != nil {
+	s, err := newIPv4Stack(ch)
+	if err != nil {
 		t.Fatal(err)
 	}
 	s.AddProtocolAddress(1, tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.Address(net.IPv4(10, 0, 3, 15).To4()), PrefixLen: 24}}, stack.AddressProperties{})

@@ -42,7 +42,9 @@ type network struct {
 	ctx    context.Context
 }
 
-func newNetwork(d *daemon) (*network, error) {
+// newIPv4Stack is a stack speaking IPv4, ARP, TCP (with SACK) and UDP on one Ethernet NIC whose
+// frames are ch's (the tests' guest is one too).
+func newIPv4Stack(ch *channel.Endpoint) (*stack.Stack, error) {
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
@@ -51,10 +53,18 @@ func newNetwork(d *daemon) (*network, error) {
 	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); err != nil {
 		return nil, tcpErr("SACK", err)
 	}
-	mac, _ := net.ParseMAC(gatewayMAC)
-	ch := channel.New(1024, mtu, tcpip.LinkAddress(mac))
 	if err := s.CreateNIC(nicID, ethernet.New(ch)); err != nil {
 		return nil, tcpErr("NIC", err)
+	}
+	return s, nil
+}
+
+func newNetwork(d *daemon) (*network, error) {
+	mac, _ := net.ParseMAC(gatewayMAC)
+	ch := channel.New(1024, mtu, tcpip.LinkAddress(mac))
+	s, err := newIPv4Stack(ch)
+	if err != nil {
+		return nil, err
 	}
 	// Promiscuous + spoofing: the stack takes connections to every destination address and
 	// answers from it, as the guest's whole network would.

@@ -19,7 +19,8 @@ import type { Duplex } from 'node:stream';
 import { AgentChannel, type ChannelLink } from './agent-channel.ts';
 import { HELLO_TIMEOUTS_MS, helloWithRetry, RESUME_TIMEOUT_MS, sayHello, type AgentConnector, type HelloHost } from './agent-hello.ts';
 import { AgentLiveness } from './agent-liveness.ts';
-import { AgentRelay, type GuestNetwork } from './agent-relay.ts';
+import type { GuestNetwork } from '../net/sprite-network.ts';
+import { AgentRelay } from './agent-relay.ts';
 import { CloseReason, RELAY_EVENT_KINDS, type RelayEvent } from './agent-relay-protocol.ts';
 import {
   AgentProtocol, AgentVersionError, DEFAULT_WINDOW, type AgentEvent, type AgentIdentity, type AgentInfo, type ExecRequest,

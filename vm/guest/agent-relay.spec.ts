@@ -19,7 +19,8 @@ import { serveDnsStream } from '../net/dns-stream.ts';
 import { freeLoopbackPort } from '../net/free-port.ts';
 import { buildAgent } from './agent-build.ts';
 import { AgentClient, unixSocket } from './agent-client.ts';
-import { AgentRelay, MAX_DNS_IN_FLIGHT, type GuestNetwork } from './agent-relay.ts';
+import type { GuestNetwork } from '../net/sprite-network.ts';
+import { AgentRelay, MAX_DNS_IN_FLIGHT } from './agent-relay.ts';
 import { RelayProtocol } from './agent-relay-protocol.ts';
 
 let dir: string;

@@ -6,24 +6,13 @@
  * credit both ways: bytes from the guest are granted back only once the socket has taken them,
  * bytes from the destination are read only while the agent has room, so neither side buffers
  * more than a window per connection. DNS over TCP (a connection to port 53) is answered by the
- * network's DNS stream server on an in-memory pipe. This file imports nothing of vm/net: the
- * network is passed in.
+ * network's DNS stream server on an in-memory pipe. The network is passed in (only its type
+ * comes from vm/net).
  */
 import { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
+import type { GuestNetwork } from '../net/sprite-network.ts';
 import { CloseReason, type RelayEvent, type RelayProtocol } from './agent-relay-protocol.ts';
-
-/** What the relay asks of a sprite's network (SpriteNetwork has this shape). */
-export interface GuestNetwork {
-  tcp(destination: { address: string; port: number; signal?: AbortSignal }): Promise<
-    | { ok: 'dns' }
-    | { ok: true; socket: Socket }
-    | { ok: false; kind: 'invalid' | 'refused' | 'unreachable' | 'busy'; message: string }
-  >;
-  answerDns(packet: Uint8Array): Promise<Uint8Array | null>;
-  udp(destination: { address: string; port: number }): 'dns' | 'refused';
-  dnsStream(stream: Duplex): Promise<void>;
-}
 
 /** The relay's way to the agent: the current epoch's relay protocol (none while disconnected) and the channel's writer. */
 export interface RelayLink {

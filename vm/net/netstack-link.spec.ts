@@ -20,8 +20,8 @@ import {
   parseHeader,
   replyLine,
   REPLY_MAX_BYTES,
-  type NetstackNetwork,
 } from './netstack-link.ts';
+import type { GuestNetwork } from './sprite-network.ts';
 
 /** One end of a connection, recording what it reads and whether it ended or closed. */
 class Peer {
@@ -81,14 +81,14 @@ async function connectTo(address: string, port: number): Promise<net.Socket> {
   return s;
 }
 
-const defaults = (): NetstackNetwork => ({
+const defaults = (): GuestNetwork => ({
   tcp: async (d) => ({ ok: true, socket: await connectTo(d.address, d.port) }),
   answerDns: async (p) => Buffer.concat([Buffer.from('A:'), p]),
   udp: (d) => (udps.push(d), 'refused'),
   dnsStream: async () => {},
 });
 
-let impl: NetstackNetwork;
+let impl: GuestNetwork;
 let udps: { address: string; port: number }[];
 let logs: string[];
 let link: NetstackLink;
@@ -99,7 +99,7 @@ const clients: net.Socket[] = [];
 async function start(headerTimeoutMs?: number): Promise<void> {
   link?.close();
   socketPath = path.join(dir, `link-${n++}.sock`);
-  const network: NetstackNetwork = {
+  const network: GuestNetwork = {
     tcp: (d) => impl.tcp(d),
     answerDns: (p) => impl.answerDns(p),
     udp: (d) => impl.udp(d),

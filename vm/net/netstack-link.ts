@@ -12,22 +12,11 @@ import fs from 'node:fs';
 import net, { type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { safeText } from '../safe-text.ts';
-
-/** What the link asks of a sprite's network (SpriteNetwork has this shape). */
-export interface NetstackNetwork {
-  tcp(destination: { address: string; port: number; signal?: AbortSignal }): Promise<
-    | { ok: 'dns' }
-    | { ok: true; socket: Socket }
-    | { ok: false; kind: 'invalid' | 'refused' | 'unreachable' | 'busy'; message: string }
-  >;
-  answerDns(packet: Uint8Array): Promise<Uint8Array | null>;
-  udp(destination: { address: string; port: number }): 'dns' | 'refused';
-  dnsStream(stream: Duplex): Promise<void>;
-}
+import type { GuestNetwork } from './sprite-network.ts';
 
 export interface NetstackLinkOptions {
   socketPath: string;
-  network: NetstackNetwork;
+  network: GuestNetwork;
   log?: (line: string) => void;
   /** How long a new connection has to send its first line (default HEADER_TIMEOUT_MS). */
   headerTimeoutMs?: number;
@@ -236,7 +225,7 @@ export class NetstackLink {
     const onClose = () => abort.abort();
     s.on('data', onData).on('end', onEnd).once('close', onClose);
     if (earlyBytes >= EARLY_MAX_BYTES) s.pause();
-    let r: Awaited<ReturnType<NetstackNetwork['tcp']>>;
+    let r: Awaited<ReturnType<GuestNetwork['tcp']>>;
     try {
       r = await this.opts.network.tcp({ address, port, signal: abort.signal });
     } catch (err) {

@@ -9,6 +9,7 @@
  * side (the guest agent's DNS, TCP and UDP carriers) calls answerDns, tcp, udp and dnsStream;
  * `net show` and the UI read the refusal list.
  */
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Range } from './address.ts';
 import { DnsResponder } from './dns-responder.ts';
@@ -41,6 +42,22 @@ export interface SpriteNetworkOptions {
   now?: () => number;
 }
 
+/**
+ * What a carrier of the guest's own traffic asks of its sprite's network: the host network
+ * stack's link (netstack-link.ts) and the older images' agent relay (vm/guest/agent-relay.ts).
+ * SpriteNetwork has this shape; specs pass fakes.
+ */
+export interface GuestNetwork {
+  tcp(destination: { address: string; port: number; signal?: AbortSignal }): Promise<
+    | { ok: 'dns' }
+    | { ok: true; socket: Socket }
+    | { ok: false; kind: 'invalid' | 'refused' | 'unreachable' | 'busy'; message: string }
+  >;
+  answerDns(packet: Uint8Array): Promise<Uint8Array | null>;
+  udp(destination: { address: string; port: number }): 'dns' | 'refused';
+  dnsStream(stream: Duplex): Promise<void>;
+}
+
 /** What `spritely net show NAME` and the UI's sprite header show. */
 export interface NetworkView {
   /** The policy as the user writes it. */
@@ -51,7 +68,7 @@ export interface NetworkView {
   bytes: { in: number; out: number };
 }
 
-export class SpriteNetwork {
+export class SpriteNetwork implements GuestNetwork {
   readonly refusals: RefusalLog;
   readonly names = new ResolvedNames();
   readonly connector: EgressConnector;
