@@ -7,12 +7,12 @@
  * `{error: {code, message}}` with a status that matches.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { SpritelyError, toSpritelyError } from '../errors.ts';
 import type { Engine } from '../engine/engine.ts';
+import { listenPrivate } from '../net/private-socket.ts';
 import type { RelayLink } from '../net/relay-link.ts';
 import { spriteNameProblem } from '../names.ts';
 import { TerminalManager } from '../terminals/terminal-manager.ts';
@@ -89,19 +89,8 @@ export class ApiServer {
     return this.loginUrlFor(this.ui().mintCode().code);
   }
 
-  async listenUnix(socketPath: string): Promise<void> {
-    fs.rmSync(socketPath, { force: true });
-    const server = this.makeServer('unix');
-    const oldMask = process.umask(0o177);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(socketPath, () => resolve());
-      });
-    } finally {
-      process.umask(oldMask);
-    }
-    fs.chmodSync(socketPath, 0o600);
+  listenUnix(socketPath: string): Promise<void> {
+    return listenPrivate(this.makeServer('unix'), socketPath);
   }
 
   async listenTcp(port: number): Promise<number> {

@@ -17,6 +17,7 @@ import type { Range } from './address.ts';
 import { EgressConnector, readTreatAsPublic, type EgressRefusal } from './egress-connector.ts';
 import type { NetworkPolicy } from './egress-policy.ts';
 import type { HostNetwork } from './host-networks.ts';
+import { listenPrivate } from './private-socket.ts';
 import { safeText } from '../safe-text.ts';
 
 export { readTreatAsPublic } from './egress-connector.ts';
@@ -145,16 +146,8 @@ export class EgressProxy {
     return this.connector.bytesOut;
   }
 
-  async listen(): Promise<void> {
-    fs.rmSync(this.opts.socketPath, { force: true });
-    await new Promise<void>((resolve, reject) => {
-      this.listener.once('error', reject);
-      this.listener.listen(this.opts.socketPath, () => {
-        this.listener.off('error', reject);
-        resolve();
-      });
-    });
-    fs.chmodSync(this.opts.socketPath, 0o600);
+  listen(): Promise<void> {
+    return listenPrivate(this.listener, this.opts.socketPath);
   }
 
   close(): void {

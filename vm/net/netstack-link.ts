@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import net, { type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { safeText } from '../safe-text.ts';
+import { listenPrivate } from './private-socket.ts';
 import type { GuestNetwork } from './sprite-network.ts';
 
 export interface NetstackLinkOptions {
@@ -149,16 +150,8 @@ export class NetstackLink {
     return this.piped.size;
   }
 
-  async listen(): Promise<void> {
-    fs.rmSync(this.opts.socketPath, { force: true });
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.socketPath, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    fs.chmodSync(this.opts.socketPath, 0o600);
+  listen(): Promise<void> {
+    return listenPrivate(this.server, this.opts.socketPath);
   }
 
   close(): void {
