@@ -1,7 +1,8 @@
 /**
  * The QEMU driver: machines are detached QEMU processes (they outlive the daemon) with QMP on a
  * unix socket, guest ports as virtio-serial sockets, user networking with loopback forwards and a
- * guestfwd to the daemon's egress socket, and qcow2 disks handled by qemu-img. The accelerator is
+ * guestfwd to the daemon's egress socket, for current images a second NIC on the host network
+ * stack (net-helper.ts), and qcow2 disks handled by qemu-img. The accelerator is
  * chosen once by a canary boot (accel.ts); a state's signature is the normalized argv plus the QEMU
  * version (argv.ts). Per-machine sockets live in the short run dir (unix socket paths are limited
  * to ~108 bytes), logs and the pid file in the machine's own dir.
